@@ -1,0 +1,276 @@
+// The per-device Allocator: the lock, block-level accounting, cross-stream
+// frees, and the out-of-memory path (release the cache, retry, fail cleanly).
+// Where a block lands is the policy's business; segment-level statistics are
+// kept by the policy's SegmentSource.
+#include "hbmalloc/allocator.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "backend/backend.h"
+#include "policy/policy.h"
+
+namespace hbmalloc {
+
+namespace {
+
+std::string hex(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, reinterpret_cast<uintptr_t>(p));
+  return buf;
+}
+
+// Largest request we accept: far above any device, far below overflow.
+constexpr uint64_t kMaxRequest = uint64_t(1) << 50;
+
+}  // namespace
+
+struct Allocator::Impl {
+  Config config;
+  std::unique_ptr<Backend> backend;
+  Stats stats;
+  std::unique_ptr<Policy> policy;
+  mutable std::mutex mu;
+
+  // Streams other than its own that a live block is used on (record_stream).
+  absl::btree_map<void*, std::vector<StreamId>> stream_uses;
+  // Blocks freed while other streams may still use them: they return to the
+  // policy once every event is done.
+  struct PendingFree {
+    void* ptr;
+    std::vector<EventId> events;
+  };
+  std::vector<PendingFree> pending;
+  absl::btree_map<void*, LiveBlock> pending_blocks;
+
+  Impl(const Config& c, int device) : config(c), backend(make_backend(c, device)) {
+    policy = make_policy(config, *backend, stats);
+    apply_fraction(config.memory_fraction);
+  }
+
+  void apply_fraction(double fraction) {
+    uint64_t capacity = backend->capacity();
+    uint64_t limit = capacity == 0 ? UINT64_MAX : uint64_t(double(capacity) * fraction);
+    policy->set_limit(limit);
+    stats.memory_limit = capacity == 0 ? 0 : int64_t(limit);
+  }
+
+  void count_alloc(const Allocation& a, uint64_t requested) {
+    stats.allocation.increase(a.pool, 1);
+    stats.allocated_bytes.increase(a.pool, int64_t(a.allocated));
+    stats.active.increase(a.pool, 1);
+    stats.active_bytes.increase(a.pool, int64_t(a.allocated));
+    stats.requested_bytes.increase(a.pool, int64_t(requested));
+  }
+  // A free has two moments, as in PyTorch: the caller lets go (allocation
+  // ends) and the memory becomes reusable (activity ends).
+  void count_release(const LiveBlock& b) {
+    stats.allocation.decrease(b.pool, 1);
+    stats.allocated_bytes.decrease(b.pool, int64_t(b.allocated));
+  }
+  void count_inactive(const LiveBlock& b) {
+    stats.active.decrease(b.pool, 1);
+    stats.active_bytes.decrease(b.pool, int64_t(b.allocated));
+    stats.requested_bytes.decrease(b.pool, int64_t(b.requested));
+  }
+
+  // Returns to the policy every pending block whose events are all done.
+  void drain_pending() {
+    size_t kept = 0;
+    for (PendingFree& p : pending) {
+      bool done = true;
+      for (EventId e : p.events) done = done && backend->event_done(e);
+      if (!done) {
+        pending[kept++] = std::move(p);
+        continue;
+      }
+      for (EventId e : p.events) backend->release_event(e);
+      LiveBlock b;
+      policy->free(p.ptr, -1, b);
+      count_inactive(b);
+      pending_blocks.erase(p.ptr);
+    }
+    pending.resize(kept);
+  }
+  void sync_and_drain() {
+    if (pending.empty()) return;
+    backend->synchronize();
+    ++stats.num_sync_all_streams;
+    drain_pending();
+  }
+
+  void* malloc(uint64_t size, StreamId stream) {
+    if (size == 0) return nullptr;
+    if (size > kMaxRequest)
+      throw Error(ErrorCode::kInvalidArgument, "request of " + std::to_string(size) + " bytes is absurdly large");
+    std::lock_guard<std::mutex> lock(mu);
+    if (!pending.empty()) drain_pending();
+    Allocation a = policy->allocate(size, stream);
+    if (a.ptr == nullptr) a = retry_after_release(size, stream);
+    count_alloc(a, size);
+    return a.ptr;
+  }
+
+  // Slow path: everything cached goes back to the device, then one more try.
+  Allocation retry_after_release(uint64_t size, StreamId stream) {
+    sync_and_drain();
+    policy->release_cached();
+    ++stats.num_alloc_retries;
+    Allocation a = policy->allocate(size, stream);
+    if (a.ptr != nullptr) return a;
+    ++stats.num_ooms;
+    uint64_t capacity = backend->capacity();
+    throw Error(ErrorCode::kOutOfMemory,
+                "tried to allocate " + format_bytes(size) + " on device " + std::to_string(backend->device()) +
+                    " (" + std::string(backend->name()) + "): " + format_bytes(uint64_t(stats.reserved_bytes.all.current)) +
+                    " reserved, " + format_bytes(uint64_t(stats.allocated_bytes.all.current)) + " allocated, " +
+                    format_bytes(policy->largest_free_block()) + " largest free block, limit " +
+                    (stats.memory_limit ? format_bytes(uint64_t(stats.memory_limit)) : std::string("none")) +
+                    ", capacity " + (capacity ? format_bytes(capacity) : std::string("unlimited")));
+  }
+
+  void free(void* ptr, int64_t expected_size) {
+    if (ptr == nullptr) return;
+    if (expected_size < -1)
+      throw Error(ErrorCode::kInvalidArgument, "free of " + hex(ptr) + " with negative size " + std::to_string(expected_size));
+    std::lock_guard<std::mutex> lock(mu);
+    if (!pending_blocks.empty() && pending_blocks.contains(ptr))
+      throw Error(ErrorCode::kDoubleFree, hex(ptr) + " was already freed (its stream uses are still pending)");
+    if (!stream_uses.empty()) {
+      auto it = stream_uses.find(ptr);
+      if (it != stream_uses.end()) return free_used_elsewhere(ptr, expected_size, it);
+    }
+    LiveBlock b;
+    FreeStatus status = policy->free(ptr, expected_size, b);
+    if (status != FreeStatus::kOk) bad_free(ptr, expected_size, status, b);
+    count_release(b);
+    count_inactive(b);
+  }
+
+  void free_used_elsewhere(void* ptr, int64_t expected_size,
+                           absl::btree_map<void*, std::vector<StreamId>>::iterator it) {
+    LiveBlock b;
+    if (!policy->find(ptr, b)) bad_free(ptr, expected_size, FreeStatus::kNotLive, b);
+    if (expected_size >= 0 && uint64_t(expected_size) != b.requested)
+      bad_free(ptr, expected_size, FreeStatus::kSizeMismatch, b);
+    PendingFree p{ptr, {}};
+    for (StreamId s : it->second) p.events.push_back(backend->record_event(s));
+    stream_uses.erase(it);
+    count_release(b);
+    pending.push_back(std::move(p));
+    pending_blocks.emplace(ptr, b);
+    drain_pending();  // events on idle streams are done at once
+  }
+
+  [[noreturn]] void bad_free(void* ptr, int64_t expected_size, FreeStatus status, const LiveBlock& b) {
+    if (status == FreeStatus::kSizeMismatch)
+      throw Error(ErrorCode::kSizeMismatch, "free of " + hex(ptr) + " with size " + std::to_string(expected_size) +
+                                                " but it was allocated with size " + std::to_string(b.requested));
+    ErrorCode code = policy->classify_bad_pointer(ptr);
+    if (code == ErrorCode::kDoubleFree) throw Error(code, hex(ptr) + " was already freed");
+    throw Error(code, hex(ptr) + " was not returned by hbmalloc on device " + std::to_string(backend->device()));
+  }
+
+  void record_stream(void* ptr, StreamId stream) {
+    if (ptr == nullptr) return;
+    std::lock_guard<std::mutex> lock(mu);
+    LiveBlock b;
+    if (!policy->find(ptr, b) || pending_blocks.contains(ptr))
+      throw Error(ErrorCode::kUnknownPointer, "record_stream on " + hex(ptr) + ", which is not a live hbmalloc block");
+    if (stream == b.stream) return;  // its own stream orders its uses already
+    std::vector<StreamId>& uses = stream_uses[ptr];
+    for (StreamId s : uses)
+      if (s == stream) return;
+    uses.push_back(stream);
+  }
+
+  void check() const {
+    Tally t = policy->check();
+    auto fail = [](const std::string& what) { throw Error(ErrorCode::kInvariant, what); };
+    for (Pool pool : {Pool::kSmall, Pool::kLarge}) {
+      const PoolTally& pt = t.of(pool);
+      int64_t pending_n = 0, pending_bytes = 0;
+      for (const auto& [ptr, b] : pending_blocks)
+        if (b.pool == pool) ++pending_n, pending_bytes += int64_t(b.allocated);
+      const char* name = pool == Pool::kSmall ? "small_pool" : "large_pool";
+      auto expect = [&](const char* stat, int64_t kept, int64_t held) {
+        if (kept != held)
+          fail(std::string(stat) + "." + name + ".current is " + std::to_string(kept) + " but the structures hold " +
+               std::to_string(held));
+      };
+      expect("segment", stats.segment.of(pool).current, pt.segments);
+      expect("reserved_bytes", stats.reserved_bytes.of(pool).current, pt.reserved);
+      expect("active", stats.active.of(pool).current, pt.blocks);
+      expect("active_bytes", stats.active_bytes.of(pool).current, pt.allocated_bytes);
+      expect("requested_bytes", stats.requested_bytes.of(pool).current, pt.requested_bytes);
+      expect("allocation", stats.allocation.of(pool).current, pt.blocks - pending_n);
+      expect("allocated_bytes", stats.allocated_bytes.of(pool).current, pt.allocated_bytes - pending_bytes);
+      expect("inactive_split", stats.inactive_split.of(pool).current, pt.inactive_split);
+      expect("inactive_split_bytes", stats.inactive_split_bytes.of(pool).current, pt.inactive_split_bytes);
+    }
+    const std::pair<const char*, const StatArray*> arrays[] = {
+        {"allocation", &stats.allocation},         {"segment", &stats.segment},
+        {"active", &stats.active},                 {"inactive_split", &stats.inactive_split},
+        {"allocated_bytes", &stats.allocated_bytes}, {"reserved_bytes", &stats.reserved_bytes},
+        {"active_bytes", &stats.active_bytes},     {"inactive_split_bytes", &stats.inactive_split_bytes},
+        {"requested_bytes", &stats.requested_bytes}};
+    for (auto [name, a] : arrays) {
+      for (const StatCounter* c : {&a->all, &a->small_pool, &a->large_pool}) {
+        if (c->peak < c->current || c->current < 0 || c->current != c->allocated - c->freed)
+          fail(std::string(name) + ": counter inconsistent (current " + std::to_string(c->current) + ", peak " +
+               std::to_string(c->peak) + ")");
+      }
+      if (a->all.current != a->small_pool.current + a->large_pool.current)
+        fail(std::string(name) + ".all.current is not small_pool + large_pool");
+    }
+  }
+};
+
+Allocator::Allocator(const Config& config, int device) : impl_(std::make_unique<Impl>(config, device)) {}
+Allocator::~Allocator() = default;
+
+void* Allocator::malloc(uint64_t size, StreamId stream) { return impl_->malloc(size, stream); }
+void Allocator::free(void* ptr, int64_t expected_size) { impl_->free(ptr, expected_size); }
+void Allocator::record_stream(void* ptr, StreamId stream) { impl_->record_stream(ptr, stream); }
+
+void Allocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->sync_and_drain();
+  impl_->policy->release_cached();
+}
+
+void Allocator::set_memory_fraction(double fraction) {
+  if (!(fraction > 0.0 && fraction <= 1.0))
+    throw Error(ErrorCode::kInvalidArgument, "memory fraction " + std::to_string(fraction) + " is not in (0, 1]");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->apply_fraction(fraction);
+}
+
+Stats Allocator::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stats s = impl_->stats;
+  s.largest_free_block = int64_t(impl_->policy->largest_free_block());
+  int64_t cached_free = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
+  s.external_fragmentation = cached_free > 0 ? 1.0 - double(s.largest_free_block) / double(cached_free) : 0.0;
+  if (s.external_fragmentation < 0) s.external_fragmentation = 0;
+  return s;
+}
+
+void Allocator::reset_peak_stats() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->stats.reset_peak();
+}
+
+void Allocator::check_invariants() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->check();
+}
+
+int Allocator::device() const { return impl_->backend->device(); }
+const Config& Allocator::config() const { return impl_->config; }
+
+}  // namespace hbmalloc

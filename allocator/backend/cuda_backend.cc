@@ -1,0 +1,185 @@
+#include "backend/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc {
+
+namespace {
+
+static_assert(sizeof(cudaStream_t) == sizeof(StreamId) && sizeof(cudaEvent_t) == sizeof(EventId),
+              "CUDA handles travel as uintptr_t");
+
+std::string cuda_message(cudaError_t err) {
+  return std::string(cudaGetErrorString(err)) + " (" + cudaGetErrorName(err) + ")";
+}
+
+// Clears the runtime's last-error slot so a failure we report (or absorb) does
+// not surface again in the caller's next cudaGetLastError().
+[[noreturn]] void throw_cuda(int device, const std::string& call, cudaError_t err) {
+  (void)cudaGetLastError();
+  throw Error(ErrorCode::kBackend, "cuda: device " + std::to_string(device) + ": " + call + " failed: " + cuda_message(err));
+}
+
+// Makes `device` current for the guard's lifetime and restores the caller's
+// device afterwards: the allocator runs on the caller's thread, which may be
+// working on another device.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    if (cudaError_t err = cudaGetDevice(&previous_); err != cudaSuccess) throw_cuda(device, "cudaGetDevice", err);
+    if (previous_ != device) {
+      if (cudaError_t err = cudaSetDevice(device); err != cudaSuccess) throw_cuda(device, "cudaSetDevice", err);
+      switched_ = true;
+    }
+  }
+  // For the destructor: best effort, never throws.
+  struct NoThrow {};
+  DeviceGuard(int device, NoThrow) noexcept {
+    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device) switched_ = cudaSetDevice(device) == cudaSuccess;
+    (void)cudaGetLastError();
+  }
+  ~DeviceGuard() {
+    if (switched_ && cudaSetDevice(previous_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool switched_ = false;
+};
+
+cudaStream_t to_stream(StreamId stream) { return reinterpret_cast<cudaStream_t>(stream); }
+EventId to_id(cudaEvent_t event) { return reinterpret_cast<EventId>(event); }
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  const std::string where = "cuda: device " + std::to_string(device);
+  if (device < 0) throw Error(ErrorCode::kBackend, where + " unavailable: negative device index");
+  // The first runtime call is where a missing driver or device shows up.
+  int count = 0;
+  if (cudaError_t err = cudaGetDeviceCount(&count); err != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw Error(ErrorCode::kBackend, where + " unavailable: " + cuda_message(err));
+  }
+  if (device >= count)
+    throw Error(ErrorCode::kBackend,
+                where + " unavailable: out of range, " + std::to_string(count) + " CUDA device(s) visible");
+
+  // Also creates the device's primary context, so a broken device fails here
+  // rather than on the first allocation.
+  DeviceGuard guard(device_);
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaError_t err = cudaMemGetInfo(&free_bytes, &total_bytes); err != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw Error(ErrorCode::kBackend, where + " unavailable: cudaMemGetInfo failed: " + cuda_message(err));
+  }
+  capacity_ = total_bytes;
+}
+
+CudaBackend::~CudaBackend() {
+  // May run during process exit after the runtime has begun unloading; any
+  // error here is ignored, there is nothing left to report it to.
+  std::lock_guard lock(mu_);
+  DeviceGuard guard(device_, DeviceGuard::NoThrow{});
+  for (cudaEvent_t event : pool_) (void)cudaEventDestroy(event);
+  for (cudaEvent_t event : outstanding_) (void)cudaEventDestroy(event);
+  (void)cudaGetLastError();
+}
+
+void* CudaBackend::malloc_segment(uint64_t bytes) {
+  if (bytes == 0) throw Error(ErrorCode::kInvalidArgument, "cuda: zero-byte segment");
+  DeviceGuard guard(device_);
+  void* ptr = nullptr;
+  cudaError_t err = cudaMalloc(&ptr, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    // Not sticky: clear it so the caller may release its cache and retry.
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  if (err != cudaSuccess) throw_cuda(device_, "cudaMalloc(" + std::to_string(bytes) + " bytes)", err);
+  return ptr;
+}
+
+void CudaBackend::free_segment(void* ptr, uint64_t bytes) {
+  DeviceGuard guard(device_);
+  if (cudaError_t err = cudaFree(ptr); err != cudaSuccess)
+    throw_cuda(device_, "cudaFree(" + std::to_string(bytes) + " bytes)", err);
+}
+
+EventId CudaBackend::record_event(StreamId stream) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  cudaEvent_t event = nullptr;
+  if (!pool_.empty()) {
+    event = pool_.back();
+    pool_.pop_back();
+  } else if (cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming); err != cudaSuccess) {
+    throw_cuda(device_, "cudaEventCreateWithFlags", err);
+  }
+  if (cudaError_t err = cudaEventRecord(event, to_stream(stream)); err != cudaSuccess) {
+    pool_.push_back(event);  // never recorded, still good for the next caller
+    throw_cuda(device_, "cudaEventRecord", err);
+  }
+  outstanding_.insert(event);
+  return to_id(event);
+}
+
+CudaBackend::Event CudaBackend::find_outstanding(EventId id, const char* what) {
+  auto event = reinterpret_cast<cudaEvent_t>(id);
+  // A handle we did not hand out would be undefined behaviour in the runtime.
+  if (!outstanding_.contains(event))
+    throw Error(ErrorCode::kInvalidArgument, std::string("cuda: ") + what + ": unknown event " + std::to_string(id));
+  return event;
+}
+
+bool CudaBackend::event_done(EventId id) {
+  DeviceGuard guard(device_);
+  cudaEvent_t event;
+  {
+    std::lock_guard lock(mu_);
+    event = find_outstanding(id, "event_done");
+  }
+  cudaError_t err = cudaEventQuery(event);
+  if (err == cudaSuccess) return true;
+  if (err == cudaErrorNotReady) {
+    (void)cudaGetLastError();  // "not ready" is an answer, not an error
+    return false;
+  }
+  throw_cuda(device_, "cudaEventQuery", err);
+}
+
+void CudaBackend::release_event(EventId id) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  cudaEvent_t event = find_outstanding(id, "release_event");
+  outstanding_.erase(event);
+  // Re-recording a pooled event later is fine even if this one is pending.
+  if (pool_.size() < kMaxPooledEvents) {
+    pool_.push_back(event);
+    return;
+  }
+  if (cudaError_t err = cudaEventDestroy(event); err != cudaSuccess) throw_cuda(device_, "cudaEventDestroy", err);
+}
+
+void CudaBackend::synchronize() {
+  DeviceGuard guard(device_);
+  if (cudaError_t err = cudaDeviceSynchronize(); err != cudaSuccess) throw_cuda(device_, "cudaDeviceSynchronize", err);
+}
+
+size_t CudaBackend::pooled_events() const {
+  std::lock_guard lock(mu_);
+  return pool_.size();
+}
+
+size_t CudaBackend::outstanding_events() const {
+  std::lock_guard lock(mu_);
+  return outstanding_.size();
+}
+
+}  // namespace hbmalloc

@@ -1,0 +1,30 @@
+#include <memory>
+
+#include "backend/backend.h"
+#include "backend/sim_backend.h"
+#include "hbmalloc/error.hpp"
+#ifdef HBMALLOC_HAVE_CUDA
+#include "backend/cuda_backend.h"
+#endif
+
+namespace hbmalloc {
+
+std::unique_ptr<Backend> make_backend(const Config& config, int device) {
+  if (device < 0) throw Error(ErrorCode::kInvalidArgument, "device " + std::to_string(device) + " is negative");
+  if (config.backend == "sim") {
+    if (device >= config.sim_devices)
+      throw Error(ErrorCode::kInvalidArgument, "device " + std::to_string(device) + " out of range: the sim backend has " +
+                                                   std::to_string(config.sim_devices) + " devices");
+    return std::make_unique<SimBackend>(device, config.capacity);
+  }
+  if (config.backend == "cuda") {
+#ifdef HBMALLOC_HAVE_CUDA
+    return std::make_unique<CudaBackend>(device);
+#else
+    throw Error(ErrorCode::kConfig, "backend:cuda is not available: hbmalloc was built without the CUDA toolkit");
+#endif
+  }
+  throw Error(ErrorCode::kConfig, "backend: unknown backend '" + config.backend + "' (expected cuda or sim)");
+}
+
+}  // namespace hbmalloc

@@ -1,0 +1,162 @@
+// The C ABI: per-device allocators created on first use, every exception
+// caught and turned into hbm_last_error().
+#include "hbmalloc/hbmalloc.h"
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "hbmalloc/allocator.hpp"
+
+namespace hbmalloc {
+namespace {
+
+constexpr int kMaxDevices = 64;
+
+thread_local std::string last_error;
+
+// Deliberately never destroyed: PyTorch frees tensors during interpreter
+// shutdown, after static destructors would have run.
+struct Registry {
+  std::mutex mu;
+  std::optional<Config> config;
+  std::atomic<Allocator*> devices[kMaxDevices] = {};
+  std::unique_ptr<Allocator> owned[kMaxDevices];
+};
+Registry& registry() {
+  static Registry* r = new Registry();
+  return *r;
+}
+
+Allocator& allocator_for(int device) {
+  if (device < 0 || device >= kMaxDevices)
+    throw Error(ErrorCode::kInvalidArgument, "device " + std::to_string(device) + " is out of range 0.." +
+                                                 std::to_string(kMaxDevices - 1));
+  Registry& r = registry();
+  if (Allocator* a = r.devices[device].load(std::memory_order_acquire)) return *a;
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (Allocator* a = r.devices[device].load(std::memory_order_relaxed)) return *a;
+  if (!r.config) r.config = Config::from_env();
+  r.owned[device] = std::make_unique<Allocator>(*r.config, device);
+  r.devices[device].store(r.owned[device].get(), std::memory_order_release);
+  return *r.owned[device];
+}
+
+// Runs f, turning any exception into the thread's last error.
+template <typename F>
+bool guarded(F&& f) {
+  try {
+    f();
+    return true;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown error";
+  }
+  return false;
+}
+
+}  // namespace
+}  // namespace hbmalloc
+
+using namespace hbmalloc;
+
+extern "C" {
+
+void* hbm_malloc(ssize_t size, int device, cudaStream_t stream) {
+  void* ptr = nullptr;
+  guarded([&] {
+    if (size < 0) throw Error(ErrorCode::kInvalidArgument, "malloc of negative size " + std::to_string(size));
+    Allocator& a = allocator_for(device);
+    ptr = a.malloc(uint64_t(size), reinterpret_cast<StreamId>(stream));
+  });
+  return ptr;
+}
+
+void hbm_free(void* ptr, ssize_t size, int device, cudaStream_t) {
+  guarded([&] {
+    if (ptr == nullptr) return;
+    if (size < -1) throw Error(ErrorCode::kInvalidArgument, "free with negative size " + std::to_string(size));
+    allocator_for(device).free(ptr, int64_t(size));
+  });
+}
+
+int hbm_configure(const char* conf) {
+  return guarded([&] {
+           Config c = Config::parse(conf ? conf : "");
+           Registry& r = registry();
+           std::lock_guard<std::mutex> lock(r.mu);
+           for (auto& d : r.devices)
+             if (d.load() != nullptr)
+               throw Error(ErrorCode::kConfig, "hbm_configure after the allocator was initialised");
+           r.config = c;
+         })
+             ? 0
+             : -1;
+}
+
+void hbm_init(int device_count) {
+  guarded([&] {
+    for (int d = 0; d < device_count && d < kMaxDevices; ++d) allocator_for(d);
+  });
+}
+
+void hbm_empty_cache(void) {
+  guarded([&] {
+    for (auto& d : registry().devices)
+      if (Allocator* a = d.load(std::memory_order_acquire)) a->empty_cache();
+  });
+}
+
+void hbm_set_memory_fraction(double fraction, int device) {
+  guarded([&] { allocator_for(device).set_memory_fraction(fraction); });
+}
+
+void hbm_record_stream(void* ptr, cudaStream_t stream) {
+  guarded([&] {
+    if (ptr == nullptr) return;
+    // The pointer names its device: ask each live allocator whose it is.
+    for (auto& d : registry().devices) {
+      Allocator* a = d.load(std::memory_order_acquire);
+      if (a == nullptr) continue;
+      try {
+        a->record_stream(ptr, reinterpret_cast<StreamId>(stream));
+        return;
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kUnknownPointer) throw;
+      }
+    }
+    throw Error(ErrorCode::kUnknownPointer, "record_stream on a pointer no hbmalloc device returned");
+  });
+}
+
+void hbm_reset_peak_stats(int device) {
+  guarded([&] { allocator_for(device).reset_peak_stats(); });
+}
+
+size_t hbm_stats_json(int device, char* buf, size_t cap) {
+  size_t needed = 0;
+  guarded([&] {
+    std::string json = stats_to_json(allocator_for(device).stats());
+    needed = json.size();
+    if (buf != nullptr && cap > 0) {
+      size_t n = std::min(cap - 1, json.size());
+      std::memcpy(buf, json.data(), n);
+      buf[n] = '\0';
+    }
+  });
+  return needed;
+}
+
+int hbm_check_invariants(int device) {
+  return guarded([&] { allocator_for(device).check_invariants(); }) ? 0 : -1;
+}
+
+const char* hbm_last_error(void) { return hbmalloc::last_error.c_str(); }
+
+void hbm_clear_error(void) { hbmalloc::last_error.clear(); }
+
+}  // extern "C"

@@ -1,0 +1,157 @@
+#include "hbmalloc/config.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+[[noreturn]] void bad_value(std::string_view key, std::string_view value, const std::string& why) {
+  throw Error(ErrorCode::kConfig,
+              std::string(key) + ": bad value '" + std::string(value) + "' (" + why + ")");
+}
+
+double parse_double(std::string_view key, std::string_view value) {
+  double d = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), d);
+  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(d))
+    bad_value(key, value, "not a number");
+  return d;
+}
+
+uint64_t parse_key_bytes(std::string_view key, std::string_view value) {
+  try {
+    return parse_bytes(value);
+  } catch (const Error& e) {
+    bad_value(key, value, "expected bytes such as 4096, 512MiB or 80GiB");
+  }
+}
+
+bool is_power_of_two(uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
+}  // namespace
+
+uint64_t parse_bytes(std::string_view text) {
+  text = trim(text);
+  size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  std::string_view number = text.substr(0, i), unit = trim(text.substr(i));
+  double value = 0;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (number.empty() || ec != std::errc() || end != number.data() + number.size())
+    throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' is not a byte size");
+  struct Unit {
+    std::string_view name;
+    double scale;
+  };
+  static constexpr Unit kUnits[] = {
+      {"", 1},          {"B", 1},         {"KiB", 1024.0},     {"MiB", 1048576.0},
+      {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6},
+      {"GB", 1e9},      {"TB", 1e12},     {"K", 1024.0},       {"M", 1048576.0},
+      {"G", 1073741824.0}, {"T", 1099511627776.0}};
+  for (const Unit& u : kUnits) {
+    if (unit != u.name) continue;
+    double bytes = value * u.scale;
+    if (bytes >= 18446744073709551615.0)
+      throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' is too large");
+    double rounded = std::round(bytes);
+    if (std::abs(bytes - rounded) > 1e-6 * std::max(1.0, bytes))
+      throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' is not a whole number of bytes");
+    return uint64_t(rounded);
+  }
+  throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' has an unknown unit '" + std::string(unit) + "'");
+}
+
+std::string format_bytes(uint64_t bytes) {
+  static constexpr const char* kNames[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = double(bytes);
+  int i = 0;
+  while (v >= 1024.0 && i < 5) {
+    v /= 1024.0;
+    ++i;
+  }
+  char buf[64];
+  if (i == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  else std::snprintf(buf, sizeof buf, "%.2f %s", v, kNames[i]);
+  return buf;
+}
+
+Config Config::parse(std::string_view text) {
+  Config c;
+  while (!trim(text).empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (item.empty()) continue;
+    size_t colon = item.find(':');
+    if (colon == std::string_view::npos)
+      throw Error(ErrorCode::kConfig, "'" + std::string(item) + "' is not key:value");
+    std::string_view key = trim(item.substr(0, colon)), value = trim(item.substr(colon + 1));
+    if (value.empty()) bad_value(key, value, "empty");
+
+    if (key == "policy") {
+      if (value != "hbm") bad_value(key, value, "known policies: hbm");
+      c.policy = value;
+    } else if (key == "backend") {
+      if (value != "cuda" && value != "sim") bad_value(key, value, "expected cuda or sim");
+      c.backend = value;
+    } else if (key == "capacity") {
+      c.capacity = parse_key_bytes(key, value);
+    } else if (key == "memory_fraction") {
+      c.memory_fraction = parse_double(key, value);
+      if (!(c.memory_fraction > 0.0 && c.memory_fraction <= 1.0)) bad_value(key, value, "must be in (0, 1]");
+    } else if (key == "small_size") {
+      c.small_size = parse_key_bytes(key, value);
+      if (c.small_size < 512) bad_value(key, value, "must be at least 512 B");
+    } else if (key == "slab_size") {
+      c.slab_size = parse_key_bytes(key, value);
+      // A slot bitmap covers at most 4096 slots of 512 B.
+      if (!is_power_of_two(c.slab_size) || c.slab_size < (64 << 10) || c.slab_size > (2ull << 20))
+        bad_value(key, value, "must be a power of two between 64KiB and 2MiB");
+    } else if (key == "segment_round") {
+      c.segment_round = parse_key_bytes(key, value);
+      if (!is_power_of_two(c.segment_round) || c.segment_round < 512)
+        bad_value(key, value, "must be a power of two of at least 512 B");
+    } else if (key == "sim_devices") {
+      double d = parse_double(key, value);
+      if (d != std::floor(d) || d < 1 || d > 1024) bad_value(key, value, "must be a whole number in 1..1024");
+      c.sim_devices = int(d);
+    } else {
+      throw Error(ErrorCode::kConfig,
+                  "unknown key '" + std::string(key) +
+                      "' (known: policy, backend, capacity, memory_fraction, small_size, slab_size, "
+                      "segment_round, sim_devices)");
+    }
+  }
+  if (c.small_size > c.slab_size / 2)
+    throw Error(ErrorCode::kConfig, "small_size: " + std::to_string(c.small_size) +
+                                        " must be at most half of slab_size (" + std::to_string(c.slab_size) + ")");
+  return c;
+}
+
+Config Config::from_env() {
+  const char* text = std::getenv("HBMALLOC_CONF");
+  return parse(text ? text : "");
+}
+
+std::string Config::to_string() const {
+  char fraction[32];
+  std::snprintf(fraction, sizeof fraction, "%.17g", memory_fraction);
+  return "policy:" + policy + ",backend:" + backend + ",capacity:" + std::to_string(capacity) +
+         ",memory_fraction:" + fraction + ",small_size:" + std::to_string(small_size) +
+         ",slab_size:" + std::to_string(slab_size) + ",segment_round:" + std::to_string(segment_round) +
+         ",sim_devices:" + std::to_string(sim_devices);
+}
+
+}  // namespace hbmalloc

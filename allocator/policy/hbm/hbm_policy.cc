@@ -1,0 +1,113 @@
+#include "policy/hbm/hbm_policy.h"
+
+#include <string>
+
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc {
+
+HbmPolicy::HbmPolicy(const Config& config, Backend& backend, Stats& stats)
+    : source_(backend, stats),
+      slabs_(config.small_size, config.slab_size, source_),
+      large_(config.segment_round, source_) {
+}
+
+LiveBlock HbmPolicy::describe(const Live& live) {
+  if (live.pool == Pool::kSmall) {
+    const Slab* slab = static_cast<const Slab*>(live.owner);
+    return {live.requested, slab->slot_size, Pool::kSmall, slab->stream};
+  }
+  const Block* block = static_cast<const Block*>(live.owner);
+  return {live.requested, block->size, Pool::kLarge, block->stream};
+}
+
+Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
+  if (size <= slabs_.max_size()) {
+    SlabPool::Slot slot = slabs_.allocate(slabs_.class_of(size), stream);
+    if (slot.slab == nullptr) return {};
+    uintptr_t addr = slot.addr();
+    live_.insert(addr, Live{size, slot.slab, slot.index, Pool::kSmall});
+    return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
+  }
+  Block* block = large_.allocate(size, stream);
+  if (block == nullptr) return {};
+  live_.insert(block->addr, Live{size, block, 0, Pool::kLarge});
+  return {reinterpret_cast<void*>(block->addr), block->size, Pool::kLarge};
+}
+
+FreeStatus HbmPolicy::free(void* ptr, int64_t expected_requested, LiveBlock& out) {
+  uintptr_t addr = reinterpret_cast<uintptr_t>(ptr);
+  const Live* found = live_.find(addr);
+  if (found == nullptr) return FreeStatus::kNotLive;
+  const Live live = *found;
+  out = describe(live);
+  if (expected_requested >= 0 && uint64_t(expected_requested) != live.requested) return FreeStatus::kSizeMismatch;
+  live_.erase(addr);
+  if (live.pool == Pool::kSmall) slabs_.free(static_cast<Slab*>(live.owner), live.slot);
+  else large_.free(static_cast<Block*>(live.owner));
+  return FreeStatus::kOk;
+}
+
+bool HbmPolicy::find(void* ptr, LiveBlock& out) const {
+  const Live* live = live_.find(reinterpret_cast<uintptr_t>(ptr));
+  if (live == nullptr) return false;
+  out = describe(*live);
+  return true;
+}
+
+ErrorCode HbmPolicy::classify_bad_pointer(void* ptr) const {
+  uintptr_t addr = reinterpret_cast<uintptr_t>(ptr);
+  if (const Slab* slab = slabs_.slab_at(addr)) {
+    uint64_t offset = addr - slab->base;
+    uint64_t index = offset / slab->slot_size;
+    if (offset % slab->slot_size == 0 && index < slab->slots && slab->free.is_free(uint32_t(index)))
+      return ErrorCode::kDoubleFree;
+    return ErrorCode::kUnknownPointer;
+  }
+  if (const Block* block = large_.block_at(addr); block && !block->allocated) return ErrorCode::kDoubleFree;
+  return ErrorCode::kUnknownPointer;
+}
+
+uint64_t HbmPolicy::release_cached() { return slabs_.release_cached() + large_.release_cached(); }
+
+uint64_t HbmPolicy::largest_free_block() const {
+  return std::max(slabs_.largest_free_block(), large_.largest_free_block());
+}
+
+Tally HbmPolicy::check() const {
+  Tally tally;
+  slabs_.check(tally.of(Pool::kSmall));
+  large_.check(tally.of(Pool::kLarge));
+  // Every live pointer is an in-use slot or an allocated block at that address.
+  live_.for_each([&](uintptr_t addr, const Live& live) {
+    std::string at = "live pointer " + std::to_string(addr);
+    if (live.pool == Pool::kSmall) {
+      const Slab* slab = static_cast<const Slab*>(live.owner);
+      if (slabs_.slab_at(addr) != slab || slab->base + uint64_t(live.slot) * slab->slot_size != addr ||
+          slab->free.is_free(live.slot))
+        throw Error(ErrorCode::kInvariant, at + ": not an in-use slot of its slab");
+      if (live.requested > slab->slot_size) throw Error(ErrorCode::kInvariant, at + ": slot smaller than request");
+    } else {
+      const Block* block = static_cast<const Block*>(live.owner);
+      if (large_.block_at(addr) != block || block->addr != addr || !block->allocated)
+        throw Error(ErrorCode::kInvariant, at + ": not an allocated block at that address");
+      if (live.requested > block->size) throw Error(ErrorCode::kInvariant, at + ": block smaller than request");
+    }
+    LiveBlock d = describe(live);
+    PoolTally& t = tally.of(live.pool);
+    ++t.blocks;
+    t.allocated_bytes += int64_t(d.allocated);
+    t.requested_bytes += int64_t(d.requested);
+  });
+  // Used slots and allocated blocks are exactly the live pointers.
+  for (Pool pool : {Pool::kSmall, Pool::kLarge}) {
+    const PoolTally& t = tally.of(pool);
+    if (t.in_use != t.blocks)
+      throw Error(ErrorCode::kInvariant, std::string(pool == Pool::kSmall ? "small" : "large") + " pool: " +
+                                             std::to_string(t.in_use) + " blocks in use but " +
+                                             std::to_string(t.blocks) + " live pointers");
+  }
+  return tally;
+}
+
+}  // namespace hbmalloc

@@ -1,0 +1,206 @@
+#include "policy/hbm/slab_pool.h"
+
+#include <string>
+
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc {
+
+namespace {
+
+void push_front(Slab*& head, Slab* s) {
+  s->prev = nullptr;
+  s->next = head;
+  if (head) head->prev = s;
+  head = s;
+}
+
+void unlink(Slab*& head, Slab* s) {
+  if (s->prev) s->prev->next = s->next;
+  else head = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->prev = s->next = nullptr;
+}
+
+[[noreturn]] void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }
+
+}  // namespace
+
+SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source)
+    : classes_(max_size), slab_size_(slab_size), source_(source) {}
+
+SlabPool::StreamSlabs& SlabPool::slabs_of(StreamId stream) {
+  if (last_ != nullptr && last_stream_ == stream) return *last_;
+  std::unique_ptr<StreamSlabs>& slot = streams_[stream];
+  if (!slot) slot = std::make_unique<StreamSlabs>();
+  StreamSlabs& st = *slot;
+  if (st.partial.empty()) {
+    st.partial.assign(size_t(classes_.count()), nullptr);
+    st.spare.assign(size_t(classes_.count()), nullptr);
+  }
+  last_stream_ = stream;
+  last_ = &st;
+  return st;
+}
+
+void SlabPool::format(Slab* slab, int cls) {
+  slab->cls = cls;
+  slab->slot_size = SizeClasses::size_of(cls);
+  slab->slots = uint32_t(slab_size_ / slab->slot_size);
+  slab->used = 0;
+  slab->free.reset(slab->slots);
+}
+
+Slab* SlabPool::new_slab(StreamId stream, int cls, StreamSlabs& st) {
+  if (Slab* spare = st.spare[size_t(cls)]) {
+    st.spare[size_t(cls)] = nullptr;
+    return spare;
+  }
+  if (Slab* empty = st.empty) {
+    unlink(st.empty, empty);
+    format(empty, cls);
+    return empty;
+  }
+  void* mem = source_.grow(slab_size_, Pool::kSmall);
+  if (mem == nullptr) return nullptr;
+  Slab* slab = pool_.make();
+  slab->base = reinterpret_cast<uintptr_t>(mem);
+  slab->stream = stream;
+  format(slab, cls);
+  by_base_[slab->base] = slab;
+  return slab;
+}
+
+// A slab's free slots are "inactive split" while any of its slots is in use:
+// they cannot be released, as PyTorch's split free blocks cannot.
+void SlabPool::account_inactive(const Slab* slab, int sign) {
+  if (slab->used == 0) return;
+  int64_t n = int64_t(slab->slots - slab->used);
+  Stats& stats = source_.stats();
+  stats.inactive_split.add(Pool::kSmall, sign * n);
+  stats.inactive_split_bytes.add(Pool::kSmall, sign * n * int64_t(slab->slot_size));
+}
+
+SlabPool::Slot SlabPool::allocate(int cls, StreamId stream) {
+  StreamSlabs& st = slabs_of(stream);
+  Slab*& head = st.partial[size_t(cls)];
+  Slab* slab = head;
+  if (slab == nullptr) {
+    slab = new_slab(stream, cls, st);
+    if (slab == nullptr) return {};
+    push_front(head, slab);
+  }
+  account_inactive(slab, -1);
+  uint32_t index = slab->free.take_first();
+  ++slab->used;
+  if (!slab->free.any()) unlink(head, slab);  // full slabs sit in no list
+  account_inactive(slab, +1);
+  return {slab, index};
+}
+
+void SlabPool::free(Slab* slab, uint32_t index) {
+  StreamSlabs& st = slabs_of(slab->stream);
+  Slab*& head = st.partial[size_t(slab->cls)];
+  account_inactive(slab, -1);
+  if (!slab->free.any()) push_front(head, slab);
+  slab->free.put(index);
+  --slab->used;
+  account_inactive(slab, +1);
+  if (slab->used == 0) {
+    unlink(head, slab);
+    Slab*& spare = st.spare[size_t(slab->cls)];
+    if (spare == nullptr) spare = slab;
+    else push_front(st.empty, slab);
+  }
+}
+
+const Slab* SlabPool::slab_at(uintptr_t addr) const {
+  auto it = by_base_.upper_bound(addr);
+  if (it == by_base_.begin()) return nullptr;
+  --it;
+  return addr < it->first + slab_size_ ? it->second : nullptr;
+}
+
+uint64_t SlabPool::release_cached() {
+  uint64_t released = 0;
+  auto release = [&](Slab* slab) {
+    source_.release(reinterpret_cast<void*>(slab->base), slab_size_, Pool::kSmall);
+    by_base_.erase(slab->base);
+    pool_.recycle(slab);
+    released += slab_size_;
+  };
+  for (auto& [stream, owned] : streams_) {
+    StreamSlabs& st = *owned;
+    for (Slab*& spare : st.spare) {
+      if (spare) release(spare);
+      spare = nullptr;
+    }
+    while (Slab* s = st.empty) {
+      unlink(st.empty, s);
+      release(s);
+    }
+  }
+  return released;
+}
+
+uint64_t SlabPool::largest_free_block() const {
+  uint64_t largest = 0;
+  for (const auto& [base, slab] : by_base_) {
+    uint64_t block = slab->used == 0 ? slab_size_ : (slab->used < slab->slots ? slab->slot_size : 0);
+    if (block > largest) largest = block;
+  }
+  return largest;
+}
+
+void SlabPool::check(PoolTally& tally) const {
+  uintptr_t end_of_previous = 0;
+  for (const auto& [base, slab] : by_base_) {
+    std::string where = "slab at " + std::to_string(base);
+    if (slab->base != base) violated(where + ": indexed under the wrong base");
+    if (base < end_of_previous) violated(where + ": overlaps the previous slab");
+    end_of_previous = base + slab_size_;
+    if (slab->slot_size != SizeClasses::size_of(slab->cls) || slab->slots != slab_size_ / slab->slot_size)
+      violated(where + ": slot geometry disagrees with its class");
+    // Slots plus the unusable tail cover the slab exactly once.
+    if (uint64_t(slab->slots) * slab->slot_size > slab_size_) violated(where + ": slots overflow the slab");
+    if (!slab->free.consistent()) violated(where + ": bitmap summary disagrees with its words");
+    if (slab->free.count_free() != slab->slots - slab->used)
+      violated(where + ": " + std::to_string(slab->free.count_free()) + " free bits but used=" +
+               std::to_string(slab->used) + " of " + std::to_string(slab->slots));
+    for (uint32_t i = slab->slots; i < SlotBitmap::kMaxSlots; ++i)
+      if (slab->free.is_free(i)) violated(where + ": free bit past the last slot");
+    ++tally.segments;
+    tally.reserved += int64_t(slab_size_);
+    tally.in_use += slab->used;
+    if (slab->used > 0) {
+      tally.inactive_split += slab->slots - slab->used;
+      tally.inactive_split_bytes += int64_t(slab->slots - slab->used) * int64_t(slab->slot_size);
+    }
+  }
+  // Every slab with free slots is in its class's partial list (or is the
+  // spare / in the empty list when wholly free); full slabs are in none.
+  size_t listed = 0;
+  for (const auto& [stream, owned] : streams_) {
+    const StreamSlabs& st = *owned;
+    for (size_t cls = 0; cls < st.partial.size(); ++cls) {
+      for (const Slab* s = st.partial[cls]; s; s = s->next) {
+        ++listed;
+        if (s->stream != stream || s->cls != int(cls) || s->used == 0 || !s->free.any())
+          violated("slab at " + std::to_string(s->base) + ": wrong partial list");
+        if (by_base_.find(s->base) == by_base_.end()) violated("partial list holds a released slab");
+      }
+      if (const Slab* s = st.spare[cls]) {
+        ++listed;
+        if (s->used != 0 || s->cls != int(cls) || s->stream != stream) violated("bad spare slab");
+      }
+    }
+    for (const Slab* s = st.empty; s; s = s->next, ++listed)
+      if (s->used != 0 || s->stream != stream) violated("bad slab in the empty list");
+  }
+  size_t expected = 0;
+  for (const auto& [base, slab] : by_base_) expected += (slab->used < slab->slots) ? 1 : 0;
+  if (listed != expected)
+    violated(std::to_string(listed) + " slabs listed but " + std::to_string(expected) + " have free slots");
+}
+
+}  // namespace hbmalloc

@@ -1,0 +1,77 @@
+// The hbm policy's small path: size-class slabs carved from slab_size chunks
+// (one small-pool segment each). A slot is found with two bitmap scans.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "core/object_pool.h"
+#include "core/size_classes.h"
+#include "core/slot_bitmap.h"
+#include "policy/policy.h"
+#include "policy/segment_source.h"
+
+namespace hbmalloc {
+
+struct Slab {
+  uintptr_t base = 0;
+  StreamId stream = 0;
+  int cls = 0;
+  uint64_t slot_size = 0;
+  uint32_t slots = 0;
+  uint32_t used = 0;
+  Slab* prev = nullptr;  // neighbours in the partial list or the empty list
+  Slab* next = nullptr;
+  SlotBitmap free;
+};
+
+class SlabPool {
+ public:
+  SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source);
+
+  int class_of(uint64_t size) const { return SizeClasses::index_of(size); }
+  uint64_t max_size() const { return classes_.max_size(); }
+
+  struct Slot {
+    Slab* slab = nullptr;  // nullptr: no slab could be had
+    uint32_t index = 0;
+    uintptr_t addr() const { return slab->base + index * slab->slot_size; }
+  };
+  Slot allocate(int cls, StreamId stream);
+  void free(Slab* slab, uint32_t index);
+
+  // The slab holding addr, or nullptr.
+  const Slab* slab_at(uintptr_t addr) const;
+  uint64_t release_cached();
+  uint64_t largest_free_block() const;
+  // Structural checks; adds what the slabs hold to tally (live slots are
+  // counted by the caller, which owns the live map).
+  void check(PoolTally& tally) const;
+
+ private:
+  // A stream's slabs: per class, a list of slabs with free slots and one
+  // spare empty slab (so an alloc/free pair does not reformat); beyond that,
+  // empty slabs go to a list any class can take from.
+  struct StreamSlabs {
+    std::vector<Slab*> partial;
+    std::vector<Slab*> spare;
+    Slab* empty = nullptr;
+  };
+  StreamSlabs& slabs_of(StreamId stream);
+  Slab* new_slab(StreamId stream, int cls, StreamSlabs& st);
+  void format(Slab* slab, int cls);
+  void account_inactive(const Slab* slab, int sign);
+
+  SizeClasses classes_;
+  uint64_t slab_size_;
+  SegmentSource& source_;
+  ObjectPool<Slab> pool_;
+  absl::btree_map<StreamId, std::unique_ptr<StreamSlabs>> streams_;  // few streams; stable addresses
+  StreamId last_stream_ = 0;
+  StreamSlabs* last_ = nullptr;
+  absl::btree_map<uintptr_t, Slab*> by_base_;
+};
+
+}  // namespace hbmalloc

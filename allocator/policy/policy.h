@@ -1,0 +1,71 @@
+// A whole allocation policy: owns the free-block index and the rules that
+// decide where a request lands. Called by the Allocator under its lock.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/stats.hpp"
+
+namespace hbmalloc {
+
+struct Allocation {
+  void* ptr = nullptr;  // nullptr: the device had to grow and could not
+  uint64_t allocated = 0;
+  Pool pool = Pool::kLarge;
+};
+
+// What the allocator needs to know of a live block.
+struct LiveBlock {
+  uint64_t requested = 0;
+  uint64_t allocated = 0;
+  Pool pool = Pool::kLarge;
+  StreamId stream = 0;
+};
+
+enum class FreeStatus { kOk, kNotLive, kSizeMismatch };
+
+// What the policy's structures hold, per pool, so the invariant checker can
+// compare it with the statistics the allocator kept.
+struct PoolTally {
+  int64_t segments = 0, reserved = 0;
+  int64_t blocks = 0, allocated_bytes = 0, requested_bytes = 0;
+  int64_t inactive_split = 0, inactive_split_bytes = 0;
+  int64_t in_use = 0;  // used slots / allocated blocks, as the layout says
+};
+struct Tally {
+  PoolTally pools[2];  // indexed by Pool
+  PoolTally& of(Pool p) { return pools[static_cast<int>(p)]; }
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+
+  virtual Allocation allocate(uint64_t size, StreamId stream) = 0;
+  // Frees ptr when live and, if expected_requested >= 0, of that requested
+  // size; `out` describes the block. Changes nothing unless it returns kOk.
+  virtual FreeStatus free(void* ptr, int64_t expected_requested, LiveBlock& out) = 0;
+  // Looks ptr up without changing anything.
+  virtual bool find(void* ptr, LiveBlock& out) const = 0;
+  // Why a pointer that is not live was passed to free: kDoubleFree when it
+  // lies in free memory hbmalloc holds, kUnknownPointer otherwise.
+  virtual ErrorCode classify_bad_pointer(void* ptr) const = 0;
+
+  // Returns every wholly free segment to the backend; bytes released.
+  virtual uint64_t release_cached() = 0;
+  // reserved may not grow past `bytes`.
+  virtual void set_limit(uint64_t bytes) = 0;
+  virtual uint64_t largest_free_block() const = 0;
+  // Walks every structure; throws Error(kInvariant) on the first violation.
+  virtual Tally check() const = 0;
+};
+
+// The policy named by config.policy, drawing memory from `backend` and
+// keeping segment-level statistics in `stats`.
+std::unique_ptr<Policy> make_policy(const Config& config, Backend& backend, Stats& stats);
+
+}  // namespace hbmalloc

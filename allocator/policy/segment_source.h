@@ -1,0 +1,46 @@
+// Device segments for a policy: enforces the memory limit and keeps the
+// segment, reserved and device-call statistics.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "backend/backend.h"
+#include "hbmalloc/stats.hpp"
+
+namespace hbmalloc {
+
+class SegmentSource {
+ public:
+  SegmentSource(Backend& backend, Stats& stats) : backend_(backend), stats_(stats) {}
+
+  // A new segment of `bytes` for `pool`, or nullptr when it would pass the
+  // limit or the device is full.
+  void* grow(uint64_t bytes, Pool pool) {
+    uint64_t reserved = uint64_t(stats_.reserved_bytes.all.current);
+    if (bytes > limit_ || reserved > limit_ - bytes) return nullptr;
+    void* ptr = backend_.malloc_segment(bytes);
+    if (ptr == nullptr) return nullptr;
+    ++stats_.num_device_alloc;
+    stats_.segment.increase(pool, 1);
+    stats_.reserved_bytes.increase(pool, int64_t(bytes));
+    return ptr;
+  }
+  void release(void* ptr, uint64_t bytes, Pool pool) {
+    backend_.free_segment(ptr, bytes);
+    ++stats_.num_device_free;
+    stats_.segment.decrease(pool, 1);
+    stats_.reserved_bytes.decrease(pool, int64_t(bytes));
+  }
+
+  void set_limit(uint64_t bytes) { limit_ = bytes; }
+  uint64_t limit() const { return limit_; }
+  Stats& stats() { return stats_; }
+
+ private:
+  Backend& backend_;
+  Stats& stats_;
+  uint64_t limit_ = std::numeric_limits<uint64_t>::max();
+};
+
+}  // namespace hbmalloc

@@ -1,0 +1,55 @@
+// The C++ API: one Allocator per device.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/error.hpp"
+#include "hbmalloc/stats.hpp"
+
+namespace hbmalloc {
+
+// A stream as an opaque integer (a cudaStream_t on the cuda backend; 0 is the
+// default stream).
+using StreamId = std::uintptr_t;
+
+class Allocator {
+ public:
+  // Builds the backend and policy named in config for `device`.
+  Allocator(const Config& config, int device);
+  ~Allocator();
+  Allocator(const Allocator&) = delete;
+  Allocator& operator=(const Allocator&) = delete;
+
+  // Returns device memory of at least `size` bytes usable on `stream`.
+  // size 0 returns nullptr. Throws Error(kOutOfMemory) after releasing the
+  // cache and retrying; the allocator stays usable.
+  void* malloc(uint64_t size, StreamId stream = 0);
+  // Frees ptr. expected_size >= 0 must equal the size passed to malloc.
+  // Throws Error(kDoubleFree / kUnknownPointer / kSizeMismatch) and changes
+  // nothing in that case. nullptr is ignored.
+  void free(void* ptr, int64_t expected_size = -1);
+  // The block at ptr is also used on `stream`.
+  void record_stream(void* ptr, StreamId stream);
+  // Releases all cached free segments to the backend.
+  void empty_cache();
+  // reserved <= fraction * capacity from now on.
+  void set_memory_fraction(double fraction);
+
+  // Current statistics, hbmalloc's own figures filled in.
+  Stats stats() const;
+  void reset_peak_stats();
+  // Throws Error(kInvariant) describing the first violation found.
+  void check_invariants() const;
+
+  int device() const;
+  const Config& config() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hbmalloc

@@ -1,0 +1,40 @@
+// HBMALLOC_CONF: "key:value,key:value", PyTorch's syntax.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace hbmalloc {
+
+struct Config {
+  std::string policy = "hbm";
+  std::string backend = kDefaultBackend;   // "cuda" or "sim"
+  uint64_t capacity = 0;                   // sim: device bytes; 0 = unlimited
+  double memory_fraction = 1.0;            // reserved <= fraction * capacity
+  uint64_t small_size = 1ull << 20;        // requests up to this use size-class slabs
+  uint64_t slab_size = 2ull << 20;         // slab chunk (one small-pool segment)
+  uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
+  int sim_devices = 8;                     // devices the sim backend pretends to have
+
+#ifdef HBMALLOC_HAVE_CUDA
+  static constexpr const char* kDefaultBackend = "cuda";
+#else
+  static constexpr const char* kDefaultBackend = "sim";
+#endif
+
+  // Parses text on top of the defaults. Throws Error(kConfig) naming the bad
+  // key or value; whitespace around keys and values is ignored.
+  static Config parse(std::string_view text);
+  // HBMALLOC_CONF from the environment (defaults when unset).
+  static Config from_env();
+  // Back to "key:value,..." form; parse(to_string()) gives the same Config.
+  std::string to_string() const;
+};
+
+// "80GiB", "512MB", "4096", "1.5GiB" -> bytes. Throws Error(kConfig) on junk.
+uint64_t parse_bytes(std::string_view text);
+// 3221225472 -> "3.00 GiB".
+std::string format_bytes(uint64_t bytes);
+
+}  // namespace hbmalloc

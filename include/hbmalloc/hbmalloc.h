@@ -1,0 +1,72 @@
+/* hbmalloc C ABI.
+ *
+ * hbm_malloc / hbm_free have exactly the signatures that
+ * torch.cuda.memory.CUDAPluggableAllocator loads. Every function is safe to
+ * call from any thread and never lets a C++ exception escape: failures return
+ * NULL / a non-zero code and leave a message in hbm_last_error().
+ *
+ * Configuration comes from HBMALLOC_CONF ("key:value,key:value") on first use,
+ * or from hbm_configure() before the first allocation.
+ */
+#ifndef HBMALLOC_HBMALLOC_H_
+#define HBMALLOC_HBMALLOC_H_
+
+#include <stddef.h>
+#include <sys/types.h> /* ssize_t */
+
+#ifndef __CUDA_RUNTIME_API_H__
+/* Same definition as CUDA's driver_types.h, so this header needs no CUDA. */
+typedef struct CUstream_st* cudaStream_t;
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HBM_API __attribute__((visibility("default")))
+
+/* Allocation hooks (CUDAPluggableAllocator). size 0 returns NULL without error;
+ * a failure (out of memory, bad argument) returns NULL and sets the error. */
+HBM_API void* hbm_malloc(ssize_t size, int device, cudaStream_t stream);
+/* size must be the size passed to hbm_malloc (or -1 to skip the check). A bad
+ * free (double free, unknown pointer, size mismatch) is ignored and sets the
+ * error. */
+HBM_API void hbm_free(void* ptr, ssize_t size, int device, cudaStream_t stream);
+
+/* Replaces the configuration (same syntax as HBMALLOC_CONF). Allowed only
+ * before the first allocation. Returns 0 on success. */
+HBM_API int hbm_configure(const char* conf);
+/* PyTorch's init hook: creates the per-device allocators eagerly. */
+HBM_API void hbm_init(int device_count);
+/* Releases every cached (free) segment back to the backend, on all devices. */
+HBM_API void hbm_empty_cache(void);
+/* Caps reserved memory of `device` at fraction * device capacity (0 < f <= 1). */
+HBM_API void hbm_set_memory_fraction(double fraction, int device);
+/* The block at ptr is also used on `stream`: its memory is not reused until
+ * the work queued on `stream` at free time has completed. */
+HBM_API void hbm_record_stream(void* ptr, cudaStream_t stream);
+/* Resets the peak of every statistic of `device` to its current value. */
+HBM_API void hbm_reset_peak_stats(int device);
+
+/* Writes the statistics of `device` as one JSON object, PyTorch's key names
+ * ("allocated_bytes.all.current", ...), into buf (always NUL-terminated when
+ * cap > 0). Returns the length the full text needs, excluding the NUL; a
+ * return >= cap means buf was too small. Returns 0 and sets the error when
+ * the device cannot be initialised. */
+HBM_API size_t hbm_stats_json(int device, char* buf, size_t cap);
+/* Walks every structure of `device` and checks that blocks tile segments
+ * without overlap and that the statistics equal what the structures hold.
+ * Returns 0 when all holds, otherwise -1 with the violation in hbm_last_error. */
+HBM_API int hbm_check_invariants(int device);
+
+/* The last error of the calling thread ("" when none). Valid until the next
+ * hbmalloc call on this thread. */
+HBM_API const char* hbm_last_error(void);
+/* Clears the calling thread's last error. */
+HBM_API void hbm_clear_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HBMALLOC_HBMALLOC_H_ */

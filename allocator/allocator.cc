@@ -47,7 +47,7 @@ struct Allocator::Impl {
   std::vector<PendingFree> pending;
   absl::btree_map<void*, LiveBlock> pending_blocks;
 
-  Impl(const Config& c, int device) : config(c), backend(make_backend(c, device)) {
+  Impl(const Config& c, std::unique_ptr<Backend> b) : config(c), backend(std::move(b)) {
     policy = make_policy(config, *backend, stats);
     apply_fraction(config.memory_fraction);
   }
@@ -81,11 +81,13 @@ struct Allocator::Impl {
   // Returns to the policy every pending block whose events are all done.
   void drain_pending() {
     size_t kept = 0;
-    for (PendingFree& p : pending) {
+    for (size_t i = 0; i < pending.size(); ++i) {
+      PendingFree& p = pending[i];
       bool done = true;
       for (EventId e : p.events) done = done && backend->event_done(e);
       if (!done) {
-        pending[kept++] = std::move(p);
+        if (kept != i) pending[kept] = std::move(p);
+        ++kept;
         continue;
       }
       for (EventId e : p.events) backend->release_event(e);
@@ -230,7 +232,10 @@ struct Allocator::Impl {
   }
 };
 
-Allocator::Allocator(const Config& config, int device) : impl_(std::make_unique<Impl>(config, device)) {}
+Allocator::Allocator(const Config& config, int device)
+    : impl_(std::make_unique<Impl>(config, make_backend(config, device))) {}
+Allocator::Allocator(const Config& config, std::unique_ptr<Backend> backend)
+    : impl_(std::make_unique<Impl>(config, std::move(backend))) {}
 Allocator::~Allocator() = default;
 
 void* Allocator::malloc(uint64_t size, StreamId stream) { return impl_->malloc(size, stream); }

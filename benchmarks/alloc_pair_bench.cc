@@ -14,6 +14,7 @@
 // --benchmark_report_aggregates_only=... on the command line take precedence.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +78,21 @@ struct HbmallocCpp {
   }
   void* alloc(uint64_t size) { return allocator->malloc(size, 0); }
   void release(void* ptr, uint64_t /*size*/) { allocator->free(ptr); }
+
+  // Backend allocations so far: their growth over the timed loop shows
+  // whether the loop really ran from the cache.
+  int64_t device_allocs() const { return allocator->stats().num_device_alloc; }
+  // After the ring is freed: nothing allocated, structures consistent.
+  std::string verify() const {
+    try {
+      allocator->check_invariants();
+      const int64_t live = allocator->stats().allocation.all.current;
+      if (live != 0) return std::to_string(live) + " blocks still allocated after freeing all";
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return {};
+  }
 };
 
 // The C ABI, exactly what torch.cuda.memory.CUDAPluggableAllocator calls:
@@ -95,12 +111,19 @@ struct HbmallocCAbi {
     error = configure_error;
     // Each case starts from an empty cache, like a fresh HbmallocCpp.
     if (error.empty()) hbm_empty_cache();
+    hbm_clear_error();
   }
   void* alloc(uint64_t size) {
     return hbm_malloc(static_cast<ssize_t>(size), 0, nullptr);
   }
   void release(void* ptr, uint64_t size) {
     hbm_free(ptr, static_cast<ssize_t>(size), 0, nullptr);
+  }
+  // A bad hbm_free only sets the error; look for one, then check structures.
+  std::string verify() const {
+    if (hbm_last_error()[0] != '\0') return std::string("hbm_last_error: ") + hbm_last_error();
+    if (hbm_check_invariants(0) != 0) return hbm_last_error();
+    return {};
   }
 };
 
@@ -192,6 +215,9 @@ void BM_AllocFreePair(benchmark::State& state, Mix mix) {
       slot = (slot + 1) & (kLive - 1);
     }
 
+    int64_t device_allocs_before = 0;
+    if constexpr (requires { a.device_allocs(); }) device_allocs_before = a.device_allocs();
+
     for (auto _ : state) {
       a.release(live[slot], live_size[slot]);
       const uint64_t size = sizes[next++ & mask];
@@ -206,8 +232,18 @@ void BM_AllocFreePair(benchmark::State& state, Mix mix) {
       slot = (slot + 1) & (kLive - 1);
     }
 
+    if constexpr (requires { a.device_allocs(); }) {
+      // ~0 when the timed loop ran from the cache.
+      state.counters["device_allocs_per_pair"] = benchmark::Counter(
+          static_cast<double>(a.device_allocs() - device_allocs_before) /
+          static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1)));
+    }
+
     for (std::size_t i = 0; i < kLive; ++i) {
       if (live[i] != nullptr) a.release(live[i], live_size[i]);
+    }
+    if constexpr (requires { a.verify(); }) {
+      if (failure.empty()) failure = a.verify();
     }
   } catch (const std::exception& e) {
     // The ring may hold a block already freed; leave it (a leak in the sim

@@ -15,10 +15,14 @@ namespace hbmalloc {
 // default stream).
 using StreamId = std::uintptr_t;
 
+class Backend;  // allocator/backend/backend.h
+
 class Allocator {
  public:
   // Builds the backend and policy named in config for `device`.
   Allocator(const Config& config, int device);
+  // Uses the given backend (tests drive a SimBackend's streams this way).
+  Allocator(const Config& config, std::unique_ptr<Backend> backend);
   ~Allocator();
   Allocator(const Allocator&) = delete;
   Allocator& operator=(const Allocator&) = delete;

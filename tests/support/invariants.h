@@ -1,0 +1,63 @@
+// Test helpers: an independent shadow of live ranges (no two live blocks may
+// overlap), and a sim-backed allocator whose streams a test can hold.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "backend/sim_backend.h"
+#include "hbmalloc/allocator.hpp"
+
+namespace hbmalloc::testing {
+
+// Live ranges as the caller sees them, kept apart from the allocator.
+class LiveRanges {
+ public:
+  // Adds [p, p+size); returns "" or a description of the overlap.
+  std::string add(void* p, uint64_t size) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (a == 0) return "null pointer";
+    auto next = ranges_.lower_bound(a);
+    if (next != ranges_.end() && next->first < a + size) return "overlaps the next live block";
+    if (next != ranges_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second > a) return "overlaps the previous live block";
+    }
+    ranges_[a] = size;
+    return "";
+  }
+  void remove(void* p) { ranges_.erase(reinterpret_cast<uintptr_t>(p)); }
+  size_t size() const { return ranges_.size(); }
+
+ private:
+  std::map<uintptr_t, uint64_t> ranges_;
+};
+
+struct SimAllocator {
+  SimBackend* sim;  // owned by alloc
+  std::unique_ptr<Allocator> alloc;
+
+  explicit SimAllocator(uint64_t capacity = 0, std::string conf = "") {
+    Config c = Config::parse(conf);
+    c.backend = "sim";
+    auto backend = std::make_unique<SimBackend>(0, capacity);
+    sim = backend.get();
+    alloc = std::make_unique<Allocator>(c, std::move(backend));
+  }
+  Allocator* operator->() { return alloc.get(); }
+};
+
+inline ::testing::AssertionResult InvariantsHold(const Allocator& a) {
+  try {
+    a.check_invariants();
+    return ::testing::AssertionSuccess();
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << e.what();
+  }
+}
+
+}  // namespace hbmalloc::testing

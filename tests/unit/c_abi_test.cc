@@ -1,0 +1,221 @@
+// The C ABI exactly as PyTorch reaches it: dlopen the shared library (the
+// installed one when HBMALLOC_LIB names it) and call hbm_* through dlsym, on
+// the sim backend, with no GPU.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "hbmalloc/hbmalloc.h"
+
+namespace {
+
+struct Abi {
+  void* (*malloc)(ssize_t, int, cudaStream_t);
+  void (*free)(void*, ssize_t, int, cudaStream_t);
+  int (*configure)(const char*);
+  void (*init)(int);
+  void (*empty_cache)();
+  void (*set_memory_fraction)(double, int);
+  void (*record_stream)(void*, cudaStream_t);
+  void (*reset_peak_stats)(int);
+  size_t (*stats_json)(int, char*, size_t);
+  int (*check_invariants)(int);
+  const char* (*last_error)();
+  void (*clear_error)();
+
+  std::string error() const { return last_error(); }
+  std::string stats(int device = 0) const {
+    std::string s(stats_json(device, nullptr, 0) + 1, '\0');
+    size_t n = stats_json(device, s.data(), s.size());
+    s.resize(n);
+    return s;
+  }
+};
+
+const char* LibraryPath() {
+  const char* env = std::getenv("HBMALLOC_LIB");
+  return env && *env ? env : HBMALLOC_BUILD_LIB;
+}
+
+// Loads the library once per process; conf goes into HBMALLOC_CONF first.
+Abi& Load(const char* conf = "backend:sim,capacity:1GiB") {
+  static Abi abi = [conf] {
+    setenv("HBMALLOC_CONF", conf, 1);
+    void* h = dlopen(LibraryPath(), RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      std::fprintf(stderr, "dlopen %s: %s\n", LibraryPath(), dlerror());
+      std::abort();
+    }
+    auto sym = [h](const char* name) {
+      void* s = dlsym(h, name);
+      if (s == nullptr) {
+        std::fprintf(stderr, "missing symbol %s\n", name);
+        std::abort();
+      }
+      return s;
+    };
+    Abi a;
+    a.malloc = reinterpret_cast<decltype(a.malloc)>(sym("hbm_malloc"));
+    a.free = reinterpret_cast<decltype(a.free)>(sym("hbm_free"));
+    a.configure = reinterpret_cast<decltype(a.configure)>(sym("hbm_configure"));
+    a.init = reinterpret_cast<decltype(a.init)>(sym("hbm_init"));
+    a.empty_cache = reinterpret_cast<decltype(a.empty_cache)>(sym("hbm_empty_cache"));
+    a.set_memory_fraction = reinterpret_cast<decltype(a.set_memory_fraction)>(sym("hbm_set_memory_fraction"));
+    a.record_stream = reinterpret_cast<decltype(a.record_stream)>(sym("hbm_record_stream"));
+    a.reset_peak_stats = reinterpret_cast<decltype(a.reset_peak_stats)>(sym("hbm_reset_peak_stats"));
+    a.stats_json = reinterpret_cast<decltype(a.stats_json)>(sym("hbm_stats_json"));
+    a.check_invariants = reinterpret_cast<decltype(a.check_invariants)>(sym("hbm_check_invariants"));
+    a.last_error = reinterpret_cast<decltype(a.last_error)>(sym("hbm_last_error"));
+    a.clear_error = reinterpret_cast<decltype(a.clear_error)>(sym("hbm_clear_error"));
+    return a;
+  }();
+  return abi;
+}
+
+cudaStream_t Stream(uintptr_t id) { return reinterpret_cast<cudaStream_t>(id); }
+
+class CAbi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    abi_ = &Load();
+    abi_->clear_error();
+  }
+  void TearDown() override {
+    EXPECT_EQ(abi_->check_invariants(0), 0) << abi_->error();
+    EXPECT_NE(abi_->stats().find("\"allocation.all.current\":0,"), std::string::npos) << "a test leaked a block";
+  }
+  Abi* abi_ = nullptr;
+};
+
+TEST_F(CAbi, MallocAndFreeLikePytorchDoes) {
+  void* p = abi_->malloc(1 << 20, 0, Stream(0));
+  void* q = abi_->malloc(300 << 20, 0, Stream(7));
+  ASSERT_NE(p, nullptr) << abi_->error();
+  ASSERT_NE(q, nullptr) << abi_->error();
+  std::string stats = abi_->stats();
+  EXPECT_NE(stats.find("\"allocation.all.current\":2"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"requested_bytes.all.current\":315621376"), std::string::npos) << stats;
+  abi_->free(p, 1 << 20, 0, Stream(0));
+  abi_->free(q, 300 << 20, 0, Stream(7));
+  EXPECT_EQ(abi_->error(), "");
+}
+
+TEST_F(CAbi, ZeroSizeReturnsNullWithoutError) {
+  EXPECT_EQ(abi_->malloc(0, 0, Stream(0)), nullptr);
+  EXPECT_EQ(abi_->error(), "");
+  abi_->free(nullptr, 0, 0, Stream(0));
+  EXPECT_EQ(abi_->error(), "");
+}
+
+TEST_F(CAbi, NegativeSizeIsRefused) {
+  EXPECT_EQ(abi_->malloc(-1, 0, Stream(0)), nullptr);
+  EXPECT_NE(abi_->error().find("negative size"), std::string::npos) << abi_->error();
+}
+
+TEST_F(CAbi, DoubleFreeIsIgnoredAndNamed) {
+  void* p = abi_->malloc(4096, 0, Stream(0));
+  abi_->free(p, 4096, 0, Stream(0));
+  abi_->free(p, 4096, 0, Stream(0));
+  EXPECT_NE(abi_->error().find("double free"), std::string::npos) << abi_->error();
+}
+
+TEST_F(CAbi, ForeignPointerIsIgnoredAndNamed) {
+  int x = 0;
+  abi_->free(&x, 4, 0, Stream(0));
+  EXPECT_NE(abi_->error().find("unknown pointer"), std::string::npos) << abi_->error();
+}
+
+TEST_F(CAbi, SizeMismatchKeepsTheBlock) {
+  void* p = abi_->malloc(10 << 20, 0, Stream(0));
+  abi_->free(p, 11 << 20, 0, Stream(0));
+  EXPECT_NE(abi_->error().find("size mismatch"), std::string::npos) << abi_->error();
+  EXPECT_EQ(abi_->check_invariants(0), 0) << abi_->error();
+  abi_->clear_error();
+  abi_->free(p, 10 << 20, 0, Stream(0));
+  EXPECT_EQ(abi_->error(), "");
+}
+
+TEST_F(CAbi, OutOfMemoryReturnsNullAndStaysUsable) {
+  void* big = abi_->malloc(900 << 20, 0, Stream(0));
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(abi_->malloc(200 << 20, 0, Stream(0)), nullptr);  // 1 GiB device
+  EXPECT_NE(abi_->error().find("out of memory"), std::string::npos) << abi_->error();
+  void* small = abi_->malloc(50 << 20, 0, Stream(0));
+  EXPECT_NE(small, nullptr);
+  abi_->free(small, 50 << 20, 0, Stream(0));
+  abi_->free(big, 900 << 20, 0, Stream(0));
+  abi_->empty_cache();
+  EXPECT_NE(abi_->stats().find("\"reserved_bytes.all.current\":0,"), std::string::npos);
+}
+
+TEST_F(CAbi, MemoryFractionAndItsValidation) {
+  abi_->set_memory_fraction(0.25, 0);
+  EXPECT_EQ(abi_->error(), "");
+  EXPECT_EQ(abi_->malloc(300 << 20, 0, Stream(0)), nullptr);
+  abi_->set_memory_fraction(1.0, 0);
+  abi_->set_memory_fraction(-3, 0);
+  EXPECT_NE(abi_->error().find("memory fraction"), std::string::npos) << abi_->error();
+  abi_->clear_error();
+  void* p = abi_->malloc(300 << 20, 0, Stream(0));
+  EXPECT_NE(p, nullptr) << abi_->error();
+  abi_->free(p, 300 << 20, 0, Stream(0));
+}
+
+TEST_F(CAbi, RecordStreamAndUnknownPointer) {
+  void* p = abi_->malloc(2 << 20, 0, Stream(1));
+  abi_->record_stream(p, Stream(2));
+  EXPECT_EQ(abi_->error(), "");
+  abi_->free(p, 2 << 20, 0, Stream(1));
+  int x;
+  abi_->record_stream(&x, Stream(2));
+  EXPECT_NE(abi_->error().find("unknown pointer"), std::string::npos) << abi_->error();
+}
+
+TEST_F(CAbi, SecondDeviceHasItsOwnAllocator) {
+  void* p = abi_->malloc(4 << 20, 1, Stream(0));
+  ASSERT_NE(p, nullptr) << abi_->error();
+  abi_->free(p, 4 << 20, 0, Stream(0));  // wrong device: not its pointer
+  EXPECT_NE(abi_->error().find("unknown pointer"), std::string::npos) << abi_->error();
+  abi_->free(p, 4 << 20, 1, Stream(0));
+  EXPECT_NE(abi_->stats(1).find("\"allocation.all.current\":0,"), std::string::npos);
+  EXPECT_EQ(abi_->malloc(16, 99, Stream(0)), nullptr);
+  EXPECT_NE(abi_->error().find("out of range"), std::string::npos) << abi_->error();
+}
+
+TEST_F(CAbi, ConfigureAfterFirstUseIsRefused) {
+  EXPECT_EQ(abi_->configure("backend:sim"), -1);
+  EXPECT_NE(abi_->error().find("after the allocator was initialised"), std::string::npos) << abi_->error();
+  EXPECT_EQ(abi_->configure("bogus_key:1"), -1);
+  EXPECT_NE(abi_->error().find("unknown key 'bogus_key'"), std::string::npos) << abi_->error();
+}
+
+TEST_F(CAbi, ResetPeakStats) {
+  abi_->free(abi_->malloc(64 << 20, 0, Stream(0)), 64 << 20, 0, Stream(0));
+  abi_->reset_peak_stats(0);
+  EXPECT_NE(abi_->stats().find("\"allocated_bytes.all.peak\":0,"), std::string::npos) << abi_->stats();
+}
+
+TEST_F(CAbi, StatsJsonTruncatesSafely) {
+  char buf[16];
+  size_t needed = abi_->stats_json(0, buf, sizeof buf);
+  EXPECT_GT(needed, sizeof buf);
+  EXPECT_EQ(std::strlen(buf), sizeof buf - 1);
+}
+
+// A fresh process, so the bad HBMALLOC_CONF is what the library first sees.
+TEST(CAbiDeathTest, BadEnvironmentConfigFailsEveryMallocWithItsName) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        Abi& abi = Load("backend:sim,capasity:1GiB");
+        void* p = abi.malloc(1024, 0, Stream(0));
+        std::fprintf(stderr, "%s\n", abi.error().c_str());
+        std::exit(p == nullptr && abi.error().find("unknown key 'capasity'") != std::string::npos ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "capasity");
+}
+
+}  // namespace

@@ -35,7 +35,8 @@ class Backend {
 };
 
 // The backend named by config.backend for `device`. Throws Error(kConfig) for
-// an unknown or unavailable backend.
+// an unknown backend or one this build lacks, Error(kBackend) when the device
+// cannot be used (no GPU, no driver, index out of range).
 std::unique_ptr<Backend> make_backend(const Config& config, int device);
 
 }  // namespace hbmalloc

@@ -65,9 +65,10 @@ TEST(SizeClassesTest, IndexSizeRoundTripForEveryClassUpTo1MiB) {
     uint64_t size = SizeClasses::size_of(i);
     ASSERT_LE(size, kMiB) << "class " << i;
     EXPECT_EQ(SizeClasses::index_of(size), i) << "class " << i << " of " << size << " bytes";
-    // One byte less still maps to the same class (except where that byte
-    // crosses into the previous class).
-    if (i > 0) EXPECT_EQ(SizeClasses::index_of(SizeClasses::size_of(i - 1) + 1), i) << "class " << i;
+    // One byte past the previous class already maps to this one.
+    if (i > 0) {
+      EXPECT_EQ(SizeClasses::index_of(SizeClasses::size_of(i - 1) + 1), i) << "class " << i;
+    }
   }
 }
 

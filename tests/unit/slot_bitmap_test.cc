@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 namespace hbmalloc {
@@ -70,7 +71,9 @@ TEST_P(SlotBitmapSizes, PutMakesSlotsTakeableAgain) {
 
 INSTANTIATE_TEST_SUITE_P(Sizes, SlotBitmapSizes, ::testing::Values(1u, 63u, 64u, 65u, 4095u, 4096u),
                          [](const ::testing::TestParamInfo<uint32_t>& info) {
-                           return "n" + std::to_string(info.param);
+                           std::string name = "n";
+                           name += std::to_string(info.param);
+                           return name;
                          });
 
 TEST(SlotBitmapTest, DefaultIsEmpty) {
@@ -131,7 +134,9 @@ TEST(SlotBitmapTest, RandomTakePutMatchesSet) {
     }
     ASSERT_EQ(bm.any(), !free_slots.empty()) << "op " << op;
     ASSERT_EQ(bm.count_free(), free_slots.size()) << "op " << op;
-    if (op % 97 == 0) ASSERT_TRUE(bm.consistent()) << "op " << op;
+    if (op % 97 == 0) {
+      ASSERT_TRUE(bm.consistent()) << "op " << op;
+    }
   }
   for (uint32_t s = 0; s < SlotBitmap::kMaxSlots; ++s) ASSERT_EQ(bm.is_free(s), free_slots.count(s) == 1);
 }

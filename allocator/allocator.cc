@@ -12,6 +12,7 @@
 
 #include "absl/container/btree_map.h"
 #include "backend/backend.h"
+#include "core/spin_lock.h"
 #include "policy/policy.h"
 
 namespace hbmalloc {
@@ -34,7 +35,7 @@ struct Allocator::Impl {
   std::unique_ptr<Backend> backend;
   Stats stats;
   std::unique_ptr<Policy> policy;
-  mutable std::mutex mu;
+  mutable SpinLock mu;
 
   // Streams other than its own that a live block is used on (record_stream).
   absl::btree_map<void*, std::vector<StreamId>> stream_uses;
@@ -109,7 +110,7 @@ struct Allocator::Impl {
     if (size == 0) return nullptr;
     if (size > kMaxRequest)
       throw Error(ErrorCode::kInvalidArgument, "request of " + std::to_string(size) + " bytes is absurdly large");
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<SpinLock> lock(mu);
     if (!pending.empty()) drain_pending();
     Allocation a = policy->allocate(size, stream);
     if (a.ptr == nullptr) a = retry_after_release(size, stream);
@@ -139,7 +140,7 @@ struct Allocator::Impl {
     if (ptr == nullptr) return;
     if (expected_size < -1)
       throw Error(ErrorCode::kInvalidArgument, "free of " + hex(ptr) + " with negative size " + std::to_string(expected_size));
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<SpinLock> lock(mu);
     if (!pending_blocks.empty() && pending_blocks.contains(ptr))
       throw Error(ErrorCode::kDoubleFree, hex(ptr) + " was already freed (its stream uses are still pending)");
     if (!stream_uses.empty()) {
@@ -179,7 +180,7 @@ struct Allocator::Impl {
 
   void record_stream(void* ptr, StreamId stream) {
     if (ptr == nullptr) return;
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<SpinLock> lock(mu);
     LiveBlock b;
     if (!policy->find(ptr, b) || pending_blocks.contains(ptr))
       throw Error(ErrorCode::kUnknownPointer, "record_stream on " + hex(ptr) + ", which is not a live hbmalloc block");
@@ -243,7 +244,7 @@ void Allocator::free(void* ptr, int64_t expected_size) { impl_->free(ptr, expect
 void Allocator::record_stream(void* ptr, StreamId stream) { impl_->record_stream(ptr, stream); }
 
 void Allocator::empty_cache() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->sync_and_drain();
   impl_->policy->release_cached();
 }
@@ -251,12 +252,12 @@ void Allocator::empty_cache() {
 void Allocator::set_memory_fraction(double fraction) {
   if (!(fraction > 0.0 && fraction <= 1.0))
     throw Error(ErrorCode::kInvalidArgument, "memory fraction " + std::to_string(fraction) + " is not in (0, 1]");
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->apply_fraction(fraction);
 }
 
 Stats Allocator::stats() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::lock_guard<SpinLock> lock(impl_->mu);
   Stats s = impl_->stats;
   s.largest_free_block = int64_t(impl_->policy->largest_free_block());
   int64_t cached_free = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
@@ -266,12 +267,12 @@ Stats Allocator::stats() const {
 }
 
 void Allocator::reset_peak_stats() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->stats.reset_peak();
 }
 
 void Allocator::check_invariants() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->check();
 }
 

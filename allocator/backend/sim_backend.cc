@@ -10,14 +10,17 @@ namespace {
 uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 }  // namespace
 
-// Each device gets its own 2^44-byte window so addresses never collide across
-// devices, and no address is 0.
+// Each device gets its own window so addresses never collide across devices,
+// and no address is 0.
 SimBackend::SimBackend(int device, uint64_t capacity)
-    : device_(device), capacity_(capacity), next_addr_((uint64_t(device) + 1) << 44) {}
+    : device_(device), capacity_(capacity), next_addr_(window_base()) {
+  if (device < 0 || device >= 4096) throw Error(ErrorCode::kInvalidArgument, "sim: device index out of range");
+}
 
 uint64_t SimBackend::take_range(uint64_t bytes) {
   auto it = free_by_size_.lower_bound({bytes, 0});
   if (it == free_by_size_.end()) {
+    if (bytes > window_base() + kWindow - next_addr_) return 0;
     uint64_t addr = next_addr_;
     next_addr_ += bytes;
     return addr;
@@ -58,8 +61,10 @@ void SimBackend::give_back_range(uint64_t addr, uint64_t bytes) {
 
 void* SimBackend::malloc_segment(uint64_t bytes) {
   if (bytes == 0) throw Error(ErrorCode::kInvalidArgument, "sim: zero-byte segment");
+  if (bytes > kWindow) return nullptr;
   if (capacity_ != 0 && (bytes > capacity_ || used_ > capacity_ - bytes)) return nullptr;
   uint64_t addr = take_range(round_up(bytes, kAlign));
+  if (addr == 0) return nullptr;
   live_[addr] = bytes;
   used_ += bytes;
   return reinterpret_cast<void*>(addr);

@@ -30,12 +30,17 @@ class SimBackend final : public Backend {
   void hold_stream(StreamId stream);
   void complete_stream(StreamId stream);
 
+  // Each device hands out addresses from its own window of this many bytes;
+  // an unlimited device that fills it reports out of memory.
+  static constexpr uint64_t kWindow = uint64_t(1) << 48;
+  uint64_t window_base() const { return (uint64_t(device_) + 1) * kWindow; }
+
   uint64_t used_bytes() const { return used_; }
   size_t live_segments() const { return live_.size(); }
 
  private:
   static constexpr uint64_t kAlign = 2ull << 20;
-  uint64_t take_range(uint64_t bytes);
+  uint64_t take_range(uint64_t bytes);  // 0 when the window is full
   void give_back_range(uint64_t addr, uint64_t bytes);
 
   int device_;

@@ -8,7 +8,7 @@
 // the 512-byte-aligned keys an allocator sees.
 #pragma once
 
-#include <cstddef>
+#include <cstddef>  // offsetof
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -43,11 +43,15 @@ class PointerMap {
 
   // Removes key if present; returns whether it was.
   bool erase(uintptr_t key) {
-    size_t i = slot_of(key);
-    while (slots_[i].key != key) {
-      if (slots_[i].key == 0) return false;
-      i = (i + 1) & mask_;
-    }
+    V* v = find(key);
+    if (v == nullptr) return false;
+    erase_found(v);
+    return true;
+  }
+
+  // Removes the entry whose value find() returned, without probing again.
+  void erase_found(V* value) {
+    size_t i = size_t(reinterpret_cast<Slot*>(reinterpret_cast<char*>(value) - offsetof(Slot, value)) - slots_.data());
     // Backward shift: pull later members of the probe run into the hole.
     for (size_t j = (i + 1) & mask_; slots_[j].key != 0; j = (j + 1) & mask_) {
       size_t home = slot_of(slots_[j].key);
@@ -60,7 +64,6 @@ class PointerMap {
     }
     slots_[i].key = 0;
     --size_;
-    return true;
   }
 
   template <typename F>

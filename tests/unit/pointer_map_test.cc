@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <unordered_map>
@@ -30,6 +31,14 @@ std::vector<uintptr_t> CollidingKeys(size_t count, int bits, uint64_t base) {
     if (want == ~uint64_t(0)) want = home;
     if (home == want) keys.push_back(uintptr_t(k));
   }
+  return keys;
+}
+
+// `count` keys (multiples of 512) homed at slot `home` of a 2^bits-slot table.
+std::vector<uintptr_t> KeysWithHome(size_t count, int bits, uint64_t home, uint64_t base) {
+  std::vector<uintptr_t> keys;
+  for (uint64_t k = base; keys.size() < count; k += 512)
+    if (((k * 0x9E3779B97F4A7C15ull) >> (64 - bits)) == home) keys.push_back(uintptr_t(k));
   return keys;
 }
 
@@ -177,6 +186,42 @@ TEST(PointerMapTest, CollidingProbeRuns) {
     ExpectSameContents(map, ref);
   }
   EXPECT_TRUE(map.empty());
+}
+
+// A probe run that starts at the last slot wraps around to slot 0; erasing
+// from it must handle the cyclic (i > j) case of the backward shift.
+TEST(PointerMapTest, ProbeRunWrapsAroundTheTable) {
+  PointerMap<Value> map;
+  std::unordered_map<uintptr_t, Value> ref;
+  std::vector<uintptr_t> at62 = KeysWithHome(3, 6, 62, 0x40000000);
+  std::vector<uintptr_t> at63 = KeysWithHome(4, 6, 63, 0x50000000);
+  std::vector<uintptr_t> at0 = KeysWithHome(3, 6, 0, 0x60000000);
+  std::vector<uintptr_t> at1 = KeysWithHome(2, 6, 1, 0x70000000);
+  std::vector<uintptr_t> all;
+  for (const auto* group : {&at62, &at63, &at0, &at1})
+    for (uintptr_t k : *group) all.push_back(k);
+  for (uintptr_t k : all) {
+    map.insert(k, {k, 3});
+    ref[k] = {k, 3};
+  }
+  ExpectSameContents(map, ref);
+  // Erase in an order that opens holes before, inside and after the wrap.
+  std::mt19937 rng(99);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<uintptr_t> order = all;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t n = 0; n < order.size(); ++n) {
+      ASSERT_TRUE(map.erase(order[n]));
+      ref.erase(order[n]);
+      ExpectSameContents(map, ref);
+      if (HasFatalFailure()) return;
+    }
+    for (uintptr_t k : order) {
+      map.insert(k, {k, uint32_t(round)});
+      ref[k] = {k, uint32_t(round)};
+    }
+    ExpectSameContents(map, ref);
+  }
 }
 
 TEST(PointerMapTest, RandomOpsMatchUnorderedMap) {

@@ -117,7 +117,7 @@ TEST(SimBackendTest, RandomSequenceNeverOverlaps) {
   std::map<uint64_t, uint64_t> live;  // addr -> requested bytes
   std::vector<uint64_t> live_addrs;   // for picking a random victim
   uint64_t used = 0, peak_span = 0;
-  const uint64_t base = uint64_t(1) << 44;
+  const uint64_t base = SimBackend::kWindow;
   std::uniform_int_distribution<uint64_t> size_dist(2 * kMiB, kGiB);
 
   for (int op = 0; op < 20000; ++op) {
@@ -191,7 +191,7 @@ TEST(SimBackendTest, SameSequenceGetsSameAddressesAfterFreeingEverything) {
   EXPECT_EQ(sim.live_segments(), 0u);
   std::vector<uint64_t> second = run();
   EXPECT_EQ(first, second);
-  EXPECT_EQ(first[0], uint64_t(2) << 44);  // device 1's window starts at 2 * 2^44
+  EXPECT_EQ(first[0], 2 * SimBackend::kWindow);  // device 1's window starts at 2 windows up
 }
 
 TEST(SimBackendTest, FreedHoleIsReused) {
@@ -205,15 +205,34 @@ TEST(SimBackendTest, FreedHoleIsReused) {
   void* e = sim.malloc_segment(4 * kMiB);
   EXPECT_EQ(Addr(d), Addr(b));
   EXPECT_EQ(Addr(e), Addr(b) + 4 * kMiB);
-  // Freeing a, d, e coalesces to one 24 MiB hole below c.
+  // Freeing a, e, d coalesces to one 16 MiB hole below c: a 24 MiB segment
+  // does not fit in it and goes above c, a 16 MiB one fills it exactly.
   sim.free_segment(a, 8 * kMiB);
   sim.free_segment(e, 4 * kMiB);
   sim.free_segment(d, 4 * kMiB);
-  void* f = sim.malloc_segment(24 * kMiB);
+  void* g = sim.malloc_segment(24 * kMiB);
+  EXPECT_EQ(Addr(g), Addr(c) + 8 * kMiB);
+  void* f = sim.malloc_segment(16 * kMiB);
   EXPECT_EQ(Addr(f), Addr(a));
-  EXPECT_LT(Addr(f) + 24 * kMiB, Addr(c) + 1);
-  sim.free_segment(c, 8 * kMiB);
-  sim.free_segment(f, 24 * kMiB);
+  EXPECT_EQ(Addr(f) + 16 * kMiB, Addr(c));
+  // Best fit: a 2 MiB request prefers a 2 MiB hole over a larger one.
+  sim.free_segment(g, 24 * kMiB);  // top of the window: shrinks back
+  void* h1 = sim.malloc_segment(2 * kMiB);
+  EXPECT_EQ(Addr(h1), Addr(c) + 8 * kMiB);
+  void* h2 = sim.malloc_segment(10 * kMiB);
+  void* h3 = sim.malloc_segment(2 * kMiB);
+  void* h4 = sim.malloc_segment(2 * kMiB);
+  sim.free_segment(h2, 10 * kMiB);  // 10 MiB hole
+  sim.free_segment(h4, 2 * kMiB);   // top: shrinks back
+  sim.free_segment(h1, 2 * kMiB);   // 2 MiB hole
+  void* h5 = sim.malloc_segment(kMiB);
+  EXPECT_EQ(Addr(h5), Addr(h1));
+  for (auto [p, n] : {std::pair{c, 8 * kMiB}, std::pair{f, 16 * kMiB}, std::pair{h3, 2 * kMiB},
+                      std::pair{h5, kMiB}})
+    sim.free_segment(p, n);
+  EXPECT_EQ(sim.live_segments(), 0u);
+  // Everything coalesced back into the shrinking top.
+  EXPECT_EQ(Addr(sim.malloc_segment(64 * kMiB)), SimBackend::kWindow);
 }
 
 TEST(SimBackendTest, BadFreeThrowsBackendErrorAndChangesNothing) {
@@ -239,7 +258,7 @@ TEST(SimBackendTest, DevicesGetDisjointWindows) {
     for (int i = 0; i < 64; ++i) {
       uint64_t bytes = (i + 1) * 16 * kMiB;
       uint64_t a = Addr(sim->malloc_segment(bytes));
-      EXPECT_EQ(a >> 44, uint64_t(sim->device()) + 1) << "device " << sim->device();
+      EXPECT_EQ(a / SimBackend::kWindow, uint64_t(sim->device()) + 1) << "device " << sim->device();
       lo = std::min(lo, a);
       hi = std::max(hi, a + bytes);
     }
@@ -251,21 +270,21 @@ TEST(SimBackendTest, DevicesGetDisjointWindows) {
           << "devices' ranges " << i << " and " << j << " overlap";
 }
 
-// KNOWN BUG (sim_backend.cc): each device's window is 2^44 bytes (16 TiB), but
-// nothing stops the bump pointer at the window's end, so with capacity 0
-// ("unlimited") or a capacity above 16 TiB device d hands out addresses in
-// device d+1's window, breaking "addresses never collide across devices".
-TEST(SimBackendTest, KnownBug_UnlimitedDeviceStaysInsideItsWindow) {
+// An unlimited device that fills its address window reports out of memory
+// rather than handing out addresses in the next device's window.
+TEST(SimBackendTest, UnlimitedDeviceStaysInsideItsWindow) {
   SimBackend d0(0, 0), d1(1, 0);
   std::vector<void*> segs;
   void* p = nullptr;
+  const uint64_t kChunk = SimBackend::kWindow / 16;
   for (int i = 0; i < 17; ++i) {
-    p = d0.malloc_segment(kTiB);
+    p = d0.malloc_segment(kChunk);
     if (p == nullptr) break;  // refusing is fine; straying is not
     segs.push_back(p);
-    EXPECT_LT(Addr(p) + kTiB, (uint64_t(2) << 44) + 1) << "device 0 segment " << i << " leaves its window";
+    EXPECT_LE(Addr(p) + kChunk, 2 * SimBackend::kWindow) << "device 0 segment " << i << " leaves its window";
   }
-  void* q = d1.malloc_segment(kTiB);
+  EXPECT_EQ(segs.size(), 16u);  // the 17th does not fit: out of memory, not a stray address
+  void* q = d1.malloc_segment(kChunk);
   for (void* s : segs) EXPECT_NE(Addr(s), Addr(q)) << "device 0 and device 1 returned the same address";
 }
 

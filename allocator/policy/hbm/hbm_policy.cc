@@ -37,12 +37,12 @@ Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
 
 FreeStatus HbmPolicy::free(void* ptr, int64_t expected_requested, LiveBlock& out) {
   uintptr_t addr = reinterpret_cast<uintptr_t>(ptr);
-  const Live* found = live_.find(addr);
+  Live* found = live_.find(addr);
   if (found == nullptr) return FreeStatus::kNotLive;
   const Live live = *found;
   out = describe(live);
   if (expected_requested >= 0 && uint64_t(expected_requested) != live.requested) return FreeStatus::kSizeMismatch;
-  live_.erase(addr);
+  live_.erase_found(found);
   if (live.pool == Pool::kSmall) slabs_.free(static_cast<Slab*>(live.owner), live.slot);
   else large_.free(static_cast<Block*>(live.owner));
   return FreeStatus::kOk;

@@ -73,12 +73,10 @@ Slab* SlabPool::new_slab(StreamId stream, int cls, StreamSlabs& st) {
 
 // A slab's free slots are "inactive split" while any of its slots is in use:
 // they cannot be released, as PyTorch's split free blocks cannot.
-void SlabPool::account_inactive(const Slab* slab, int sign) {
-  if (slab->used == 0) return;
-  int64_t n = int64_t(slab->slots - slab->used);
+void SlabPool::account_inactive(const Slab* slab, int64_t delta_slots) {
   Stats& stats = source_.stats();
-  stats.inactive_split.add(Pool::kSmall, sign * n);
-  stats.inactive_split_bytes.add(Pool::kSmall, sign * n * int64_t(slab->slot_size));
+  stats.inactive_split.add(Pool::kSmall, delta_slots);
+  stats.inactive_split_bytes.add(Pool::kSmall, delta_slots * int64_t(slab->slot_size));
 }
 
 SlabPool::Slot SlabPool::allocate(int cls, StreamId stream) {
@@ -90,22 +88,19 @@ SlabPool::Slot SlabPool::allocate(int cls, StreamId stream) {
     if (slab == nullptr) return {};
     push_front(head, slab);
   }
-  account_inactive(slab, -1);
   uint32_t index = slab->free.take_first();
-  ++slab->used;
+  // The first used slot makes the others inactive; later ones take one each.
+  account_inactive(slab, ++slab->used == 1 ? int64_t(slab->slots) - 1 : -1);
   if (!slab->free.any()) unlink(head, slab);  // full slabs sit in no list
-  account_inactive(slab, +1);
   return {slab, index};
 }
 
 void SlabPool::free(Slab* slab, uint32_t index) {
   StreamSlabs& st = slabs_of(slab->stream);
   Slab*& head = st.partial[size_t(slab->cls)];
-  account_inactive(slab, -1);
   if (!slab->free.any()) push_front(head, slab);
   slab->free.put(index);
-  --slab->used;
-  account_inactive(slab, +1);
+  account_inactive(slab, --slab->used == 0 ? 1 - int64_t(slab->slots) : 1);
   if (slab->used == 0) {
     unlink(head, slab);
     Slab*& spare = st.spare[size_t(slab->cls)];

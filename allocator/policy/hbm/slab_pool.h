@@ -62,7 +62,7 @@ class SlabPool {
   StreamSlabs& slabs_of(StreamId stream);
   Slab* new_slab(StreamId stream, int cls, StreamSlabs& st);
   void format(Slab* slab, int cls);
-  void account_inactive(const Slab* slab, int sign);
+  void account_inactive(const Slab* slab, int64_t delta_slots);
 
   SizeClasses classes_;
   uint64_t slab_size_;

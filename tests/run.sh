@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: build, every GoogleTest through ctest, then the
+# installed tree (exported symbols, dlopen of the installed library, a
+# find_package(hbmalloc) consumer).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+
+bash tools/build.sh
+(cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)")
+
+prefix="$PWD/$BUILD_DIR/install-check"
+rm -rf "$prefix"
+cmake --install "$BUILD_DIR" --prefix "$prefix" >/dev/null
+lib="$prefix/lib/libhbmalloc.so"
+for sym in hbm_malloc hbm_free; do
+  nm -D --defined-only "$lib" | grep -qw "$sym" || { echo "FAIL: $sym not exported by $lib"; exit 1; }
+done
+if nm -D --defined-only "$lib" | grep -q " absl"; then echo "FAIL: $lib exports Abseil symbols"; exit 1; fi
+if ldd "$lib" | grep -q absl; then echo "FAIL: $lib needs Abseil at run time"; exit 1; fi
+echo "installed library: exports hbm_malloc/hbm_free, no Abseil dependency"
+
+HBMALLOC_LIB="$lib" "$BUILD_DIR/tests/c_abi_test" --gtest_brief=1
+
+consumer="$BUILD_DIR/install-consumer"
+cmake -S tests/install_consumer -B "$consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$consumer" >/dev/null
+"$consumer/consumer"

@@ -47,30 +47,38 @@ uint64_t parse_bytes(std::string_view text) {
   size_t i = 0;
   while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
   std::string_view number = text.substr(0, i), unit = trim(text.substr(i));
-  double value = 0;
-  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
-  if (number.empty() || ec != std::errc() || end != number.data() + number.size())
-    throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' is not a byte size");
+  auto fail = [&](const std::string& why) -> uint64_t {
+    throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' " + why);
+  };
+  if (number.empty()) return fail("is not a byte size");
   struct Unit {
     std::string_view name;
-    double scale;
+    uint64_t scale;
   };
   static constexpr Unit kUnits[] = {
-      {"", 1},          {"B", 1},         {"KiB", 1024.0},     {"MiB", 1048576.0},
-      {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6},
-      {"GB", 1e9},      {"TB", 1e12},     {"K", 1024.0},       {"M", 1048576.0},
-      {"G", 1073741824.0}, {"T", 1099511627776.0}};
-  for (const Unit& u : kUnits) {
-    if (unit != u.name) continue;
-    double bytes = value * u.scale;
-    if (bytes >= 18446744073709551615.0)
-      throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' is too large");
-    double rounded = std::round(bytes);
-    if (std::abs(bytes - rounded) > 1e-6 * std::max(1.0, bytes))
-      throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' is not a whole number of bytes");
-    return uint64_t(rounded);
+      {"", 1},         {"B", 1},         {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+      {"TiB", 1ull << 40}, {"KB", 1000},  {"MB", 1000000},     {"GB", 1000000000}, {"TB", 1000000000000},
+      {"K", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30},   {"T", 1ull << 40}};
+  const Unit* u = nullptr;
+  for (const Unit& candidate : kUnits)
+    if (unit == candidate.name) u = &candidate;
+  if (u == nullptr) return fail("has an unknown unit '" + std::string(unit) + "'");
+
+  // Whole numbers are parsed exactly: a capacity must round-trip to the byte.
+  if (number.find('.') == std::string_view::npos) {
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+    if (ec != std::errc() || end != number.data() + number.size() || value > UINT64_MAX / u->scale)
+      return fail("is too large");
+    return value * u->scale;
   }
-  throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' has an unknown unit '" + std::string(unit) + "'");
+  double value = 0;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc() || end != number.data() + number.size()) return fail("is not a byte size");
+  double bytes = value * double(u->scale);
+  if (bytes >= 9007199254740992.0) return fail("is too large for a fraction: give whole bytes");
+  if (bytes != std::floor(bytes)) return fail("is not a whole number of bytes");
+  return uint64_t(bytes);
 }
 
 std::string format_bytes(uint64_t bytes) {

@@ -282,12 +282,14 @@ TEST(ConfigToStringTest, RoundTripsThroughParse) {
   }
 }
 
-// KNOWN BUG (config.cc, parse_bytes): byte sizes are parsed through a double,
-// so integers above 2^53 lose their low bits and UINT64_MAX is rejected as
-// "too large". config.hpp promises parse(to_string()) gives the same Config;
-// it does not for such capacities (e.g. 2^53 + 1 comes back as 2^53).
-TEST(ConfigToStringTest, KnownBug_RoundTripsHugeByteCounts) {
+// Whole byte counts are parsed exactly (not through a double), so any
+// capacity round-trips through to_string() to the byte.
+TEST(ConfigToStringTest, RoundTripsHugeByteCounts) {
   EXPECT_EQ(parse_bytes("9007199254740993"), (uint64_t(1) << 53) + 1);
+  EXPECT_THROW(parse_bytes("18446744073709551616"), Error);  // UINT64_MAX + 1
+  EXPECT_THROW(parse_bytes("16777216TiB"), Error);            // 2^64 bytes
+  EXPECT_THROW(parse_bytes("10000000.4"), Error);             // not whole bytes
+  EXPECT_EQ(parse_bytes("0.5KiB"), 512u);
   for (uint64_t capacity : {(uint64_t(1) << 53) + 1, UINT64_MAX - 1, UINT64_MAX}) {
     Config c;
     c.capacity = capacity;

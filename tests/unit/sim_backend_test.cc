@@ -375,3 +375,11 @@ TEST(SimBackendTest, UnknownOrReleasedEventThrows) {
 
 }  // namespace
 }  // namespace hbmalloc
+
+TEST(SimBackendTest, DeviceIndexOutOfRangeIsRefused) {
+  using hbmalloc::SimBackend;
+  EXPECT_THROW(SimBackend(-1, 0), hbmalloc::Error);
+  EXPECT_THROW(SimBackend(4096, 0), hbmalloc::Error);
+  SimBackend last(4095, 0);
+  EXPECT_NE(last.malloc_segment(2 << 20), nullptr);
+}

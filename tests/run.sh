@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
 bash tools/build.sh
-(cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)")
+ctest_log="$BUILD_DIR/ctest.log"
+(cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)") | tee "$ctest_log"
+ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$ctest_log")
 
 prefix="$PWD/$BUILD_DIR/install-check"
 rm -rf "$prefix"
@@ -26,3 +28,6 @@ consumer="$BUILD_DIR/install-consumer"
 cmake -S tests/install_consumer -B "$consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$consumer" >/dev/null
 "$consumer/consumer"
+
+# ctest's suites plus the three installed-tree checks above.
+echo "tests: $((ctest_count + 3)) passed, 0 failed"

@@ -33,7 +33,7 @@ constexpr uint64_t kMaxRequest = uint64_t(1) << 50;
 struct Allocator::Impl {
   Config config;
   std::unique_ptr<Backend> backend;
-  Stats stats;
+  LiveStats stats;
   std::unique_ptr<Policy> policy;
   mutable SpinLock mu;
 
@@ -129,8 +129,8 @@ struct Allocator::Impl {
     uint64_t capacity = backend->capacity();
     throw Error(ErrorCode::kOutOfMemory,
                 "tried to allocate " + format_bytes(size) + " on device " + std::to_string(backend->device()) +
-                    " (" + std::string(backend->name()) + "): " + format_bytes(uint64_t(stats.reserved_bytes.all.current)) +
-                    " reserved, " + format_bytes(uint64_t(stats.allocated_bytes.all.current)) + " allocated, " +
+                    " (" + std::string(backend->name()) + "): " + format_bytes(uint64_t(stats.reserved_bytes.current_all())) +
+                    " reserved, " + format_bytes(uint64_t(stats.allocated_bytes.current_all())) + " allocated, " +
                     format_bytes(policy->largest_free_block()) + " largest free block, limit " +
                     (stats.memory_limit ? format_bytes(uint64_t(stats.memory_limit)) : std::string("none")) +
                     ", capacity " + (capacity ? format_bytes(capacity) : std::string("unlimited")));
@@ -193,6 +193,7 @@ struct Allocator::Impl {
 
   void check() const {
     Tally t = policy->check();
+    const Stats stats = this->stats.snapshot();
     auto fail = [](const std::string& what) { throw Error(ErrorCode::kInvariant, what); };
     for (Pool pool : {Pool::kSmall, Pool::kLarge}) {
       const PoolTally& pt = t.of(pool);
@@ -258,7 +259,7 @@ void Allocator::set_memory_fraction(double fraction) {
 
 Stats Allocator::stats() const {
   std::lock_guard<SpinLock> lock(impl_->mu);
-  Stats s = impl_->stats;
+  Stats s = impl_->stats.snapshot();
   s.largest_free_block = int64_t(impl_->policy->largest_free_block());
   int64_t cached_free = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
   s.external_fragmentation = cached_free > 0 ? 1.0 - double(s.largest_free_block) / double(cached_free) : 0.0;

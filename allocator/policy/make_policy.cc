@@ -6,7 +6,7 @@
 
 namespace hbmalloc {
 
-std::unique_ptr<Policy> make_policy(const Config& config, Backend& backend, Stats& stats) {
+std::unique_ptr<Policy> make_policy(const Config& config, Backend& backend, LiveStats& stats) {
   if (config.policy == "hbm") return std::make_unique<HbmPolicy>(config, backend, stats);
   throw Error(ErrorCode::kConfig, "policy: unknown policy '" + config.policy + "' (known: hbm)");
 }

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "hbmalloc/allocator.hpp"
+#include "core/live_stats.h"
 #include "hbmalloc/stats.hpp"
 
 namespace hbmalloc {
@@ -66,6 +67,6 @@ class Policy {
 
 // The policy named by config.policy, drawing memory from `backend` and
 // keeping segment-level statistics in `stats`.
-std::unique_ptr<Policy> make_policy(const Config& config, Backend& backend, Stats& stats);
+std::unique_ptr<Policy> make_policy(const Config& config, Backend& backend, LiveStats& stats);
 
 }  // namespace hbmalloc

@@ -6,18 +6,18 @@
 #include <limits>
 
 #include "backend/backend.h"
-#include "hbmalloc/stats.hpp"
+#include "core/live_stats.h"
 
 namespace hbmalloc {
 
 class SegmentSource {
  public:
-  SegmentSource(Backend& backend, Stats& stats) : backend_(backend), stats_(stats) {}
+  SegmentSource(Backend& backend, LiveStats& stats) : backend_(backend), stats_(stats) {}
 
   // A new segment of `bytes` for `pool`, or nullptr when it would pass the
   // limit or the device is full.
   void* grow(uint64_t bytes, Pool pool) {
-    uint64_t reserved = uint64_t(stats_.reserved_bytes.all.current);
+    uint64_t reserved = uint64_t(stats_.reserved_bytes.current_all());
     if (bytes > limit_ || reserved > limit_ - bytes) return nullptr;
     void* ptr = backend_.malloc_segment(bytes);
     if (ptr == nullptr) return nullptr;
@@ -35,11 +35,11 @@ class SegmentSource {
 
   void set_limit(uint64_t bytes) { limit_ = bytes; }
   uint64_t limit() const { return limit_; }
-  Stats& stats() { return stats_; }
+  LiveStats& stats() { return stats_; }
 
  private:
   Backend& backend_;
-  Stats& stats_;
+  LiveStats& stats_;
   uint64_t limit_ = std::numeric_limits<uint64_t>::max();
 };
 

@@ -8,23 +8,12 @@
 namespace hbmalloc {
 
 // One counter as PyTorch keeps it: current value, its peak, and the running
-// totals of increases and decreases.
+// totals of increases and decreases (current == allocated - freed).
 struct StatCounter {
   int64_t current = 0;
   int64_t peak = 0;
   int64_t allocated = 0;
   int64_t freed = 0;
-
-  void increase(int64_t n) {
-    current += n;
-    allocated += n;
-    if (current > peak) peak = current;
-  }
-  void decrease(int64_t n) {
-    current -= n;
-    freed += n;
-  }
-  void reset_peak() { peak = current; }
 };
 
 enum class Pool : uint8_t { kSmall = 0, kLarge = 1 };
@@ -35,24 +24,6 @@ struct StatArray {
 
   StatCounter& of(Pool p) { return p == Pool::kSmall ? small_pool : large_pool; }
   const StatCounter& of(Pool p) const { return p == Pool::kSmall ? small_pool : large_pool; }
-  void increase(Pool p, int64_t n) {
-    all.increase(n);
-    of(p).increase(n);
-  }
-  void decrease(Pool p, int64_t n) {
-    all.decrease(n);
-    of(p).decrease(n);
-  }
-  // Adds a signed delta: increases and decreases are kept apart as PyTorch does.
-  void add(Pool p, int64_t delta) {
-    if (delta > 0) increase(p, delta);
-    else if (delta < 0) decrease(p, -delta);
-  }
-  void reset_peak() {
-    all.reset_peak();
-    small_pool.reset_peak();
-    large_pool.reset_peak();
-  }
 };
 
 struct Stats {
@@ -76,12 +47,6 @@ struct Stats {
   int64_t largest_free_block = 0;
   double external_fragmentation = 0.0;  // 1 - largest_free_block / cached_free
   int64_t memory_limit = 0;             // bytes reserved may not exceed this
-
-  void reset_peak() {
-    for (StatArray* a : {&allocation, &segment, &active, &inactive_split, &allocated_bytes,
-                         &reserved_bytes, &active_bytes, &inactive_split_bytes, &requested_bytes})
-      a->reset_peak();
-  }
 };
 
 // One JSON object with PyTorch's flat keys ("allocated_bytes.all.current", ...)

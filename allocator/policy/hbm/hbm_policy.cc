@@ -6,7 +6,7 @@
 
 namespace hbmalloc {
 
-HbmPolicy::HbmPolicy(const Config& config, Backend& backend, Stats& stats)
+HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)
     : source_(backend, stats),
       slabs_(config.small_size, config.slab_size, source_),
       large_(config.segment_round, source_) {

@@ -14,7 +14,7 @@ namespace hbmalloc {
 
 class HbmPolicy final : public Policy {
  public:
-  HbmPolicy(const Config& config, Backend& backend, Stats& stats);
+  HbmPolicy(const Config& config, Backend& backend, LiveStats& stats);
 
   Allocation allocate(uint64_t size, StreamId stream) override;
   FreeStatus free(void* ptr, int64_t expected_requested, LiveBlock& out) override;

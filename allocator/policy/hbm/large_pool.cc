@@ -17,7 +17,7 @@ LargePool::LargePool(uint64_t segment_round, SegmentSource& source)
 // Free blocks of a segment that is in use are "inactive split", as in PyTorch.
 void LargePool::account_inactive(const Block* b, int sign) {
   if (b == nullptr || b->allocated || !b->is_split()) return;
-  Stats& stats = source_.stats();
+  LiveStats& stats = source_.stats();
   stats.inactive_split.add(Pool::kLarge, sign);
   stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->size));
 }

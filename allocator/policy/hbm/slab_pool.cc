@@ -74,7 +74,7 @@ Slab* SlabPool::new_slab(StreamId stream, int cls, StreamSlabs& st) {
 // A slab's free slots are "inactive split" while any of its slots is in use:
 // they cannot be released, as PyTorch's split free blocks cannot.
 void SlabPool::account_inactive(const Slab* slab, int64_t delta_slots) {
-  Stats& stats = source_.stats();
+  LiveStats& stats = source_.stats();
   stats.inactive_split.add(Pool::kSmall, delta_slots);
   stats.inactive_split_bytes.add(Pool::kSmall, delta_slots * int64_t(slab->slot_size));
 }

@@ -34,7 +34,8 @@ class PointerMap {
 
   // Inserts or overwrites. key must not be 0.
   void insert(uintptr_t key, const V& value) {
-    if ((size_ + 1) * 8 > slots_.size() * 7) rehash(slots_.size() * 2);
+    // At most half full: linear probing stays near one probe per lookup.
+    if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
     size_t i = slot_of(key);
     while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask_;
     if (slots_[i].key == 0) ++size_;

@@ -77,7 +77,10 @@ void RunRandomOps(const Run& run) {
       requested -= l.size;
     } else if (r < 0.985) {
       for (int s = kStreams; s < kStreams + 3; ++s)
-        if (held[s] && coin(rng) < 0.5) a.sim->complete_stream(s), held[s] = false;
+        if (held[s] && coin(rng) < 0.5) {
+          a.sim->complete_stream(s);
+          held[s] = false;
+        }
     } else if (r < 0.986) {
       a->empty_cache();
     }
@@ -86,7 +89,9 @@ void RunRandomOps(const Run& run) {
       Stats s = a->stats();
       ASSERT_EQ(s.allocation.all.current, int64_t(live.size()));
       ASSERT_GE(s.requested_bytes.all.current, int64_t(requested));  // plus pending frees
-      if (run.capacity) ASSERT_LE(uint64_t(s.reserved_bytes.all.current), run.capacity);
+      if (run.capacity) {
+        ASSERT_LE(uint64_t(s.reserved_bytes.all.current), run.capacity);
+      }
     }
   }
   for (const Live& l : live) a->free(l.ptr, int64_t(l.size));

@@ -29,8 +29,7 @@ void unlink(Slab*& head, Slab* s) {
 SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source)
     : classes_(max_size), slab_size_(slab_size), source_(source) {}
 
-SlabPool::StreamSlabs& SlabPool::slabs_of(StreamId stream) {
-  if (last_ != nullptr && last_stream_ == stream) return *last_;
+SlabPool::StreamSlabs& SlabPool::slabs_of_slow(StreamId stream) {
   std::unique_ptr<StreamSlabs>& slot = streams_[stream];
   if (!slot) slot = std::make_unique<StreamSlabs>();
   StreamSlabs& st = *slot;
@@ -69,14 +68,6 @@ Slab* SlabPool::new_slab(StreamId stream, int cls, StreamSlabs& st) {
   format(slab, cls);
   by_base_[slab->base] = slab;
   return slab;
-}
-
-// A slab's free slots are "inactive split" while any of its slots is in use:
-// they cannot be released, as PyTorch's split free blocks cannot.
-void SlabPool::account_inactive(const Slab* slab, int64_t delta_slots) {
-  LiveStats& stats = source_.stats();
-  stats.inactive_split.add(Pool::kSmall, delta_slots);
-  stats.inactive_split_bytes.add(Pool::kSmall, delta_slots * int64_t(slab->slot_size));
 }
 
 SlabPool::Slot SlabPool::allocate(int cls, StreamId stream) {

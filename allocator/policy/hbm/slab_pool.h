@@ -59,10 +59,22 @@ class SlabPool {
     std::vector<Slab*> spare;
     Slab* empty = nullptr;
   };
-  StreamSlabs& slabs_of(StreamId stream);
+  // Consecutive requests nearly always come from the same stream.
+  StreamSlabs& slabs_of(StreamId stream) {
+    if (last_ != nullptr && last_stream_ == stream) [[likely]]
+      return *last_;
+    return slabs_of_slow(stream);
+  }
+  StreamSlabs& slabs_of_slow(StreamId stream);
   Slab* new_slab(StreamId stream, int cls, StreamSlabs& st);
   void format(Slab* slab, int cls);
-  void account_inactive(const Slab* slab, int64_t delta_slots);
+  // A slab's free slots are "inactive split" while any of its slots is in
+  // use: they cannot be released, as PyTorch's split free blocks cannot.
+  void account_inactive(const Slab* slab, int64_t delta_slots) {
+    LiveStats& stats = source_.stats();
+    stats.inactive_split.add(Pool::kSmall, delta_slots);
+    stats.inactive_split_bytes.add(Pool::kSmall, delta_slots * int64_t(slab->slot_size));
+  }
 
   SizeClasses classes_;
   uint64_t slab_size_;

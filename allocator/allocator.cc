@@ -47,6 +47,16 @@ struct Allocator::Impl {
   };
   std::vector<PendingFree> pending;
   absl::btree_map<void*, LiveBlock> pending_blocks;
+#ifndef NDEBUG
+  // Debug builds walk every structure now and then, so a broken invariant
+  // surfaces near the operation that broke it.
+  uint64_t ops_since_check = 0;
+  void debug_check() {
+    if (++ops_since_check % 1024 == 0) check();
+  }
+#else
+  void debug_check() {}
+#endif
 
   Impl(const Config& c, std::unique_ptr<Backend> b) : config(c), backend(std::move(b)) {
     policy = make_policy(config, *backend, stats);
@@ -115,6 +125,7 @@ struct Allocator::Impl {
     Allocation a = policy->allocate(size, stream);
     if (a.ptr == nullptr) a = retry_after_release(size, stream);
     count_alloc(a, size);
+    debug_check();
     return a.ptr;
   }
 
@@ -152,6 +163,7 @@ struct Allocator::Impl {
     if (status != FreeStatus::kOk) bad_free(ptr, expected_size, status, b);
     count_release(b);
     count_inactive(b);
+    debug_check();
   }
 
   void free_used_elsewhere(void* ptr, int64_t expected_size,

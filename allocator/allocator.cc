@@ -42,11 +42,10 @@ struct Allocator::Impl {
   // Blocks freed while other streams may still use them: they return to the
   // policy once every event is done.
   struct PendingFree {
-    void* ptr;
+    LiveBlock block;
     std::vector<EventId> events;
   };
-  std::vector<PendingFree> pending;
-  absl::btree_map<void*, LiveBlock> pending_blocks;
+  absl::btree_map<void*, PendingFree> pending;
 #ifndef NDEBUG
   // Debug builds walk every structure now and then, so a broken invariant
   // surfaces near the operation that broke it.
@@ -91,23 +90,20 @@ struct Allocator::Impl {
 
   // Returns to the policy every pending block whose events are all done.
   void drain_pending() {
-    size_t kept = 0;
-    for (size_t i = 0; i < pending.size(); ++i) {
-      PendingFree& p = pending[i];
+    for (auto it = pending.begin(); it != pending.end();) {
+      auto& [ptr, p] = *it;
       bool done = true;
       for (EventId e : p.events) done = done && backend->event_done(e);
       if (!done) {
-        if (kept != i) pending[kept] = std::move(p);
-        ++kept;
+        ++it;
         continue;
       }
       for (EventId e : p.events) backend->release_event(e);
       LiveBlock b;
-      policy->free(p.ptr, -1, b);
+      policy->free(ptr, -1, b);
       count_inactive(b);
-      pending_blocks.erase(p.ptr);
+      it = pending.erase(it);
     }
-    pending.resize(kept);
   }
   void sync_and_drain() {
     if (pending.empty()) return;
@@ -152,7 +148,7 @@ struct Allocator::Impl {
     if (expected_size < -1)
       throw Error(ErrorCode::kInvalidArgument, "free of " + hex(ptr) + " with negative size " + std::to_string(expected_size));
     std::lock_guard<SpinLock> lock(mu);
-    if (!pending_blocks.empty() && pending_blocks.contains(ptr))
+    if (!pending.empty() && pending.contains(ptr))
       throw Error(ErrorCode::kDoubleFree, hex(ptr) + " was already freed (its stream uses are still pending)");
     if (!stream_uses.empty()) {
       auto it = stream_uses.find(ptr);
@@ -172,12 +168,11 @@ struct Allocator::Impl {
     if (!policy->find(ptr, b)) bad_free(ptr, expected_size, FreeStatus::kNotLive, b);
     if (expected_size >= 0 && uint64_t(expected_size) != b.requested)
       bad_free(ptr, expected_size, FreeStatus::kSizeMismatch, b);
-    PendingFree p{ptr, {}};
+    PendingFree p{b, {}};
     for (StreamId s : it->second) p.events.push_back(backend->record_event(s));
     stream_uses.erase(it);
     count_release(b);
-    pending.push_back(std::move(p));
-    pending_blocks.emplace(ptr, b);
+    pending.emplace(ptr, std::move(p));
     drain_pending();  // events on idle streams are done at once
   }
 
@@ -194,7 +189,7 @@ struct Allocator::Impl {
     if (ptr == nullptr) return;
     std::lock_guard<SpinLock> lock(mu);
     LiveBlock b;
-    if (!policy->find(ptr, b) || pending_blocks.contains(ptr))
+    if (!policy->find(ptr, b) || pending.contains(ptr))
       throw Error(ErrorCode::kUnknownPointer, "record_stream on " + hex(ptr) + ", which is not a live hbmalloc block");
     if (stream == b.stream) return;  // its own stream orders its uses already
     std::vector<StreamId>& uses = stream_uses[ptr];
@@ -210,8 +205,8 @@ struct Allocator::Impl {
     for (Pool pool : {Pool::kSmall, Pool::kLarge}) {
       const PoolTally& pt = t.of(pool);
       int64_t pending_n = 0, pending_bytes = 0;
-      for (const auto& [ptr, b] : pending_blocks)
-        if (b.pool == pool) ++pending_n, pending_bytes += int64_t(b.allocated);
+      for (const auto& [ptr, p] : pending)
+        if (p.block.pool == pool) ++pending_n, pending_bytes += int64_t(p.block.allocated);
       const char* name = pool == Pool::kSmall ? "small_pool" : "large_pool";
       auto expect = [&](const char* stat, int64_t kept, int64_t held) {
         if (kept != held)

@@ -79,8 +79,7 @@ void* hbm_malloc(ssize_t size, int device, cudaStream_t stream) {
 void hbm_free(void* ptr, ssize_t size, int device, cudaStream_t) {
   guarded([&] {
     if (ptr == nullptr) return;
-    if (size < -1) throw Error(ErrorCode::kInvalidArgument, "free with negative size " + std::to_string(size));
-    allocator_for(device).free(ptr, int64_t(size));
+    allocator_for(device).free(ptr, int64_t(size));  // validates the size
   });
 }
 

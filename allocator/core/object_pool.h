@@ -22,7 +22,6 @@ class ObjectPool {
     return &items_.emplace_back(T{std::forward<Args>(args)...});
   }
   void recycle(T* t) { free_.push_back(t); }
-  size_t live() const { return items_.size() - free_.size(); }
 
  private:
   std::deque<T> items_;  // deque: growing never moves existing nodes

@@ -15,20 +15,15 @@ class SpinLock {
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
     lock_slow();
   }
-  bool try_lock() { return !locked_.exchange(true, std::memory_order_acquire); }
   void unlock() { locked_.store(false, std::memory_order_release); }
 
  private:
   void lock_slow() {
-    for (int spins = 0;; ++spins) {
+    for (int spins = 0;;) {
       // Read-only wait keeps the cache line shared until the holder lets go.
       while (locked_.load(std::memory_order_relaxed)) {
-        if (spins < 64) {
-          __builtin_ia32_pause();
-          ++spins;
-        } else {
-          std::this_thread::yield();
-        }
+        if (spins++ < 64) __builtin_ia32_pause();
+        else std::this_thread::yield();
       }
       if (!locked_.exchange(true, std::memory_order_acquire)) return;
     }

@@ -115,6 +115,14 @@ TEST_F(CAbi, NegativeSizeIsRefused) {
   EXPECT_NE(abi_->error().find("negative size"), std::string::npos) << abi_->error();
 }
 
+TEST_F(CAbi, NegativeSizeOnFreeIsRefusedAndKeepsTheBlock) {
+  void* p = abi_->malloc(4096, 0, Stream(0));
+  abi_->free(p, -5, 0, Stream(0));
+  EXPECT_NE(abi_->error().find("negative size"), std::string::npos) << abi_->error();
+  EXPECT_NE(abi_->stats().find("\"allocation.all.current\":1,"), std::string::npos);
+  abi_->free(p, 4096, 0, Stream(0));
+}
+
 TEST_F(CAbi, DoubleFreeIsIgnoredAndNamed) {
   void* p = abi_->malloc(4096, 0, Stream(0));
   abi_->free(p, 4096, 0, Stream(0));

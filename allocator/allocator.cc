@@ -274,6 +274,13 @@ Stats Allocator::stats() const {
   return s;
 }
 
+Usage Allocator::usage() const {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  const LiveStats& st = impl_->stats;
+  return Usage{uint64_t(st.requested_bytes.current_all()), uint64_t(st.allocated_bytes.current_all()),
+               uint64_t(st.reserved_bytes.current_all())};
+}
+
 void Allocator::reset_peak_stats() {
   std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->stats.reset_peak();

@@ -44,6 +44,8 @@ class Allocator {
 
   // Current statistics, hbmalloc's own figures filled in.
   Stats stats() const;
+  // Current requested / allocated / reserved bytes (no structure walk).
+  Usage usage() const;
   void reset_peak_stats();
   // Throws Error(kInvariant) describing the first violation found.
   void check_invariants() const;

@@ -49,6 +49,11 @@ struct Stats {
   int64_t memory_limit = 0;             // bytes reserved may not exceed this
 };
 
+// The three current byte counts, cheap enough to read after every operation.
+struct Usage {
+  uint64_t requested = 0, allocated = 0, reserved = 0;
+};
+
 // One JSON object with PyTorch's flat keys ("allocated_bytes.all.current", ...)
 // plus hbmalloc's ("hbmalloc.largest_free_block", ...).
 std::string stats_to_json(const Stats& stats);

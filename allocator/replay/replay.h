@@ -1,0 +1,70 @@
+// Replaying one device of a Trace against an Allocator on the sim backend:
+// the answer to "would it have fit, and with what?".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/layout.hpp"
+#include "hbmalloc/stats.hpp"
+#include "trace/trace.h"
+
+namespace hbmalloc::replay {
+
+struct ReplayOptions {
+  Config config;  // policy and its knobs; backend is forced to sim
+  std::optional<uint64_t> capacity;  // unlimited (2^46) when absent
+  int device = 0;
+  // Extras that cost time; off for min-capacity searches and benchmarks.
+  size_t timeline_points = 0;   // keep at most this many timeline samples
+  bool capture_layouts = false;  // segment map at the peak and at each OOM
+};
+
+struct TimelinePoint {
+  uint64_t event = 0;  // index into the device's events
+  int64_t time_us = 0;
+  Usage usage;         // the maximum over the events this point stands for
+};
+
+// A request the replay could not serve, and the picture at that moment.
+struct OomRecord {
+  uint64_t event = 0;
+  uint32_t block = trace::kNoBlock;
+  uint64_t size = 0;
+  uint64_t stream = 0;
+  int64_t time_us = 0;
+  Usage usage;                // before the request
+  uint64_t cached_free = 0;   // reserved - allocated
+  uint64_t largest_free_block = 0;
+  uint64_t capacity = 0;
+  Layout layout;              // filled when capture_layouts
+};
+
+struct ReplayResult {
+  int device = 0;
+  uint64_t events = 0;
+  uint64_t allocs = 0, frees = 0;
+  uint64_t peak_requested = 0, peak_allocated = 0, peak_reserved = 0;
+  double efficiency = 0;  // peak_requested / peak_reserved (0 when nothing reserved)
+  uint64_t capacity = 0;  // what the simulated device had
+  std::vector<OomRecord> ooms;
+  double seconds = 0;           // replay loop only, not reading
+  double events_per_second = 0;
+  trace::TraceFigures native;   // what the recording says (peak requested, PyTorch's reserved)
+  Stats final_stats;
+  std::vector<TimelinePoint> timeline;
+  uint64_t peak_reserved_event = 0;  // first event at which peak_reserved was reached
+  Layout layout_at_peak;             // when capture_layouts
+};
+
+// Throws Error(kInvalidArgument) for a device the trace does not have or a
+// trace that frees a block it never allocated; an OOM is a result, not an error.
+ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options);
+
+// The smallest capacity, a multiple of 2 MiB, at which the replay has no OOM.
+uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options);
+
+}  // namespace hbmalloc::replay

@@ -1,0 +1,102 @@
+// The one in-memory trace model. Every reader turns its format into a Trace;
+// nothing downstream (replay, reports, tune) knows where a trace came from.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hbmalloc::trace {
+
+enum class Action : uint8_t {
+  kAlloc,          // block `id` of `size` requested bytes at `addr` on `stream`
+  kFreeRequested,  // the caller let go of `id`; streams may still use it
+  kFree,           // block `id` returned to the allocator (PyTorch: free_completed)
+  kSegmentAlloc,   // what the recording allocator reserved: `size` bytes at `addr`
+  kSegmentFree,
+  kSegmentMap,     // expandable segments: pages mapped / unmapped at `addr`
+  kSegmentUnmap,
+  kOom,            // the recording allocator failed a request of `size`; `addr` = device free bytes
+  kEmptyCache,
+  kSnapshot,       // a snapshot was taken here
+  kMarker,         // anything else a recorder wants to mark (no effect on replay)
+};
+
+// Stable lower-case names ("alloc", "free_requested", "free_completed",
+// "segment_alloc", ...): PyTorch's spelling where PyTorch has the action.
+const char* action_name(Action a);
+std::optional<Action> action_from_name(std::string_view name);
+
+constexpr uint32_t kNoBlock = UINT32_MAX;
+
+struct Event {
+  int64_t time_us = 0;   // 0 when the format has no time
+  uint64_t addr = 0;     // address in the recording (0 when unknown)
+  uint64_t size = 0;     // requested bytes (alloc / free), segment bytes, OOM request
+  uint64_t stream = 0;
+  uint32_t id = kNoBlock;  // dense block id for alloc / free events, else kNoBlock
+  Action action = Action::kMarker;
+};
+
+// A block as a snapshot shows it.
+enum class BlockState : uint8_t { kActiveAllocated, kActivePendingFree, kInactive };
+
+struct BlockInfo {
+  uint32_t id = kNoBlock;  // block id for live blocks in DeviceTrace::live_at_start
+  uint64_t addr = 0;
+  uint64_t size = 0;       // bytes the block occupies (0 when the trace does not say)
+  uint64_t requested = 0;  // bytes the caller asked for
+  uint64_t stream = 0;
+  BlockState state = BlockState::kActiveAllocated;
+};
+
+struct SegmentInfo {
+  uint64_t addr = 0;
+  uint64_t size = 0;  // total_size
+  uint64_t stream = 0;
+  bool small_pool = false;  // PyTorch segment_type "small"
+  bool expandable = false;
+  std::vector<BlockInfo> blocks;  // in address order, covering the segment when known
+};
+
+// Everything one device saw. Block ids are dense: 0..block_count-1; the
+// blocks live at start take the first ids, then each alloc event the next.
+struct DeviceTrace {
+  int device = 0;
+  std::vector<BlockInfo> live_at_start;      // live when the trace begins (ids 0..n-1)
+  std::vector<SegmentInfo> segments_at_start;  // what the recorder held then (blocks may be empty)
+  std::vector<SegmentInfo> segments_at_end;    // the final picture, when the format has one
+  std::vector<Event> events;
+  uint32_t block_count = 0;
+  bool has_segment_picture = false;  // segments_at_start / _at_end are meaningful
+};
+
+struct Trace {
+  std::string source;  // the file it was read from
+  std::string format;  // "pytorch-snapshot", "kineto", "rmm-csv", "hbt", "jsonl"
+  std::string recorder;  // who wrote it, when known ("pytorch", "hbmalloc 0.1.0", ...)
+  std::optional<uint64_t> capacity;  // device capacity when the trace tells
+  bool has_history = false;  // false for a static snapshot (segments only)
+  // allocator_settings (PyTorch) or the config that produced the trace, as
+  // key / value text in the order found.
+  std::vector<std::pair<std::string, std::string>> settings;
+  std::vector<DeviceTrace> devices;  // sorted by device number
+
+  const DeviceTrace* device(int number) const;
+};
+
+// Figures any trace defines without replaying it (see ../shared/traces/README.md):
+// live requested bytes from live_at_start through alloc / kFree, and the
+// recording allocator's reserved bytes from segments_at_start through segment events.
+struct TraceFigures {
+  uint64_t events = 0;
+  uint64_t segment_events = 0;
+  uint64_t peak_requested = 0;
+  std::optional<uint64_t> native_peak_reserved;  // when has_segment_picture
+  uint64_t native_ooms = 0;
+};
+TraceFigures figures_of(const DeviceTrace& d);
+
+}  // namespace hbmalloc::trace

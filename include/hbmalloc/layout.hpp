@@ -1,0 +1,29 @@
+// A picture of what an allocator holds: every segment and the blocks that
+// tile it. Used by reports, snapshot export and the Python package.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "hbmalloc/stats.hpp"
+
+namespace hbmalloc {
+
+struct BlockLayout {
+  uint64_t addr = 0;
+  uint64_t size = 0;       // bytes the block occupies
+  uint64_t requested = 0;  // 0 for free blocks
+  bool allocated = false;  // handed out (or waiting on stream events)
+};
+
+struct SegmentLayout {
+  uint64_t addr = 0;
+  uint64_t size = 0;
+  Pool pool = Pool::kLarge;
+  uint64_t stream = 0;
+  std::vector<BlockLayout> blocks;  // address order, covering [addr, addr + size)
+};
+
+using Layout = std::vector<SegmentLayout>;
+
+}  // namespace hbmalloc

@@ -7,17 +7,18 @@
 #include <charconv>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "hbmalloc/error.hpp"
 #include "trace/pickle_reader.h"
 #include "trace/read_trace.h"
+#include "trace/segment_ranges.h"
 
 namespace hbmalloc::trace {
 namespace {
 
 constexpr int kMaxDevice = 1 << 16;
-constexpr uint64_t kSmallSegment = 2ull << 20;  // PyTorch's small pool segment (kSmallBuffer)
 constexpr size_t kMaxSettingText = 4096;
 constexpr int kMaxSettingDepth = 16;
 
@@ -127,12 +128,6 @@ struct LiveBlock {
   BlockState state = BlockState::kActiveAllocated;
 };
 
-struct SegmentExtent {
-  uint64_t size = 0;
-  uint64_t stream = 0;
-  bool small_pool = false;
-  bool expandable = false;
-};
 
 class SnapshotConverter {
  public:
@@ -259,7 +254,7 @@ class SnapshotConverter {
       if (*total > UINT64_MAX - *addr) fail(where + ": address + total_size overflows");
       s.addr = *addr;
       s.size = *total;
-      s.small_pool = type ? *type == "small" : s.size <= kSmallSegment;
+      s.small_pool = type ? *type == "small" : s.size <= kSmallPoolSegment;
       if (blocks) read_blocks(*blocks, where, s);
       devices[device].segments_at_end.push_back(std::move(s));
     }
@@ -495,97 +490,34 @@ class SnapshotConverter {
 
   // segments_at_start: the final segments with segment events undone backwards.
   void reconstruct_segments(DeviceTrace& d) const {
-    std::map<uint64_t, SegmentExtent> segs;
-    for (const SegmentInfo& s : d.segments_at_end) {
-      if (overlaps(segs, s.addr, s.size) || !segs.emplace(s.addr, SegmentExtent{s.size, s.stream, s.small_pool, s.expandable}).second)
+    SegmentRanges segs;
+    for (const SegmentInfo& s : d.segments_at_end)
+      if (!segs.add(s.addr, {s.size, s.stream, s.small_pool, s.expandable}))
         fail("device " + std::to_string(d.device) + ": final segments overlap at " + hex(s.addr));
-    }
     for (size_t i = d.events.size(); i-- > 0;) {
       const Event& e = d.events[i];
-      const uint64_t end = e.addr + e.size;  // overflow checked when read
+      const SegmentRanges::Extent restored{e.size, e.stream, e.size <= kSmallPoolSegment, false};
       switch (e.action) {
-        case Action::kSegmentAlloc: {
-          auto it = segs.find(e.addr);
-          if (it == segs.end() || it->second.size != e.size)
-            fail_event(d, i, "no segment of that address and size is held after it");
-          segs.erase(it);
+        case Action::kSegmentAlloc:
+          if (!segs.remove(e.addr, e.size)) fail_event(d, i, "no segment of that address and size is held after it");
           break;
-        }
         case Action::kSegmentFree:
-          if (overlaps(segs, e.addr, e.size)) fail_event(d, i, "it overlaps a segment held after it");
-          segs.emplace(e.addr, SegmentExtent{e.size, e.stream, e.size <= kSmallSegment, false});
+          if (!segs.add(e.addr, restored)) fail_event(d, i, "it overlaps a segment held after it");
           break;
-        case Action::kSegmentMap: {
-          // Undone: cut the mapped range out of the segment that holds it.
-          auto it = segs.upper_bound(e.addr);
-          if (it == segs.begin()) fail_event(d, i, "no segment holds the mapped range after it");
-          --it;
-          const uint64_t seg_addr = it->first;
-          const SegmentExtent seg = it->second;
-          if (end > seg_addr + seg.size) fail_event(d, i, "no segment holds the mapped range after it");
-          segs.erase(it);
-          if (e.addr > seg_addr) {
-            SegmentExtent left = seg;
-            left.size = e.addr - seg_addr;
-            segs.emplace(seg_addr, left);
-          }
-          if (end < seg_addr + seg.size) {
-            SegmentExtent right = seg;
-            right.size = seg_addr + seg.size - end;
-            segs.emplace(end, right);
-          }
+        case Action::kSegmentMap:
+          if (!segs.unmap(e.addr, e.size)) fail_event(d, i, "no segment holds the mapped range after it");
           break;
-        }
         case Action::kSegmentUnmap: {
-          // Undone: map the range again, joined to expandable neighbours.
-          if (overlaps(segs, e.addr, e.size)) fail_event(d, i, "the unmapped range overlaps a segment held after it");
-          SegmentExtent merged{e.size, e.stream, e.size <= kSmallSegment, true};
-          uint64_t start = e.addr;
-          auto right = segs.find(end);
-          if (right != segs.end() && right->second.expandable) {
-            merged = right->second;
-            merged.size = e.size + right->second.size;
-            segs.erase(right);
-          }
-          auto left = segs.lower_bound(e.addr);
-          if (left != segs.begin()) {
-            --left;
-            if (left->second.expandable && left->first + left->second.size == e.addr) {
-              start = left->first;
-              const uint64_t size = left->second.size + merged.size;
-              merged = left->second;
-              merged.size = size;
-              segs.erase(left);
-            }
-          }
-          segs.emplace(start, merged);
+          SegmentRanges::Extent remapped = restored;
+          remapped.expandable = true;
+          if (!segs.map(e.addr, e.size, remapped)) fail_event(d, i, "the unmapped range overlaps a segment held after it");
           break;
         }
         default:
           break;
       }
     }
-    d.segments_at_start.clear();
-    d.segments_at_start.reserve(segs.size());
-    for (const auto& [addr, s] : segs) {
-      SegmentInfo info;
-      info.addr = addr;
-      info.size = s.size;
-      info.stream = s.stream;
-      info.small_pool = s.small_pool;
-      info.expandable = s.expandable;
-      d.segments_at_start.push_back(std::move(info));
-    }
-  }
-
-  static bool overlaps(const std::map<uint64_t, SegmentExtent>& segs, uint64_t addr, uint64_t size) {
-    auto it = segs.lower_bound(addr);
-    if (it != segs.end() && it->first < addr + size) return true;
-    if (it != segs.begin()) {
-      --it;
-      if (it->first + it->second.size > addr) return true;
-    }
-    return false;
+    d.segments_at_start = segs.segments();
   }
 
   const PickleTree& t_;

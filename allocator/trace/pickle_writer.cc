@@ -4,41 +4,10 @@
 #include <cstring>
 
 #include "hbmalloc/error.hpp"
+#include "trace/pickle_opcodes.h"
 
 namespace hbmalloc::trace {
-namespace {
-
-// The opcodes this writer emits (see pickle_reader.cc for the full set).
-enum Op : uint8_t {
-  kMark = '(',
-  kStop = '.',
-  kBinInt = 'J',
-  kBinInt1 = 'K',
-  kBinInt2 = 'M',
-  kNone = 'N',
-  kBinFloat = 'G',
-  kBinUnicode = 'X',
-  kBinBytes = 'B',
-  kShortBinBytes = 'C',
-  kAppends = 'e',
-  kEmptyDict = '}',
-  kEmptyList = ']',
-  kTuple = 't',
-  kEmptyTuple = ')',
-  kSetItems = 'u',
-  kBinGet = 'h',
-  kLongBinGet = 'j',
-  kProto = 0x80,
-  kNewTrue = 0x88,
-  kNewFalse = 0x89,
-  kLong1 = 0x8a,
-  kShortBinUnicode = 0x8c,
-  kBinUnicode8 = 0x8d,
-  kBinBytes8 = 0x8e,
-  kMemoize = 0x94,
-};
-
-}  // namespace
+using namespace pickle_op;
 
 PickleWriter::PickleWriter() {
   op(kProto);
@@ -118,17 +87,7 @@ void PickleWriter::str(std::string_view s) {
     }
     return;
   }
-  if (s.size() <= 0xff) {
-    op(kShortBinUnicode);
-    le(s.size(), 1);
-  } else if (s.size() <= UINT32_MAX) {
-    op(kBinUnicode);
-    le(s.size(), 4);
-  } else {
-    op(kBinUnicode8);
-    le(s.size(), 8);
-  }
-  out_.append(s);
+  length_prefixed(kShortBinUnicode, kBinUnicode, kBinUnicode8, s);
   if (memo_.size() < UINT32_MAX) {
     op(kMemoize);
     memo_.emplace(std::string(s), static_cast<uint32_t>(memo_.size()));
@@ -137,17 +96,21 @@ void PickleWriter::str(std::string_view s) {
 
 void PickleWriter::bytes(std::string_view b) {
   before_value();
-  if (b.size() <= 0xff) {
-    op(kShortBinBytes);
-    le(b.size(), 1);
-  } else if (b.size() <= UINT32_MAX) {
-    op(kBinBytes);
-    le(b.size(), 4);
+  length_prefixed(kShortBinBytes, kBinBytes, kBinBytes8, b);
+}
+
+void PickleWriter::length_prefixed(uint8_t op1, uint8_t op4, uint8_t op8, std::string_view data) {
+  if (data.size() <= 0xff) {
+    op(op1);
+    le(data.size(), 1);
+  } else if (data.size() <= UINT32_MAX) {
+    op(op4);
+    le(data.size(), 4);
   } else {
-    op(kBinBytes8);
-    le(b.size(), 8);
+    op(op8);
+    le(data.size(), 8);
   }
-  out_.append(b);
+  out_.append(data);
 }
 
 void PickleWriter::begin_dict() {

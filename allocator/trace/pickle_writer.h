@@ -42,6 +42,8 @@ class PickleWriter {
   void before_value();
   void op(uint8_t code) { out_.push_back(static_cast<char>(code)); }
   void le(uint64_t v, int n);
+  // The 1-, 4- or 8-byte length form of a str or bytes opcode, then the data.
+  void length_prefixed(uint8_t op1, uint8_t op4, uint8_t op8, std::string_view data);
 
   std::string out_;
   std::vector<Frame> open_;

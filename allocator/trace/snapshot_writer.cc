@@ -24,25 +24,27 @@ const char* state_name(BlockState s) {
   return "inactive";
 }
 
-void write_json(PickleWriter& w, const nlohmann::json& j) {
+// Setting values nest a level or two; the cap keeps a hostile one off the stack.
+void write_json(PickleWriter& w, const nlohmann::ordered_json& j, int depth = 0) {
+  if (depth > 64) throw Error(ErrorCode::kInvalidArgument, "allocator setting nested deeper than 64 levels");
   switch (j.type()) {
-    case nlohmann::json::value_t::null: w.none(); break;
-    case nlohmann::json::value_t::boolean: w.boolean(j.get<bool>()); break;
-    case nlohmann::json::value_t::number_integer: w.integer(j.get<int64_t>()); break;
-    case nlohmann::json::value_t::number_unsigned: w.uinteger(j.get<uint64_t>()); break;
-    case nlohmann::json::value_t::number_float: w.floating(j.get<double>()); break;
-    case nlohmann::json::value_t::string: w.str(j.get_ref<const std::string&>()); break;
-    case nlohmann::json::value_t::object:
+    case nlohmann::ordered_json::value_t::null: w.none(); break;
+    case nlohmann::ordered_json::value_t::boolean: w.boolean(j.get<bool>()); break;
+    case nlohmann::ordered_json::value_t::number_integer: w.integer(j.get<int64_t>()); break;
+    case nlohmann::ordered_json::value_t::number_unsigned: w.uinteger(j.get<uint64_t>()); break;
+    case nlohmann::ordered_json::value_t::number_float: w.floating(j.get<double>()); break;
+    case nlohmann::ordered_json::value_t::string: w.str(j.get_ref<const std::string&>()); break;
+    case nlohmann::ordered_json::value_t::object:
       w.begin_dict();
       for (const auto& [k, v] : j.items()) {
         w.str(k);
-        write_json(w, v);
+        write_json(w, v, depth + 1);
       }
       w.end();
       break;
     default:  // array (binary and discarded do not come out of parse)
       w.begin_list();
-      for (const auto& v : j) write_json(w, v);
+      for (const auto& v : j) write_json(w, v, depth + 1);
       w.end();
       break;
   }
@@ -51,6 +53,7 @@ void write_json(PickleWriter& w, const nlohmann::json& j) {
 // The reader's setting text back to a Python value: True/False/None,
 // numbers, JSON containers, anything else a str.
 void write_setting(PickleWriter& w, const std::string& text) {
+  // ordered_json keeps keys in the order the reader wrote them.
   if (text == "True" || text == "False") return w.boolean(text == "True");
   if (text == "None") return w.none();
   const char* end = text.data() + text.size();
@@ -60,7 +63,7 @@ void write_setting(PickleWriter& w, const std::string& text) {
     double f = 0;
     if (auto [p, ec] = std::from_chars(text.data(), end, f); ec == std::errc() && p == end) return w.floating(f);
     if (text.front() == '{' || text.front() == '[') {
-      const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+      const nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
       if (!j.is_discarded()) return write_json(w, j);
     }
   }

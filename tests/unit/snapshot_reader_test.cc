@@ -11,6 +11,7 @@
 #include <string>
 
 #include "hbmalloc/error.hpp"
+#include "support/slurp.h"
 #include "trace/pickle_writer.h"
 #include "trace/read_trace.h"
 
@@ -22,12 +23,7 @@ using namespace std::string_literals;
 
 const fs::path kTraces = fs::path(HBMALLOC_SOURCE_DIR) / ".." / "shared" / "traces";
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::slurp;
 
 Trace read_file(const fs::path& p) {
   const std::string bytes = slurp(p);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "hbmalloc/error.hpp"
+#include "support/slurp.h"
 #include "trace/read_trace.h"
 #include "trace/snapshot_writer.h"
 
@@ -18,12 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kTraces = fs::path(HBMALLOC_SOURCE_DIR) / ".." / "shared" / "traces";
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::slurp;
 
 void expect_same(const Trace& a, const Trace& b) {
   EXPECT_EQ(a.has_history, b.has_history);

@@ -60,6 +60,7 @@ const char* pickle_kind_name(PickleKind kind) {
 
 size_t PickleTree::size(PickleNode n) const {
   const Node& node = nodes_[n];
+  if (!is_container(n)) return 0;
   return node.kind == PickleKind::kDict ? node.value.u / 2 : node.value.u;
 }
 

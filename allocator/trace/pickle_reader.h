@@ -86,9 +86,9 @@ class PickleTree {
     return input_.substr(nodes_[n].a, nodes_[n].value.u);
   }
 
-  // Containers: number of items (a dict counts its pairs) and the items.
+  // Containers: number of items (a dict counts its pairs; a scalar has 0) and the items.
   size_t size(PickleNode n) const;
-  Items items(PickleNode n) const { return Items(this, nodes_[n].a); }
+  Items items(PickleNode n) const { return Items(this, is_container(n) ? nodes_[n].a : kNoRun); }  // none for scalars
   // Calls f(key, value) for each pair of dict `dict`, in order.
   template <typename F>
   void for_each_pair(PickleNode dict, F&& f) const {

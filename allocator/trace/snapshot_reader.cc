@@ -477,14 +477,14 @@ class SnapshotConverter {
         b.id = it->second;
       }
     if (by_addr.size() != final_live) {
-      for (const auto& [addr, id] : by_addr) {
-        bool in_final = false;
-        for (const SegmentInfo& s : d.segments_at_end)
-          for (const BlockInfo& b : s.blocks) in_final |= b.id == id;
-        if (!in_final)
+      std::vector<bool> in_final(next_id, false);
+      for (const SegmentInfo& s : d.segments_at_end)
+        for (const BlockInfo& b : s.blocks)
+          if (b.id != kNoBlock) in_final[b.id] = true;
+      for (const auto& [addr, id] : by_addr)
+        if (!in_final[id])
           fail("device " + std::to_string(d.device) + ": block " + std::to_string(id) + " at " + hex(addr) +
                " is live at the end of the trace but not in the final segments (a corrupt trace)");
-      }
     }
   }
 

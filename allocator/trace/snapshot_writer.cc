@@ -114,12 +114,15 @@ std::vector<SegmentInfo> derive_end_picture(const Trace& t, const DeviceTrace& d
     if (!ok) fail(t, std::string(action_name(e.action)) + " at " + std::to_string(e.addr) + " does not fit the segments");
   }
   std::vector<SegmentInfo> segs = ranges.segments();
+  const size_t walked = segs.size();  // in address order; blocks' own segments come after
   for (BlockInfo b : live_at_end(t, d)) {
     if (b.size == 0) b.size = b.requested;
-    auto holder = std::find_if(segs.begin(), segs.end(), [&](const SegmentInfo& s) {
-      return b.addr >= s.addr && b.addr - s.addr < s.size && b.size <= s.size - (b.addr - s.addr);
-    });
-    if (holder == segs.end()) {
+    auto holder = std::upper_bound(segs.begin(), segs.begin() + static_cast<ptrdiff_t>(walked), b.addr,
+                                   [](uint64_t addr, const SegmentInfo& s) { return addr < s.addr; });
+    if (holder != segs.begin()) --holder;
+    const bool held = holder != segs.begin() + static_cast<ptrdiff_t>(walked) && b.addr >= holder->addr &&
+                      b.addr - holder->addr < holder->size && b.size <= holder->size - (b.addr - holder->addr);
+    if (!held) {
       SegmentInfo own;
       own.addr = b.addr;
       own.size = b.size;

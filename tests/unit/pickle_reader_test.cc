@@ -81,6 +81,8 @@ TEST_P(EveryProtocol, BuiltinValues) {
 
   EXPECT_EQ(t.kind(at(t, root, "f")), PickleKind::kFloat);
   EXPECT_EQ(t.as_float(at(t, root, "f")), 1.5);
+  EXPECT_EQ(t.size(at(t, root, "s")), 0u);  // a scalar has no items, whatever its payload
+  EXPECT_TRUE(items(t, at(t, root, "s")).empty());
   EXPECT_EQ(ints(t, at(t, root, "t1")), (std::vector<int64_t>{1}));
   EXPECT_EQ(ints(t, at(t, root, "t2")), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(ints(t, at(t, root, "t3")), (std::vector<int64_t>{1, 2, 3}));

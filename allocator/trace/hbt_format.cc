@@ -20,6 +20,7 @@ constexpr size_t kLiveBlockBytes = 40;
 constexpr size_t kSegmentBytes = 32;       // before its blocks
 constexpr size_t kSegmentBlockBytes = 40;
 constexpr size_t kEventBytes = 40;
+constexpr size_t kEndBytes = 8;            // u64 records before it
 
 constexpr uint32_t kHeaderHasHistory = 1u << 0;
 constexpr uint32_t kHeaderHasCapacity = 1u << 1;
@@ -142,11 +143,21 @@ class HbtReader {
       std::string_view payload = bytes_.substr(offset + kRecordHeaderBytes, length);
       if (index == 0 && type != static_cast<uint16_t>(HbtRecord::kHeader))
         fail("the first record must be the header (type 1), found type " + std::to_string(type));
-      record(type, payload);
+      if (seen_end_) fail("data after the end record");
+      if (type == static_cast<uint16_t>(HbtRecord::kEnd)) {
+        end(payload, index);
+      } else {
+        record(type, payload);
+      }
       offset += kRecordHeaderBytes + length;
       ++index;
     }
     if (index == 0) throw Error(ErrorCode::kInvalidArgument, source_ + ": .hbt file has no header record");
+    if (!seen_end_)
+      throw Error(ErrorCode::kInvalidArgument,
+                  source_ + ": incomplete: no end record after record " + std::to_string(index - 1) +
+                      " (file ends at byte " + std::to_string(offset) +
+                      "): the recorder was probably killed mid-write, or is still writing");
     return finish();
   }
 
@@ -192,8 +203,19 @@ class HbtReader {
         return segment(payload);
       case HbtRecord::kEvent:
         return event(payload);
+      case HbtRecord::kEnd:
+        break;  // handled by read()
     }
     // A record type from a newer minor version: skipped.
+  }
+
+  void end(std::string_view payload, uint64_t index) {
+    need(payload, kEndBytes, "end");
+    uint64_t records = Cursor(payload, where_).u64();
+    if (records != index)
+      fail("end record counts " + std::to_string(records) + " records before it, the file has " +
+           std::to_string(index));
+    seen_end_ = true;
   }
 
   void header(std::string_view payload) {
@@ -342,6 +364,7 @@ class HbtReader {
   const std::string& source_;
   std::string where_;
   bool seen_header_ = false;
+  bool seen_end_ = false;
   Trace trace_;
   std::map<int, DeviceState> devices_;
 };
@@ -362,16 +385,22 @@ HbtWriter::HbtWriter(std::FILE* out, std::string name, uint32_t flush_every)
     : file_out_(out), name_(std::move(name)), flush_every_(flush_every == 0 ? 1 : flush_every) {}
 
 HbtWriter::~HbtWriter() {
-  if (file_out_ != nullptr) std::fflush(file_out_);
+  try {
+    if (started_ && !finished_) finish();
+  } catch (const Error&) {
+    // A destructor cannot report it; finish() called earlier would have.
+  }
 }
 
 void HbtWriter::begin(HbtRecord type, int device) {
   if (!started_) throw Error(ErrorCode::kInvalidArgument, name_ + ": .hbt writer used before header()");
+  if (finished_) throw Error(ErrorCode::kInvalidArgument, name_ + ": .hbt writer used after finish()");
   checked_device(device, name_);
   begin_record(record_, type);
 }
 
 void HbtWriter::emit() {
+  ++records_;
   if (string_out_ != nullptr) {
     *string_out_ += record_;
     return;
@@ -461,6 +490,15 @@ void HbtWriter::event(int device, const Event& e) {
   emit();
 }
 
+void HbtWriter::finish() {
+  begin(HbtRecord::kEnd, 0);
+  put_u64(record_, records_);
+  end_record(record_);
+  emit();
+  finished_ = true;
+  flush();
+}
+
 void write_hbt(const Trace& trace, HbtWriter& writer) {
   writer.header({trace.recorder, trace.capacity, trace.has_history, trace.settings});
   for (const DeviceTrace& d : trace.devices) {
@@ -470,7 +508,7 @@ void write_hbt(const Trace& trace, HbtWriter& writer) {
     for (const Event& e : d.events) writer.event(d.device, e);
     for (const SegmentInfo& s : d.segments_at_end) writer.segment(d.device, SegmentWhen::kAtEnd, s);
   }
-  writer.flush();
+  writer.finish();
 }
 
 std::string write_hbt(const Trace& trace) {

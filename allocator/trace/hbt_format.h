@@ -30,6 +30,7 @@ enum class HbtRecord : uint16_t {
   kLiveBlock = 3,
   kSegment = 4,
   kEvent = 5,
+  kEnd = 6,  // last: a file without it was cut short
 };
 
 enum class SegmentWhen : uint8_t { kAtStart = 0, kAtEnd = 1 };
@@ -43,14 +44,15 @@ struct HbtHeader {
 
 // Writes .hbt records one at a time, to a string or a FILE*. A runtime
 // recorder calls header() once, device() when a device first appears, then
-// event() per allocator event; a process killed mid-way leaves a file whose
-// complete records still read (the reader names the cut record).
+// event() per allocator event, and finish() at the end (the destructor does
+// if it was not called). A process killed mid-way leaves a file without the
+// end record, which the reader refuses with a message saying so.
 class HbtWriter {
  public:
   explicit HbtWriter(std::string& out);
   // Does not own `out`; flushes it every `flush_every` records and on flush().
   HbtWriter(std::FILE* out, std::string name, uint32_t flush_every = 1024);
-  ~HbtWriter();  // flushes; a failure there is lost, call flush() to see it
+  ~HbtWriter();  // finishes; a failure there is lost, call finish() to see it
   HbtWriter(const HbtWriter&) = delete;
   HbtWriter& operator=(const HbtWriter&) = delete;
 
@@ -59,7 +61,8 @@ class HbtWriter {
   void live_block(int device, const BlockInfo& b);
   void segment(int device, SegmentWhen when, const SegmentInfo& s);
   void event(int device, const Event& e);
-  void flush();  // throws Error naming the file when a write failed
+  void flush();   // throws Error naming the file when a write failed
+  void finish();  // the end record, then flush; nothing may follow
 
  private:
   void begin(HbtRecord type, int device);  // checks header() came first and the device number
@@ -71,11 +74,13 @@ class HbtWriter {
   uint32_t flush_every_ = 0;
   uint32_t unflushed_ = 0;
   bool started_ = false;
+  bool finished_ = false;
+  uint64_t records_ = 0;  // written so far, for the end record
   std::string record_;  // the record being built, reused
 };
 
 // A whole trace: header, then per device its device record, live blocks and
-// segments at start, its events, then the segments at end.
+// segments at start, its events, then the segments at end; then the end record.
 void write_hbt(const Trace& trace, HbtWriter& writer);
 std::string write_hbt(const Trace& trace);
 void write_hbt_file(const Trace& trace, const std::string& path);

@@ -48,7 +48,7 @@ struct MemoryEvent {
   int64_t bytes = 0;
   std::optional<uint64_t> addr;
   std::optional<int64_t> total_reserved;
-  size_t index = 0;  // position in traceEvents, for messages
+  size_t index = 0;  // 1 for the file's first memory event, for messages
 };
 
 bool is_memory_event(const Json& event) {
@@ -132,19 +132,19 @@ class KinetoReader {
   };
 
   [[noreturn]] void fail(const MemoryEvent& m, const std::string& problem) const {
-    throw Error(ErrorCode::kInvalidArgument,
-                source_ + ": traceEvents[" + std::to_string(m.index) + "]: " + problem);
+    throw Error(ErrorCode::kInvalidArgument, source_ + ": memory event " + std::to_string(m.index) + ": " + problem);
   }
 
   std::vector<MemoryEvent> collect(const Json& events) const {
     std::vector<MemoryEvent> out;
     size_t index = 0;
     for (const Json& event : events) {
-      size_t i = index++;
+      // Other events were dropped while parsing: count memory events only.
       if (!is_memory_event(event)) continue;
-      std::string where = source_ + ": traceEvents[" + std::to_string(i) + "]";
+      size_t i = ++index;
+      std::string where = source_ + ": memory event " + std::to_string(i);
       const Json* args = json_field(event, "args");
-      if (args == nullptr || !args->is_object()) throw Error(ErrorCode::kInvalidArgument, where + ": memory event without \"args\"");
+      if (args == nullptr || !args->is_object()) throw Error(ErrorCode::kInvalidArgument, where + ": no \"args\"");
       if (json_i64(*args, "Device Type", where).value_or(-1) != kCudaDeviceType) continue;
       MemoryEvent m;
       m.index = i;
@@ -152,7 +152,7 @@ class KinetoReader {
       m.device = checked_device(json_i64(*args, "Device Id", where).value_or(0), where);
       m.oom = json_field(event, "name")->get_ref<const std::string&>() == kOomEvent;
       std::optional<int64_t> bytes = json_i64(*args, "Bytes", where);
-      if (!bytes) throw Error(ErrorCode::kInvalidArgument, where + ": memory event without \"Bytes\"");
+      if (!bytes) throw Error(ErrorCode::kInvalidArgument, where + ": no \"Bytes\"");
       if (*bytes == INT64_MIN) throw Error(ErrorCode::kInvalidArgument, where + ": \"Bytes\" out of range");
       m.bytes = *bytes;
       // Addr is a signed intptr_t in the trace.

@@ -20,6 +20,7 @@ namespace {
 
 constexpr int kMaxDevice = 1 << 16;
 constexpr size_t kMaxSettingText = 4096;
+constexpr size_t kMaxSettingValues = 4096;
 constexpr int kMaxSettingDepth = 16;
 
 std::string hex(uint64_t v) {
@@ -55,10 +56,13 @@ void append_json_string(std::string_view s, std::string& out) {
   out += '"';
 }
 
+std::string setting_text(const PickleTree& t, PickleNode n);
+
 // A nested setting (e.g. roundup_power2_divisions) as compact JSON. Depth
-// and length are capped: a memo cycle renders as "..." instead of looping.
-void append_json(const PickleTree& t, PickleNode n, int depth, std::string& out) {
-  if (out.size() > kMaxSettingText || depth > kMaxSettingDepth) {
+// and the values visited (keys included) are capped: a memo cycle renders as
+// "..." instead of looping or blowing up.
+void append_json(const PickleTree& t, PickleNode n, int depth, size_t& visited, std::string& out) {
+  if (++visited > kMaxSettingValues || out.size() > kMaxSettingText || depth > kMaxSettingDepth) {
     out += "\"...\"";
     return;
   }
@@ -77,13 +81,13 @@ void append_json(const PickleTree& t, PickleNode n, int depth, std::string& out)
         first = false;
         if (t.is_str(key)) {
           append_json_string(t.as_str(key), out);
-        } else {
-          std::string text;
-          append_json(t, key, depth + 1, text);
-          append_json_string(text, out);
+        } else if (!t.is_container(key)) {
+          append_json_string(setting_text(t, key), out);
+        } else {  // a tuple key: named, not rendered (escaping nested keys grows exponentially)
+          append_json_string(std::string("<") + pickle_kind_name(t.kind(key)) + ">", out);
         }
         out += ':';
-        append_json(t, value, depth + 1, out);
+        append_json(t, value, depth + 1, visited, out);
       });
       out += '}';
       return;
@@ -94,7 +98,7 @@ void append_json(const PickleTree& t, PickleNode n, int depth, std::string& out)
       for (PickleNode item : t.items(n)) {
         if (!first) out += ',';
         first = false;
-        append_json(t, item, depth + 1, out);
+        append_json(t, item, depth + 1, visited, out);
       }
       out += ']';
       return;
@@ -114,7 +118,8 @@ std::string setting_text(const PickleTree& t, PickleNode n) {
     case PickleKind::kBytes: return std::string(t.as_str(n));
     default: {
       std::string out;
-      append_json(t, n, 0, out);
+      size_t visited = 0;
+      append_json(t, n, 0, visited, out);
       return out;
     }
   }

@@ -412,6 +412,19 @@ TEST(SnapshotReader, SelfContainingSettingsRenderBounded) {
   EXPECT_EQ(t.settings[0].first, "self");
   EXPECT_NE(t.settings[0].second.find("\"...\""), std::string::npos);
   EXPECT_LT(t.settings[0].second.size(), 8192u);
+
+  // d['self'] = d; d[d] = d: container keys are named, not rendered (their
+  // escaped text would double at each level; the fuzzer found it).
+  const std::string keyed =
+      "\x80\x04}\x94(\x8c\x08segments]\x8c\x12" "allocator_settings}\x94\x8c\x04self" "h\x01sh\x01h\x01su."s;
+  const Trace k = read_pytorch_snapshot(keyed, "keys.pickle");
+  ASSERT_EQ(k.settings.size(), 2u);
+  EXPECT_EQ(k.settings[1].first.rfind("{\"self\":", 0), 0u);
+  for (const auto& [key, value] : k.settings) {
+    EXPECT_LT(key.size(), 16384u);
+    EXPECT_LT(value.size(), 16384u);
+    EXPECT_NE(value.find("\"<dict>\":"), std::string::npos) << value.substr(0, 200);
+  }
 }
 
 }  // namespace

@@ -93,7 +93,10 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
   if (r.ooms.empty()) {
-    std::printf("\n  no OOM: the trace fits in %s\n", capacity_text(r.capacity).c_str());
+    if (r.capacity)
+      std::printf("\n  no OOM: the trace fits in %s\n", capacity_text(r.capacity).c_str());
+    else
+      std::printf("\n  no OOM (capacity unlimited; --capacity sets one, --min-capacity finds the least)\n");
     return;
   }
   std::printf("\n  %zu OOM(s):\n", r.ooms.size());
@@ -103,13 +106,13 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                 (unsigned long long)o.event, format_bytes(o.size).c_str(), (unsigned long long)o.stream,
                 format_bytes(o.usage.reserved).c_str(), format_bytes(o.usage.allocated).c_str(),
                 format_bytes(o.cached_free).c_str(), format_bytes(o.largest_free_block).c_str());
-    if (o.cached_free >= o.size)
-      std::printf("      fragmentation: %s was cached free but no block of %s was contiguous\n",
-                  format_bytes(o.cached_free).c_str(), format_bytes(o.size).c_str());
-    else if (o.capacity)
-      std::printf("      the device was short by %s\n",
-                  format_bytes(o.size - (o.capacity > o.usage.reserved ? o.capacity - o.usage.reserved : 0) -
-                               o.cached_free).c_str());
+    uint64_t headroom = o.capacity > o.usage.reserved ? o.capacity - o.usage.reserved : 0;
+    if (o.cached_free + headroom >= o.size)
+      std::printf("      fragmentation: %s was free (cached %s + never reserved %s), none of it %s in one piece\n",
+                  format_bytes(o.cached_free + headroom).c_str(), format_bytes(o.cached_free).c_str(),
+                  format_bytes(headroom).c_str(), format_bytes(o.size).c_str());
+    else
+      std::printf("      the device was short by %s\n", format_bytes(o.size - o.cached_free - headroom).c_str());
   }
   if (min_cap) std::printf("  a capacity of %s would have avoided them\n", format_bytes(*min_cap).c_str());
 }
@@ -129,6 +132,8 @@ int run_replay(int argc, char** argv) {
   try {
     options.config = Config::parse(args.value("--conf").value_or(""));
     if (auto p = args.value("--policy")) options.config.policy = *p;
+    options.config.backend = "sim";  // what replay runs on, whatever the conf says
+    options.config.capacity = options.capacity.value_or(0);
     trace::Trace t = trace::read_trace_file(args.positional()[0]);
     bool empty = true;
     for (const trace::DeviceTrace& d : t.devices) empty = empty && d.events.empty() && d.live_at_start.empty();

@@ -40,3 +40,27 @@ TEST(SyntheticTrace, ReplaysCleanlyAndEndsWithOnlyTheModelLive) {
 
 }  // namespace
 }  // namespace hbmalloc::trace
+
+#include "trace/read_trace.h"
+
+namespace hbmalloc::trace {
+namespace {
+
+// examples/gpt_train.hbt is `hbmalloc synth --out examples/gpt_train.hbt`;
+// regenerate it when the generator or the .hbt format changes.
+TEST(SyntheticTrace, ShippedExampleIsTheGeneratorsOutput) {
+  Trace shipped = read_trace_file(std::string(HBMALLOC_SOURCE_DIR) + "/examples/gpt_train.hbt");
+  Trace fresh = synthetic_training_trace({});
+  ASSERT_EQ(shipped.devices.size(), 1u);
+  const DeviceTrace &a = shipped.devices[0], &b = fresh.devices[0];
+  ASSERT_EQ(a.events.size(), b.events.size());
+  for (size_t i = 0; i < a.events.size(); ++i) {
+    ASSERT_EQ(a.events[i].action, b.events[i].action) << i;
+    ASSERT_EQ(a.events[i].size, b.events[i].size) << i;
+    ASSERT_EQ(a.events[i].id, b.events[i].id) << i;
+    ASSERT_EQ(a.events[i].stream, b.events[i].stream) << i;
+  }
+}
+
+}  // namespace
+}  // namespace hbmalloc::trace

@@ -1,0 +1,56 @@
+// `hbmalloc synth --out FILE`: writes the project's own training-like trace
+// (allocator/trace/synthetic.h), the example the README replays.
+#include <cstdio>
+#include <string>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/error.hpp"
+#include "trace/hbt_format.h"
+#include "trace/jsonl_format.h"
+#include "trace/synthetic.h"
+
+namespace hbmalloc::tools {
+
+int run_synth(int argc, char** argv) {
+  Args args("synth", {"--out", "--steps", "--seed", "--layers", "--batch"}, {});
+  if (!args.parse(argc, argv)) return 2;
+  trace::SyntheticOptions o;
+  long steps = o.steps, seed = long(o.seed), layers = o.layers, batch = long(o.batch);
+  if (!args.integer("--steps", 1, 1000, steps) || !args.integer("--seed", 0, 1L << 40, seed) ||
+      !args.integer("--layers", 1, 256, layers) || !args.integer("--batch", 1, 1024, batch))
+    return 2;
+  auto out = args.value("--out");
+  if (!out || !args.positional().empty()) {
+    args.fail("wants --out FILE (.hbt or .jsonl) and no other arguments");
+    return 2;
+  }
+  auto ends_with = [&](const char* ext) {
+    std::string e = ext;
+    return out->size() >= e.size() && out->compare(out->size() - e.size(), e.size(), e) == 0;
+  };
+  o.steps = int(steps);
+  o.seed = uint64_t(seed);
+  o.layers = int(layers);
+  o.batch = uint64_t(batch);
+  try {
+    trace::Trace t = trace::synthetic_training_trace(o);
+    if (ends_with(".hbt")) {
+      trace::write_hbt_file(t, *out);
+    } else if (ends_with(".jsonl")) {
+      trace::write_jsonl_file(t, *out);
+    } else {
+      args.fail("--out must end in .hbt or .jsonl, got '" + *out + "'");
+      return 2;
+    }
+    std::printf("wrote %s: %zu events, peak requested %s\n", out->c_str(), t.devices[0].events.size(),
+                format_bytes(trace::figures_of(t.devices[0]).peak_requested).c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "hbmalloc synth: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace hbmalloc::tools

@@ -1,0 +1,48 @@
+#include "report/format.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <utility>
+
+namespace hbmalloc::report {
+
+std::string percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", fraction * 100.0);
+  return buf;
+}
+
+std::string hex(uint64_t value) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, value);
+  return buf;
+}
+
+std::string duration_us(int64_t us) {
+  char buf[48];
+  double v = double(us);
+  if (us >= 1000000 || us <= -1000000) std::snprintf(buf, sizeof buf, "%.3f s", v / 1e6);
+  else if (us >= 1000 || us <= -1000) std::snprintf(buf, sizeof buf, "%.1f ms", v / 1e3);
+  else std::snprintf(buf, sizeof buf, "%" PRId64 " us", us);
+  return buf;
+}
+
+std::string bucket_label(int log2) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (log2 < 0 || log2 > 63) return "?";
+  return std::to_string(uint64_t(1) << (log2 % 10)) + " " + kUnits[log2 / 10];
+}
+
+std::string summary_label(const std::string& name) {
+  static constexpr std::pair<const char*, const char*> kLabels[] = {
+      {"allocated_bytes", "Allocated memory"},    {"active_bytes", "Active memory"},
+      {"requested_bytes", "Requested memory"},    {"reserved_bytes", "GPU reserved memory"},
+      {"inactive_split_bytes", "Non-releasable memory"}, {"allocation", "Allocations"},
+      {"active", "Active allocs"},                {"segment", "GPU reserved segments"},
+      {"inactive_split", "Non-releasable allocs"}};
+  for (const auto& [key, label] : kLabels)
+    if (name == key) return label;
+  return name;
+}
+
+}  // namespace hbmalloc::report

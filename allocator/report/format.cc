@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <utility>
 
+#include "hbmalloc/config.hpp"
+
 namespace hbmalloc::report {
 
 std::string percent(double fraction) {
@@ -31,6 +33,15 @@ std::string bucket_label(int log2) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (log2 < 0 || log2 > 63) return "?";
   return std::to_string(uint64_t(1) << (log2 % 10)) + " " + kUnits[log2 / 10];
+}
+
+std::string stat_figure(int64_t value, bool bytes) {
+  if (!bytes) return std::to_string(value);
+  // -(value + 1) + 1 keeps INT64_MIN from overflowing.
+  if (value >= 0) return format_bytes(uint64_t(value));
+  std::string s = format_bytes(uint64_t(-(value + 1)) + 1);
+  s.insert(s.begin(), '-');
+  return s;
 }
 
 std::string summary_label(const std::string& name) {

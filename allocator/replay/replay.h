@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,11 +17,18 @@ namespace hbmalloc::replay {
 
 struct ReplayOptions {
   Config config;  // policy and its knobs; backend is forced to sim
-  std::optional<uint64_t> capacity;  // unlimited (2^46) when absent
+  std::optional<uint64_t> capacity;  // unlimited when absent
   int device = 0;
   // Extras that cost time; off for min-capacity searches and benchmarks.
   size_t timeline_points = 0;   // keep at most this many timeline samples
   bool capture_layouts = false;  // segment map at the peak and at each OOM
+  bool stop_at_first_oom = false;  // a yes/no answer is enough (min-capacity search)
+  // PyTorch snapshots record empty_cache() only as a run of segment frees;
+  // replay such a run (not followed by a segment alloc, as a retry would be)
+  // as an empty_cache() call. Ignored when the trace records empty_cache itself.
+  bool infer_empty_cache = true;
+  // Called every 65536 events with (events done, events in all).
+  std::function<void(uint64_t, uint64_t)> progress;
 };
 
 struct TimelinePoint {
@@ -47,6 +55,7 @@ struct ReplayResult {
   int device = 0;
   uint64_t events = 0;
   uint64_t allocs = 0, frees = 0;
+  uint64_t empty_cache_calls = 0;  // recorded or inferred (see ReplayOptions)
   uint64_t peak_requested = 0, peak_allocated = 0, peak_reserved = 0;
   double efficiency = 0;  // peak_requested / peak_reserved (0 when nothing reserved)
   uint64_t capacity = 0;  // what the simulated device had

@@ -1,0 +1,263 @@
+#include "replay/replay.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include "backend/sim_backend.h"
+#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc::replay {
+namespace {
+
+using trace::Action;
+using trace::DeviceTrace;
+using trace::Event;
+
+constexpr uint64_t kCapacityStep = 2ull << 20;
+
+enum class BlockState : uint8_t { kUnborn, kLive, kFailed, kFreed };
+
+const DeviceTrace& device_of(const trace::Trace& t, int device) {
+  const DeviceTrace* d = t.device(device);
+  if (d == nullptr) {
+    std::string have;
+    for (const DeviceTrace& x : t.devices) have += (have.empty() ? "" : ", ") + std::to_string(x.device);
+    throw Error(ErrorCode::kInvalidArgument, t.source + ": no device " + std::to_string(device) +
+                                                 " in the trace (devices: " + (have.empty() ? "none" : have) + ")");
+  }
+  return *d;
+}
+
+// Marks the events at which PyTorch's empty_cache() ran: the last event of
+// each run of segment frees that no segment alloc follows.
+std::vector<bool> empty_cache_points(const DeviceTrace& d) {
+  std::vector<bool> at(d.events.size(), false);
+  for (const Event& e : d.events)
+    if (e.action == Action::kEmptyCache) return at;  // recorded, not inferred
+  size_t i = 0;
+  while (i < d.events.size()) {
+    Action a = d.events[i].action;
+    if (a != Action::kSegmentFree && a != Action::kSegmentUnmap) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j + 1 < d.events.size() &&
+           (d.events[j + 1].action == Action::kSegmentFree || d.events[j + 1].action == Action::kSegmentUnmap))
+      ++j;
+    bool retry = j + 1 < d.events.size() && (d.events[j + 1].action == Action::kSegmentAlloc ||
+                                             d.events[j + 1].action == Action::kSegmentMap);
+    if (!retry && a == Action::kSegmentFree) at[j] = true;
+    i = j + 1;
+  }
+  return at;
+}
+
+// One pass over a device's events. `stop_at` ends the pass after that event
+// (used to capture the layout at the peak found by an earlier pass).
+class Run {
+ public:
+  Run(const trace::Trace& t, const DeviceTrace& d, const ReplayOptions& o)
+      : trace_(t), d_(d), o_(o), ptrs_(d.block_count, nullptr), state_(d.block_count, BlockState::kUnborn) {
+    Config config = o.config;
+    config.backend = "sim";
+    config.capacity = o.capacity.value_or(0);
+    allocator_ = std::make_unique<Allocator>(config, std::make_unique<SimBackend>(0, config.capacity));
+    if (o.infer_empty_cache) empty_cache_at_ = empty_cache_points(d);
+  }
+
+  void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX) {
+    const bool sample = o_.timeline_points > 0;
+    const uint64_t n = d_.events.size();
+    const uint64_t bucket = sample ? std::max<uint64_t>(1, (n + o_.timeline_points - 1) / o_.timeline_points) : 0;
+    TimelinePoint point;
+    uint64_t running_peak = 0;
+
+    for (const trace::BlockInfo& b : d_.live_at_start) allocate(r, b.id, b.requested, b.stream, 0, 0);
+    if (sample) running_peak = allocator_->usage().reserved;
+
+    auto start = std::chrono::steady_clock::now();
+    for (uint64_t i = 0; i < n && !(o_.stop_at_first_oom && !r.ooms.empty()); ++i) {
+      const Event& e = d_.events[i];
+      switch (e.action) {
+        case Action::kAlloc:
+          ++r.allocs;
+          allocate(r, e.id, e.size, e.stream, i, e.time_us);
+          break;
+        case Action::kFree:
+          ++r.frees;
+          release(e, i);
+          break;
+        case Action::kEmptyCache:
+          allocator_->empty_cache();
+          ++r.empty_cache_calls;
+          break;
+        default:
+          break;
+      }
+      if (!empty_cache_at_.empty() && empty_cache_at_[i]) {
+        allocator_->empty_cache();
+        ++r.empty_cache_calls;
+      }
+      if (sample) {
+        Usage u = allocator_->usage();
+        if (u.reserved > running_peak) {
+          running_peak = u.reserved;
+          r.peak_reserved_event = i;
+        }
+        point.usage.requested = std::max(point.usage.requested, u.requested);
+        point.usage.allocated = std::max(point.usage.allocated, u.allocated);
+        point.usage.reserved = std::max(point.usage.reserved, u.reserved);
+        if ((i + 1) % bucket == 0 || i + 1 == n) {
+          point.event = i;
+          point.time_us = e.time_us;
+          r.timeline.push_back(point);
+          point = TimelinePoint{};
+        }
+      }
+      if ((i & 0xffff) == 0xffff && o_.progress) o_.progress(i + 1, n);
+      if (i == stop_at) break;
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  Allocator& allocator() { return *allocator_; }
+
+ private:
+  void allocate(ReplayResult& r, uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) {
+    check_id(id, event);
+    if (state_[id] == BlockState::kLive)
+      throw Error(ErrorCode::kInvalidArgument, trace_.source + ": device " + std::to_string(d_.device) + " event " +
+                                                   std::to_string(event) + " allocates block " + std::to_string(id) +
+                                                   " that is already live");
+    try {
+      ptrs_[id] = allocator_->malloc(size, stream);
+      state_[id] = BlockState::kLive;
+    } catch (const Error& err) {
+      if (err.code() != ErrorCode::kOutOfMemory) throw;
+      state_[id] = BlockState::kFailed;
+      r.ooms.push_back(picture(id, size, stream, event, time_us));
+    }
+  }
+
+  void release(const Event& e, uint64_t event) {
+    check_id(e.id, event);
+    switch (state_[e.id]) {
+      case BlockState::kLive:
+        allocator_->free(ptrs_[e.id]);
+        ptrs_[e.id] = nullptr;
+        state_[e.id] = BlockState::kFreed;
+        return;
+      case BlockState::kFailed:  // its alloc failed in this replay: nothing to free
+        state_[e.id] = BlockState::kFreed;
+        return;
+      case BlockState::kUnborn:
+      case BlockState::kFreed:
+        throw Error(ErrorCode::kInvalidArgument, trace_.source + ": device " + std::to_string(d_.device) + " event " +
+                                                     std::to_string(event) + " frees block " + std::to_string(e.id) +
+                                                     (state_[e.id] == BlockState::kUnborn ? " that was never allocated"
+                                                                                          : " that was already freed"));
+    }
+  }
+
+  void check_id(uint32_t id, uint64_t event) const {
+    if (id >= ptrs_.size())
+      throw Error(ErrorCode::kInvalidArgument, trace_.source + ": device " + std::to_string(d_.device) + " event " +
+                                                   std::to_string(event) + " names block " + std::to_string(id) +
+                                                   " outside the trace's " + std::to_string(ptrs_.size()) + " blocks");
+  }
+
+  OomRecord picture(uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) const {
+    OomRecord o;
+    o.event = event;
+    o.block = id;
+    o.size = size;
+    o.stream = stream;
+    o.time_us = time_us;
+    Stats s = allocator_->stats();
+    o.usage = {uint64_t(s.requested_bytes.all.current), uint64_t(s.allocated_bytes.all.current),
+               uint64_t(s.reserved_bytes.all.current)};
+    o.cached_free = o.usage.reserved - o.usage.allocated;
+    o.largest_free_block = uint64_t(s.largest_free_block);
+    o.capacity = o_.capacity.value_or(0);
+    return o;
+  }
+
+  const trace::Trace& trace_;
+  const DeviceTrace& d_;
+  const ReplayOptions& o_;
+  std::unique_ptr<Allocator> allocator_;
+  std::vector<void*> ptrs_;
+  std::vector<BlockState> state_;
+  std::vector<bool> empty_cache_at_;
+};
+
+}  // namespace
+
+ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
+  const DeviceTrace& d = device_of(trace, options.device);
+  ReplayResult r;
+  r.device = d.device;
+  r.events = d.events.size();
+  r.capacity = options.capacity.value_or(0);
+  r.native = trace::figures_of(d);
+
+  ReplayOptions first = options;
+  // The peak is known only at the end; a second, shorter pass captures it.
+  if (options.capture_layouts && first.timeline_points == 0) first.timeline_points = 1;
+  Run run(trace, d, first);
+  run.execute(r);
+
+  Stats s = run.allocator().stats();
+  r.final_stats = s;
+  r.peak_requested = uint64_t(s.requested_bytes.all.peak);
+  r.peak_allocated = uint64_t(s.allocated_bytes.all.peak);
+  r.peak_reserved = uint64_t(s.reserved_bytes.all.peak);
+  r.efficiency = r.peak_reserved > 0 ? double(r.peak_requested) / double(r.peak_reserved) : 0.0;
+  r.events_per_second = r.seconds > 0 ? double(r.events) / r.seconds : 0.0;
+  if (options.timeline_points == 0) r.timeline.clear();
+
+  if (options.capture_layouts && r.peak_reserved > 0) {
+    ReplayOptions again = options;
+    again.timeline_points = 0;
+    again.capture_layouts = false;
+    ReplayResult scratch;
+    Run second(trace, d, again);
+    second.execute(scratch, r.peak_reserved_event);
+    (void)second;  // layout capture lands with Allocator::layout()
+  }
+  return r;
+}
+
+uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
+  ReplayOptions probe = options;
+  probe.timeline_points = 0;
+  probe.capture_layouts = false;
+  probe.stop_at_first_oom = true;
+  auto fits = [&](uint64_t capacity) {
+    probe.capacity = capacity;
+    return replay(trace, probe).ooms.empty();
+  };
+
+  ReplayOptions unlimited = probe;
+  unlimited.capacity.reset();
+  ReplayResult free_run = replay(trace, unlimited);
+  // Unlimited, the replay never failed: its own peak is an upper bound that fits.
+  uint64_t hi = (free_run.peak_reserved + kCapacityStep - 1) / kCapacityStep;
+  uint64_t lo = free_run.peak_requested / kCapacityStep;  // below the live bytes nothing fits
+  if (hi == 0) return 0;
+  // Bisection assumes fitting is monotone in capacity, which holds for a
+  // policy that only ever gains from more room.
+  while (lo + 1 < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (fits(mid * kCapacityStep))
+      hi = mid;
+    else
+      lo = mid;
+  }
+  return hi * kCapacityStep;
+}
+
+}  // namespace hbmalloc::replay

@@ -1,0 +1,184 @@
+// Replay of hand-built traces: figures, OOMs as results, min capacity, and
+// the errors a corrupt trace gets.
+#include "replay/replay.h"
+
+#include <gtest/gtest.h>
+
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc::replay {
+namespace {
+
+using trace::Action;
+using trace::Event;
+
+constexpr uint64_t kMiB = 1ull << 20;
+
+struct TraceBuilder {
+  trace::Trace t;
+  trace::DeviceTrace& d;
+  TraceBuilder() : d(t.devices.emplace_back()) {
+    t.source = "built.hbt";
+    t.format = "test";
+    t.has_history = true;
+  }
+  uint32_t live(uint64_t size) {
+    uint32_t id = d.block_count++;
+    d.live_at_start.push_back({id, 0, 0, size, 0, trace::BlockState::kActiveAllocated});
+    return id;
+  }
+  uint32_t alloc(uint64_t size, uint64_t stream = 0) {
+    uint32_t id = d.block_count++;
+    d.events.push_back(Event{0, 0, size, stream, id, Action::kAlloc});
+    return id;
+  }
+  void free(uint32_t id) { d.events.push_back(Event{0, 0, 0, 0, id, Action::kFree}); }
+  void event(Action a, uint64_t size = 0) { d.events.push_back(Event{0, 0, size, 0, trace::kNoBlock, a}); }
+};
+
+TEST(Replay, PeakRequestedMatchesTheTraceFigures) {
+  TraceBuilder b;
+  uint32_t w = b.live(100 * kMiB);
+  uint32_t a = b.alloc(300 * kMiB + 7);
+  uint32_t s = b.alloc(1000);
+  b.free(a);
+  uint32_t c = b.alloc(50 * kMiB);
+  b.free(w);
+  b.free(s);
+  b.free(c);
+  ReplayResult r = replay(b.t, ReplayOptions{});
+  EXPECT_EQ(r.events, 7u);
+  EXPECT_EQ(r.allocs, 3u);
+  EXPECT_EQ(r.frees, 4u);
+  EXPECT_EQ(r.peak_requested, 400 * kMiB + 7 + 1000);
+  EXPECT_EQ(r.peak_requested, r.native.peak_requested);
+  EXPECT_GE(r.peak_allocated, r.peak_requested);
+  EXPECT_GE(r.peak_reserved, r.peak_allocated);
+  EXPECT_DOUBLE_EQ(r.efficiency, double(r.peak_requested) / double(r.peak_reserved));
+  EXPECT_TRUE(r.ooms.empty());
+  EXPECT_EQ(r.final_stats.allocated_bytes.all.current, 0);
+}
+
+TEST(Replay, AnOomIsAResultAndTheReplayGoesOn) {
+  TraceBuilder b;
+  uint32_t a = b.alloc(60 * kMiB);
+  uint32_t big = b.alloc(80 * kMiB);  // cannot fit beside a in 100 MiB
+  b.free(a);
+  b.free(big);  // freeing a block whose alloc failed is fine
+  uint32_t c = b.alloc(90 * kMiB);  // fits once a is gone
+  b.free(c);
+  ReplayOptions o;
+  o.capacity = 100 * kMiB;
+  ReplayResult r = replay(b.t, o);
+  ASSERT_EQ(r.ooms.size(), 1u);
+  EXPECT_EQ(r.ooms[0].event, 1u);
+  EXPECT_EQ(r.ooms[0].size, 80 * kMiB);
+  EXPECT_EQ(r.ooms[0].usage.allocated, 60 * kMiB);
+  EXPECT_EQ(r.ooms[0].capacity, 100 * kMiB);
+  EXPECT_EQ(r.peak_requested, 90 * kMiB);
+  EXPECT_EQ(r.final_stats.num_ooms, 1);
+}
+
+TEST(Replay, StopAtFirstOomEndsEarly) {
+  TraceBuilder b;
+  b.alloc(60 * kMiB);
+  b.alloc(80 * kMiB);
+  b.alloc(80 * kMiB);
+  ReplayOptions o;
+  o.capacity = 100 * kMiB;
+  o.stop_at_first_oom = true;
+  EXPECT_EQ(replay(b.t, o).ooms.size(), 1u);
+  o.stop_at_first_oom = false;
+  EXPECT_EQ(replay(b.t, o).ooms.size(), 2u);
+}
+
+TEST(Replay, MinCapacityFitsAndTwoMiBLessDoesNot) {
+  TraceBuilder b;
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(b.alloc((3 + i % 5) * kMiB + 4096 * i));
+  for (int i = 0; i < 20; i += 2) b.free(ids[i]);
+  uint32_t big = b.alloc(40 * kMiB);
+  b.free(big);
+  for (int i = 1; i < 20; i += 2) b.free(ids[i]);
+  ReplayOptions o;
+  uint64_t cap = min_capacity(b.t, o);
+  ASSERT_GT(cap, 0u);
+  EXPECT_EQ(cap % (2 * kMiB), 0u);
+  o.capacity = cap;
+  EXPECT_TRUE(replay(b.t, o).ooms.empty());
+  o.capacity = cap - 2 * kMiB;
+  EXPECT_FALSE(replay(b.t, o).ooms.empty());
+}
+
+TEST(Replay, FreeingANeverAllocatedBlockIsAnError) {
+  TraceBuilder b;
+  b.d.block_count = 2;
+  b.free(1);
+  try {
+    replay(b.t, ReplayOptions{});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("built.hbt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("never allocated"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Replay, DoubleFreeAndOutOfRangeIdsAreErrors) {
+  TraceBuilder b;
+  uint32_t a = b.alloc(kMiB);
+  b.free(a);
+  b.free(a);
+  EXPECT_THROW(replay(b.t, ReplayOptions{}), Error);
+  TraceBuilder c;
+  c.d.events.push_back(Event{0, 0, 10, 0, 99, Action::kAlloc});
+  EXPECT_THROW(replay(c.t, ReplayOptions{}), Error);
+}
+
+TEST(Replay, UnknownDeviceNamesTheDevicesThere) {
+  TraceBuilder b;
+  ReplayOptions o;
+  o.device = 3;
+  try {
+    replay(b.t, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no device 3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Replay, SegmentFreeRunsReplayAsEmptyCache) {
+  TraceBuilder b;
+  uint32_t a = b.alloc(64 * kMiB);
+  b.free(a);
+  b.event(Action::kSegmentFree, 64 * kMiB);  // empty_cache(): nothing follows
+  uint32_t c = b.alloc(64 * kMiB);
+  b.free(c);
+  b.event(Action::kSegmentFree, 64 * kMiB);  // a retry: a segment alloc follows
+  b.event(Action::kSegmentAlloc, 128 * kMiB);
+  ReplayResult r = replay(b.t, ReplayOptions{});
+  EXPECT_EQ(r.empty_cache_calls, 1u);
+  EXPECT_EQ(r.final_stats.num_device_free, 1);
+  ReplayOptions off;
+  off.infer_empty_cache = false;
+  EXPECT_EQ(replay(b.t, off).empty_cache_calls, 0u);
+}
+
+TEST(Replay, TimelineKeepsThePeak) {
+  TraceBuilder b;
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 100; ++i) ids.push_back(b.alloc((i + 1) * kMiB));
+  for (uint32_t id : ids) b.free(id);
+  ReplayOptions o;
+  o.timeline_points = 16;
+  ReplayResult r = replay(b.t, o);
+  ASSERT_FALSE(r.timeline.empty());
+  EXPECT_LE(r.timeline.size(), 16u);
+  uint64_t top = 0;
+  for (const TimelinePoint& p : r.timeline) top = std::max(top, p.usage.reserved);
+  EXPECT_EQ(top, r.peak_reserved);
+  EXPECT_EQ(r.peak_reserved_event, 99u);
+}
+
+}  // namespace
+}  // namespace hbmalloc::replay

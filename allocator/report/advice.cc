@@ -73,6 +73,9 @@ std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint
     out.push_back("fits: peak reserved " + format_bytes(f.peak_reserved) + " of capacity " +
                   format_bytes(*report.run.capacity) + " (headroom " +
                   format_bytes(minus(*report.run.capacity, f.peak_reserved)) + ")");
+  } else {
+    out.push_back("on an unlimited device the run peaks at " + format_bytes(f.peak_reserved) + " reserved" +
+                  (min_capacity ? "; it fits in " + format_bytes(*min_capacity) : std::string()));
   }
   if (report.native && report.native->peak_reserved && !report.run.static_snapshot) {
     uint64_t native = *report.native->peak_reserved;

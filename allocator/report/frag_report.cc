@@ -93,6 +93,8 @@ void describe_map(Fragmentation& f, const Layout& layout, const ReportOptions& o
   f.worst_holes = worst_holes(layout, options.worst_holes);
   f.least_utilized = least_utilized(layout, options.segments_listed);
   f.segments_total = layout.size();
+  for (const SegmentLayout& seg : layout)
+    if (use_of(seg).allocated == 0) ++f.free_segments, f.free_segment_bytes += seg.size;
 }
 
 }  // namespace
@@ -103,7 +105,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   r.run = facts_of(trace, d);
   r.run.policy = options.config.policy;
   r.run.config = options.config.to_string();
-  r.run.capacity = result.capacity;
+  r.run.capacity = result.capacity ? std::optional<uint64_t>(result.capacity) : std::nullopt;  // 0: unlimited
   r.run.events = result.events;
   r.run.allocs = result.allocs;
   r.run.frees = result.frees;

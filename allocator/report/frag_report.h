@@ -30,7 +30,8 @@ struct RunFacts {
   bool static_snapshot = false;       // a picture of one moment, no history
   std::string policy, config;         // empty for a static snapshot
   std::vector<std::pair<std::string, std::string>> settings;  // the trace's allocator settings
-  std::optional<uint64_t> capacity;   // the replayed device (or the trace's, for a snapshot)
+  // The replayed device's (absent: unlimited), or the trace's for a snapshot (absent: unknown).
+  std::optional<uint64_t> capacity;
   uint64_t events = 0, allocs = 0, frees = 0;
   int64_t first_time_us = 0, last_time_us = 0;  // 0 when the trace has no times
   double replay_seconds = 0;
@@ -81,8 +82,9 @@ struct Fragmentation {
   uint64_t peak_reserved_event = 0;
   std::vector<MomentFigures> moments;   // at peak reserved (when its map was captured), at end
   std::vector<Hole> worst_holes;        // largest first, from the busiest map
-  std::vector<SegmentUse> least_utilized;  // lowest utilization first
+  std::vector<SegmentUse> least_utilized;  // of segments holding live blocks, lowest utilization first
   uint64_t segments_total = 0;          // in that map
+  uint64_t free_segments = 0, free_segment_bytes = 0;  // wholly free segments in that map
 };
 
 // What the recording allocator (PyTorch's, for a snapshot) did on the same trace.

@@ -41,7 +41,9 @@ svg { background: #fff; }
 class HtmlTable {
  public:
   HtmlTable(std::vector<std::string> head, std::string numeric) : numeric_(std::move(numeric)) {
-    html_ = "<table><tr>";
+    html_ = "<table>";
+    if (head.empty()) return;
+    html_ += "<tr>";
     for (size_t i = 0; i < head.size(); ++i) html_ += "<th" + cls(i) + ">" + escape_html(head[i]) + "</th>";
     html_ += "</tr>\n";
   }
@@ -80,7 +82,7 @@ std::string key_figures(const FragReport& r) {
     out += card("external frag. (" + f.moments.front().moment + ")", percent(f.moments.front().external_fragmentation),
                 f.moments.front().external_fragmentation >= 0.5);
   if (!snapshot) out += card("OOMs", std::to_string(r.ooms.size()), !r.ooms.empty());
-  out += card("capacity", r.run.capacity ? format_bytes(*r.run.capacity) : std::string("unknown"));
+  out += card("capacity", r.run.capacity ? format_bytes(*r.run.capacity) : std::string(snapshot ? "unknown" : "unlimited"));
   if (r.native && r.native->peak_reserved && !snapshot) {
     out += card("recording allocator peak reserved", format_bytes(*r.native->peak_reserved));
     out += card("recording allocator efficiency", percent(r.native->efficiency));
@@ -193,8 +195,11 @@ std::string holes_section(const FragReport& r) {
     }
     out += t.finish();
   }
-  out += h2("Least utilized segments (" + std::to_string(f.least_utilized.size()) + " of " +
+  out += h2("Least utilized segments in use (" + std::to_string(f.least_utilized.size()) + " of " +
             std::to_string(f.segments_total) + ")");
+  if (f.free_segments > 0)
+    out += "<p class=\"note\">Besides these, " + std::to_string(f.free_segments) + " wholly free segment(s) hold " +
+           escape_html(format_bytes(f.free_segment_bytes)) + " (released by empty_cache).</p>\n";
   HtmlTable t({"address", "pool", "size", "allocated", "requested", "blocks", "free blocks", "used"}, "m-nnnnnn");
   for (const SegmentUse& u : f.least_utilized)
     t.row({hex(u.addr), u.pool == Pool::kSmall ? "small" : "large", format_bytes(u.size), format_bytes(u.allocated),
@@ -234,14 +239,14 @@ std::string summary_section(const MemorySummary& s) {
 
 std::string run_section(const FragReport& r) {
   const RunFacts& f = r.run;
-  HtmlTable t({"", ""}, "--");
+  HtmlTable t({}, "--");
   t.row({"source", f.source});
   t.row({"format", (f.format.empty() ? std::string("unknown") : f.format) +
                        (f.recorder.empty() ? "" : ", recorded by " + f.recorder)});
   t.row({"device", std::to_string(f.device)});
   if (f.static_snapshot) t.row({"kind", "static snapshot (no replay)"});
   else t.row({"policy", f.policy + " (" + f.config + ")"});
-  t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string("unknown")});
+  t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string(f.static_snapshot ? "unknown" : "unlimited")});
   t.row({"events", std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
                        std::to_string(f.frees) + " frees)"});
   if (f.last_time_us > f.first_time_us) t.row({"time span", duration_us(f.last_time_us - f.first_time_us)});

@@ -73,8 +73,10 @@ class Reader {
     return v;
   }
   uint64_t u64(const json& v, const std::string& path) const {
-    if (!v.is_number_unsigned()) fail(path, "expected a non-negative integer");
-    return v.get<uint64_t>();
+    // Built in code, a small positive number may be stored signed.
+    if (v.is_number_unsigned()) return v.get<uint64_t>();
+    if (v.is_number_integer() && v.get<int64_t>() >= 0) return uint64_t(v.get<int64_t>());
+    fail(path, "expected a non-negative integer");
   }
   int64_t i64(const json& v, const std::string& path) const {
     if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)))
@@ -251,7 +253,9 @@ json to_json(const FragReport& r) {
                         {"moments", moments},
                         {"worst_holes", holes},
                         {"least_utilized", uses},
-                        {"segments_total", f.segments_total}};
+                        {"segments_total", f.segments_total},
+                        {"free_segments", f.free_segments},
+                        {"free_segment_bytes", f.free_segment_bytes}};
 
   if (r.native) {
     const NativeBaseline& n = *r.native;
@@ -386,6 +390,8 @@ FragReport report_from_json(const json& j, const std::string& source) {
     fr.least_utilized.push_back(u);
   }
   fr.segments_total = in.u64(frag, fp, "segments_total");
+  fr.free_segments = in.u64(frag, fp, "free_segments");
+  fr.free_segment_bytes = in.u64(frag, fp, "free_segment_bytes");
 
   const json& native = in.field(j, "", "native");
   if (!native.is_null()) {

@@ -64,7 +64,8 @@ std::vector<Hole> worst_holes(const Layout& layout, size_t n) {
 std::vector<SegmentUse> least_utilized(const Layout& layout, size_t n) {
   std::vector<SegmentUse> uses;
   uses.reserve(layout.size());
-  for (const SegmentLayout& seg : layout) uses.push_back(use_of(seg));
+  for (const SegmentLayout& seg : layout)
+    if (SegmentUse u = use_of(seg); u.allocated > 0) uses.push_back(u);
   size_t keep = std::min(n, uses.size());
   std::partial_sort(uses.begin(), uses.begin() + long(keep), uses.end(), [](const SegmentUse& a, const SegmentUse& b) {
     return a.utilization != b.utilization ? a.utilization < b.utilization : a.size > b.size;

@@ -15,7 +15,8 @@ MomentFigures moment_of(const Layout& layout, std::string moment);
 SegmentUse use_of(const SegmentLayout& segment);
 // The `n` largest free blocks of segments that also hold allocated blocks.
 std::vector<Hole> worst_holes(const Layout& layout, size_t n);
-// The `n` segments with the lowest allocated / size.
+// The `n` segments holding live blocks with the lowest allocated / size
+// (wholly free segments are cache that empty_cache would return).
 std::vector<SegmentUse> least_utilized(const Layout& layout, size_t n);
 
 }  // namespace hbmalloc::report

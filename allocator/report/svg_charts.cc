@@ -177,15 +177,15 @@ std::string timeline_svg(const FragReport& r) {
   if (show_capacity) y_max = std::max(y_max, double(*r.run.capacity));
   Axis ya = byte_axis(y_max);
 
+  // The x axis spans the data exactly; ticks fall on round values inside it.
   Axis xa = axis_for(x_max - x_min, 1, "", !use_time);
-  double x_lo = std::floor(x_min / xa.step) * xa.step;
-  double x_hi = x_lo + std::max(xa.step, std::ceil((x_max - x_lo) / xa.step - 1e-9) * xa.step);
+  const double x_lo = x_min, x_hi = x_max;
   auto px = [&](double x) { return L + pw * (x - x_lo) / (x_hi - x_lo); };
   auto py = [&](double bytes) { return T + ph - ph * bytes / ya.top_raw(); };
 
   Svg svg(W, H, "memory over time");
   draw_value_axis(svg, ya, L, L + pw, T + ph, T);
-  for (double x = x_lo; x <= x_hi + xa.step * 1e-6; x += xa.step) {
+  for (double x = std::ceil(x_lo / xa.step - 1e-9) * xa.step; x <= x_hi + xa.step * 1e-6; x += xa.step) {
     svg.line(px(x), T + ph, px(x), T + ph + 5, "#888");
     svg.text(px(x), T + ph + 18, tick_label(x), "middle", 11, "#444");
   }
@@ -205,7 +205,8 @@ std::string timeline_svg(const FragReport& r) {
   area += " L" + num(px(x_value(pts.back().event, pts.back().time_us))) + "," + num(py(0)) + " Z";
   svg.path(area, "none", 0, kReservedFill);
   svg.path(reserved, kReserved, 1.5);
-  svg.path(allocated, kAllocated, 1.5);
+  // Allocated is drawn wider, under requested: where they coincide both show.
+  svg.path(allocated, kAllocated, 4);
   svg.path(requested, kRequested, 1.5);
 
   if (show_capacity) {

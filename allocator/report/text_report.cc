@@ -57,11 +57,11 @@ void run_section(std::ostream& out, const FragReport& r) {
   t.row({"device", std::to_string(f.device)});
   if (f.static_snapshot) t.row({"kind", "static snapshot (segments and blocks of one moment, no replay)"});
   else t.row({"policy", f.policy + "  (" + f.config + ")"});
-  t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string("unknown")});
+  t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string(f.static_snapshot ? "unknown" : "unlimited")});
   std::string events = std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
                        std::to_string(f.frees) + " frees)";
   if (f.last_time_us > f.first_time_us) events += " over " + duration_us(f.last_time_us - f.first_time_us);
-  t.row({"events", events});
+  if (!f.static_snapshot || f.events > 0) t.row({"events", events});
   if (!f.static_snapshot) t.row({"replay time", duration_us(int64_t(f.replay_seconds * 1e6))});
   for (const auto& [key, value] : f.settings) t.row({"setting", key + " = " + value});
   t.write(out);
@@ -94,11 +94,17 @@ void fragmentation_section(std::ostream& out, const FragReport& r) {
   const Fragmentation& f = r.frag;
   heading(out, "Fragmentation");
   Table peaks("ll");
-  peaks.row({"peak requested", format_bytes(f.peak_requested)});
-  peaks.row({"peak allocated", format_bytes(f.peak_allocated)});
-  peaks.row({"peak reserved", format_bytes(f.peak_reserved) +
-                                  (r.run.static_snapshot ? "" : "  (event " + std::to_string(f.peak_reserved_event) + ")")});
-  peaks.row({"efficiency", percent(f.efficiency) + "  (peak requested / peak reserved)"});
+  if (r.run.static_snapshot) {
+    peaks.row({"requested", format_bytes(f.peak_requested)});
+    peaks.row({"allocated", format_bytes(f.peak_allocated)});
+    peaks.row({"reserved", format_bytes(f.peak_reserved)});
+    peaks.row({"efficiency", percent(f.efficiency) + "  (requested / reserved)"});
+  } else {
+    peaks.row({"peak requested", format_bytes(f.peak_requested)});
+    peaks.row({"peak allocated", format_bytes(f.peak_allocated)});
+    peaks.row({"peak reserved", format_bytes(f.peak_reserved) + "  (event " + std::to_string(f.peak_reserved_event) + ")"});
+    peaks.row({"efficiency", percent(f.efficiency) + "  (peak requested / peak reserved)"});
+  }
   peaks.write(out);
   if (f.moments.empty()) return;
   out << '\n';
@@ -153,8 +159,11 @@ void holes_section(std::ostream& out, const FragReport& r) {
     }
     t.write(out);
   }
-  heading(out, "Least utilized segments (" + std::to_string(f.least_utilized.size()) + " of " +
+  heading(out, "Least utilized segments in use (" + std::to_string(f.least_utilized.size()) + " of " +
                    std::to_string(f.segments_total) + ")");
+  if (f.free_segments > 0)
+    out << "  plus " << f.free_segments << " wholly free segment(s) holding " << format_bytes(f.free_segment_bytes)
+        << " (released by empty_cache)\n";
   Table t;
   t.row({"address", "pool", "size", "allocated", "requested", "blocks", "free blocks", "used"});
   for (const SegmentUse& u : f.least_utilized)
@@ -188,6 +197,7 @@ void sizes_section(std::ostream& out, const FragReport& r) {
   Table t("rrrl");
   t.row({"from", "count", "bytes", "share of bytes"});
   for (const SizeBucket& b : r.sizes) {
+    if (b.count == 0) continue;  // the charts keep empty buckets; the table need not
     size_t bar = most ? size_t(double(b.bytes) / double(most) * 30.0 + 0.5) : 0;
     t.row({bucket_label(b.log2), std::to_string(b.count), format_bytes(b.bytes), std::string(bar, '#')});
   }

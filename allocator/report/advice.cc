@@ -104,7 +104,8 @@ std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint
   }
   if (f.peak_reserved > 0 && f.efficiency < 0.85)
     out.push_back("efficiency " + percent(f.efficiency) + ": reserved exceeds requested by " +
-                  format_bytes(minus(f.peak_reserved, f.peak_requested)) + " at the peaks");
+                  format_bytes(minus(f.peak_reserved, f.peak_requested)) +
+                  (report.run.static_snapshot ? " in the snapshot" : " at the peaks"));
   if (out.size() == said && report.ooms.empty())
     out.push_back("nothing to change: efficiency " + percent(f.efficiency) + ", little fragmentation");
   return out;

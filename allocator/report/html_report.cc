@@ -247,8 +247,9 @@ std::string run_section(const FragReport& r) {
   if (f.static_snapshot) t.row({"kind", "static snapshot (no replay)"});
   else t.row({"policy", f.policy + " (" + f.config + ")"});
   t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string(f.static_snapshot ? "unknown" : "unlimited")});
-  t.row({"events", std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
-                       std::to_string(f.frees) + " frees)"});
+  if (!f.static_snapshot || f.events > 0)
+    t.row({"events", std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
+                         std::to_string(f.frees) + " frees)"});
   if (f.last_time_us > f.first_time_us) t.row({"time span", duration_us(f.last_time_us - f.first_time_us)});
   if (!f.static_snapshot) t.row({"replay time", duration_us(int64_t(f.replay_seconds * 1e6))});
   for (const auto& [key, value] : f.settings) t.row({"setting " + key, value});

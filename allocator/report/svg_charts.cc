@@ -149,8 +149,12 @@ std::string timeline_svg(const FragReport& r) {
   bool use_time = pts.back().time_us > pts.front().time_us;
   for (const replay::TimelinePoint& p : pts) use_time = use_time && p.time_us != 0;
   const int64_t t0 = pts.front().time_us;
+  // Seconds, milliseconds or microseconds, whichever keeps tick labels short.
+  const double span_us = double(pts.back().time_us - t0);
+  const double us_per_unit = span_us >= 2e6 ? 1e6 : span_us >= 2e3 ? 1e3 : 1;
+  const char* time_unit = us_per_unit == 1e6 ? "s" : us_per_unit == 1e3 ? "ms" : "us";
   auto x_value = [&](uint64_t event, int64_t time_us) {
-    return use_time ? double(time_us - t0) / 1e6 : double(event);
+    return use_time ? double(time_us - t0) / us_per_unit : double(event);
   };
   // An event's x: the time of the sample that covers it.
   auto x_of_event = [&](uint64_t event) {
@@ -161,7 +165,7 @@ std::string timeline_svg(const FragReport& r) {
   };
   double x_min = x_value(pts.front().event, pts.front().time_us);
   double x_max = x_value(pts.back().event, pts.back().time_us);
-  for (const OomReport& o : r.ooms) x_max = std::max(x_max, use_time ? double(o.time_us - t0) / 1e6 : double(o.event));
+  for (const OomReport& o : r.ooms) x_max = std::max(x_max, x_value(o.event, o.time_us));
   if (x_max <= x_min) x_max = x_min + 1;
 
   double y_max = 0;
@@ -190,7 +194,8 @@ std::string timeline_svg(const FragReport& r) {
     svg.text(px(x), T + ph + 18, tick_label(x), "middle", 11, "#444");
   }
   svg.line(L, T, L, T + ph, "#888");
-  svg.text(L + pw / 2, H - 10, use_time ? "time since the first sample (s)" : "event", "middle", 12, "#444");
+  svg.text(L + pw / 2, H - 10, use_time ? std::string("time since the first sample (") + time_unit + ")" : "event",
+           "middle", 12, "#444");
 
   // Reserved as a filled area, allocated and requested as lines.
   std::string area = "M" + num(px(x_value(pts.front().event, pts.front().time_us))) + "," + num(py(0));
@@ -232,7 +237,7 @@ std::string timeline_svg(const FragReport& r) {
 
   for (size_t i = 0; i < r.ooms.size() && i < 200; ++i) {
     const OomReport& o = r.ooms[i];
-    double x = px(use_time ? double(o.time_us - t0) / 1e6 : double(o.event));
+    double x = px(x_value(o.event, o.time_us));
     double y = py(double(o.usage.reserved));
     svg.raw("<g><title>OOM " + std::to_string(i + 1) + ": request " + escape_html(format_bytes(o.size)) +
             " at event " + std::to_string(o.event) + " (" + escape_html(o.cause) + ")</title>");

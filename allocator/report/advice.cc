@@ -53,6 +53,10 @@ OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_
   return r;
 }
 
+bool fragmentation_matters(const MomentFigures& m) {
+  return m.external_fragmentation >= 0.5 && m.reserved > 0 && m.cached_free >= m.reserved / 20;
+}
+
 std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint64_t> min_capacity) {
   std::vector<std::string> out;
   const Fragmentation& f = report.frag;
@@ -93,7 +97,7 @@ std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint
   size_t said = out.size();
   if (!f.moments.empty()) {
     const MomentFigures& m = f.moments.front();
-    if (m.external_fragmentation >= 0.5 && m.reserved > 0 && m.cached_free * 20 >= m.reserved)
+    if (fragmentation_matters(m))
       out.push_back("at " + m.moment + ", cached free " + format_bytes(m.cached_free) + " is in pieces (largest " +
                     format_bytes(m.largest_free_block) + ", external fragmentation " +
                     percent(m.external_fragmentation) + "): see the worst holes; long-lived blocks pin them");
@@ -106,8 +110,13 @@ std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint
     out.push_back("efficiency " + percent(f.efficiency) + ": reserved exceeds requested by " +
                   format_bytes(minus(f.peak_reserved, f.peak_requested)) +
                   (report.run.static_snapshot ? " in the snapshot" : " at the peaks"));
-  if (out.size() == said && report.ooms.empty())
-    out.push_back("nothing to change: efficiency " + percent(f.efficiency) + ", little fragmentation");
+  if (out.size() == said && report.ooms.empty()) {
+    std::string cached;
+    if (!f.moments.empty() && f.moments.front().reserved > 0)
+      cached = ", cached free " + format_bytes(f.moments.front().cached_free) + " (" +
+               percent(double(f.moments.front().cached_free) / double(f.moments.front().reserved)) + " of reserved)";
+    out.push_back("nothing to change: efficiency " + percent(f.efficiency) + cached);
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "hbmalloc/config.hpp"
+#include "report/advice.h"
 #include "report/format.h"
 #include "report/markup.h"
 #include "report/svg_charts.h"
@@ -80,7 +81,7 @@ std::string key_figures(const FragReport& r) {
   out += card("efficiency", percent(f.efficiency), f.peak_reserved > 0 && f.efficiency < 0.85);
   if (!f.moments.empty())
     out += card("external frag. (" + f.moments.front().moment + ")", percent(f.moments.front().external_fragmentation),
-                f.moments.front().external_fragmentation >= 0.5);
+                fragmentation_matters(f.moments.front()));
   if (!snapshot) out += card("OOMs", std::to_string(r.ooms.size()), !r.ooms.empty());
   out += card("capacity", r.run.capacity ? format_bytes(*r.run.capacity) : std::string(snapshot ? "unknown" : "unlimited"));
   if (r.native && r.native->peak_reserved && !snapshot) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <string_view>
 
 #include "hbmalloc/config.hpp"
 #include "report/format.h"
@@ -86,6 +87,7 @@ double nice_step(double raw) {
 
 std::string tick_label(double v) {
   char buf[32];
+  if (std::fabs(v) < 1e-9) v = 0;  // no "-0"
   if (std::fabs(v - std::round(v)) < 1e-9 && std::fabs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
   else std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
@@ -128,6 +130,37 @@ void draw_value_axis(Svg& svg, const Axis& a, double x_left, double x_right, dou
     svg.text(x_left - 6, y + 4, label, "end", 11, "#444");
   }
 }
+
+// Keeps chart labels apart: a label that would overlap one already placed
+// moves down, then up, a line at a time until it is clear.
+class LabelPlacer {
+ public:
+  LabelPlacer(Svg& svg, double y_min, double y_max) : svg_(svg), y_min_(y_min), y_max_(y_max) {}
+
+  void place(double x, double y, const std::string& text, const char* anchor, const char* fill) {
+    const double w = 6.4 * double(text.size()), x0 = std::string_view(anchor) == "end" ? x - w : x;
+    for (int step = 0; step < 40; ++step) {
+      double dy = 14.0 * double((step + 1) / 2) * (step % 2 ? 1 : -1);
+      Box b{x0, x0 + w, y + dy - 11, y + dy + 3};
+      if (b.y0 < y_min_ || b.y1 > y_max_) continue;
+      bool clear = true;
+      for (const Box& o : placed_) clear = clear && (b.x1 < o.x0 || o.x1 < b.x0 || b.y1 < o.y0 || o.y1 < b.y0);
+      if (!clear) continue;
+      placed_.push_back(b);
+      svg_.halo_text(x, y + dy, text, anchor, fill);
+      return;
+    }
+    svg_.halo_text(x, y, text, anchor, fill);  // no room anywhere: overlap rather than lose it
+  }
+
+ private:
+  struct Box {
+    double x0, x1, y0, y1;
+  };
+  Svg& svg_;
+  double y_min_, y_max_;
+  std::vector<Box> placed_;
+};
 
 void legend(Svg& svg, double x, double y, const std::vector<std::pair<const char*, std::string>>& items) {
   for (const auto& [colour, name] : items) {
@@ -214,26 +247,20 @@ std::string timeline_svg(const FragReport& r) {
   svg.path(allocated, kAllocated, 4);
   svg.path(requested, kRequested, 1.5);
 
-  if (show_capacity) {
-    double y = py(double(*r.run.capacity));
-    svg.line(L, y, L + pw, y, "#000", 1, "2,3");
-    svg.halo_text(L + pw - 4, y - 5, "capacity " + format_bytes(*r.run.capacity), "end", "#000");
-  }
-  if (has_native) {
-    double y = py(double(native));
-    svg.line(L, y, L + pw, y, kNative, 1.5, "7,4");
-    svg.halo_text(L + 6, y - 5, "recording allocator's peak reserved " + format_bytes(native), "start", kNative);
-  }
-
-  // The peak, labelled on the side with more room.
-  double peak_x = px(x_of_event(r.frag.peak_reserved_event));
-  double peak_y = py(double(r.frag.peak_reserved));
+  // Marks first, labels after, most important label first.
+  const double peak_x = px(x_of_event(r.frag.peak_reserved_event));
+  const double peak_y = py(double(r.frag.peak_reserved));
+  if (show_capacity) svg.line(L, py(double(*r.run.capacity)), L + pw, py(double(*r.run.capacity)), "#000", 1, "2,3");
+  if (has_native) svg.line(L, py(double(native)), L + pw, py(double(native)), kNative, 1.5, "7,4");
   svg.raw("<circle cx=\"" + num(peak_x) + "\" cy=\"" + num(peak_y) + "\" r=\"4.5\" fill=\"" + kReserved +
           "\"><title>peak reserved " + escape_html(format_bytes(r.frag.peak_reserved)) + " at event " +
           std::to_string(r.frag.peak_reserved_event) + "</title></circle>\n");
-  bool right_half = peak_x > L + pw / 2;
-  svg.halo_text(peak_x + (right_half ? -8 : 8), peak_y - 8, "peak reserved " + format_bytes(r.frag.peak_reserved),
-                right_half ? "end" : "start", kReserved);
+
+  LabelPlacer labels(svg, T, T + ph);
+  // The peak's label goes on the side with more room.
+  const bool right_half = peak_x > L + pw / 2;
+  labels.place(peak_x + (right_half ? -8 : 8), peak_y - 8, "peak reserved " + format_bytes(r.frag.peak_reserved),
+               right_half ? "end" : "start", kReserved);
 
   for (size_t i = 0; i < r.ooms.size() && i < 200; ++i) {
     const OomReport& o = r.ooms[i];
@@ -244,8 +271,14 @@ std::string timeline_svg(const FragReport& r) {
     svg.line(x - 5, y - 5, x + 5, y + 5, kOom, 2.5);
     svg.line(x - 5, y + 5, x + 5, y - 5, kOom, 2.5);
     svg.raw("</g>\n");
-    if (i < 6) svg.halo_text(x + 8, y + 16 + 13.0 * double(i % 3), "OOM " + std::to_string(i + 1), "start", kOom);
+    if (i < 6) labels.place(x + 8, y + 16, "OOM " + std::to_string(i + 1), "start", kOom);
   }
+  if (has_native)
+    labels.place(L + 6, py(double(native)) - 5, "recording allocator's peak reserved " + format_bytes(native), "start",
+                 kNative);
+  if (show_capacity)
+    labels.place(L + pw - 4, py(double(*r.run.capacity)) - 5, "capacity " + format_bytes(*r.run.capacity), "end",
+                 "#000");
 
   std::vector<std::pair<const char*, std::string>> items = {
       {kRequested, "requested"}, {kAllocated, "allocated"}, {kReserved, "reserved"}};
@@ -264,15 +297,20 @@ std::string segment_map_svg(const SegmentMap& map, size_t max_rows) {
     return svg.finish();
   }
 
-  // Too many segments: draw those with the most cached free bytes, in address order.
+  // Too many segments: draw the telling ones, in address order. Segments
+  // with holes come first (most free bytes first), then full ones, then
+  // wholly free ones (cache empty_cache would return), larger first.
   std::vector<size_t> rows(layout.size());
   std::iota(rows.begin(), rows.end(), 0);
   std::vector<SegmentUse> uses;
   for (const SegmentLayout& s : layout) uses.push_back(use_of(s));
+  auto kind = [&](size_t i) { return uses[i].allocated == 0 ? 2 : uses[i].allocated < uses[i].size ? 0 : 1; };
   if (rows.size() > max_rows) {
     std::stable_sort(rows.begin(), rows.end(), [&](size_t a, size_t b) {
+      if (kind(a) != kind(b)) return kind(a) < kind(b);
       uint64_t fa = uses[a].size - uses[a].allocated, fb = uses[b].size - uses[b].allocated;
-      return fa != fb ? fa > fb : uses[a].size > uses[b].size;
+      if (kind(a) == 0 && fa != fb) return fa > fb;
+      return uses[a].size > uses[b].size;
     });
     rows.resize(max_rows);
     std::sort(rows.begin(), rows.end());
@@ -345,16 +383,19 @@ std::string segment_map_svg(const SegmentMap& map, size_t max_rows) {
     flush();
   }
   if (omitted) {
-    uint64_t reserved = 0, allocated = 0;
+    uint64_t count[3] = {0, 0, 0}, bytes[3] = {0, 0, 0};
     std::vector<bool> drawn(layout.size(), false);
     for (size_t i : rows) drawn[i] = true;
     for (size_t i = 0; i < layout.size(); ++i)
-      if (!drawn[i]) reserved += uses[i].size, allocated += uses[i].allocated;
+      if (!drawn[i]) ++count[kind(i)], bytes[kind(i)] += uses[i].size;
+    std::string rest;
+    const char* names[3] = {"with holes", "full", "wholly free"};
+    for (int k = 0; k < 3; ++k)
+      if (count[k]) rest += (rest.empty() ? "" : ", ") + std::to_string(count[k]) + " " + names[k] + " (" +
+                            format_bytes(bytes[k]) + ")";
     svg.text(bar_x, H - 8,
              "showing " + std::to_string(rows.size()) + " of " + std::to_string(layout.size()) +
-                 " segments (those with the most free bytes); the other " +
-                 std::to_string(layout.size() - rows.size()) + " hold " + format_bytes(reserved) + " reserved, " +
-                 format_bytes(allocated) + " allocated",
+                 " segments, those with holes first; not drawn: " + rest,
              "start", 11, "#666");
   }
   return svg.finish();

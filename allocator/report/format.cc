@@ -1,6 +1,7 @@
 #include "report/format.h"
 
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <utility>
 
@@ -20,12 +21,13 @@ std::string hex(uint64_t value) {
   return buf;
 }
 
-std::string duration_us(int64_t us) {
-  char buf[48];
-  double v = double(us);
-  if (us >= 1000000 || us <= -1000000) std::snprintf(buf, sizeof buf, "%.3f s", v / 1e6);
-  else if (us >= 1000 || us <= -1000) std::snprintf(buf, sizeof buf, "%.1f ms", v / 1e3);
-  else std::snprintf(buf, sizeof buf, "%" PRId64 " us", us);
+std::string duration_us(double us) {
+  char buf[64];
+  double a = std::fabs(us);
+  if (!std::isfinite(us)) std::snprintf(buf, sizeof buf, "?");
+  else if (a >= 1e6) std::snprintf(buf, sizeof buf, "%.3f s", us / 1e6);
+  else if (a >= 1e3) std::snprintf(buf, sizeof buf, "%.1f ms", us / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f us", us);
   return buf;
 }
 

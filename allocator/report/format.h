@@ -8,7 +8,9 @@ namespace hbmalloc::report {
 
 std::string percent(double fraction);       // 0.9082 -> "90.8%"
 std::string hex(uint64_t value);            // "0x7f3a00000000"
-std::string duration_us(int64_t us);        // "1.234 s", "12.5 ms"
+// "1.234 s", "12.5 ms". Takes a double so a difference of two times from a
+// hostile report cannot overflow.
+std::string duration_us(double us);
 std::string bucket_label(int log2);         // 10 -> "1 KiB", 9 -> "512 B"
 // A statistics counter: bytes in binary units, or a plain count.
 std::string stat_figure(int64_t value, bool bytes);

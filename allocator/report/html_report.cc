@@ -251,8 +251,8 @@ std::string run_section(const FragReport& r) {
   if (!f.static_snapshot || f.events > 0)
     t.row({"events", std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
                          std::to_string(f.frees) + " frees)"});
-  if (f.last_time_us > f.first_time_us) t.row({"time span", duration_us(f.last_time_us - f.first_time_us)});
-  if (!f.static_snapshot) t.row({"replay time", duration_us(int64_t(f.replay_seconds * 1e6))});
+  if (f.last_time_us > f.first_time_us) t.row({"time span", duration_us(double(f.last_time_us) - double(f.first_time_us))});
+  if (!f.static_snapshot) t.row({"replay time", duration_us(f.replay_seconds * 1e6)});
   for (const auto& [key, value] : f.settings) t.row({"setting " + key, value});
   return h2("Run") + t.finish();
 }

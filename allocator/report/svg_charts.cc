@@ -123,7 +123,10 @@ Axis byte_axis(double max) {
 
 // Horizontal grid lines and labels of a value axis on [y_bottom, y_top].
 void draw_value_axis(Svg& svg, const Axis& a, double x_left, double x_right, double y_bottom, double y_top) {
-  for (double v = 0; v <= a.top + a.step * 1e-6; v += a.step) {
+  // Counted steps: adding a step to a huge value may not change it.
+  for (int k = 0; k <= 1000; ++k) {
+    double v = a.step * k;
+    if (v > a.top + a.step * 1e-6) break;
     double y = y_bottom - (y_bottom - y_top) * v / a.top;
     svg.line(x_left, y, x_right, y, v == 0 ? "#888" : "#e6e6e6", 1);
     std::string label = tick_label(v) + (a.unit_name.empty() ? "" : " " + a.unit_name);
@@ -183,11 +186,11 @@ std::string timeline_svg(const FragReport& r) {
   for (const replay::TimelinePoint& p : pts) use_time = use_time && p.time_us != 0;
   const int64_t t0 = pts.front().time_us;
   // Seconds, milliseconds or microseconds, whichever keeps tick labels short.
-  const double span_us = double(pts.back().time_us - t0);
+  const double span_us = double(pts.back().time_us) - double(t0);
   const double us_per_unit = span_us >= 2e6 ? 1e6 : span_us >= 2e3 ? 1e3 : 1;
   const char* time_unit = us_per_unit == 1e6 ? "s" : us_per_unit == 1e3 ? "ms" : "us";
   auto x_value = [&](uint64_t event, int64_t time_us) {
-    return use_time ? double(time_us - t0) / us_per_unit : double(event);
+    return use_time ? (double(time_us) - double(t0)) / us_per_unit : double(event);
   };
   // An event's x: the time of the sample that covers it.
   auto x_of_event = [&](uint64_t event) {
@@ -199,7 +202,7 @@ std::string timeline_svg(const FragReport& r) {
   double x_min = x_value(pts.front().event, pts.front().time_us);
   double x_max = x_value(pts.back().event, pts.back().time_us);
   for (const OomReport& o : r.ooms) x_max = std::max(x_max, x_value(o.event, o.time_us));
-  if (x_max <= x_min) x_max = x_min + 1;
+  if (!(x_max > x_min)) x_max = x_min + std::max(1.0, std::fabs(x_min) * 1e-9);  // + 1 is lost on huge values
 
   double y_max = 0;
   for (const replay::TimelinePoint& p : pts)
@@ -222,7 +225,10 @@ std::string timeline_svg(const FragReport& r) {
 
   Svg svg(W, H, "memory over time");
   draw_value_axis(svg, ya, L, L + pw, T + ph, T);
-  for (double x = std::ceil(x_lo / xa.step - 1e-9) * xa.step; x <= x_hi + xa.step * 1e-6; x += xa.step) {
+  const double first_tick = std::ceil(x_lo / xa.step - 1e-9) * xa.step;
+  for (int k = 0; k <= 1000; ++k) {
+    const double x = first_tick + xa.step * k;
+    if (x > x_hi + xa.step * 1e-6) break;
     svg.line(px(x), T + ph, px(x), T + ph + 5, "#888");
     svg.text(px(x), T + ph + 18, tick_label(x), "middle", 11, "#444");
   }

@@ -60,9 +60,9 @@ void run_section(std::ostream& out, const FragReport& r) {
   t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string(f.static_snapshot ? "unknown" : "unlimited")});
   std::string events = std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
                        std::to_string(f.frees) + " frees)";
-  if (f.last_time_us > f.first_time_us) events += " over " + duration_us(f.last_time_us - f.first_time_us);
+  if (f.last_time_us > f.first_time_us) events += " over " + duration_us(double(f.last_time_us) - double(f.first_time_us));
   if (!f.static_snapshot || f.events > 0) t.row({"events", events});
-  if (!f.static_snapshot) t.row({"replay time", duration_us(int64_t(f.replay_seconds * 1e6))});
+  if (!f.static_snapshot) t.row({"replay time", duration_us(f.replay_seconds * 1e6)});
   for (const auto& [key, value] : f.settings) t.row({"setting", key + " = " + value});
   t.write(out);
 }
@@ -178,7 +178,7 @@ void oom_section(std::ostream& out, const FragReport& r) {
   for (size_t i = 0; i < r.ooms.size(); ++i) {
     const OomReport& o = r.ooms[i];
     out << "  #" << i + 1 << " event " << o.event;
-    if (o.time_us != 0 && r.run.first_time_us != 0) out << " at " << duration_us(o.time_us - r.run.first_time_us);
+    if (o.time_us != 0 && r.run.first_time_us != 0) out << " at " << duration_us(double(o.time_us) - double(r.run.first_time_us));
     out << ": request " << format_bytes(o.size) << " on stream " << o.stream << ", cause: " << o.cause << '\n';
     Table t("lrlr");
     t.row({"reserved", format_bytes(o.usage.reserved), "allocated", format_bytes(o.usage.allocated)});

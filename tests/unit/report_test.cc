@@ -358,6 +358,26 @@ TEST(Report, BadSnapshotsAreErrorsNamingTheSource) {
   EXPECT_NE(message(t, 0).find("no segment picture"), std::string::npos);
 }
 
+TEST(Report, HostileNumbersInASavedReportStillRender) {
+  nlohmann::json j = to_json(build_static_report(snapshot_trace(), 0));
+  j["run"]["static_snapshot"] = false;
+  j["run"]["first_time_us"] = INT64_MIN;
+  j["run"]["last_time_us"] = INT64_MAX;
+  j["run"]["replay_seconds"] = 1e300;
+  // Events so large that adding a tick step does not change a double.
+  const uint64_t e = uint64_t(1) << 62;
+  j["timeline"] = {{e, INT64_MIN, 1, 2, UINT64_MAX}, {e + 100, INT64_MAX, 1, 2, 3}};
+  j["ooms"] = {{{"event", e}, {"time_us", INT64_MAX}, {"size", UINT64_MAX}, {"stream", 0}, {"requested", UINT64_MAX},
+                {"allocated", UINT64_MAX}, {"reserved", UINT64_MAX}, {"cached_free", 0}, {"largest_free_block", 0},
+                {"capacity", 0}, {"cause", "capacity"}, {"advice", {"x"}}}};
+  FragReport r = report_from_json(j, "hostile.json");
+  EXPECT_NE(render_text(r).find("What to do"), std::string::npos);
+  std::string html = render_html(r);
+  EXPECT_NE(html.find("memory over time"), std::string::npos);
+  EXPECT_EQ(html.find("nan"), std::string::npos);
+  EXPECT_EQ(html.find("inf\""), std::string::npos);
+}
+
 TEST(Report, HugeLayoutsAreDrawnWithBoundedShapes) {
   SegmentMap map{"peak reserved", 0, {}};
   // 300 segments of 4096 blocks each, alternating used and free.

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "commands.h"
 #include "demo.h"
 
 namespace {
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "demo") return hbmalloc::tools::run_demo(argc - 2, argv + 2);
+  if (command == "replay") return hbmalloc::tools::run_replay(argc - 2, argv + 2);
+  if (command == "info") return hbmalloc::tools::run_info(argc - 2, argv + 2);
   std::fprintf(stderr, "hbmalloc: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

@@ -1,0 +1,196 @@
+// End-to-end tests of `hbmalloc replay` / `hbmalloc info`: the figures of
+// every shared snapshot to the byte, and a one-line error with exit code 2
+// for every kind of bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs the CLI with stdout and stderr captured in files.
+Result run(const std::string& args) {
+  static int n = 0;
+  fs::path dir = fs::temp_directory_path() / ("hbm_cli_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  fs::path out = dir / ("out" + std::to_string(n)), err = dir / ("err" + std::to_string(n++));
+  std::string cmd = std::string(HBMALLOC_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
+  int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  auto slurp = [](const fs::path& p) {
+    std::ifstream f(p);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+fs::path shared() { return fs::path(HBMALLOC_SOURCE_DIR) / ".." / "shared" / "traces"; }
+
+fs::path temp_file(const std::string& name, const std::string& bytes) {
+  fs::path p = fs::temp_directory_path() / ("hbm_cli_in_" + std::to_string(getpid()) + "_" + name);
+  std::ofstream(p, std::ios::binary) << bytes;
+  return p;
+}
+
+struct Row {
+  std::string file;
+  uint64_t events, segment_events, peak_requested, native_peak_reserved;
+};
+
+// The snapshots/ table of ../shared/traces/README.md.
+std::vector<Row> readme_rows() {
+  std::ifstream f(shared() / "README.md");
+  std::string line;
+  std::vector<Row> rows;
+  std::regex row(R"(^\| ([^ |]+\.(?:pickle|pkl)) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|)");
+  bool in_snapshots = false;
+  while (std::getline(f, line)) {
+    if (line.rfind("## ", 0) == 0) in_snapshots = line.find("snapshots/") != std::string::npos;
+    std::smatch m;
+    if (in_snapshots && std::regex_search(line, m, row))
+      rows.push_back({m[1], std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4]), std::stoull(m[5])});
+  }
+  return rows;
+}
+
+std::string one_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+void expect_bad_input(const Result& r, const std::string& names) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "want one line, got: " << r.err;
+  EXPECT_NE(r.err.find(names), std::string::npos) << "error should name " << names << ": " << r.err;
+}
+
+TEST(ReplayCli, ReproducesEverySharedSnapshotToTheByte) {
+  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  std::vector<Row> rows = readme_rows();
+  ASSERT_GE(rows.size(), 30u) << "README table not found";
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.file);
+    Result r = run("replay " + (shared() / "snapshots" / row.file).string() + " --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["events"].get<uint64_t>(), row.events);
+    EXPECT_EQ(j["native"]["segment_events"].get<uint64_t>(), row.segment_events);
+    EXPECT_EQ(j["peak_requested"].get<uint64_t>(), row.peak_requested);
+    EXPECT_EQ(j["native"]["peak_reserved"].get<uint64_t>(), row.native_peak_reserved);
+    EXPECT_EQ(j["oom_count"].get<uint64_t>(), 0u);
+    for (const char* key : {"peak_allocated", "peak_reserved", "efficiency", "events_per_second"})
+      EXPECT_TRUE(j.contains(key)) << key;
+    EXPECT_GE(j["peak_reserved"].get<uint64_t>(), row.peak_requested);
+  }
+}
+
+TEST(ReplayCli, MinCapacityFitsAndAnOomIsAResult) {
+  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  std::string file = (shared() / "snapshots" / "silmont_memory_forward_fp32_128.pickle").string();
+  Result r = run("replay " + file + " --json --min-capacity");
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  uint64_t min_cap = j["min_capacity"].get<uint64_t>();
+  EXPECT_EQ(min_cap % (2u << 20), 0u);
+  EXPECT_GE(min_cap, j["peak_requested"].get<uint64_t>());
+  EXPECT_LE(min_cap, j["peak_reserved"].get<uint64_t>() + (2u << 20));
+
+  Result fits = run("replay " + file + " --json --capacity " + std::to_string(min_cap));
+  EXPECT_EQ(nlohmann::json::parse(fits.out)["oom_count"].get<uint64_t>(), 0u);
+  Result short_run = run("replay " + file + " --capacity " + std::to_string(min_cap - (2u << 20)));
+  EXPECT_EQ(short_run.code, 0) << "an OOM is a result, not a failure";
+  EXPECT_NE(short_run.out.find("OOM"), std::string::npos) << short_run.out;
+}
+
+TEST(ReplayCli, OtherDevicesAndNativeOoms) {
+  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  std::string file = (shared() / "snapshots" / "codelocation_memory_snapshot.pickle").string();
+  Result r = run("replay " + file + " --json --device 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["device"].get<int>(), 1);
+  EXPECT_EQ(j["native"]["ooms"].get<uint64_t>(), 1u);
+  expect_bad_input(run("replay " + file + " --device 9"), "no device 9");
+}
+
+TEST(ReplayCli, BadInputIsOneLineAndExitCodeTwo) {
+  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  std::ifstream f(shared() / "snapshots" / "eornn_snapshot.pickle", std::ios::binary);
+  std::string whole((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  fs::path truncated = temp_file("truncated.pickle", whole.substr(0, whole.size() / 2));
+  expect_bad_input(run("replay " + truncated.string()), truncated.string());
+
+  std::string noise(4096, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& c : noise) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = char(x);
+  }
+  fs::path random = temp_file("random.bin", noise);
+  expect_bad_input(run("replay " + random.string()), random.string());
+
+  // pickle.dumps of os.system's reduce: GLOBAL 'os system', then REDUCE.
+  static const char kHostile[] = "\x80\x02" "cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.";
+  fs::path hostile = temp_file("hostile.pickle", std::string(kHostile, sizeof kHostile - 1));
+  Result h = run("replay " + hostile.string());
+  expect_bad_input(h, hostile.string());
+  EXPECT_NE(h.err.find("GLOBAL"), std::string::npos) << h.err;
+
+  fs::path not_snapshot = shared() / "static" / "not_a_snapshot_mygpt_memory.pickle";
+  expect_bad_input(run("replay " + not_snapshot.string()), "not a PyTorch memory snapshot");
+  expect_bad_input(run("replay " + (shared() / "static" / "empty_hitsbe_my_snapshot.pickle").string()), "nothing to replay");
+  expect_bad_input(run("replay " + (shared() / "static" / "verl_mem.pickle").string()), "static snapshot");
+
+  fs::path unknown = temp_file("unknown.txt", "hello, this is not a trace\n");
+  expect_bad_input(run("replay " + unknown.string()), "unknown trace format");
+  fs::path empty = temp_file("empty.hbt", "");
+  expect_bad_input(run("replay " + empty.string()), empty.string());
+  expect_bad_input(run("replay /nonexistent/trace.pickle"), "/nonexistent/trace.pickle");
+  expect_bad_input(run("info " + random.string()), random.string());
+}
+
+TEST(ReplayCli, UsageErrors) {
+  expect_bad_input(run("replay"), "exactly one TRACE");
+  expect_bad_input(run("replay a b"), "exactly one TRACE");
+  expect_bad_input(run("replay x --capacity lots"), "--capacity");
+  expect_bad_input(run("replay x --device -1"), "--device");
+  expect_bad_input(run("replay x --frobnicate"), "--frobnicate");
+}
+
+TEST(InfoCli, DescribesASnapshot) {
+  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  Result r = run("info " + (shared() / "snapshots" / "codelocation_memory_snapshot.pickle").string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["format"], "pytorch-snapshot");
+  EXPECT_GE(j["devices"].size(), 3u);
+  EXPECT_EQ(j["devices"][0]["events"].get<uint64_t>(), 6445u);
+  EXPECT_EQ(j["devices"][0]["peak_requested"].get<uint64_t>(), 8456473388u);
+  bool has_conf = false;
+  for (const auto& kv : j["settings"]) has_conf |= kv[0] == "PYTORCH_CUDA_ALLOC_CONF";
+  EXPECT_TRUE(has_conf);
+  Result text = run("info " + (shared() / "snapshots" / "codelocation_memory_snapshot.pickle").string());
+  EXPECT_NE(text.out.find("segment_map"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("request sizes"), std::string::npos) << text.out;
+}
+
+}  // namespace

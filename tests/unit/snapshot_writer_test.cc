@@ -1,0 +1,163 @@
+// write_pytorch_snapshot: read(write(t)) gives t's events and figures back,
+// and Python's pickle.load reads it with the fields memory_viz uses.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include "hbmalloc/error.hpp"
+#include "support/slurp.h"
+#include "trace/read_trace.h"
+#include "trace/snapshot_writer.h"
+
+namespace hbmalloc::trace {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kTraces = fs::path(HBMALLOC_SOURCE_DIR) / ".." / "shared" / "traces";
+
+using testing::slurp;
+
+void expect_same(const Trace& a, const Trace& b) {
+  EXPECT_EQ(a.has_history, b.has_history);
+  EXPECT_EQ(a.settings, b.settings);
+  ASSERT_EQ(a.devices.size(), b.devices.size());
+  for (size_t i = 0; i < a.devices.size(); ++i) {
+    const DeviceTrace& x = a.devices[i];
+    const DeviceTrace& y = b.devices[i];
+    SCOPED_TRACE("device " + std::to_string(x.device));
+    EXPECT_EQ(x.device, y.device);
+    ASSERT_EQ(x.events.size(), y.events.size());
+    for (size_t j = 0; j < x.events.size(); ++j) {
+      const Event& e = x.events[j];
+      const Event& f = y.events[j];
+      ASSERT_TRUE(e.action == f.action && e.addr == f.addr && e.size == f.size && e.stream == f.stream &&
+                  e.time_us == f.time_us && e.id == f.id)
+          << "event " << j;
+    }
+    ASSERT_EQ(x.live_at_start.size(), y.live_at_start.size());
+    for (size_t j = 0; j < x.live_at_start.size(); ++j) {
+      EXPECT_EQ(x.live_at_start[j].addr, y.live_at_start[j].addr);
+      EXPECT_EQ(x.live_at_start[j].requested, y.live_at_start[j].requested);
+    }
+    EXPECT_EQ(x.segments_at_start.size(), y.segments_at_start.size());
+    EXPECT_EQ(x.segments_at_end.size(), y.segments_at_end.size());
+    const TraceFigures fx = figures_of(x);
+    const TraceFigures fy = figures_of(y);
+    EXPECT_EQ(fx.events, fy.events);
+    EXPECT_EQ(fx.segment_events, fy.segment_events);
+    EXPECT_EQ(fx.peak_requested, fy.peak_requested);
+    EXPECT_EQ(fx.native_peak_reserved, fy.native_peak_reserved);
+    EXPECT_EQ(fx.native_ooms, fy.native_ooms);
+  }
+}
+
+TEST(SnapshotWriter, RoundTripsSharedSnapshots) {
+  if (!fs::exists(kTraces / "README.md")) GTEST_SKIP() << "no " << kTraces;
+  for (const char* name : {"snapshots/codelocation_memory_snapshot.pickle", "snapshots/sqattn_cuda_memory_snapshot.pickle",
+                           "snapshots/shreyansh26_profile_grad.pkl", "static/llminf_oom_snapshot.pickle",
+                           "static/empty_hitsbe_my_snapshot.pickle"}) {
+    SCOPED_TRACE(name);
+    const std::string bytes = slurp(kTraces / name);
+    const Trace original = read_pytorch_snapshot(bytes, name);
+    const std::string written = write_pytorch_snapshot(original);
+    const Trace again = read_pytorch_snapshot(written, "written.pickle");
+    expect_same(original, again);
+  }
+}
+
+// A trace from a format with no segment picture: the writer derives one.
+Trace synthetic() {
+  Trace t;
+  t.source = "synthetic";
+  t.has_history = true;
+  t.settings = {{"max_split_size", "-1"}, {"expandable_segments", "True"}, {"PYTORCH_CUDA_ALLOC_CONF", ""}};
+  DeviceTrace d;
+  d.device = 1;
+  d.live_at_start = {BlockInfo{0, 0x10000, 0, 4096, 0, BlockState::kActiveAllocated}};
+  d.events = {
+      Event{1, 0x200000, 2 << 20, 0, kNoBlock, Action::kSegmentAlloc},
+      Event{2, 0x200000, 1000, 0, 1, Action::kAlloc},
+      Event{3, 0x200400, 2000, 0, 2, Action::kAlloc},
+      Event{4, 0x200000, 0, 0, 1, Action::kFreeRequested},  // sizes of frees come from their alloc
+      Event{5, 0x200000, 0, 0, 1, Action::kFree},
+      Event{6, 0x10000, 4096, 0, 0, Action::kFree},
+      Event{7, 123456, 1ull << 40, 0, kNoBlock, Action::kOom},
+  };
+  d.block_count = 3;
+  t.devices.push_back(std::move(d));
+  return t;
+}
+
+TEST(SnapshotWriter, DerivesAPictureWhenTheTraceHasNone) {
+  const Trace t = synthetic();
+  const Trace back = read_pytorch_snapshot(write_pytorch_snapshot(t), "synthetic.pickle");
+  ASSERT_EQ(back.devices.size(), 2u);  // device_traces lists devices 0 and 1
+  EXPECT_TRUE(back.devices[0].events.empty());
+  const DeviceTrace& d = back.devices[1];
+  ASSERT_EQ(d.events.size(), t.devices[0].events.size());
+  EXPECT_EQ(d.events[4].size, 1000u);
+  EXPECT_EQ(d.events[6].action, Action::kOom);
+  EXPECT_EQ(d.events[6].addr, 123456u);
+  EXPECT_EQ(figures_of(d).peak_requested, figures_of(t.devices[0]).peak_requested);
+  EXPECT_EQ(figures_of(d).peak_requested, 4096u + 1000u + 2000u);
+  ASSERT_EQ(d.segments_at_end.size(), 1u);  // the 2 MiB segment, holding the block live at the end
+  EXPECT_TRUE(d.segments_at_end[0].small_pool);
+  EXPECT_EQ(back.settings, t.settings);
+}
+
+TEST(SnapshotWriter, ContradictoryTraceIsAnError) {
+  Trace t = synthetic();
+  t.devices[0].events[1].id = 99;
+  EXPECT_THROW(write_pytorch_snapshot(t), Error);
+}
+
+TEST(SnapshotWriter, PythonPickleLoadsItAsMemoryVizExpects) {
+  if (std::system("python3 -c 'import pickle' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
+  std::vector<std::string> inputs = {write_pytorch_snapshot(synthetic())};
+  const fs::path real = kTraces / "snapshots" / "codelocation_memory_snapshot.pickle";
+  if (fs::exists(real)) inputs.push_back(write_pytorch_snapshot(read_pytorch_snapshot(slurp(real), "real")));
+  const fs::path dir = fs::temp_directory_path() / ("hbm_writer_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  // The fields torch/cuda/_memory_viz.py and MemoryViz.js read, with their types,
+  // and segsum's rule that blocks tile their segment.
+  const fs::path script = dir / "check.py";
+  std::ofstream(script) << R"(import pickle, sys
+s = pickle.load(open(sys.argv[1], 'rb'))
+assert set(s) >= {'segments', 'device_traces', 'allocator_settings'}, s.keys()
+for seg in s['segments']:
+    for k, t in [('device', int), ('address', int), ('total_size', int), ('allocated_size', int),
+                 ('active_size', int), ('requested_size', int), ('stream', int), ('segment_type', str),
+                 ('segment_pool_id', tuple), ('is_expandable', bool), ('frames', list), ('blocks', list)]:
+        assert isinstance(seg[k], t), (k, seg)
+    assert seg['segment_type'] in ('small', 'large')
+    assert sum(b['size'] for b in seg['blocks']) == seg['total_size'], seg
+    assert seg['allocated_size'] == sum(b['size'] for b in seg['blocks'] if b['state'] == 'active_allocated')
+    for b in seg['blocks']:
+        assert b['state'] in ('active_allocated', 'active_pending_free', 'inactive'), b
+        for k in ('address', 'size', 'requested_size'):
+            assert isinstance(b[k], int), b
+        assert b['frames'] == []
+assert isinstance(s['device_traces'], list)
+for trace in s['device_traces']:
+    for e in trace:
+        assert isinstance(e['action'], str) and isinstance(e['size'], int) and isinstance(e['time_us'], int)
+        assert isinstance(e['device_free'] if e['action'] == 'oom' else e['addr'], int), e
+        assert e['frames'] == []
+assert isinstance(s['allocator_settings'], dict)
+print('ok', len(s['segments']), sum(len(t) for t in s['device_traces']))
+)";
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const fs::path file = dir / ("snapshot" + std::to_string(i) + ".pickle");
+    std::ofstream(file, std::ios::binary) << inputs[i];
+    const std::string cmd = "python3 " + script.string() + " " + file.string();
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace hbmalloc::trace

@@ -1,0 +1,162 @@
+// `hbmalloc replay TRACE`: replays one device of a trace on the sim backend.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/error.hpp"
+#include "replay/replay.h"
+#include "trace/read_trace.h"
+
+namespace hbmalloc::tools {
+namespace {
+
+using nlohmann::json;
+
+std::string capacity_text(uint64_t capacity) { return capacity ? format_bytes(capacity) : "unlimited"; }
+
+json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
+                    std::optional<uint64_t> min_cap) {
+  json j;
+  j["trace"] = t.source;
+  j["format"] = t.format;
+  j["device"] = r.device;
+  j["policy"] = config.policy;
+  j["config"] = config.to_string();
+  j["capacity"] = r.capacity;  // 0: unlimited
+  j["events"] = r.events;
+  j["allocs"] = r.allocs;
+  j["frees"] = r.frees;
+  j["empty_cache_calls"] = r.empty_cache_calls;
+  j["peak_requested"] = r.peak_requested;
+  j["peak_allocated"] = r.peak_allocated;
+  j["peak_reserved"] = r.peak_reserved;
+  j["efficiency"] = r.efficiency;
+  j["oom_count"] = r.ooms.size();
+  j["seconds"] = r.seconds;
+  j["events_per_second"] = r.events_per_second;
+  json native;
+  native["peak_requested"] = r.native.peak_requested;
+  native["ooms"] = r.native.native_ooms;
+  native["segment_events"] = r.native.segment_events;
+  if (r.native.native_peak_reserved) {
+    native["peak_reserved"] = *r.native.native_peak_reserved;
+    native["efficiency"] = *r.native.native_peak_reserved
+                               ? double(r.native.peak_requested) / double(*r.native.native_peak_reserved)
+                               : 0.0;
+  }
+  j["native"] = native;
+  if (min_cap) j["min_capacity"] = *min_cap;
+  json ooms = json::array();
+  for (const replay::OomRecord& o : r.ooms) {
+    ooms.push_back({{"event", o.event},
+                    {"size", o.size},
+                    {"stream", o.stream},
+                    {"time_us", o.time_us},
+                    {"requested", o.usage.requested},
+                    {"allocated", o.usage.allocated},
+                    {"reserved", o.usage.reserved},
+                    {"cached_free", o.cached_free},
+                    {"largest_free_block", o.largest_free_block}});
+  }
+  j["ooms"] = ooms;
+  return j;
+}
+
+void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
+                std::optional<uint64_t> min_cap) {
+  std::printf("hbmalloc replay: %s (%s, device %d of %zu)\n", t.source.c_str(), t.format.c_str(), r.device,
+              t.devices.size());
+  std::printf("  policy %s, capacity %s (%s)\n", config.policy.c_str(), capacity_text(r.capacity).c_str(),
+              config.to_string().c_str());
+  std::printf("  %llu events (%llu allocs, %llu frees, %llu empty_cache) in %.3f ms: %.1f M events/s\n\n",
+              (unsigned long long)r.events, (unsigned long long)r.allocs, (unsigned long long)r.frees,
+              (unsigned long long)r.empty_cache_calls, r.seconds * 1e3, r.events_per_second / 1e6);
+  std::printf("  %-16s %14s\n", "peak requested", format_bytes(r.peak_requested).c_str());
+  std::printf("  %-16s %14s\n", "peak allocated", format_bytes(r.peak_allocated).c_str());
+  std::printf("  %-16s %14s   efficiency %.4f\n", "peak reserved", format_bytes(r.peak_reserved).c_str(),
+              r.efficiency);
+  if (r.native.native_peak_reserved) {
+    uint64_t native = *r.native.native_peak_reserved;
+    double native_eff = native ? double(r.native.peak_requested) / double(native) : 0.0;
+    std::printf("  %-16s %14s   efficiency %.4f (what the recording allocator reserved)\n", "native reserved",
+                format_bytes(native).c_str(), native_eff);
+    if (r.peak_reserved <= native)
+      std::printf("  %s reserves %s less at its peak than the recording did\n", config.policy.c_str(),
+                  format_bytes(native - r.peak_reserved).c_str());
+    else
+      std::printf("  %s reserves %s more at its peak than the recording did\n", config.policy.c_str(),
+                  format_bytes(r.peak_reserved - native).c_str());
+  }
+  if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
+  if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
+  if (r.ooms.empty()) {
+    std::printf("\n  no OOM: the trace fits in %s\n", capacity_text(r.capacity).c_str());
+    return;
+  }
+  std::printf("\n  %zu OOM(s):\n", r.ooms.size());
+  for (const replay::OomRecord& o : r.ooms) {
+    std::printf("    event %llu: request %s on stream %llu; reserved %s, allocated %s, cached free %s, "
+                "largest free block %s\n",
+                (unsigned long long)o.event, format_bytes(o.size).c_str(), (unsigned long long)o.stream,
+                format_bytes(o.usage.reserved).c_str(), format_bytes(o.usage.allocated).c_str(),
+                format_bytes(o.cached_free).c_str(), format_bytes(o.largest_free_block).c_str());
+    if (o.cached_free >= o.size)
+      std::printf("      fragmentation: %s was cached free but no block of %s was contiguous\n",
+                  format_bytes(o.cached_free).c_str(), format_bytes(o.size).c_str());
+    else if (o.capacity)
+      std::printf("      the device was short by %s\n",
+                  format_bytes(o.size - (o.capacity > o.usage.reserved ? o.capacity - o.usage.reserved : 0) -
+                               o.cached_free).c_str());
+  }
+  if (min_cap) std::printf("  a capacity of %s would have avoided them\n", format_bytes(*min_cap).c_str());
+}
+
+}  // namespace
+
+int run_replay(int argc, char** argv) {
+  Args args("replay", {"--policy", "--conf", "--capacity", "--device", "--html"}, {"--json", "--min-capacity"});
+  if (!args.parse(argc, argv)) return 2;
+  if (args.positional().size() != 1) {
+    args.fail("wants exactly one TRACE file (see hbmalloc help)");
+    return 2;
+  }
+  replay::ReplayOptions options;
+  long device = -1;
+  if (!args.bytes("--capacity", options.capacity) || !args.integer("--device", 0, 1023, device)) return 2;
+  try {
+    options.config = Config::parse(args.value("--conf").value_or(""));
+    if (auto p = args.value("--policy")) options.config.policy = *p;
+    trace::Trace t = trace::read_trace_file(args.positional()[0]);
+    bool empty = true;
+    for (const trace::DeviceTrace& d : t.devices) empty = empty && d.events.empty() && d.live_at_start.empty();
+    if (empty) throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay (the trace is empty)");
+    if (!t.has_history)
+      throw Error(ErrorCode::kInvalidArgument,
+                  t.source + ": a static snapshot (segments only, no events) cannot be replayed; try hbmalloc report");
+    options.device = device >= 0 ? int(device) : t.devices.front().device;
+    const trace::DeviceTrace* d = t.device(options.device);
+    if (d != nullptr && d->events.empty() && d->live_at_start.empty())
+      throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay on device " +
+                                                   std::to_string(options.device) + " (no events, no live blocks)");
+
+    Progress bar("replay");
+    options.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
+    replay::ReplayResult r = replay::replay(t, options);
+    std::optional<uint64_t> min_cap;
+    if (args.has("--min-capacity")) min_cap = replay::min_capacity(t, options);
+
+    if (args.has("--json"))
+      std::printf("%s\n", replay_to_json(t, r, options.config, min_cap).dump(2).c_str());
+    else
+      print_text(t, r, options.config, min_cap);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "hbmalloc replay: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace hbmalloc::tools

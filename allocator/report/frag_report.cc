@@ -104,7 +104,10 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   FragReport r;
   r.run = facts_of(trace, d);
   r.run.policy = options.config.policy;
-  r.run.config = options.config.to_string();
+  Config ran = options.config;  // as the replay ran it: always on the sim backend
+  ran.backend = "sim";
+  ran.capacity = result.capacity;
+  r.run.config = ran.to_string();
   r.run.capacity = result.capacity ? std::optional<uint64_t>(result.capacity) : std::nullopt;  // 0: unlimited
   r.run.events = result.events;
   r.run.allocs = result.allocs;

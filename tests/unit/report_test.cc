@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -21,6 +22,7 @@
 #include "report/layout_figures.h"
 #include "report/svg_charts.h"
 #include "report/text_report.h"
+#include "trace/read_trace.h"
 #include "trace/synthetic.h"
 
 namespace hbmalloc::report {
@@ -404,6 +406,47 @@ TEST(Report, LayoutFiguresOfAnEmptyPicture) {
   FragReport r = build_static_report(t, 0);
   EXPECT_NE(render_text(r).find("What to do"), std::string::npos);
   EXPECT_NE(render_html(r).find("no segments held"), std::string::npos);
+}
+
+const std::filesystem::path kShared = std::filesystem::path(HBMALLOC_SOURCE_DIR) / ".." / "shared" / "traces";
+
+TEST(ReportOnSharedTraces, StaticSnapshotAddsUp) {
+  const auto path = kShared / "static" / "verl_mem.pickle";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  trace::Trace t = trace::read_trace_file(path.string());
+  FragReport r = build_static_report(t, t.devices.at(0).device);
+  uint64_t reserved = 0;
+  for (const trace::SegmentInfo& s : t.devices[0].segments_at_end) reserved += s.size;
+  ASSERT_EQ(r.frag.moments.size(), 1u);
+  EXPECT_EQ(r.frag.moments[0].reserved, reserved);
+  EXPECT_EQ(r.summary.rows[3].stat.all.current, int64_t(reserved));
+  EXPECT_LE(r.frag.moments[0].allocated, reserved);
+  EXPECT_GT(r.frag.moments[0].allocated, 0u);
+  EXPECT_EQ(r.maps.at(0).layout.size(), t.devices[0].segments_at_end.size());
+  EXPECT_EQ(count(render_html(r), "<svg"), 3u);
+  EXPECT_EQ(to_json(report_from_json(to_json(r), "x")), to_json(r));
+  write_sample("shared_static", r);
+}
+
+TEST(ReportOnSharedTraces, ReplayCarriesTheNativeBaseline) {
+  // traces/README.md: peak requested 762608640, native peak reserved 937426944.
+  const auto path = kShared / "snapshots" / "charan6924_memory_snapshot.pickle";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  trace::Trace t = trace::read_trace_file(path.string());
+  replay::ReplayOptions o;
+  o.timeline_points = 1000;
+  o.capture_layouts = true;
+  replay::ReplayResult result = replay::replay(t, o);
+  ReportOptions ro;
+  ro.config = o.config;
+  FragReport r = build_report(t, result, ro);
+  EXPECT_EQ(r.frag.peak_requested, 762608640u);
+  ASSERT_TRUE(r.native && r.native->peak_reserved);
+  EXPECT_EQ(*r.native->peak_reserved, 937426944u);
+  EXPECT_EQ(r.native->peak_requested, 762608640u);
+  EXPECT_NE(render_text(r).find("894.00 MiB"), std::string::npos);
+  EXPECT_NE(render_html(r).find("recording allocator&#39;s peak reserved 894.00 MiB"), std::string::npos);
+  write_sample("shared_replay", r);
 }
 
 }  // namespace

@@ -291,6 +291,11 @@ void Allocator::check_invariants() const {
   impl_->check();
 }
 
+Layout Allocator::layout() const {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  return impl_->policy->layout();
+}
+
 int Allocator::device() const { return impl_->backend->device(); }
 const Config& Allocator::config() const { return impl_->config; }
 

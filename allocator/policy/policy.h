@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "core/live_stats.h"
+#include "hbmalloc/layout.hpp"
 #include "hbmalloc/stats.hpp"
 
 namespace hbmalloc {
@@ -63,6 +64,8 @@ class Policy {
   virtual uint64_t largest_free_block() const = 0;
   // Walks every structure; throws Error(kInvariant) on the first violation.
   virtual Tally check() const = 0;
+  // Every segment held, in address order, with blocks tiling it.
+  virtual Layout layout() const = 0;
 };
 
 // The policy named by config.policy, drawing memory from `backend` and

@@ -7,6 +7,7 @@
 
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
+#include "hbmalloc/layout.hpp"
 #include "hbmalloc/stats.hpp"
 
 namespace hbmalloc {
@@ -49,6 +50,9 @@ class Allocator {
   void reset_peak_stats();
   // Throws Error(kInvariant) describing the first violation found.
   void check_invariants() const;
+  // Every segment held and the blocks tiling it, in address order. Blocks
+  // waiting on stream events count as allocated.
+  Layout layout() const;
 
   int device() const;
   const Config& config() const;

@@ -1,5 +1,6 @@
 #include "policy/hbm/hbm_policy.h"
 
+#include <algorithm>
 #include <string>
 
 #include "hbmalloc/error.hpp"
@@ -108,6 +109,19 @@ Tally HbmPolicy::check() const {
                                              std::to_string(t.blocks) + " live pointers");
   }
   return tally;
+}
+
+Layout HbmPolicy::layout() const {
+  auto requested_of = [this](uintptr_t addr) {
+    const Live* live = live_.find(addr);
+    return live ? live->requested : 0;
+  };
+  Layout out;
+  slabs_.append_layout(out, requested_of);
+  large_.append_layout(out, requested_of);
+  std::sort(out.begin(), out.end(),
+            [](const SegmentLayout& a, const SegmentLayout& b) { return a.addr < b.addr; });
+  return out;
 }
 
 }  // namespace hbmalloc

@@ -24,6 +24,7 @@ class HbmPolicy final : public Policy {
   void set_limit(uint64_t bytes) override { source_.set_limit(bytes); }
   uint64_t largest_free_block() const override;
   Tally check() const override;
+  Layout layout() const override;
 
  private:
   // A live pointer: its slab slot or its large block, and what was asked.

@@ -176,4 +176,13 @@ void LargePool::check(PoolTally& tally) const {
              std::to_string(free_blocks));
 }
 
+void LargePool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const {
+  for (const auto& [base, head] : segment_heads_) {
+    SegmentLayout seg{base, head->segment->size, Pool::kLarge, head->stream, {}};
+    for (const Block* b = head; b; b = b->next)
+      seg.blocks.push_back({b->addr, b->size, b->allocated ? requested_of(b->addr) : 0, b->allocated});
+    out.push_back(std::move(seg));
+  }
+}
+
 }  // namespace hbmalloc

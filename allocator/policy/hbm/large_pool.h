@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <tuple>
 
 #include "absl/container/btree_map.h"
@@ -47,6 +48,8 @@ class LargePool {
   uint64_t release_cached();
   uint64_t largest_free_block() const;
   void check(PoolTally& tally) const;
+  // Appends each segment with its blocks (requested bytes from `requested_of`).
+  void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
 
  private:
   using Key = std::tuple<StreamId, uint64_t, uintptr_t>;  // best fit: stream, then size, then address

@@ -189,4 +189,34 @@ void SlabPool::check(PoolTally& tally) const {
     violated(std::to_string(listed) + " slabs listed but " + std::to_string(expected) + " have free slots");
 }
 
+void SlabPool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const {
+  for (const auto& [base, slab] : by_base_) {
+    SegmentLayout seg{base, slab_size_, Pool::kSmall, slab->stream, {}};
+    if (slab->used == 0) {  // reformattable into any class: one hole
+      seg.blocks.push_back({base, slab_size_, 0, false});
+      out.push_back(std::move(seg));
+      continue;
+    }
+    uint64_t free_run = 0;  // bytes of the free run ending at slot i
+    auto close_run = [&](uintptr_t end) {
+      if (free_run > 0) seg.blocks.push_back({end - free_run, free_run, 0, false});
+      free_run = 0;
+    };
+    for (uint32_t i = 0; i < slab->slots; ++i) {
+      uintptr_t addr = base + uint64_t(i) * slab->slot_size;
+      if (slab->free.is_free(i)) {
+        free_run += slab->slot_size;
+        continue;
+      }
+      close_run(addr);
+      seg.blocks.push_back({addr, slab->slot_size, requested_of(addr), true});
+    }
+    uintptr_t slots_end = base + uint64_t(slab->slots) * slab->slot_size;
+    close_run(slots_end);
+    // The tail no slot fits in stays its own block: it can never be handed out.
+    if (slots_end < base + slab_size_) seg.blocks.push_back({slots_end, base + slab_size_ - slots_end, 0, false});
+    out.push_back(std::move(seg));
+  }
+}
+
 }  // namespace hbmalloc

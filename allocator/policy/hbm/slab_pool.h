@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -49,6 +50,10 @@ class SlabPool {
   // Structural checks; adds what the slabs hold to tally (live slots are
   // counted by the caller, which owns the live map).
   void check(PoolTally& tally) const;
+  // Appends each slab as a small-pool segment: used slots one block each
+  // (requested bytes from `requested_of`), runs of free slots and the tail
+  // past the last slot as free blocks; a wholly free slab is one free block.
+  void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
 
  private:
   // A stream's slabs: per class, a list of slabs with free slots and one

@@ -1,0 +1,282 @@
+#include "report/html_report.h"
+
+#include <string>
+#include <vector>
+
+#include "hbmalloc/config.hpp"
+#include "report/advice.h"
+#include "report/format.h"
+#include "report/markup.h"
+#include "report/svg_charts.h"
+
+namespace hbmalloc::report {
+
+namespace {
+
+constexpr size_t kMapsDrawn = 6;  // the peak and the first OOMs; the JSON has them all
+
+constexpr const char* kStyle = R"(
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px 32px; color: #222;
+       max-width: 1180px; }
+h1 { font-size: 24px; margin: 0 0 4px 0; }
+h2 { font-size: 18px; margin: 28px 0 8px 0; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.sub { color: #555; margin: 0 0 16px 0; word-break: break-all; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 130px; background: #fafafa; }
+.card .label { font-size: 12px; color: #666; }
+.card .value { font-size: 20px; font-weight: 600; }
+.card.bad .value { color: #c0392b; }
+table { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
+th { background: #f3f3f3; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.mono { font-family: monospace; }
+ul.advice li { margin: 4px 0; }
+.oom { border-left: 4px solid #d62728; padding: 4px 12px; margin: 10px 0; background: #fff7f7; }
+.note { color: #666; font-size: 13px; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px; }
+svg { background: #fff; }
+)";
+
+// A table whose cells are escaped here; `numeric` marks right-aligned columns.
+class HtmlTable {
+ public:
+  HtmlTable(std::vector<std::string> head, std::string numeric) : numeric_(std::move(numeric)) {
+    html_ = "<table>";
+    if (head.empty()) return;
+    html_ += "<tr>";
+    for (size_t i = 0; i < head.size(); ++i) html_ += "<th" + cls(i) + ">" + escape_html(head[i]) + "</th>";
+    html_ += "</tr>\n";
+  }
+  void row(const std::vector<std::string>& cells) {
+    html_ += "<tr>";
+    for (size_t i = 0; i < cells.size(); ++i) html_ += "<td" + cls(i) + ">" + escape_html(cells[i]) + "</td>";
+    html_ += "</tr>\n";
+  }
+  std::string finish() const { return html_ + "</table>\n"; }
+
+ private:
+  std::string cls(size_t i) const {
+    if (i >= numeric_.size()) return "";
+    return numeric_[i] == 'n' ? " class=\"num\"" : numeric_[i] == 'm' ? " class=\"mono\"" : "";
+  }
+  std::string numeric_;
+  std::string html_;
+};
+
+std::string card(const std::string& label, const std::string& value, bool bad = false) {
+  return std::string("<div class=\"card") + (bad ? " bad" : "") + "\"><div class=\"label\">" + escape_html(label) +
+         "</div><div class=\"value\">" + escape_html(value) + "</div></div>\n";
+}
+
+std::string h2(const std::string& title) { return "<h2>" + escape_html(title) + "</h2>\n"; }
+
+std::string key_figures(const FragReport& r) {
+  const Fragmentation& f = r.frag;
+  std::string out = "<div class=\"cards\">\n";
+  const bool snapshot = r.run.static_snapshot;
+  out += card(snapshot ? "requested" : "peak requested", format_bytes(f.peak_requested));
+  out += card(snapshot ? "allocated" : "peak allocated", format_bytes(f.peak_allocated));
+  out += card(snapshot ? "reserved" : "peak reserved", format_bytes(f.peak_reserved));
+  out += card("efficiency", percent(f.efficiency), f.peak_reserved > 0 && f.efficiency < 0.85);
+  if (!f.moments.empty())
+    out += card("external frag. (" + f.moments.front().moment + ")", percent(f.moments.front().external_fragmentation),
+                fragmentation_matters(f.moments.front()));
+  if (!snapshot) out += card("OOMs", std::to_string(r.ooms.size()), !r.ooms.empty());
+  out += card("capacity", r.run.capacity ? format_bytes(*r.run.capacity) : std::string(snapshot ? "unknown" : "unlimited"));
+  if (r.native && r.native->peak_reserved && !snapshot) {
+    out += card("recording allocator peak reserved", format_bytes(*r.native->peak_reserved));
+    out += card("recording allocator efficiency", percent(r.native->efficiency));
+  }
+  return out + "</div>\n";
+}
+
+std::string advice_section(const FragReport& r) {
+  std::string out = h2("What to do") + "<ul class=\"advice\">\n";
+  for (const std::string& a : r.advice) out += "<li>" + escape_html(a) + "</li>\n";
+  return out + "</ul>\n";
+}
+
+std::string timeline_section(const FragReport& r) {
+  if (r.run.static_snapshot) return "";
+  std::string svg = timeline_svg(r);
+  return h2("Memory over time") +
+         (svg.empty() ? "<p class=\"note\">No timeline in this report (replay with timeline points to get one).</p>\n"
+                      : svg);
+}
+
+std::string maps_section(const FragReport& r) {
+  std::string out;
+  for (size_t i = 0; i < r.maps.size() && i < kMapsDrawn; ++i) {
+    const SegmentMap& m = r.maps[i];
+    out += h2("Segment map at " + m.title + (r.run.static_snapshot ? "" : " (event " + std::to_string(m.event) + ")"));
+    out += segment_map_svg(m);
+  }
+  if (r.maps.size() > kMapsDrawn)
+    out += "<p class=\"note\">" + std::to_string(r.maps.size() - kMapsDrawn) +
+           " more segment maps are in the JSON report.</p>\n";
+  if (r.maps.empty() && !r.run.static_snapshot)
+    out += h2("Segment map") + "<p class=\"note\">No segment map captured (replay with layouts to get one).</p>\n";
+  return out;
+}
+
+std::string oom_section(const FragReport& r) {
+  if (r.ooms.empty()) return "";
+  std::string out = h2("Out of memory (" + std::to_string(r.ooms.size()) + ")");
+  for (size_t i = 0; i < r.ooms.size(); ++i) {
+    const OomReport& o = r.ooms[i];
+    out += "<div class=\"oom\"><p><b>OOM " + std::to_string(i + 1) + "</b>: request " +
+           escape_html(format_bytes(o.size)) + " on stream " + std::to_string(o.stream) + " at event " +
+           std::to_string(o.event) + ", cause: <b>" + escape_html(o.cause) + "</b></p>\n";
+    HtmlTable t({"reserved", "allocated", "requested (live)", "cached free", "largest free block", "capacity"},
+                "nnnnnn");
+    t.row({format_bytes(o.usage.reserved), format_bytes(o.usage.allocated), format_bytes(o.usage.requested),
+           format_bytes(o.cached_free), format_bytes(o.largest_free_block), format_bytes(o.capacity)});
+    out += t.finish() + "<ul class=\"advice\">\n";
+    for (const std::string& a : o.advice) out += "<li>" + escape_html(a) + "</li>\n";
+    out += "</ul></div>\n";
+  }
+  return out;
+}
+
+std::string fragmentation_section(const FragReport& r) {
+  const Fragmentation& f = r.frag;
+  std::string out = h2("Fragmentation");
+  std::vector<std::string> head{""};
+  std::string numeric = "-";
+  for (const MomentFigures& m : f.moments) head.push_back("at " + m.moment), numeric += 'n';
+  HtmlTable t(head, numeric);
+  auto line = [&](const char* name, auto value) {
+    std::vector<std::string> cells{name};
+    for (const MomentFigures& m : f.moments) cells.push_back(value(m));
+    t.row(cells);
+  };
+  line("requested", [](const MomentFigures& m) { return format_bytes(m.requested); });
+  line("allocated", [](const MomentFigures& m) { return format_bytes(m.allocated); });
+  line("reserved", [](const MomentFigures& m) { return format_bytes(m.reserved); });
+  line("internal fragmentation (allocated - requested)",
+       [](const MomentFigures& m) { return format_bytes(m.internal_fragmentation); });
+  line("cached free (reserved - allocated)", [](const MomentFigures& m) { return format_bytes(m.cached_free); });
+  line("inactive split (free in segments in use)",
+       [](const MomentFigures& m) { return format_bytes(m.inactive_split_bytes); });
+  line("largest free block", [](const MomentFigures& m) { return format_bytes(m.largest_free_block); });
+  line("external fragmentation (1 - largest free / cached free)",
+       [](const MomentFigures& m) { return percent(m.external_fragmentation); });
+  line("segments", [](const MomentFigures& m) { return std::to_string(m.segments); });
+  out += t.finish();
+
+  if (r.native && !r.run.static_snapshot) {
+    const NativeBaseline& n = *r.native;
+    HtmlTable c({"", "this replay", "recording allocator"}, "-nn");
+    c.row({"peak requested", format_bytes(f.peak_requested), format_bytes(n.peak_requested)});
+    c.row({"peak reserved", format_bytes(f.peak_reserved),
+           n.peak_reserved ? format_bytes(*n.peak_reserved) : std::string("not in the trace")});
+    c.row({"efficiency (peak requested / peak reserved)", percent(f.efficiency),
+           n.peak_reserved ? percent(n.efficiency) : std::string("-")});
+    c.row({"OOMs", std::to_string(r.ooms.size()), std::to_string(n.ooms)});
+    out += "<p>Compared with the allocator that recorded the trace:</p>\n" + c.finish();
+  }
+  return out;
+}
+
+std::string holes_section(const FragReport& r) {
+  const Fragmentation& f = r.frag;
+  if (r.maps.empty()) return "";
+  std::string out = h2("Worst holes at " + r.maps.front().title);
+  if (f.worst_holes.empty()) {
+    out += "<p class=\"note\">None: every free block lies in a wholly free segment.</p>\n";
+  } else {
+    out += "<p class=\"note\">The largest free blocks in segments that also hold live blocks: cached memory that "
+           "cannot be released while those blocks live.</p>\n";
+    HtmlTable t({"#", "address", "size", "segment", "segment size", "segment used"}, "nmnmnn");
+    for (size_t i = 0; i < f.worst_holes.size(); ++i) {
+      const Hole& h = f.worst_holes[i];
+      t.row({std::to_string(i + 1), hex(h.addr), format_bytes(h.size), hex(h.segment_addr),
+             format_bytes(h.segment_size), percent(h.segment_utilization)});
+    }
+    out += t.finish();
+  }
+  out += h2("Least utilized segments in use (" + std::to_string(f.least_utilized.size()) + " of " +
+            std::to_string(f.segments_total) + ")");
+  if (f.free_segments > 0)
+    out += "<p class=\"note\">Besides these, " + std::to_string(f.free_segments) + " wholly free segment(s) hold " +
+           escape_html(format_bytes(f.free_segment_bytes)) + " (released by empty_cache).</p>\n";
+  HtmlTable t({"address", "pool", "size", "allocated", "requested", "blocks", "free blocks", "used"}, "m-nnnnnn");
+  for (const SegmentUse& u : f.least_utilized)
+    t.row({hex(u.addr), u.pool == Pool::kSmall ? "small" : "large", format_bytes(u.size), format_bytes(u.allocated),
+           format_bytes(u.requested), std::to_string(u.blocks), std::to_string(u.free_blocks), percent(u.utilization)});
+  return out + t.finish();
+}
+
+std::string sizes_section(const FragReport& r) {
+  std::string out = h2(std::string("Request sizes (") + (r.run.static_snapshot ? "live blocks" : "alloc events") + ")");
+  return out + "<div class=\"charts\">\n" + histogram_svg(r.sizes, false) + histogram_svg(r.sizes, true) + "</div>\n";
+}
+
+std::string summary_section(const MemorySummary& s) {
+  std::string out = h2("Memory summary (as torch.cuda.memory_summary)");
+  HtmlTable t(s.has_history ? std::vector<std::string>{"metric", "current", "peak", "total allocated", "total freed"}
+                            : std::vector<std::string>{"metric", "current"},
+              "-nnnn");
+  for (const SummaryRow& row : s.rows) {
+    auto add = [&](const std::string& label, const StatCounter& c) {
+      if (s.has_history)
+        t.row({label, stat_figure(c.current, row.bytes), stat_figure(c.peak, row.bytes), stat_figure(c.allocated, row.bytes),
+               stat_figure(c.freed, row.bytes)});
+      else
+        t.row({label, stat_figure(c.current, row.bytes)});
+    };
+    add(summary_label(row.name), row.stat.all);
+    add("\u2003from large pool", row.stat.large_pool);
+    add("\u2003from small pool", row.stat.small_pool);
+  }
+  out += t.finish();
+  if (s.has_history)
+    out += "<p class=\"note\">alloc retries " + std::to_string(s.num_alloc_retries) + ", OOMs " +
+           std::to_string(s.num_ooms) + ", device mallocs " + std::to_string(s.num_device_alloc) +
+           ", device frees " + std::to_string(s.num_device_free) + "</p>\n";
+  return out;
+}
+
+std::string run_section(const FragReport& r) {
+  const RunFacts& f = r.run;
+  HtmlTable t({}, "--");
+  t.row({"source", f.source});
+  t.row({"format", (f.format.empty() ? std::string("unknown") : f.format) +
+                       (f.recorder.empty() ? "" : ", recorded by " + f.recorder)});
+  t.row({"device", std::to_string(f.device)});
+  if (f.static_snapshot) t.row({"kind", "static snapshot (no replay)"});
+  else t.row({"policy", f.policy + " (" + f.config + ")"});
+  t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string(f.static_snapshot ? "unknown" : "unlimited")});
+  if (!f.static_snapshot || f.events > 0)
+    t.row({"events", std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
+                         std::to_string(f.frees) + " frees)"});
+  if (f.last_time_us > f.first_time_us) t.row({"time span", duration_us(double(f.last_time_us) - double(f.first_time_us))});
+  if (!f.static_snapshot) t.row({"replay time", duration_us(f.replay_seconds * 1e6)});
+  for (const auto& [key, value] : f.settings) t.row({"setting " + key, value});
+  return h2("Run") + t.finish();
+}
+
+}  // namespace
+
+std::string render_html(const FragReport& r) {
+  std::string subtitle = r.run.source + " \u00b7 device " + std::to_string(r.run.device) + " \u00b7 " +
+                         (r.run.static_snapshot ? std::string("static snapshot") : "policy " + r.run.policy);
+  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>hbmalloc report: " +
+                    escape_html(r.run.source) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n";
+  out += "<h1>hbmalloc fragmentation report</h1>\n<p class=\"sub\">" + escape_html(subtitle) + "</p>\n";
+  out += key_figures(r);
+  out += advice_section(r);
+  out += timeline_section(r);
+  out += oom_section(r);
+  out += maps_section(r);
+  out += fragmentation_section(r);
+  out += holes_section(r);
+  out += sizes_section(r);
+  out += summary_section(r.summary);
+  out += run_section(r);
+  out += "</body></html>\n";
+  return out;
+}
+
+}  // namespace hbmalloc::report

@@ -1,0 +1,225 @@
+#include "report/text_report.h"
+
+#include <algorithm>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "hbmalloc/config.hpp"
+#include "report/format.h"
+
+namespace hbmalloc::report {
+
+namespace {
+
+// Columns padded to their widest cell; `align` holds 'l' or 'r' per column
+// (columns past it: the first left, the rest right).
+class Table {
+ public:
+  explicit Table(std::string align = "") : align_(std::move(align)) {}
+  void row(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+  void write(std::ostream& out, const std::string& indent = "  ") const {
+    std::vector<size_t> width;
+    for (const auto& r : rows_)
+      for (size_t i = 0; i < r.size(); ++i) {
+        if (width.size() <= i) width.push_back(0);
+        width[i] = std::max(width[i], r[i].size());
+      }
+    for (const auto& r : rows_) {
+      std::string line = indent;
+      for (size_t i = 0; i < r.size(); ++i) {
+        std::string pad(width[i] - r[i].size(), ' ');
+        bool left = i < align_.size() ? align_[i] == 'l' : i == 0;
+        line += (i == 0 ? "" : "  ") + (left ? r[i] + pad : pad + r[i]);
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out << line << '\n';
+    }
+  }
+
+ private:
+  std::string align_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+void heading(std::ostream& out, const std::string& title) {
+  out << '\n' << title << '\n' << std::string(title.size(), '-') << '\n';
+}
+
+void run_section(std::ostream& out, const FragReport& r) {
+  const RunFacts& f = r.run;
+  heading(out, "Run");
+  Table t("ll");
+  t.row({"source", f.source});
+  std::string format = f.format.empty() ? "unknown" : f.format;
+  if (!f.recorder.empty()) format += ", recorded by " + f.recorder;
+  t.row({"format", format});
+  t.row({"device", std::to_string(f.device)});
+  if (f.static_snapshot) t.row({"kind", "static snapshot (segments and blocks of one moment, no replay)"});
+  else t.row({"policy", f.policy + "  (" + f.config + ")"});
+  t.row({"capacity", f.capacity ? format_bytes(*f.capacity) : std::string(f.static_snapshot ? "unknown" : "unlimited")});
+  std::string events = std::to_string(f.events) + " (" + std::to_string(f.allocs) + " allocs, " +
+                       std::to_string(f.frees) + " frees)";
+  if (f.last_time_us > f.first_time_us) events += " over " + duration_us(double(f.last_time_us) - double(f.first_time_us));
+  if (!f.static_snapshot || f.events > 0) t.row({"events", events});
+  if (!f.static_snapshot) t.row({"replay time", duration_us(f.replay_seconds * 1e6)});
+  for (const auto& [key, value] : f.settings) t.row({"setting", key + " = " + value});
+  t.write(out);
+}
+
+void summary_section(std::ostream& out, const MemorySummary& s) {
+  heading(out, "Memory summary (as torch.cuda.memory_summary)");
+  Table t;
+  if (s.has_history) t.row({"Metric", "Cur Usage", "Peak Usage", "Tot Alloc", "Tot Freed"});
+  else t.row({"Metric", "Cur Usage"});
+  for (const SummaryRow& row : s.rows) {
+    auto add = [&](const std::string& label, const StatCounter& c) {
+      if (s.has_history)
+        t.row({label, stat_figure(c.current, row.bytes), stat_figure(c.peak, row.bytes), stat_figure(c.allocated, row.bytes),
+               stat_figure(c.freed, row.bytes)});
+      else
+        t.row({label, stat_figure(c.current, row.bytes)});
+    };
+    add(summary_label(row.name), row.stat.all);
+    add("  from large pool", row.stat.large_pool);
+    add("  from small pool", row.stat.small_pool);
+  }
+  t.write(out);
+  if (s.has_history)
+    out << "  alloc retries " << s.num_alloc_retries << ", OOMs " << s.num_ooms << ", device mallocs "
+        << s.num_device_alloc << ", device frees " << s.num_device_free << '\n';
+}
+
+void fragmentation_section(std::ostream& out, const FragReport& r) {
+  const Fragmentation& f = r.frag;
+  heading(out, "Fragmentation");
+  Table peaks("ll");
+  if (r.run.static_snapshot) {
+    peaks.row({"requested", format_bytes(f.peak_requested)});
+    peaks.row({"allocated", format_bytes(f.peak_allocated)});
+    peaks.row({"reserved", format_bytes(f.peak_reserved)});
+    peaks.row({"efficiency", percent(f.efficiency) + "  (requested / reserved)"});
+  } else {
+    peaks.row({"peak requested", format_bytes(f.peak_requested)});
+    peaks.row({"peak allocated", format_bytes(f.peak_allocated)});
+    peaks.row({"peak reserved", format_bytes(f.peak_reserved) + "  (event " + std::to_string(f.peak_reserved_event) + ")"});
+    peaks.row({"efficiency", percent(f.efficiency) + "  (peak requested / peak reserved)"});
+  }
+  peaks.write(out);
+  if (f.moments.empty()) return;
+  out << '\n';
+  Table t;
+  std::vector<std::string> head{"at"};
+  for (const MomentFigures& m : f.moments) head.push_back(m.moment);
+  t.row(head);
+  auto line = [&](const char* name, auto value) {
+    std::vector<std::string> cells{name};
+    for (const MomentFigures& m : f.moments) cells.push_back(value(m));
+    t.row(cells);
+  };
+  line("requested", [](const MomentFigures& m) { return format_bytes(m.requested); });
+  line("allocated", [](const MomentFigures& m) { return format_bytes(m.allocated); });
+  line("reserved", [](const MomentFigures& m) { return format_bytes(m.reserved); });
+  line("internal fragmentation", [](const MomentFigures& m) { return format_bytes(m.internal_fragmentation); });
+  line("cached free", [](const MomentFigures& m) { return format_bytes(m.cached_free); });
+  line("inactive split", [](const MomentFigures& m) { return format_bytes(m.inactive_split_bytes); });
+  line("largest free block", [](const MomentFigures& m) { return format_bytes(m.largest_free_block); });
+  line("external fragmentation", [](const MomentFigures& m) { return percent(m.external_fragmentation); });
+  line("segments", [](const MomentFigures& m) { return std::to_string(m.segments); });
+  t.write(out);
+}
+
+void native_section(std::ostream& out, const FragReport& r) {
+  if (!r.native || r.run.static_snapshot) return;
+  const NativeBaseline& n = *r.native;
+  heading(out, "Versus the recording allocator");
+  Table t;
+  t.row({"", "this replay", "recorded"});
+  t.row({"peak requested", format_bytes(r.frag.peak_requested), format_bytes(n.peak_requested)});
+  t.row({"peak reserved", format_bytes(r.frag.peak_reserved),
+         n.peak_reserved ? format_bytes(*n.peak_reserved) : std::string("not in the trace")});
+  t.row({"efficiency", percent(r.frag.efficiency), n.peak_reserved ? percent(n.efficiency) : std::string("-")});
+  t.row({"OOMs", std::to_string(r.ooms.size()), std::to_string(n.ooms)});
+  t.write(out);
+}
+
+void holes_section(std::ostream& out, const FragReport& r) {
+  const Fragmentation& f = r.frag;
+  if (r.maps.empty()) return;
+  heading(out, "Worst holes (free blocks in segments that hold live blocks, at " + r.maps.front().title + ")");
+  if (f.worst_holes.empty()) {
+    out << "  none: every free block is in a wholly free segment\n";
+  } else {
+    Table t;
+    t.row({"#", "address", "size", "segment", "segment size", "segment used"});
+    for (size_t i = 0; i < f.worst_holes.size(); ++i) {
+      const Hole& h = f.worst_holes[i];
+      t.row({std::to_string(i + 1), hex(h.addr), format_bytes(h.size), hex(h.segment_addr),
+             format_bytes(h.segment_size), percent(h.segment_utilization)});
+    }
+    t.write(out);
+  }
+  heading(out, "Least utilized segments in use (" + std::to_string(f.least_utilized.size()) + " of " +
+                   std::to_string(f.segments_total) + ")");
+  if (f.free_segments > 0)
+    out << "  plus " << f.free_segments << " wholly free segment(s) holding " << format_bytes(f.free_segment_bytes)
+        << " (released by empty_cache)\n";
+  Table t;
+  t.row({"address", "pool", "size", "allocated", "requested", "blocks", "free blocks", "used"});
+  for (const SegmentUse& u : f.least_utilized)
+    t.row({hex(u.addr), u.pool == Pool::kSmall ? "small" : "large", format_bytes(u.size), format_bytes(u.allocated),
+           format_bytes(u.requested), std::to_string(u.blocks), std::to_string(u.free_blocks), percent(u.utilization)});
+  t.write(out);
+}
+
+void oom_section(std::ostream& out, const FragReport& r) {
+  if (r.ooms.empty()) return;
+  heading(out, "Out of memory (" + std::to_string(r.ooms.size()) + ")");
+  for (size_t i = 0; i < r.ooms.size(); ++i) {
+    const OomReport& o = r.ooms[i];
+    out << "  #" << i + 1 << " event " << o.event;
+    if (o.time_us != 0 && r.run.first_time_us != 0) out << " at " << duration_us(double(o.time_us) - double(r.run.first_time_us));
+    out << ": request " << format_bytes(o.size) << " on stream " << o.stream << ", cause: " << o.cause << '\n';
+    Table t("lrlr");
+    t.row({"reserved", format_bytes(o.usage.reserved), "allocated", format_bytes(o.usage.allocated)});
+    t.row({"cached free", format_bytes(o.cached_free), "largest free block", format_bytes(o.largest_free_block)});
+    t.row({"capacity", format_bytes(o.capacity), "requested (live)", format_bytes(o.usage.requested)});
+    t.write(out, "     ");
+    for (const std::string& a : o.advice) out << "     - " << a << '\n';
+  }
+}
+
+void sizes_section(std::ostream& out, const FragReport& r) {
+  if (r.sizes.empty()) return;
+  heading(out, std::string("Request sizes (") + (r.run.static_snapshot ? "live blocks" : "alloc events") + ")");
+  uint64_t most = 0;
+  for (const SizeBucket& b : r.sizes) most = std::max(most, b.bytes);
+  Table t("rrrl");
+  t.row({"from", "count", "bytes", "share of bytes"});
+  for (const SizeBucket& b : r.sizes) {
+    if (b.count == 0) continue;  // the charts keep empty buckets; the table need not
+    size_t bar = most ? size_t(double(b.bytes) / double(most) * 30.0 + 0.5) : 0;
+    t.row({bucket_label(b.log2), std::to_string(b.count), format_bytes(b.bytes), std::string(bar, '#')});
+  }
+  t.write(out);
+}
+
+}  // namespace
+
+std::string render_text(const FragReport& r) {
+  std::ostringstream out;
+  std::string title = "hbmalloc fragmentation report: " + r.run.source + ", device " + std::to_string(r.run.device);
+  out << title << '\n' << std::string(title.size(), '=') << '\n';
+  run_section(out, r);
+  summary_section(out, r.summary);
+  fragmentation_section(out, r);
+  native_section(out, r);
+  holes_section(out, r);
+  oom_section(out, r);
+  sizes_section(out, r);
+  heading(out, "What to do");
+  for (const std::string& a : r.advice) out << "  - " << a << '\n';
+  return out.str();
+}
+
+}  // namespace hbmalloc::report

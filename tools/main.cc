@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   if (command == "replay") return hbmalloc::tools::run_replay(argc - 2, argv + 2);
   if (command == "info") return hbmalloc::tools::run_info(argc - 2, argv + 2);
   if (command == "synth") return hbmalloc::tools::run_synth(argc - 2, argv + 2);
+  if (command == "report") return hbmalloc::tools::run_report(argc - 2, argv + 2);
   std::fprintf(stderr, "hbmalloc: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

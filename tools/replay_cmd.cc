@@ -8,6 +8,11 @@
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 #include "replay/replay.h"
+#include "report/frag_report.h"
+#include "report/html_report.h"
+#include "report/json_report.h"
+#include "report/text_report.h"
+#include "trace/file_io.h"
 #include "trace/read_trace.h"
 
 namespace hbmalloc::tools {
@@ -18,7 +23,7 @@ using nlohmann::json;
 std::string capacity_text(uint64_t capacity) { return capacity ? format_bytes(capacity) : "unlimited"; }
 
 json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
-                    std::optional<uint64_t> min_cap) {
+                    std::optional<uint64_t> min_cap, const report::FragReport& rep) {
   json j;
   j["trace"] = t.source;
   j["format"] = t.format;
@@ -62,6 +67,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
                     {"largest_free_block", o.largest_free_block}});
   }
   j["ooms"] = ooms;
+  j["report"] = report::to_json(rep);  // `hbmalloc report` re-renders a saved replay from this
   return j;
 }
 
@@ -92,29 +98,12 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
   }
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
-  if (r.ooms.empty()) {
-    if (r.capacity)
-      std::printf("\n  no OOM: the trace fits in %s\n", capacity_text(r.capacity).c_str());
-    else
-      std::printf("\n  no OOM (capacity unlimited; --capacity sets one, --min-capacity finds the least)\n");
-    return;
-  }
-  std::printf("\n  %zu OOM(s):\n", r.ooms.size());
-  for (const replay::OomRecord& o : r.ooms) {
-    std::printf("    event %llu: request %s on stream %llu; reserved %s, allocated %s, cached free %s, "
-                "largest free block %s\n",
-                (unsigned long long)o.event, format_bytes(o.size).c_str(), (unsigned long long)o.stream,
-                format_bytes(o.usage.reserved).c_str(), format_bytes(o.usage.allocated).c_str(),
-                format_bytes(o.cached_free).c_str(), format_bytes(o.largest_free_block).c_str());
-    uint64_t headroom = o.capacity > o.usage.reserved ? o.capacity - o.usage.reserved : 0;
-    if (o.cached_free + headroom >= o.size)
-      std::printf("      fragmentation: %s was free (cached %s + never reserved %s), none of it %s in one piece\n",
-                  format_bytes(o.cached_free + headroom).c_str(), format_bytes(o.cached_free).c_str(),
-                  format_bytes(headroom).c_str(), format_bytes(o.size).c_str());
-    else
-      std::printf("      the device was short by %s\n", format_bytes(o.size - o.cached_free - headroom).c_str());
-  }
-  if (min_cap) std::printf("  a capacity of %s would have avoided them\n", format_bytes(*min_cap).c_str());
+  if (!r.ooms.empty())
+    std::printf("  %zu OOM(s) in this replay: see \"Out of memory\" below\n", r.ooms.size());
+  else if (r.capacity)
+    std::printf("  no OOM: the trace fits in %s\n", capacity_text(r.capacity).c_str());
+  else
+    std::printf("  no OOM (capacity unlimited; --capacity sets one, --min-capacity finds the least)\n");
 }
 
 }  // namespace
@@ -153,10 +142,24 @@ int run_replay(int argc, char** argv) {
     std::optional<uint64_t> min_cap;
     if (args.has("--min-capacity")) min_cap = replay::min_capacity(t, options);
 
-    if (args.has("--json"))
-      std::printf("%s\n", replay_to_json(t, r, options.config, min_cap).dump(2).c_str());
-    else
+    // The report needs the timeline and the segment maps; a second replay
+    // collects them so the first one's speed figure stays a plain replay's.
+    report::ReportOptions ro;
+    ro.config = options.config;
+    ro.min_capacity = min_cap;
+    replay::ReplayOptions detailed = options;
+    detailed.timeline_points = ro.timeline_points;
+    detailed.capture_layouts = true;
+    report::FragReport rep = report::build_report(t, replay::replay(t, detailed), ro);
+    if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(rep));
+
+    if (args.has("--json")) {
+      std::printf("%s\n", replay_to_json(t, r, options.config, min_cap, rep).dump(2).c_str());
+    } else {
       print_text(t, r, options.config, min_cap);
+      std::printf("\n%s", report::render_text(rep).c_str());
+      if (auto html = args.value("--html")) std::printf("\nHTML report: %s\n", html->c_str());
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "hbmalloc replay: %s\n", e.what());
     return 2;

@@ -30,28 +30,19 @@ const DeviceTrace& device_of(const trace::Trace& t, int device) {
   return *d;
 }
 
-// Marks the events at which PyTorch's empty_cache() ran: the last event of
-// each run of segment frees that no segment alloc follows.
+// Marks the events at which the recording released cached memory: the last
+// event of each run of segment frees. PyTorch records empty_cache() only this
+// way; its release-and-retry on OOM looks the same, and replaying that as a
+// release too keeps the comparison fair (the native run gave that memory back).
 std::vector<bool> empty_cache_points(const DeviceTrace& d) {
-  std::vector<bool> at(d.events.size(), false);
+  std::vector<bool> at;
   for (const Event& e : d.events)
     if (e.action == Action::kEmptyCache) return at;  // recorded, not inferred
-  size_t i = 0;
-  while (i < d.events.size()) {
-    Action a = d.events[i].action;
-    if (a != Action::kSegmentFree && a != Action::kSegmentUnmap) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j + 1 < d.events.size() &&
-           (d.events[j + 1].action == Action::kSegmentFree || d.events[j + 1].action == Action::kSegmentUnmap))
-      ++j;
-    bool retry = j + 1 < d.events.size() && (d.events[j + 1].action == Action::kSegmentAlloc ||
-                                             d.events[j + 1].action == Action::kSegmentMap);
-    if (!retry && a == Action::kSegmentFree) at[j] = true;
-    i = j + 1;
-  }
+  at.assign(d.events.size(), false);
+  for (size_t i = 0; i < d.events.size(); ++i)
+    if (d.events[i].action == Action::kSegmentFree &&
+        (i + 1 == d.events.size() || d.events[i + 1].action != Action::kSegmentFree))
+      at[i] = true;
   return at;
 }
 
@@ -182,6 +173,7 @@ class Run {
     o.cached_free = o.usage.reserved - o.usage.allocated;
     o.largest_free_block = uint64_t(s.largest_free_block);
     o.capacity = o_.capacity.value_or(0);
+    if (o_.capture_layouts) o.layout = allocator_->layout();
     return o;
   }
 
@@ -226,7 +218,7 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
     ReplayResult scratch;
     Run second(trace, d, again);
     second.execute(scratch, r.peak_reserved_event);
-    (void)second;  // layout capture lands with Allocator::layout()
+    r.layout_at_peak = second.allocator().layout();
   }
   return r;
 }

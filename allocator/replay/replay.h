@@ -24,8 +24,8 @@ struct ReplayOptions {
   bool capture_layouts = false;  // segment map at the peak and at each OOM
   bool stop_at_first_oom = false;  // a yes/no answer is enough (min-capacity search)
   // PyTorch snapshots record empty_cache() only as a run of segment frees;
-  // replay such a run (not followed by a segment alloc, as a retry would be)
-  // as an empty_cache() call. Ignored when the trace records empty_cache itself.
+  // replay each such run as an empty_cache() call. Ignored when the trace
+  // records empty_cache itself.
   bool infer_empty_cache = true;
   // Called every 65536 events with (events done, events in all).
   std::function<void(uint64_t, uint64_t)> progress;

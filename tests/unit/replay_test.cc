@@ -151,14 +151,15 @@ TEST(Replay, SegmentFreeRunsReplayAsEmptyCache) {
   TraceBuilder b;
   uint32_t a = b.alloc(64 * kMiB);
   b.free(a);
-  b.event(Action::kSegmentFree, 64 * kMiB);  // empty_cache(): nothing follows
+  b.event(Action::kSegmentFree, 32 * kMiB);  // one empty_cache(): a run of two
+  b.event(Action::kSegmentFree, 32 * kMiB);
   uint32_t c = b.alloc(64 * kMiB);
   b.free(c);
-  b.event(Action::kSegmentFree, 64 * kMiB);  // a retry: a segment alloc follows
+  b.event(Action::kSegmentFree, 64 * kMiB);
   b.event(Action::kSegmentAlloc, 128 * kMiB);
   ReplayResult r = replay(b.t, ReplayOptions{});
-  EXPECT_EQ(r.empty_cache_calls, 1u);
-  EXPECT_EQ(r.final_stats.num_device_free, 1);
+  EXPECT_EQ(r.empty_cache_calls, 2u);
+  EXPECT_EQ(r.final_stats.num_device_free, 2);
   ReplayOptions off;
   off.infer_empty_cache = false;
   EXPECT_EQ(replay(b.t, off).empty_cache_calls, 0u);

@@ -1,0 +1,81 @@
+// `hbmalloc report IN`: a fragmentation report from a trace (replayed with the
+// defaults), a saved `hbmalloc replay --json` output, or a static snapshot.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "hbmalloc/error.hpp"
+#include "replay/replay.h"
+#include "report/frag_report.h"
+#include "report/html_report.h"
+#include "report/json_report.h"
+#include "report/text_report.h"
+#include "trace/file_io.h"
+#include "trace/read_trace.h"
+
+namespace hbmalloc::tools {
+namespace {
+
+// A saved replay (its "report" member) or a bare report; nullopt when the
+// text is not JSON of either kind, so it is read as a trace instead.
+std::optional<report::FragReport> saved_report(const std::string& bytes, const std::string& source) {
+  size_t first = bytes.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || bytes[first] != '{') return std::nullopt;
+  nlohmann::json j = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  if (j.contains("report") && report::is_report_json(j["report"])) return report::report_from_json(j["report"], source);
+  if (report::is_report_json(j)) return report::report_from_json(j, source);
+  return std::nullopt;
+}
+
+report::FragReport report_of_trace(const trace::Trace& t, int device, const Config& config) {
+  report::ReportOptions ro;
+  ro.config = config;
+  if (!t.has_history) return report::build_static_report(t, device, ro);
+  replay::ReplayOptions o;
+  o.config = config;
+  o.device = device;
+  o.timeline_points = ro.timeline_points;
+  o.capture_layouts = true;
+  return report::build_report(t, replay::replay(t, o), ro);
+}
+
+}  // namespace
+
+int run_report(int argc, char** argv) {
+  Args args("report", {"--html", "--device", "--policy", "--conf"}, {"--json"});
+  if (!args.parse(argc, argv)) return 2;
+  if (args.positional().size() != 1) {
+    args.fail("wants exactly one input: a trace, a static snapshot or a saved replay JSON");
+    return 2;
+  }
+  long device = -1;
+  if (!args.integer("--device", 0, 1023, device)) return 2;
+  const std::string& in = args.positional()[0];
+  try {
+    std::optional<report::FragReport> rep;
+    std::string bytes = trace::read_whole_file(in);
+    rep = saved_report(bytes, in);
+    if (!rep) {
+      trace::Trace t = trace::read_trace_bytes(bytes, in);
+      if (t.devices.empty()) throw Error(ErrorCode::kInvalidArgument, in + ": nothing to report (the trace is empty)");
+      Config config = Config::parse(args.value("--conf").value_or(""));
+      if (auto p = args.value("--policy")) config.policy = *p;
+      config.backend = "sim";
+      rep = report_of_trace(t, device >= 0 ? int(device) : t.devices.front().device, config);
+    }
+    if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(*rep));
+    if (args.has("--json"))
+      std::printf("%s\n", report::to_json(*rep).dump(2).c_str());
+    else
+      std::printf("%s", report::render_text(*rep).c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "hbmalloc report: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace hbmalloc::tools

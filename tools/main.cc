@@ -1,12 +1,10 @@
-// The `hbmalloc` command line. Until trace replay lands, `demo` drives the
-// allocator on the sim backend with a training-like pattern and prints stats.
+// The `hbmalloc` command line: one subcommand per file (tools/*_cmd.cc).
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
 
 #include "commands.h"
-#include "demo.h"
 
 namespace {
 
@@ -14,16 +12,41 @@ void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: hbmalloc <command> [options]\n"
                "\n"
+               "Traces are read in any of these formats, told apart by their content (not the\n"
+               "file name): PyTorch memory snapshots (torch.cuda.memory._dump_snapshot pickles,\n"
+               "read by a strict data-only reader), PyTorch profiler traces (.json / .json.gz),\n"
+               "RAPIDS RMM logging_resource_adaptor CSV, hbmalloc's .hbt and JSON lines.\n"
+               "\n"
                "commands:\n"
+               "  replay TRACE [--policy hbm] [--conf K:V,...] [--capacity SIZE] [--device N]\n"
+               "               [--min-capacity] [--json] [--html FILE]\n"
+               "      Replays one device of TRACE (default: its first) on a simulated device of\n"
+               "      SIZE bytes (e.g. 80GiB; unlimited when absent) and prints what ran, the\n"
+               "      peaks, efficiency (peak requested / peak reserved) against what the recording\n"
+               "      allocator reserved, each OOM with the picture then and what would have\n"
+               "      avoided it, and the fragmentation report. --min-capacity also finds the\n"
+               "      smallest capacity (to 2 MiB) with no OOM. --json prints one JSON object\n"
+               "      (events, peak_requested, peak_allocated, peak_reserved, efficiency,\n"
+               "      oom_count, events_per_second, native.peak_reserved, min_capacity, report).\n"
+               "      --html writes the report as one self-contained HTML page with pictures.\n"
+               "      An OOM is a result: the exit code is 0 whenever the replay ran.\n"
+               "  info TRACE [--json]\n"
+               "      Devices, event counts per action, streams, request size histogram, time\n"
+               "      span, peak requested, what the recording reserved, allocator settings.\n"
+               "  report IN [--html FILE] [--json] [--device N] [--policy P] [--conf K:V,...]\n"
+               "      A fragmentation report from a trace (replayed with the given policy), a\n"
+               "      saved `replay --json` output, or a static snapshot (segments only).\n"
+               "  synth --out FILE [--steps N] [--seed S] [--layers N] [--batch N]\n"
+               "      Writes a deterministic GPT-style training trace (.hbt or .jsonl) whose\n"
+               "      sequence length changes every step: the project's own example trace\n"
+               "      (examples/gpt_train.hbt is `hbmalloc synth --out examples/gpt_train.hbt`).\n"
                "  demo [--steps N] [--conf K:V,...] [--json]\n"
-               "      Runs a training-like allocation pattern (parameters, activations that grow\n"
-               "      and shrink, a size mix of small and large tensors on two streams) on the\n"
-               "      sim backend and prints the allocator's statistics. --conf takes\n"
-               "      HBMALLOC_CONF syntax (backend is always sim here).\n"
+               "      Drives the allocator itself (sim backend) with a training-like pattern and\n"
+               "      prints its statistics.\n"
                "  help\n"
                "      This text.\n"
                "\n"
-               "exit codes: 0 ran, 1 out of memory, 2 bad usage or input\n");
+               "exit codes: 0 ran, 1 out of memory (demo), 2 bad usage or input\n");
 }
 
 }  // namespace

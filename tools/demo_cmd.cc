@@ -1,4 +1,4 @@
-#include "demo.h"
+#include "commands.h"
 
 #include <cstdio>
 #include <cstdlib>

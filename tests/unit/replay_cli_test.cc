@@ -194,3 +194,57 @@ TEST(InfoCli, DescribesASnapshot) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string slurp_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+TEST(ReportCli, ReplayHtmlAndSavedJsonRenderTheSameReport) {
+  fs::path example = fs::path(HBMALLOC_SOURCE_DIR) / "examples" / "gpt_train.hbt";
+  fs::path html = fs::temp_directory_path() / ("hbm_cli_report_" + std::to_string(getpid()) + ".html");
+  Result r = run("replay " + example.string() + " --capacity 13.5GiB --min-capacity --html " + html.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Out of memory"), std::string::npos);
+  EXPECT_NE(r.out.find("What to do"), std::string::npos);
+  std::string page = slurp_file(html);
+  EXPECT_NE(page.find("<svg"), std::string::npos);
+  EXPECT_EQ(page.find("src=\"http"), std::string::npos);
+
+  Result j = run("replay " + example.string() + " --capacity 13.5GiB --json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  fs::path saved = temp_file("saved_replay.json", j.out);
+  Result again = run("report " + saved.string());
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("Out of memory (2)"), std::string::npos) << again.out;
+  Result direct = run("report " + example.string());
+  ASSERT_EQ(direct.code, 0) << direct.err;
+  EXPECT_NE(direct.out.find("fragmentation report"), std::string::npos);
+}
+
+TEST(ReportCli, StaticSnapshotsAndBadInput) {
+  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  Result r = run("report " + (shared() / "static" / "verl_mem.pickle").string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j.is_object());
+  expect_bad_input(run("report " + (shared() / "static" / "not_a_snapshot_mygpt_memory.pickle").string()),
+                   "not a PyTorch memory snapshot");
+  fs::path broken = temp_file("broken_report.json", "{\"hbmalloc_report\": 1, \"maps\": [");
+  expect_bad_input(run("report " + broken.string()), broken.string());
+}
+
+TEST(SynthCli, WritesTheExampleAndRefusesUnknownExtensions) {
+  fs::path out = fs::temp_directory_path() / ("hbm_synth_" + std::to_string(getpid()) + ".jsonl");
+  Result r = run("synth --steps 2 --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  Result replayed = run("replay " + out.string() + " --json");
+  ASSERT_EQ(replayed.code, 0) << replayed.err;
+  EXPECT_GT(nlohmann::json::parse(replayed.out)["peak_requested"].get<uint64_t>(), 0u);
+  expect_bad_input(run("synth --out x.csv"), "x.csv");
+  expect_bad_input(run("synth --steps 0 --out x.hbt"), "--steps");
+}
+
+}  // namespace

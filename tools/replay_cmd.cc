@@ -140,7 +140,12 @@ int run_replay(int argc, char** argv) {
     options.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
     replay::ReplayResult r = replay::replay(t, options);
     std::optional<uint64_t> min_cap;
-    if (args.has("--min-capacity")) min_cap = replay::min_capacity(t, options);
+    if (args.has("--min-capacity")) {
+      Progress search("min capacity");
+      options.progress = [&](uint64_t done, uint64_t total) { search.update(done, total); };
+      min_cap = replay::min_capacity(t, options);
+      options.progress = nullptr;
+    }
 
     // The report needs the timeline and the segment maps; a second replay
     // collects them so the first one's speed figure stays a plain replay's.

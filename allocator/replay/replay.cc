@@ -228,6 +228,7 @@ uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
   probe.timeline_points = 0;
   probe.capture_layouts = false;
   probe.stop_at_first_oom = true;
+  probe.progress = nullptr;  // progress is reported per bisection step below
   auto fits = [&](uint64_t capacity) {
     probe.capacity = capacity;
     return replay(trace, probe).ooms.empty();
@@ -242,12 +243,15 @@ uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
   if (hi == 0) return 0;
   // Bisection assumes fitting is monotone in capacity, which holds for a
   // policy that only ever gains from more room.
+  uint64_t steps = 0, total = 1;
+  while ((uint64_t(1) << total) < hi - lo) ++total;
   while (lo + 1 < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
     if (fits(mid * kCapacityStep))
       hi = mid;
     else
       lo = mid;
+    if (options.progress) options.progress(++steps, total);
   }
   return hi * kCapacityStep;
 }

@@ -1,19 +1,25 @@
 // The per-device Allocator: the lock, block-level accounting, cross-stream
-// frees, and the out-of-memory path (release the cache, retry, fail cleanly).
-// Where a block lands is the policy's business; segment-level statistics are
-// kept by the policy's SegmentSource.
+// frees, the out-of-memory path (release the cache, retry, fail cleanly, dump
+// when asked) and the hooks of an attached recorder. Where a block lands is
+// the policy's business; segment-level statistics are kept by the policy's
+// SegmentSource, segment events reach the recorder through RecordingBackend.
 #include "hbmalloc/allocator.hpp"
 
 #include <cinttypes>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/btree_map.h"
 #include "backend/backend.h"
 #include "core/spin_lock.h"
+#include "hbmalloc/recorder.hpp"
 #include "policy/policy.h"
+#include "trace/oom_dump.h"
+#include "trace/recorder.h"
+#include "trace/recording_backend.h"
 
 namespace hbmalloc {
 
@@ -28,11 +34,34 @@ std::string hex(const void* p) {
 // Largest request we accept: far above any device, far below overflow.
 constexpr uint64_t kMaxRequest = uint64_t(1) << 50;
 
+uint64_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+
+// Config::to_string() ("key:value,...") as the trace header's settings.
+std::vector<std::pair<std::string, std::string>> settings_of(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string text = config.to_string();
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(start, comma - start);
+    const size_t colon = item.find(':');
+    if (colon != std::string::npos) out.emplace_back(item.substr(0, colon), item.substr(colon + 1));
+    start = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Allocator::Impl {
   Config config;
-  std::unique_ptr<Backend> backend;
+  // Outlives the policy and backend, which report to it until they are gone.
+  std::shared_ptr<Recorder> recorder_owner;
+  // Set while a recorder is attached (under mu): the one branch per operation.
+  trace::TraceRecorder* recorder = nullptr;
+  std::unique_ptr<trace::RecordingBackend> backend;
+  const int device;
   LiveStats stats;
   std::unique_ptr<Policy> policy;
   mutable SpinLock mu;
@@ -57,9 +86,13 @@ struct Allocator::Impl {
   void debug_check() {}
 #endif
 
-  Impl(const Config& c, std::unique_ptr<Backend> b) : config(c), backend(std::move(b)) {
+  Impl(const Config& c, std::unique_ptr<Backend> b)
+      : config(c), backend(std::make_unique<trace::RecordingBackend>(std::move(b))), device(backend->device()) {
     policy = make_policy(config, *backend, stats);
     apply_fraction(config.memory_fraction);
+  }
+  ~Impl() {
+    if (recorder != nullptr) recorder->detach(device);
   }
 
   void apply_fraction(double fraction) {
@@ -102,6 +135,7 @@ struct Allocator::Impl {
       LiveBlock b;
       policy->free(ptr, -1, b);
       count_inactive(b);
+      if (recorder != nullptr) [[unlikely]] recorder->free_completed(device, address(ptr));
       it = pending.erase(it);
     }
   }
@@ -116,31 +150,82 @@ struct Allocator::Impl {
     if (size == 0) return nullptr;
     if (size > kMaxRequest)
       throw Error(ErrorCode::kInvalidArgument, "request of " + std::to_string(size) + " bytes is absurdly large");
-    std::lock_guard<SpinLock> lock(mu);
-    if (!pending.empty()) drain_pending();
-    Allocation a = policy->allocate(size, stream);
-    if (a.ptr == nullptr) a = retry_after_release(size, stream);
+    {
+      std::lock_guard<SpinLock> lock(mu);
+      if (!pending.empty()) drain_pending();
+      Allocation a = policy->allocate(size, stream);
+      if (a.ptr != nullptr) [[likely]] return handed_out(a, size, stream);
+    }
+    return malloc_after_release(size, stream);
+  }
+
+  void* handed_out(const Allocation& a, uint64_t size, StreamId stream) {
     count_alloc(a, size);
+    if (recorder != nullptr) [[unlikely]]
+      recorder->alloc(device, address(a.ptr), size, a.allocated, a.pool == Pool::kSmall, stream);
     debug_check();
     return a.ptr;
   }
 
   // Slow path: everything cached goes back to the device, then one more try.
-  Allocation retry_after_release(uint64_t size, StreamId stream) {
-    sync_and_drain();
-    policy->release_cached();
-    ++stats.num_alloc_retries;
-    Allocation a = policy->allocate(size, stream);
-    if (a.ptr != nullptr) return a;
-    ++stats.num_ooms;
+  // A failure throws; the OOM dump is written after the lock is let go, from
+  // what was copied under it.
+  void* malloc_after_release(uint64_t size, StreamId stream) {
+    std::string message;
+    std::optional<trace::Trace> recent;
+    trace::OomFacts facts;
+    std::string dump_dir;
+    {
+      std::lock_guard<SpinLock> lock(mu);
+      sync_and_drain();
+      policy->release_cached();
+      ++stats.num_alloc_retries;
+      Allocation a = policy->allocate(size, stream);
+      if (a.ptr != nullptr) return handed_out(a, size, stream);
+      ++stats.num_ooms;
+      message = oom_message(size);
+      if (recorder != nullptr) {
+        recorder->oom(device, size, device_free());
+        dump_dir = recorder_owner->options().oom_dump_dir;
+        if (!dump_dir.empty()) {
+          recent = recorder->recent(device);
+          facts = trace::OomFacts{device,         std::string(backend->name()), size, stream, backend->capacity(),
+                                  stats_now(),    policy->layout()};
+        }
+      }
+    }
+    if (recent) message += dump_note(dump_dir, std::move(*recent), facts);
+    throw Error(ErrorCode::kOutOfMemory, message);
+  }
+
+  std::string oom_message(uint64_t size) const {
     uint64_t capacity = backend->capacity();
-    throw Error(ErrorCode::kOutOfMemory,
-                "tried to allocate " + format_bytes(size) + " on device " + std::to_string(backend->device()) +
-                    " (" + std::string(backend->name()) + "): " + format_bytes(uint64_t(stats.reserved_bytes.current_all())) +
-                    " reserved, " + format_bytes(uint64_t(stats.allocated_bytes.current_all())) + " allocated, " +
-                    format_bytes(policy->largest_free_block()) + " largest free block, limit " +
-                    (stats.memory_limit ? format_bytes(uint64_t(stats.memory_limit)) : std::string("none")) +
-                    ", capacity " + (capacity ? format_bytes(capacity) : std::string("unlimited")));
+    return "tried to allocate " + format_bytes(size) + " on device " + std::to_string(device) + " (" +
+           std::string(backend->name()) + "): " + format_bytes(uint64_t(stats.reserved_bytes.current_all())) +
+           " reserved, " + format_bytes(uint64_t(stats.allocated_bytes.current_all())) + " allocated, " +
+           format_bytes(policy->largest_free_block()) + " largest free block, limit " +
+           (stats.memory_limit ? format_bytes(uint64_t(stats.memory_limit)) : std::string("none")) + ", capacity " +
+           (capacity ? format_bytes(capacity) : std::string("unlimited"));
+  }
+
+  // What the device had left, as far as hbmalloc knows (0: unknown).
+  uint64_t device_free() const {
+    const uint64_t capacity = backend->capacity();
+    const uint64_t reserved = uint64_t(stats.reserved_bytes.current_all());
+    return capacity > reserved ? capacity - reserved : 0;
+  }
+
+  // Never throws: a failed dump is told in the error text instead.
+  static std::string dump_note(const std::string& dir, trace::Trace recent, const trace::OomFacts& facts) noexcept {
+    try {
+      trace::OomDumpFiles files = trace::write_oom_dump(dir, std::move(recent), facts);
+      return "; OOM dump: trace " + files.trace + ", report " + files.report +
+             (files.html.empty() ? std::string() : ", " + files.html);
+    } catch (const std::exception& e) {
+      return std::string("; OOM dump failed: ") + e.what();
+    } catch (...) {
+      return "; OOM dump failed";
+    }
   }
 
   void free(void* ptr, int64_t expected_size) {
@@ -159,6 +244,7 @@ struct Allocator::Impl {
     if (status != FreeStatus::kOk) bad_free(ptr, expected_size, status, b);
     count_release(b);
     count_inactive(b);
+    if (recorder != nullptr) [[unlikely]] recorder->free(device, address(ptr));
     debug_check();
   }
 
@@ -173,6 +259,7 @@ struct Allocator::Impl {
     stream_uses.erase(it);
     count_release(b);
     pending.emplace(ptr, std::move(p));
+    if (recorder != nullptr) [[unlikely]] recorder->free_requested(device, address(ptr));
     drain_pending();  // events on idle streams are done at once
   }
 
@@ -191,11 +278,48 @@ struct Allocator::Impl {
     LiveBlock b;
     if (!policy->find(ptr, b) || pending.contains(ptr))
       throw Error(ErrorCode::kUnknownPointer, "record_stream on " + hex(ptr) + ", which is not a live hbmalloc block");
+    if (recorder != nullptr) [[unlikely]] recorder->record_stream(device, address(ptr), stream);
     if (stream == b.stream) return;  // its own stream orders its uses already
     std::vector<StreamId>& uses = stream_uses[ptr];
     for (StreamId s : uses)
       if (s == stream) return;
     uses.push_back(stream);
+  }
+
+  // Statistics with hbmalloc's own figures filled in (under mu).
+  Stats stats_now() const {
+    Stats s = stats.snapshot();
+    s.largest_free_block = int64_t(policy->largest_free_block());
+    int64_t cached_free = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
+    s.external_fragmentation = cached_free > 0 ? 1.0 - double(s.largest_free_block) / double(cached_free) : 0.0;
+    if (s.external_fragmentation < 0) s.external_fragmentation = 0;
+    return s;
+  }
+
+  // Hands `r` what this allocator holds now (its starting picture), then
+  // points the hooks at it; a refused attach changes nothing (under mu).
+  void attach(std::shared_ptr<Recorder> r) {
+    if (r != nullptr) {
+      trace::DeviceSetup setup;
+      setup.device = device;
+      if (uint64_t capacity = backend->capacity()) setup.capacity = capacity;
+      setup.settings = settings_of(config);
+      for (const SegmentLayout& seg : policy->layout()) {
+        setup.segments.push_back(trace::SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, false, {}});
+        for (const BlockLayout& b : seg.blocks) {
+          if (!b.allocated) continue;
+          const bool waiting = pending.contains(reinterpret_cast<void*>(b.addr));
+          setup.live.push_back(trace::BlockInfo{trace::kNoBlock, b.addr, b.size, b.requested, seg.stream,
+                                                waiting ? trace::BlockState::kActivePendingFree
+                                                        : trace::BlockState::kActiveAllocated});
+        }
+      }
+      r->engine().attach(setup);
+    }
+    if (recorder != nullptr) recorder->detach(device);
+    recorder_owner = std::move(r);
+    recorder = recorder_owner ? &recorder_owner->engine() : nullptr;
+    backend->set_recorder(recorder);
   }
 
   void check() const {
@@ -254,6 +378,9 @@ void Allocator::record_stream(void* ptr, StreamId stream) { impl_->record_stream
 void Allocator::empty_cache() {
   std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->sync_and_drain();
+  // After the drained frees and before the segments go, so a replay of the
+  // trace empties the same cache.
+  if (impl_->recorder != nullptr) impl_->recorder->empty_cache(impl_->device);
   impl_->policy->release_cached();
 }
 
@@ -266,12 +393,7 @@ void Allocator::set_memory_fraction(double fraction) {
 
 Stats Allocator::stats() const {
   std::lock_guard<SpinLock> lock(impl_->mu);
-  Stats s = impl_->stats.snapshot();
-  s.largest_free_block = int64_t(impl_->policy->largest_free_block());
-  int64_t cached_free = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
-  s.external_fragmentation = cached_free > 0 ? 1.0 - double(s.largest_free_block) / double(cached_free) : 0.0;
-  if (s.external_fragmentation < 0) s.external_fragmentation = 0;
-  return s;
+  return impl_->stats_now();
 }
 
 Usage Allocator::usage() const {
@@ -296,7 +418,12 @@ Layout Allocator::layout() const {
   return impl_->policy->layout();
 }
 
-int Allocator::device() const { return impl_->backend->device(); }
+void Allocator::attach_recorder(std::shared_ptr<Recorder> recorder) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->attach(std::move(recorder));
+}
+
+int Allocator::device() const { return impl_->device; }
 const Config& Allocator::config() const { return impl_->config; }
 
 }  // namespace hbmalloc

@@ -1,8 +1,12 @@
 // The C ABI: per-device allocators created on first use, every exception
-// caught and turned into hbm_last_error().
+// caught and turned into hbm_last_error(); one recorder shared by all devices
+// when HBMALLOC_TRACE / HBMALLOC_OOM_DUMP ask for it or hbm_trace_start runs.
 #include "hbmalloc/hbmalloc.h"
 
 #include <atomic>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -10,6 +14,7 @@
 #include <string>
 
 #include "hbmalloc/allocator.hpp"
+#include "hbmalloc/recorder.hpp"
 
 namespace hbmalloc {
 namespace {
@@ -25,10 +30,58 @@ struct Registry {
   std::optional<Config> config;
   std::atomic<Allocator*> devices[kMaxDevices] = {};
   std::unique_ptr<Allocator> owned[kMaxDevices];
+  // Attached to every allocator, present and future, while set.
+  std::shared_ptr<Recorder> recorder;
+  bool env_read = false;  // HBMALLOC_TRACE / HBMALLOC_OOM_DUMP looked at
 };
 Registry& registry() {
   static Registry* r = new Registry();
   return *r;
+}
+
+std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+// The Registry is never destroyed, so the trace file is completed here; frees
+// after this (interpreter shutdown) are no longer written.
+void finish_trace_at_exit() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (r.recorder == nullptr) return;
+  try {
+    r.recorder->stop_file();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hbmalloc: %s\n", e.what());
+  }
+}
+
+void finish_trace_at_exit_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(finish_trace_at_exit); });
+}
+
+// Under r.mu, before the first allocator: the recorder the environment asks for.
+void read_env(Registry& r) {
+  if (r.env_read) return;
+  RecorderOptions options;
+  options.path = env("HBMALLOC_TRACE");
+  options.oom_dump_dir = env("HBMALLOC_OOM_DUMP");
+  if (std::string events = env("HBMALLOC_OOM_DUMP_EVENTS"); !events.empty()) {
+    auto [end, ec] = std::from_chars(events.data(), events.data() + events.size(), options.oom_dump_events);
+    if (ec != std::errc() || end != events.data() + events.size() || options.oom_dump_events < 2)
+      throw Error(ErrorCode::kConfig, "HBMALLOC_OOM_DUMP_EVENTS: bad value '" + events + "' (a count of at least 2)");
+  }
+  if (!options.path.empty() || !options.oom_dump_dir.empty()) {
+    try {
+      r.recorder = std::make_shared<Recorder>(options);
+    } catch (const Error& e) {
+      throw Error(e.code(), std::string("HBMALLOC_TRACE: ") + e.what());
+    }
+    finish_trace_at_exit_once();
+  }
+  r.env_read = true;
 }
 
 Allocator& allocator_for(int device) {
@@ -40,7 +93,10 @@ Allocator& allocator_for(int device) {
   std::lock_guard<std::mutex> lock(r.mu);
   if (Allocator* a = r.devices[device].load(std::memory_order_relaxed)) return *a;
   if (!r.config) r.config = Config::from_env();
-  r.owned[device] = std::make_unique<Allocator>(*r.config, device);
+  read_env(r);
+  auto a = std::make_unique<Allocator>(*r.config, device);
+  if (r.recorder != nullptr) a->attach_recorder(r.recorder);
+  r.owned[device] = std::move(a);
   r.devices[device].store(r.owned[device].get(), std::memory_order_release);
   return *r.owned[device];
 }
@@ -148,6 +204,43 @@ size_t hbm_stats_json(int device, char* buf, size_t cap) {
     }
   });
   return needed;
+}
+
+int hbm_trace_start(const char* path) {
+  return guarded([&] {
+           if (path == nullptr || *path == '\0') throw Error(ErrorCode::kInvalidArgument, "hbm_trace_start: empty path");
+           Registry& r = registry();
+           std::lock_guard<std::mutex> lock(r.mu);
+           read_env(r);
+           if (r.recorder != nullptr) return r.recorder->start_file(path);
+           RecorderOptions options;
+           options.path = path;
+           auto recorder = std::make_shared<Recorder>(options);
+           for (auto& owned : r.owned)
+             if (owned != nullptr) owned->attach_recorder(recorder);
+           r.recorder = std::move(recorder);
+           finish_trace_at_exit_once();
+         })
+             ? 0
+             : -1;
+}
+
+int hbm_trace_stop(void) {
+  return guarded([&] {
+           Registry& r = registry();
+           std::lock_guard<std::mutex> lock(r.mu);
+           if (r.recorder == nullptr) return;
+           std::shared_ptr<Recorder> recorder = r.recorder;
+           // Without an OOM dump to feed, recording stops altogether.
+           if (recorder->options().oom_dump_dir.empty()) {
+             for (auto& owned : r.owned)
+               if (owned != nullptr) owned->attach_recorder(nullptr);
+             r.recorder.reset();
+           }
+           recorder->stop_file();
+         })
+             ? 0
+             : -1;
 }
 
 int hbm_check_invariants(int device) {

@@ -9,5 +9,6 @@ int run_info(int argc, char** argv);
 int run_synth(int argc, char** argv);
 int run_report(int argc, char** argv);
 int run_demo(int argc, char** argv);
+int run_convert(int argc, char** argv);
 
 }  // namespace hbmalloc::tools

@@ -36,6 +36,10 @@ void usage(std::FILE* out) {
                "  report IN [--html FILE] [--json] [--device N] [--policy P] [--conf K:V,...]\n"
                "      A fragmentation report from a trace (replayed with the given policy), a\n"
                "      saved `replay --json` output, or a static snapshot (segments only).\n"
+               "  convert IN OUT\n"
+               "      Reads IN (any format above) and writes it in the format OUT's extension\n"
+               "      names: .pickle / .pkl (a PyTorch memory snapshot: memory_viz opens it),\n"
+               "      .hbt or .jsonl.\n"
                "  synth --out FILE [--steps N] [--seed S] [--layers N] [--batch N]\n"
                "      Writes a deterministic GPT-style training trace (.hbt or .jsonl) whose\n"
                "      sequence length changes every step: the project's own example trace\n"
@@ -66,6 +70,7 @@ int main(int argc, char** argv) {
   if (command == "info") return hbmalloc::tools::run_info(argc - 2, argv + 2);
   if (command == "synth") return hbmalloc::tools::run_synth(argc - 2, argv + 2);
   if (command == "report") return hbmalloc::tools::run_report(argc - 2, argv + 2);
+  if (command == "convert") return hbmalloc::tools::run_convert(argc - 2, argv + 2);
   std::fprintf(stderr, "hbmalloc: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

@@ -16,7 +16,8 @@ namespace hbmalloc {
 // default stream).
 using StreamId = std::uintptr_t;
 
-class Backend;  // allocator/backend/backend.h
+class Backend;   // allocator/backend/backend.h
+class Recorder;  // hbmalloc/recorder.hpp
 
 class Allocator {
  public:
@@ -53,6 +54,11 @@ class Allocator {
   // Every segment held and the blocks tiling it, in address order. Blocks
   // waiting on stream events count as allocated.
   Layout layout() const;
+
+  // Records this allocator's operations into `recorder` from now on (what it
+  // holds now is the trace's starting picture); nullptr detaches. Throws
+  // Error when the recorder already records this device.
+  void attach_recorder(std::shared_ptr<Recorder> recorder);
 
   int device() const;
   const Config& config() const;

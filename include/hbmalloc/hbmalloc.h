@@ -7,6 +7,15 @@
  *
  * Configuration comes from HBMALLOC_CONF ("key:value,key:value") on first use,
  * or from hbm_configure() before the first allocation.
+ *
+ * Recording, read from the environment on first use:
+ *   HBMALLOC_TRACE=path      every device's operations go to one .hbt trace
+ *                            (docs/hbt-format.md), completed at normal exit and
+ *                            flushed every second or 1024 events on the way.
+ *   HBMALLOC_OOM_DUMP=dir    on out of memory, the recent past of the device is
+ *                            written to dir as a replayable .hbt with a report
+ *                            (.txt, .html); the error text names the files.
+ *   HBMALLOC_OOM_DUMP_EVENTS=n  events per device kept for that dump (262144).
  */
 #ifndef HBMALLOC_HBMALLOC_H_
 #define HBMALLOC_HBMALLOC_H_
@@ -58,6 +67,16 @@ HBM_API size_t hbm_stats_json(int device, char* buf, size_t cap);
  * without overlap and that the statistics equal what the structures hold.
  * Returns 0 when all holds, otherwise -1 with the violation in hbm_last_error. */
 HBM_API int hbm_check_invariants(int device);
+
+/* Starts recording every device's operations (allocators created later too)
+ * to an .hbt trace at path; what they hold now is the trace's starting
+ * picture. Returns 0, or -1 with the error when path cannot be created or a
+ * trace is already being written. */
+HBM_API int hbm_trace_start(const char* path);
+/* Completes the trace being written (HBMALLOC_TRACE or hbm_trace_start) and
+ * closes it. Returns 0 (also when none is being written), or -1 with the error
+ * when a write failed. */
+HBM_API int hbm_trace_stop(void);
 
 /* The last error of the calling thread ("" when none). Valid until the next
  * hbmalloc call on this thread. */

@@ -1,0 +1,46 @@
+// Recording what Allocators do: an .hbt trace (docs/hbt-format.md) written as
+// events happen, and the recent past kept in memory so that an out-of-memory
+// failure dumps a replayable trace and a report. One Recorder may serve the
+// Allocators of several devices (Allocator::attach_recorder); they share its file.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace hbmalloc {
+
+namespace trace {
+class TraceRecorder;  // allocator/trace/recorder.h
+}
+
+struct RecorderOptions {
+  std::string path;                   // .hbt file written from the start ("" for none)
+  std::string oom_dump_dir;           // on out of memory, a trace and a report go here ("" for none)
+  size_t oom_dump_events = 1u << 18;  // events per device kept in memory for the dump
+};
+
+class Recorder {
+ public:
+  // Throws Error naming options.path when it cannot be created.
+  explicit Recorder(const RecorderOptions& options);
+  ~Recorder();  // ends the file
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  // Starts a file; what the attached allocators hold now is its starting
+  // picture. Throws Error when a file is being written or path cannot be created.
+  void start_file(const std::string& path);
+  // Completes the file (end record) and closes it; throws Error naming it when
+  // a write failed. Recording in memory for the OOM dump goes on.
+  void stop_file();
+
+  const RecorderOptions& options() const { return options_; }
+  trace::TraceRecorder& engine() { return *engine_; }
+
+ private:
+  RecorderOptions options_;
+  std::unique_ptr<trace::TraceRecorder> engine_;
+};
+
+}  // namespace hbmalloc

@@ -14,37 +14,18 @@
 #include <string>
 #include <vector>
 
+#include "support/cli_run.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = hbmalloc::testing::CliResult;
+using hbmalloc::testing::expect_bad_input;
 
-// Runs the CLI with stdout and stderr captured in files.
-Result run(const std::string& args) {
-  static int n = 0;
-  fs::path dir = fs::temp_directory_path() / ("hbm_cli_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  fs::path out = dir / ("out" + std::to_string(n)), err = dir / ("err" + std::to_string(n++));
-  std::string cmd = std::string(HBMALLOC_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
-  int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  auto slurp = [](const fs::path& p) {
-    std::ifstream f(p);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-  };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+Result run(const std::string& args) { return hbmalloc::testing::run_cli(args); }
 
-fs::path shared() { return fs::path(HBMALLOC_SOURCE_DIR) / ".." / "shared" / "traces"; }
+fs::path shared() { return hbmalloc::testing::shared_traces(); }
 
 fs::path temp_file(const std::string& name, const std::string& bytes) {
   fs::path p = fs::temp_directory_path() / ("hbm_cli_in_" + std::to_string(getpid()) + "_" + name);
@@ -71,16 +52,6 @@ std::vector<Row> readme_rows() {
       rows.push_back({m[1], std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4]), std::stoull(m[5])});
   }
   return rows;
-}
-
-std::string one_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
-void expect_bad_input(const Result& r, const std::string& names) {
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "want one line, got: " << r.err;
-  EXPECT_NE(r.err.find(names), std::string::npos) << "error should name " << names << ": " << r.err;
 }
 
 TEST(ReplayCli, ReproducesEverySharedSnapshotToTheByte) {

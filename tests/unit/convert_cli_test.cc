@@ -1,0 +1,164 @@
+// End-to-end tests of `hbmalloc convert`: shared snapshots through .hbt and
+// .jsonl and back to a PyTorch pickle keep the replay's figures to the byte,
+// so does a live recording converted for memory_viz; usage errors and bad
+// input exit 2 with one line naming the file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "backend/sim_backend.h"
+#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/recorder.hpp"
+#include "support/cli_run.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using hbmalloc::testing::CliResult;
+using hbmalloc::testing::expect_bad_input;
+using hbmalloc::testing::run_cli;
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("hbm_convert_" + std::to_string(getpid()) + "_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+struct Figures {
+  uint64_t events = 0, peak_requested = 0, native_peak_reserved = 0;
+  bool operator==(const Figures&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& out, const Figures& f) {
+  return out << "{events " << f.events << ", peak_requested " << f.peak_requested << ", native.peak_reserved "
+             << f.native_peak_reserved << "}";
+}
+
+Figures replayed(const fs::path& file, int device) {
+  CliResult r = run_cli("replay " + file.string() + " --json --device " + std::to_string(device));
+  EXPECT_EQ(r.code, 0) << file << ": " << r.err;
+  if (r.code != 0) return {};
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  return {j["events"].get<uint64_t>(), j["peak_requested"].get<uint64_t>(),
+          j["native"]["peak_reserved"].get<uint64_t>()};
+}
+
+void convert(const fs::path& in, const fs::path& out) {
+  CliResult r = run_cli("convert " + in.string() + " " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(out.string()), std::string::npos) << r.out;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+// IN -> .hbt -> .jsonl -> .pickle, and IN -> .jsonl -> .hbt -> .pkl: every
+// step replays to IN's figures on each device.
+void expect_round_trips(const fs::path& in, const std::vector<int>& devices, const fs::path& dir) {
+  const std::vector<fs::path> chain = {in, dir / "a.hbt", dir / "b.jsonl", dir / "c.pickle",
+                                       dir / "d.jsonl", dir / "e.hbt", dir / "f.pkl"};
+  convert(chain[0], chain[1]);
+  convert(chain[1], chain[2]);
+  convert(chain[2], chain[3]);
+  convert(chain[0], chain[4]);
+  convert(chain[4], chain[5]);
+  convert(chain[5], chain[6]);
+  for (int device : devices) {
+    const Figures want = replayed(in, device);
+    EXPECT_GT(want.peak_requested, 0u);
+    for (size_t i = 1; i < chain.size(); ++i)
+      EXPECT_EQ(replayed(chain[i], device), want) << chain[i] << " device " << device;
+  }
+}
+
+TEST(ConvertCli, SharedSnapshotsRoundTripThroughEveryFormat) {
+  const fs::path shared = hbmalloc::testing::shared_traces();
+  if (!fs::exists(shared)) GTEST_SKIP() << "no ../shared/traces";
+  struct Case {
+    const char* file;
+    std::vector<int> devices;
+  };
+  // Three devices with expandable segments and an OOM; hundreds of segment
+  // frees (empty_cache); a small one.
+  for (const Case& c : {Case{"codelocation_memory_snapshot.pickle", {0, 1}},
+                        Case{"sqattn_cuda_memory_snapshot.pickle", {0}}, Case{"eornn_snapshot.pickle", {0}}}) {
+    SCOPED_TRACE(c.file);
+    expect_round_trips(shared / "snapshots" / c.file, c.devices, temp_dir(fs::path(c.file).stem().string()));
+  }
+}
+
+TEST(ConvertCli, LiveRecordingOpensAsAPytorchSnapshot) {
+  const fs::path dir = temp_dir("live");
+  {
+    const uint64_t capacity = 512ull << 20;
+    auto sim = std::make_unique<hbmalloc::SimBackend>(0, capacity);
+    hbmalloc::SimBackend& streams = *sim;
+    hbmalloc::Allocator a(hbmalloc::Config::parse("backend:sim"), std::move(sim));
+    auto recorder = std::make_shared<hbmalloc::Recorder>(hbmalloc::RecorderOptions{(dir / "live.hbt").string(), "", 0});
+    a.attach_recorder(recorder);
+    std::vector<void*> live;
+    for (int i = 0; i < 400; ++i) {
+      live.push_back(a.malloc(uint64_t(1000 + (i * 7919) % (i % 5 == 0 ? (24 << 20) : (300 << 10))), i % 2));
+      if (i % 3 == 2) {
+        if (i % 9 == 2) {
+          streams.hold_stream(5);
+          a.record_stream(live.front(), 5);
+        }
+        a.free(live.front());
+        live.erase(live.begin());
+      }
+      if (i == 200) {
+        streams.complete_stream(5);
+        a.empty_cache();
+      }
+    }
+    recorder->stop_file();
+  }
+  convert(dir / "live.hbt", dir / "live.pickle");
+  convert(dir / "live.pickle", dir / "again.hbt");
+  const Figures want = replayed(dir / "live.hbt", 0);
+  EXPECT_GT(want.native_peak_reserved, 0u);
+  EXPECT_EQ(replayed(dir / "live.pickle", 0), want);
+  EXPECT_EQ(replayed(dir / "again.hbt", 0), want);
+}
+
+TEST(ConvertCli, UsageErrors) {
+  expect_bad_input(run_cli("convert"), "wants IN and OUT");
+  expect_bad_input(run_cli("convert only-one"), "wants IN and OUT");
+  expect_bad_input(run_cli("convert a b c"), "wants IN and OUT");
+  expect_bad_input(run_cli("convert in.pickle out.txt"), "out.txt");
+  expect_bad_input(run_cli("convert in.pickle out"), ".pickle or .pkl");
+  expect_bad_input(run_cli("convert in.pickle out.hbt --frobnicate"), "--frobnicate");
+  CliResult help = run_cli("help");
+  EXPECT_NE(help.out.find("convert IN OUT"), std::string::npos) << help.out;
+}
+
+TEST(ConvertCli, BadInputIsOneLineNamingTheFile) {
+  const fs::path dir = temp_dir("bad");
+  expect_bad_input(run_cli("convert /nonexistent/in.pickle " + (dir / "out.hbt").string()), "/nonexistent/in.pickle");
+  std::string noise(4096, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& c : noise) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = char(x);
+  }
+  const fs::path random = dir / "random.bin";
+  std::ofstream(random, std::ios::binary) << noise;
+  expect_bad_input(run_cli("convert " + random.string() + " " + (dir / "out.jsonl").string()), random.string());
+  EXPECT_FALSE(fs::exists(dir / "out.jsonl")) << "nothing is written from bad input";
+  std::ofstream(dir / "cut.hbt", std::ios::binary) << "\x89HBT\r\n\x1a\n";
+  expect_bad_input(run_cli("convert " + (dir / "cut.hbt").string() + " " + (dir / "out.pickle").string()),
+                   (dir / "cut.hbt").string());
+  // A good input but an output that cannot be created names the output.
+  const fs::path shared = hbmalloc::testing::shared_traces();
+  if (!fs::exists(shared)) return;
+  expect_bad_input(run_cli("convert " + (shared / "snapshots" / "eornn_snapshot.pickle").string() +
+                           " /nonexistent/out.hbt"),
+                   "/nonexistent/out.hbt");
+}
+
+}  // namespace

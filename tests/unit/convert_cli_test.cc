@@ -15,6 +15,7 @@
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/recorder.hpp"
 #include "support/cli_run.h"
+#include "support/scratch.h"
 
 namespace {
 
@@ -23,12 +24,7 @@ using hbmalloc::testing::CliResult;
 using hbmalloc::testing::expect_bad_input;
 using hbmalloc::testing::run_cli;
 
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("hbm_convert_" + std::to_string(getpid()) + "_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+using hbmalloc::testing::scratch_dir;
 
 struct Figures {
   uint64_t events = 0, peak_requested = 0, native_peak_reserved = 0;
@@ -87,12 +83,12 @@ TEST(ConvertCli, SharedSnapshotsRoundTripThroughEveryFormat) {
   for (const Case& c : {Case{"codelocation_memory_snapshot.pickle", {0, 1}},
                         Case{"sqattn_cuda_memory_snapshot.pickle", {0}}, Case{"eornn_snapshot.pickle", {0}}}) {
     SCOPED_TRACE(c.file);
-    expect_round_trips(shared / "snapshots" / c.file, c.devices, temp_dir(fs::path(c.file).stem().string()));
+    expect_round_trips(shared / "snapshots" / c.file, c.devices, scratch_dir(fs::path(c.file).stem().string()));
   }
 }
 
 TEST(ConvertCli, LiveRecordingOpensAsAPytorchSnapshot) {
-  const fs::path dir = temp_dir("live");
+  const fs::path dir = scratch_dir("live");
   {
     const uint64_t capacity = 512ull << 20;
     auto sim = std::make_unique<hbmalloc::SimBackend>(0, capacity);
@@ -138,16 +134,10 @@ TEST(ConvertCli, UsageErrors) {
 }
 
 TEST(ConvertCli, BadInputIsOneLineNamingTheFile) {
-  const fs::path dir = temp_dir("bad");
+  const fs::path dir = scratch_dir("bad");
   expect_bad_input(run_cli("convert /nonexistent/in.pickle " + (dir / "out.hbt").string()), "/nonexistent/in.pickle");
-  std::string noise(4096, '\0');
-  uint64_t x = 88172645463325252ull;
-  for (char& c : noise) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = char(x);
-  }
   const fs::path random = dir / "random.bin";
-  std::ofstream(random, std::ios::binary) << noise;
+  std::ofstream(random, std::ios::binary) << hbmalloc::testing::noise_bytes(4096);
   expect_bad_input(run_cli("convert " + random.string() + " " + (dir / "out.jsonl").string()), random.string());
   EXPECT_FALSE(fs::exists(dir / "out.jsonl")) << "nothing is written from bad input";
   std::ofstream(dir / "cut.hbt", std::ios::binary) << "\x89HBT\r\n\x1a\n";

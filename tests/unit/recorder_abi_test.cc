@@ -15,6 +15,7 @@
 
 #include "hbmalloc/hbmalloc.h"
 #include "replay/replay.h"
+#include "support/scratch.h"
 #include "support/slurp.h"
 #include "trace/read_trace.h"
 
@@ -24,12 +25,7 @@ namespace fs = std::filesystem;
 using hbmalloc::testing::slurp;
 using hbmalloc::trace::Action;
 
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("hbm_recorder_abi_" + std::to_string(getpid()) + "_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path temp_dir(const std::string& name) { return hbmalloc::testing::scratch_dir("recorder_abi_" + name); }
 
 cudaStream_t stream(uintptr_t id) { return reinterpret_cast<cudaStream_t>(id); }
 

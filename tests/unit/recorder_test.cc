@@ -18,6 +18,7 @@
 #include "hbmalloc/recorder.hpp"
 #include "replay/replay.h"
 #include "trace/read_trace.h"
+#include "support/scratch.h"
 #include "support/slurp.h"
 
 namespace hbmalloc {
@@ -26,12 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using trace::Action;
 
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("hbm_recorder_" + std::to_string(getpid()) + "_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path temp_dir(const std::string& name) { return testing::scratch_dir("recorder_" + name); }
 
 struct Live {
   void* ptr;

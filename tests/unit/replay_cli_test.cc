@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/cli_run.h"
+#include "support/scratch.h"
 
 namespace {
 
@@ -110,12 +111,7 @@ TEST(ReplayCli, BadInputIsOneLineAndExitCodeTwo) {
   fs::path truncated = temp_file("truncated.pickle", whole.substr(0, whole.size() / 2));
   expect_bad_input(run("replay " + truncated.string()), truncated.string());
 
-  std::string noise(4096, '\0');
-  uint64_t x = 88172645463325252ull;
-  for (char& c : noise) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = char(x);
-  }
+  const std::string noise = hbmalloc::testing::noise_bytes(4096);
   fs::path random = temp_file("random.bin", noise);
   expect_bad_input(run("replay " + random.string()), random.string());
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/sim_backend.h"
@@ -18,6 +19,7 @@
 #include "hbmalloc/recorder.hpp"
 #include "replay/replay.h"
 #include "trace/read_trace.h"
+#include "trace/recorder.h"
 #include "support/scratch.h"
 #include "support/slurp.h"
 
@@ -228,6 +230,47 @@ TEST(Recorder, SeveralDevicesShareOneFileAndDetaching) {
   EXPECT_EQ(count(t.devices[0], Action::kAlloc), d0.mallocs());
   EXPECT_LT(count(t.devices[1], Action::kAlloc), d1.mallocs());
   for (int device : {0, 1}) EXPECT_TRUE(replay_unlimited(t, device).ooms.empty());
+}
+
+TEST(Recorder, ThreadsAndDevicesShareOneRecorder) {
+  fs::path dir = temp_dir("threads");
+  Rig zero = make_rig(0, 0), one = make_rig(0, 1);
+  auto recorder = std::make_shared<Recorder>(RecorderOptions{(dir / "threads.hbt").string(), (dir / "dumps").string(), 512});
+  zero.allocator->attach_recorder(recorder);
+  one.allocator->attach_recorder(recorder);
+  constexpr int kThreads = 4, kPairs = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      Allocator& a = t % 2 ? *one.allocator : *zero.allocator;
+      std::mt19937 rng(t);
+      std::vector<void*> live;
+      for (int i = 0; i < kPairs; ++i) {
+        live.push_back(a.malloc(1 + rng() % (3u << 20), StreamId(t)));
+        if (live.size() > 8) {
+          a.free(live.front());
+          live.erase(live.begin());
+        }
+      }
+      for (void* p : live) a.free(p);
+    });
+  for (std::thread& t : threads) t.join();
+  recorder->stop_file();
+  trace::Trace t = trace::read_trace_file((dir / "threads.hbt").string());
+  ASSERT_EQ(t.devices.size(), 2u);
+  for (int device : {0, 1}) {
+    const trace::DeviceTrace& d = t.devices[size_t(device)];
+    EXPECT_EQ(count(d, Action::kAlloc), uint64_t(kThreads / 2 * kPairs));
+    EXPECT_EQ(count(d, Action::kFree), uint64_t(kThreads / 2 * kPairs));
+    EXPECT_EQ(end_of(d).requested, 0u);
+    const Stats live = (device ? one : zero).allocator->stats();
+    EXPECT_EQ(trace::figures_of(d).native_peak_reserved, std::optional<uint64_t>(live.reserved_bytes.all.peak));
+    EXPECT_EQ(replay_unlimited(t, device).peak_requested, uint64_t(live.requested_bytes.all.peak));
+    std::optional<trace::Trace> recent = recorder->engine().recent(device);
+    ASSERT_TRUE(recent.has_value());
+    EXPECT_EQ(end_of(recent->devices.at(0)).requested, 0u);
+    EXPECT_TRUE(replay_unlimited(*recent, device).ooms.empty());
+  }
 }
 
 TEST(Recorder, StartAndStopFilesWhileRecording) {

@@ -128,11 +128,6 @@ void TraceRecorder::stop_file() {
   if (!error.empty()) throw Error(ErrorCode::kInvalidArgument, error);
 }
 
-bool TraceRecorder::writing_file() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return writer_ != nullptr;
-}
-
 // --- devices --------------------------------------------------------------------
 
 void TraceRecorder::attach(const DeviceSetup& setup) {
@@ -148,7 +143,7 @@ void TraceRecorder::attach(const DeviceSetup& setup) {
     header_.settings = setup.settings;
     header_known_ = true;
   }
-  for (const SegmentInfo& s : setup.segments) d.segments[s.addr] = s.size;
+  for (const SegmentInfo& s : setup.segments) d.segments[s.addr] = HeldSegment{s.size, s.small_pool};
   for (const BlockInfo& b : setup.live) {
     LiveRecord r;
     r.requested = b.requested;
@@ -280,7 +275,7 @@ void TraceRecorder::segment_alloc(int device, uint64_t ptr, uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   Device* d = active(device);
   if (d == nullptr) return;
-  d->segments[ptr] = bytes;
+  d->segments[ptr] = HeldSegment{bytes, false};  // its pool shows in the blocks it holds
   emit(device, *d, Event{0, ptr, bytes, 0, kNoBlock, Action::kSegmentAlloc}, nullptr);
 }
 
@@ -349,10 +344,11 @@ std::vector<BlockInfo> TraceRecorder::live_blocks(const Device& d, Ids ids) cons
 std::vector<SegmentInfo> TraceRecorder::segments_now(const Device& d, Ids ids) const {
   std::vector<SegmentInfo> out;
   out.reserve(d.segments.size());
-  for (const auto& [addr, bytes] : d.segments) {
+  for (const auto& [addr, held] : d.segments) {
     SegmentInfo s;
     s.addr = addr;
-    s.size = bytes;
+    s.size = held.bytes;
+    s.small_pool = held.small_pool;
     out.push_back(std::move(s));
   }
   if (ids == Ids::kNone) return out;

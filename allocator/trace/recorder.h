@@ -51,7 +51,6 @@ class TraceRecorder {
   // Ends the file (segments at end, end record). Throws Error naming the file
   // when a write failed, now or earlier (recording stopped then). No-op without one.
   void stop_file();
-  bool writing_file() const;
 
   // Throws Error when `setup.device` was attached to this recorder before.
   void attach(const DeviceSetup& setup);
@@ -90,12 +89,16 @@ class TraceRecorder {
     std::vector<BlockInfo> live;  // memory ids, in id order
     std::vector<SegmentInfo> segments;
   };
+  struct HeldSegment {
+    uint64_t bytes = 0;
+    bool small_pool = false;
+  };
   struct Device {
     bool attached = true;
     bool in_file = false;
     std::optional<uint64_t> capacity;
     std::unordered_map<uint64_t, LiveRecord> live;
-    absl::btree_map<uint64_t, uint64_t> segments;  // addr -> bytes
+    absl::btree_map<uint64_t, HeldSegment> segments;  // by address
     uint32_t file_blocks = 0;  // ids handed out in the current file
     DeviceTrace memory;        // the recent past (memory ids)
     std::optional<Midpoint> midpoint;

@@ -65,19 +65,19 @@ void* SimBackend::malloc_segment(uint64_t bytes) {
   if (capacity_ != 0 && (bytes > capacity_ || used_ > capacity_ - bytes)) return nullptr;
   uint64_t addr = take_range(round_up(bytes, kAlign));
   if (addr == 0) return nullptr;
-  live_[addr] = bytes;
+  live_.insert(addr, bytes);
   used_ += bytes;
   return reinterpret_cast<void*>(addr);
 }
 
 void SimBackend::free_segment(void* ptr, uint64_t bytes) {
-  auto it = live_.find(reinterpret_cast<uint64_t>(ptr));
-  if (it == live_.end() || it->second != bytes)
-    throw Error(ErrorCode::kBackend, "sim: free of a segment that is not live (" +
-                                         std::to_string(reinterpret_cast<uint64_t>(ptr)) + ")");
-  give_back_range(it->first, round_up(bytes, kAlign));
+  uint64_t addr = reinterpret_cast<uint64_t>(ptr);
+  uint64_t* live = addr == 0 ? nullptr : live_.find(addr);  // the map's keys are never 0
+  if (live == nullptr || *live != bytes)
+    throw Error(ErrorCode::kBackend, "sim: free of a segment that is not live (" + std::to_string(addr) + ")");
+  live_.erase_found(live);
+  give_back_range(addr, round_up(bytes, kAlign));
   used_ -= bytes;
-  live_.erase(it);
 }
 
 EventId SimBackend::record_event(StreamId stream) {

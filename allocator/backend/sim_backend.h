@@ -7,6 +7,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "backend/backend.h"
+#include "core/pointer_map.h"
 
 namespace hbmalloc {
 
@@ -49,7 +50,7 @@ class SimBackend final : public Backend {
   uint64_t next_addr_;                                   // bump pointer past all ranges
   absl::btree_map<uint64_t, uint64_t> free_by_addr_;     // addr -> size, coalesced
   absl::btree_set<std::pair<uint64_t, uint64_t>> free_by_size_;  // (size, addr)
-  absl::btree_map<uint64_t, uint64_t> live_;            // addr -> size
+  PointerMap<uint64_t> live_;  // addr -> size; a hash map: one lookup per segment malloc/free
 
   struct StreamClock {
     bool held = false;

@@ -30,20 +30,9 @@ const DeviceTrace& device_of(const trace::Trace& t, int device) {
   return *d;
 }
 
-// Marks the events at which the recording released cached memory: the last
-// event of each run of segment frees. PyTorch records empty_cache() only this
-// way; its release-and-retry on OOM looks the same, and replaying that as a
-// release too keeps the comparison fair (the native run gave that memory back).
-std::vector<bool> empty_cache_points(const DeviceTrace& d) {
-  std::vector<bool> at;
-  for (const Event& e : d.events)
-    if (e.action == Action::kEmptyCache) return at;  // recorded, not inferred
-  at.assign(d.events.size(), false);
-  for (size_t i = 0; i < d.events.size(); ++i)
-    if (d.events[i].action == Action::kSegmentFree &&
-        (i + 1 == d.events.size() || d.events[i + 1].action != Action::kSegmentFree))
-      at[i] = true;
-  return at;
+bool records_empty_cache(const DeviceTrace& d) {
+  return std::any_of(d.events.begin(), d.events.end(),
+                     [](const Event& e) { return e.action == Action::kEmptyCache; });
 }
 
 // One pass over a device's events. `stop_at` ends the pass after that event
@@ -56,7 +45,6 @@ class Run {
     config.backend = "sim";
     config.capacity = o.capacity.value_or(0);
     allocator_ = std::make_unique<Allocator>(config, std::make_unique<SimBackend>(0, config.capacity));
-    if (o.infer_empty_cache) empty_cache_at_ = empty_cache_points(d);
   }
 
   void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX) {
@@ -85,12 +73,14 @@ class Run {
           allocator_->empty_cache();
           ++r.empty_cache_calls;
           break;
+        case Action::kSegmentFree:
+          if (infers_empty_cache_at(i)) {
+            allocator_->empty_cache();
+            ++r.empty_cache_calls;
+          }
+          break;
         default:
           break;
-      }
-      if (!empty_cache_at_.empty() && empty_cache_at_[i]) {
-        allocator_->empty_cache();
-        ++r.empty_cache_calls;
       }
       if (sample) {
         Usage u = allocator_->usage();
@@ -117,6 +107,18 @@ class Run {
   Allocator& allocator() { return *allocator_; }
 
  private:
+  // Whether event i (a segment free) ends a run of segment frees that the
+  // recording did as an empty_cache(). PyTorch records empty_cache() only this
+  // way; its release-and-retry on OOM looks the same, and replaying that as a
+  // release too keeps the comparison fair (the native run gave that memory back).
+  bool infers_empty_cache_at(uint64_t i) {
+    if (!o_.infer_empty_cache) return false;
+    if (i + 1 < d_.events.size() && d_.events[i + 1].action == Action::kSegmentFree) return false;
+    // Asked only here, so traces without segment frees never pay for the scan.
+    if (!records_empty_cache_) records_empty_cache_ = records_empty_cache(d_);
+    return !*records_empty_cache_;  // recorded empty_cache events are replayed as such instead
+  }
+
   void allocate(ReplayResult& r, uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) {
     check_id(id, event);
     if (state_[id] == BlockState::kLive)
@@ -183,7 +185,7 @@ class Run {
   std::unique_ptr<Allocator> allocator_;
   std::vector<void*> ptrs_;
   std::vector<BlockState> state_;
-  std::vector<bool> empty_cache_at_;
+  std::optional<bool> records_empty_cache_;  // whether the trace records empty_cache itself
 };
 
 }  // namespace

@@ -32,18 +32,15 @@ Block* LargePool::new_segment(uint64_t size, StreamId stream) {
   b->size = bytes;
   b->stream = stream;
   b->segment = seg;
-  segment_heads_[seg->base] = b;
+  // Segments mostly come in rising address order: hinting the end skips the search.
+  segment_heads_.emplace_hint(segment_heads_.end(), seg->base, b);
   return b;
 }
 
 Block* LargePool::allocate(uint64_t size, StreamId stream) {
   uint64_t rounded = round_up(size, kRound);
-  Block* b = nullptr;
-  auto it = free_.lower_bound(Key{stream, rounded, 0});
-  if (it != free_.end() && std::get<0>(it->first) == stream) {
-    b = it->second;
-    free_.erase(it);
-  } else {
+  Block* b = free_.take_best_fit(stream, rounded);
+  if (b == nullptr) {
     b = new_segment(rounded, stream);
     if (b == nullptr) return nullptr;
   }
@@ -59,7 +56,7 @@ Block* LargePool::allocate(uint64_t size, StreamId stream) {
     if (b->next) b->next->prev = rest;
     b->next = rest;
     b->size = rounded;
-    free_.emplace(key_of(rest), rest);
+    free_.insert(rest);
     account_inactive(rest, +1);
   }
   b->allocated = true;
@@ -72,7 +69,7 @@ void LargePool::free(Block* b) {
   for (Block* n : {b->prev, b->next}) {
     if (n == nullptr || n->allocated) continue;
     account_inactive(n, -1);
-    free_.erase(key_of(n));
+    free_.erase(n);
   }
   if (Block* p = b->prev; p && !p->allocated) {
     p->size += b->size;
@@ -87,7 +84,7 @@ void LargePool::free(Block* b) {
     if (n->next) n->next->prev = b;
     blocks_.recycle(n);
   }
-  free_.emplace(key_of(b), b);
+  free_.insert(b);
   account_inactive(b, +1);
 }
 
@@ -110,7 +107,7 @@ uint64_t LargePool::release_cached() {
       continue;
     }
     LargeSegment* seg = b->segment;
-    free_.erase(key_of(b));
+    free_.erase(b);
     source_.release(reinterpret_cast<void*>(seg->base), seg->size, Pool::kLarge);
     released += seg->size;
     blocks_.recycle(b);
@@ -121,17 +118,7 @@ uint64_t LargePool::release_cached() {
 }
 
 uint64_t LargePool::largest_free_block() const {
-  uint64_t largest = 0;
-  // The index is ordered by stream then size: the last entry of each stream
-  // is that stream's largest.
-  for (auto it = free_.begin(); it != free_.end();) {
-    StreamId stream = std::get<0>(it->first);
-    auto last = free_.lower_bound(Key{stream, UINT64_MAX, UINTPTR_MAX});
-    --last;
-    largest = std::max(largest, std::get<1>(last->first));
-    it = std::next(last);
-  }
-  return largest;
+  return free_.largest();
 }
 
 void LargePool::check(PoolTally& tally) const {
@@ -162,8 +149,7 @@ void LargePool::check(PoolTally& tally) const {
       }
       ++free_blocks;
       if (b->next && !b->next->allocated) violated(at + ": two free neighbours not coalesced");
-      auto it = free_.find(key_of(b));
-      if (it == free_.end() || it->second != b) violated(at + ": free block missing from the index");
+      if (!free_.contains(b)) violated(at + ": free block missing from the index");
       if (b->is_split()) {
         ++tally.inactive_split;
         tally.inactive_split_bytes += int64_t(b->size);

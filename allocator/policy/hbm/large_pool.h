@@ -7,31 +7,15 @@
 
 #include <cstdint>
 #include <functional>
-#include <tuple>
 
 #include "absl/container/btree_map.h"
-#include "absl/container/btree_set.h"
 #include "core/object_pool.h"
+#include "policy/hbm/block.h"
+#include "policy/hbm/free_index.h"
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
 namespace hbmalloc {
-
-struct LargeSegment {
-  uintptr_t base = 0;
-  uint64_t size = 0;
-};
-
-struct Block {
-  uintptr_t addr = 0;
-  uint64_t size = 0;
-  StreamId stream = 0;
-  bool allocated = false;
-  LargeSegment* segment = nullptr;
-  Block* prev = nullptr;  // address-order neighbours within the segment
-  Block* next = nullptr;
-  bool is_split() const { return prev != nullptr || next != nullptr; }
-};
 
 class LargePool {
  public:
@@ -52,8 +36,6 @@ class LargePool {
   void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
 
  private:
-  using Key = std::tuple<StreamId, uint64_t, uintptr_t>;  // best fit: stream, then size, then address
-  static Key key_of(const Block* b) { return {b->stream, b->size, b->addr}; }
   Block* new_segment(uint64_t size, StreamId stream);
   void account_inactive(const Block* b, int sign);
 
@@ -61,7 +43,7 @@ class LargePool {
   SegmentSource& source_;
   ObjectPool<Block> blocks_;
   ObjectPool<LargeSegment> segments_;
-  absl::btree_map<Key, Block*> free_;
+  FreeIndex free_;
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment base -> its first block
 };
 

@@ -54,20 +54,9 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   }
   j["native"] = native;
   if (min_cap) j["min_capacity"] = *min_cap;
-  json ooms = json::array();
-  for (const replay::OomRecord& o : r.ooms) {
-    ooms.push_back({{"event", o.event},
-                    {"size", o.size},
-                    {"stream", o.stream},
-                    {"time_us", o.time_us},
-                    {"requested", o.usage.requested},
-                    {"allocated", o.usage.allocated},
-                    {"reserved", o.usage.reserved},
-                    {"cached_free", o.cached_free},
-                    {"largest_free_block", o.largest_free_block}});
-  }
-  j["ooms"] = ooms;
-  j["report"] = report::to_json(rep);  // `hbmalloc report` re-renders a saved replay from this
+  // Each OOM, with its cause and advice, is in report.ooms; `hbmalloc report`
+  // re-renders a saved replay from this member.
+  j["report"] = report::to_json(rep);
   return j;
 }
 

@@ -5,6 +5,7 @@
 
 #include "hbmalloc/error.hpp"
 #include "report/advice.h"
+#include "report/format.h"
 #include "report/layout_figures.h"
 #include "report/size_histogram.h"
 #include "report/snapshot_layout.h"
@@ -212,6 +213,23 @@ FragReport build_static_report(const trace::Trace& trace, int device, const Repo
   r.maps.push_back({"snapshot", 0, std::move(layout)});
   r.advice = what_to_do(r, options.min_capacity);
   return r;
+}
+
+std::vector<std::vector<std::string>> summary_cells(const MemorySummary& s, const std::string& indent) {
+  std::vector<std::vector<std::string>> cells;
+  for (const SummaryRow& row : s.rows) {
+    auto add = [&](const std::string& label, const StatCounter& c) {
+      if (s.has_history)
+        cells.push_back({label, stat_figure(c.current, row.bytes), stat_figure(c.peak, row.bytes),
+                         stat_figure(c.allocated, row.bytes), stat_figure(c.freed, row.bytes)});
+      else
+        cells.push_back({label, stat_figure(c.current, row.bytes)});
+    };
+    add(summary_label(row.name), row.stat.all);
+    add(indent + "from large pool", row.stat.large_pool);
+    add(indent + "from small pool", row.stat.small_pool);
+  }
+  return cells;
 }
 
 }  // namespace hbmalloc::report

@@ -48,6 +48,9 @@ struct MemorySummary {
   std::vector<SummaryRow> rows;
   int64_t num_alloc_retries = 0, num_ooms = 0, num_device_alloc = 0, num_device_free = 0;
 };
+// The summary as table rows (label, current[, peak, total allocated, total
+// freed]) for both renderers; pool rows are labelled with `indent` first.
+std::vector<std::vector<std::string>> summary_cells(const MemorySummary& s, const std::string& indent);
 
 // The figures of one moment, from a layout or from the statistics.
 struct MomentFigures {

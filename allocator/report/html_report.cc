@@ -218,18 +218,7 @@ std::string summary_section(const MemorySummary& s) {
   HtmlTable t(s.has_history ? std::vector<std::string>{"metric", "current", "peak", "total allocated", "total freed"}
                             : std::vector<std::string>{"metric", "current"},
               "-nnnn");
-  for (const SummaryRow& row : s.rows) {
-    auto add = [&](const std::string& label, const StatCounter& c) {
-      if (s.has_history)
-        t.row({label, stat_figure(c.current, row.bytes), stat_figure(c.peak, row.bytes), stat_figure(c.allocated, row.bytes),
-               stat_figure(c.freed, row.bytes)});
-      else
-        t.row({label, stat_figure(c.current, row.bytes)});
-    };
-    add(summary_label(row.name), row.stat.all);
-    add("\u2003from large pool", row.stat.large_pool);
-    add("\u2003from small pool", row.stat.small_pool);
-  }
+  for (auto& cells : summary_cells(s, "\u2003")) t.row(cells);
   out += t.finish();
   if (s.has_history)
     out += "<p class=\"note\">alloc retries " + std::to_string(s.num_alloc_retries) + ", OOMs " +

@@ -72,18 +72,7 @@ void summary_section(std::ostream& out, const MemorySummary& s) {
   Table t;
   if (s.has_history) t.row({"Metric", "Cur Usage", "Peak Usage", "Tot Alloc", "Tot Freed"});
   else t.row({"Metric", "Cur Usage"});
-  for (const SummaryRow& row : s.rows) {
-    auto add = [&](const std::string& label, const StatCounter& c) {
-      if (s.has_history)
-        t.row({label, stat_figure(c.current, row.bytes), stat_figure(c.peak, row.bytes), stat_figure(c.allocated, row.bytes),
-               stat_figure(c.freed, row.bytes)});
-      else
-        t.row({label, stat_figure(c.current, row.bytes)});
-    };
-    add(summary_label(row.name), row.stat.all);
-    add("  from large pool", row.stat.large_pool);
-    add("  from small pool", row.stat.small_pool);
-  }
+  for (auto& cells : summary_cells(s, "  ")) t.row(cells);
   t.write(out);
   if (s.has_history)
     out << "  alloc retries " << s.num_alloc_retries << ", OOMs " << s.num_ooms << ", device mallocs "

@@ -49,13 +49,16 @@ class Run {
 
   void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX) {
     const bool sample = o_.timeline_points > 0;
+    // The layout at the peak is captured by a second pass, which needs the
+    // event at which the peak was first reached.
+    const bool watch_peak = sample || o_.capture_layouts;
     const uint64_t n = d_.events.size();
     const uint64_t bucket = sample ? std::max<uint64_t>(1, (n + o_.timeline_points - 1) / o_.timeline_points) : 0;
     TimelinePoint point;
     uint64_t running_peak = 0;
 
     for (const trace::BlockInfo& b : d_.live_at_start) allocate(r, b.id, b.requested, b.stream, 0, 0);
-    if (sample) running_peak = allocator_->usage().reserved;
+    if (watch_peak) running_peak = allocator_->usage().reserved;
 
     auto start = std::chrono::steady_clock::now();
     for (uint64_t i = 0; i < n && !(o_.stop_at_first_oom && !r.ooms.empty()); ++i) {
@@ -82,20 +85,22 @@ class Run {
         default:
           break;
       }
-      if (sample) {
+      if (watch_peak) {
         Usage u = allocator_->usage();
         if (u.reserved > running_peak) {
           running_peak = u.reserved;
           r.peak_reserved_event = i;
         }
-        point.usage.requested = std::max(point.usage.requested, u.requested);
-        point.usage.allocated = std::max(point.usage.allocated, u.allocated);
-        point.usage.reserved = std::max(point.usage.reserved, u.reserved);
-        if ((i + 1) % bucket == 0 || i + 1 == n) {
-          point.event = i;
-          point.time_us = e.time_us;
-          r.timeline.push_back(point);
-          point = TimelinePoint{};
+        if (sample) {
+          point.usage.requested = std::max(point.usage.requested, u.requested);
+          point.usage.allocated = std::max(point.usage.allocated, u.allocated);
+          point.usage.reserved = std::max(point.usage.reserved, u.reserved);
+          if ((i + 1) % bucket == 0 || i + 1 == n) {
+            point.event = i;
+            point.time_us = e.time_us;
+            r.timeline.push_back(point);
+            point = TimelinePoint{};
+          }
         }
       }
       if ((i & 0xffff) == 0xffff && o_.progress) o_.progress(i + 1, n);
@@ -119,12 +124,15 @@ class Run {
     return !*records_empty_cache_;  // recorded empty_cache events are replayed as such instead
   }
 
+  // A corrupt trace: "<source>: device D event E <what>".
+  [[noreturn]] void corrupt(uint64_t event, const std::string& what) const {
+    throw Error(ErrorCode::kInvalidArgument, trace_.source + ": device " + std::to_string(d_.device) + " event " +
+                                                 std::to_string(event) + " " + what);
+  }
+
   void allocate(ReplayResult& r, uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) {
     check_id(id, event);
-    if (state_[id] == BlockState::kLive)
-      throw Error(ErrorCode::kInvalidArgument, trace_.source + ": device " + std::to_string(d_.device) + " event " +
-                                                   std::to_string(event) + " allocates block " + std::to_string(id) +
-                                                   " that is already live");
+    if (state_[id] == BlockState::kLive) corrupt(event, "allocates block " + std::to_string(id) + " that is already live");
     try {
       ptrs_[id] = allocator_->malloc(size, stream);
       state_[id] = BlockState::kLive;
@@ -147,19 +155,16 @@ class Run {
         state_[e.id] = BlockState::kFreed;
         return;
       case BlockState::kUnborn:
+        corrupt(event, "frees block " + std::to_string(e.id) + " that was never allocated");
       case BlockState::kFreed:
-        throw Error(ErrorCode::kInvalidArgument, trace_.source + ": device " + std::to_string(d_.device) + " event " +
-                                                     std::to_string(event) + " frees block " + std::to_string(e.id) +
-                                                     (state_[e.id] == BlockState::kUnborn ? " that was never allocated"
-                                                                                          : " that was already freed"));
+        corrupt(event, "frees block " + std::to_string(e.id) + " that was already freed");
     }
   }
 
   void check_id(uint32_t id, uint64_t event) const {
     if (id >= ptrs_.size())
-      throw Error(ErrorCode::kInvalidArgument, trace_.source + ": device " + std::to_string(d_.device) + " event " +
-                                                   std::to_string(event) + " names block " + std::to_string(id) +
-                                                   " outside the trace's " + std::to_string(ptrs_.size()) + " blocks");
+      corrupt(event, "names block " + std::to_string(id) + " outside the trace's " + std::to_string(ptrs_.size()) +
+                         " blocks");
   }
 
   OomRecord picture(uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) const {
@@ -198,10 +203,7 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   r.capacity = options.capacity.value_or(0);
   r.native = trace::figures_of(d);
 
-  ReplayOptions first = options;
-  // The peak is known only at the end; a second, shorter pass captures it.
-  if (options.capture_layouts && first.timeline_points == 0) first.timeline_points = 1;
-  Run run(trace, d, first);
+  Run run(trace, d, options);
   run.execute(r);
 
   Stats s = run.allocator().stats();
@@ -211,8 +213,8 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   r.peak_reserved = uint64_t(s.reserved_bytes.all.peak);
   r.efficiency = r.peak_reserved > 0 ? double(r.peak_requested) / double(r.peak_reserved) : 0.0;
   r.events_per_second = r.seconds > 0 ? double(r.events) / r.seconds : 0.0;
-  if (options.timeline_points == 0) r.timeline.clear();
 
+  // The peak is known only at the end; a second pass that stops there captures it.
   if (options.capture_layouts && r.peak_reserved > 0) {
     ReplayOptions again = options;
     again.timeline_points = 0;

@@ -183,3 +183,29 @@ TEST(Replay, TimelineKeepsThePeak) {
 
 }  // namespace
 }  // namespace hbmalloc::replay
+
+namespace hbmalloc::replay {
+namespace {
+
+TEST(Replay, LayoutAtThePeakWithoutATimeline) {
+  TraceBuilder b;
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(b.alloc((i + 3) * kMiB));
+  for (int i = 0; i < 10; i += 2) b.free(ids[i]);
+  for (int i = 1; i < 10; i += 2) b.free(ids[i]);
+  ReplayOptions o;
+  o.capture_layouts = true;
+  ReplayResult r = replay(b.t, o);
+  EXPECT_TRUE(r.timeline.empty());
+  EXPECT_EQ(r.peak_reserved_event, 9u);
+  uint64_t reserved = 0, allocated = 0;
+  for (const SegmentLayout& s : r.layout_at_peak) {
+    reserved += s.size;
+    for (const BlockLayout& blk : s.blocks) allocated += blk.allocated ? blk.size : 0;
+  }
+  EXPECT_EQ(reserved, r.peak_reserved);
+  EXPECT_EQ(allocated, r.peak_allocated);
+}
+
+}  // namespace
+}  // namespace hbmalloc::replay

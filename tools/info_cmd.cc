@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
+#include "report/size_histogram.h"
 #include "trace/read_trace.h"
 
 namespace hbmalloc::tools {
@@ -18,28 +19,15 @@ namespace {
 using nlohmann::json;
 using trace::Action;
 
-// Power-of-two bucket of a request size: bucket k holds [2^k, 2^(k+1)).
-int bucket_of(uint64_t size) { return size == 0 ? 0 : 63 - __builtin_clzll(size); }
-
 json device_info(const trace::DeviceTrace& d) {
   std::map<std::string, uint64_t> actions;
   std::set<uint64_t> streams;
-  std::map<int, std::pair<uint64_t, uint64_t>> histogram;  // bucket -> (count, bytes)
-  int64_t first = 0, last = 0;
-  bool timed = false;
+  report::SizeHistogram histogram;
   for (const trace::Event& e : d.events) {
     ++actions[trace::action_name(e.action)];
     if (e.action == Action::kAlloc) {
       streams.insert(e.stream);
-      auto& h = histogram[bucket_of(e.size)];
-      ++h.first;
-      h.second += e.size;
-    }
-    if (e.time_us != 0) {
-      if (!timed) first = last = e.time_us;
-      first = std::min(first, e.time_us);
-      last = std::max(last, e.time_us);
-      timed = true;
+      histogram.add(e.size);
     }
   }
   for (const trace::BlockInfo& b : d.live_at_start) streams.insert(b.stream);
@@ -55,7 +43,7 @@ json device_info(const trace::DeviceTrace& d) {
   for (const trace::BlockInfo& b : d.live_at_start) live_bytes += b.requested;
   j["live_at_start_bytes"] = live_bytes;
   j["streams"] = std::vector<uint64_t>(streams.begin(), streams.end());
-  j["time_span_us"] = timed ? last - first : 0;
+  j["time_span_us"] = f.last_time_us - f.first_time_us;
   j["peak_requested"] = f.peak_requested;
   if (f.native_peak_reserved) j["native_peak_reserved"] = *f.native_peak_reserved;
   j["native_ooms"] = f.native_ooms;
@@ -66,8 +54,8 @@ json device_info(const trace::DeviceTrace& d) {
     j["segments_at_end_bytes"] = end_bytes;
   }
   json hist = json::array();
-  for (const auto& [k, v] : histogram)
-    hist.push_back({{"from", uint64_t(1) << k}, {"count", v.first}, {"bytes", v.second}});
+  for (const report::SizeBucket& b : histogram.buckets())
+    if (b.count > 0) hist.push_back({{"from", uint64_t(1) << b.log2}, {"count", b.count}, {"bytes", b.bytes}});
   j["size_histogram"] = hist;
   return j;
 }

@@ -48,9 +48,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   native["segment_events"] = r.native.segment_events;
   if (r.native.native_peak_reserved) {
     native["peak_reserved"] = *r.native.native_peak_reserved;
-    native["efficiency"] = *r.native.native_peak_reserved
-                               ? double(r.native.peak_requested) / double(*r.native.native_peak_reserved)
-                               : 0.0;
+    native["efficiency"] = r.native.native_efficiency().value_or(0.0);
   }
   j["native"] = native;
   if (min_cap) j["min_capacity"] = *min_cap;
@@ -75,9 +73,8 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
               r.efficiency);
   if (r.native.native_peak_reserved) {
     uint64_t native = *r.native.native_peak_reserved;
-    double native_eff = native ? double(r.native.peak_requested) / double(native) : 0.0;
     std::printf("  %-16s %14s   efficiency %.4f (what the recording allocator reserved)\n", "native reserved",
-                format_bytes(native).c_str(), native_eff);
+                format_bytes(native).c_str(), r.native.native_efficiency().value_or(0.0));
     if (r.peak_reserved <= native)
       std::printf("  %s reserves %s less at its peak than the recording did\n", config.policy.c_str(),
                   format_bytes(native - r.peak_reserved).c_str());

@@ -19,17 +19,6 @@ constexpr uint64_t kCapacityStep = 2ull << 20;
 
 enum class BlockState : uint8_t { kUnborn, kLive, kFailed, kFreed };
 
-const DeviceTrace& device_of(const trace::Trace& t, int device) {
-  const DeviceTrace* d = t.device(device);
-  if (d == nullptr) {
-    std::string have;
-    for (const DeviceTrace& x : t.devices) have += (have.empty() ? "" : ", ") + std::to_string(x.device);
-    throw Error(ErrorCode::kInvalidArgument, t.source + ": no device " + std::to_string(device) +
-                                                 " in the trace (devices: " + (have.empty() ? "none" : have) + ")");
-  }
-  return *d;
-}
-
 bool records_empty_cache(const DeviceTrace& d) {
   return std::any_of(d.events.begin(), d.events.end(),
                      [](const Event& e) { return e.action == Action::kEmptyCache; });
@@ -196,7 +185,7 @@ class Run {
 }  // namespace
 
 ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
-  const DeviceTrace& d = device_of(trace, options.device);
+  const DeviceTrace& d = trace.device_or_error(options.device);
   ReplayResult r;
   r.device = d.device;
   r.events = d.events.size();

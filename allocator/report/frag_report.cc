@@ -29,14 +29,12 @@ RunFacts facts_of(const trace::Trace& trace, const trace::DeviceTrace& d) {
   f.device = d.device;
   f.settings = trace.settings;
   f.capacity = trace.capacity;
-  f.events = d.events.size();
-  for (const trace::Event& e : d.events) {
-    f.allocs += e.action == trace::Action::kAlloc;
-    f.frees += e.action == trace::Action::kFree;
-    if (e.time_us == 0) continue;
-    if (f.first_time_us == 0 || e.time_us < f.first_time_us) f.first_time_us = e.time_us;
-    f.last_time_us = std::max(f.last_time_us, e.time_us);
-  }
+  const trace::TraceFigures figures = trace::figures_of(d);
+  f.events = figures.events;
+  f.allocs = figures.allocs;
+  f.frees = figures.frees;
+  f.first_time_us = figures.first_time_us;
+  f.last_time_us = figures.last_time_us;
   return f;
 }
 
@@ -131,8 +129,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   NativeBaseline native;
   native.peak_requested = result.native.peak_requested;
   native.peak_reserved = result.native.native_peak_reserved;
-  if (native.peak_reserved && *native.peak_reserved > 0)
-    native.efficiency = double(native.peak_requested) / double(*native.peak_reserved);
+  native.efficiency = result.native.native_efficiency().value_or(0.0);
   native.ooms = result.native.native_ooms;
   r.native = native;
 

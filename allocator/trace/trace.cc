@@ -4,6 +4,8 @@
 #include <array>
 #include <string_view>
 
+#include "hbmalloc/error.hpp"
+
 namespace hbmalloc::trace {
 namespace {
 
@@ -41,6 +43,14 @@ const DeviceTrace* Trace::device(int number) const {
   return nullptr;
 }
 
+const DeviceTrace& Trace::device_or_error(int number) const {
+  if (const DeviceTrace* d = device(number)) return *d;
+  std::string have;
+  for (const DeviceTrace& x : devices) have += (have.empty() ? "" : ", ") + std::to_string(x.device);
+  throw Error(ErrorCode::kInvalidArgument, source + ": no device " + std::to_string(number) +
+                                               " in the trace (devices: " + (have.empty() ? "none" : have) + ")");
+}
+
 TraceFigures figures_of(const DeviceTrace& d) {
   TraceFigures f;
   f.events = d.events.size();
@@ -59,13 +69,19 @@ TraceFigures figures_of(const DeviceTrace& d) {
   uint64_t peak_reserved = reserved;
 
   for (const Event& e : d.events) {
+    if (e.time_us != 0) {
+      if (f.first_time_us == 0 || e.time_us < f.first_time_us) f.first_time_us = e.time_us;
+      f.last_time_us = std::max(f.last_time_us, e.time_us);
+    }
     switch (e.action) {
       case Action::kAlloc:
+        ++f.allocs;
         if (e.id < live.size()) live[e.id] = e.size;
         requested += e.size;
         peak = std::max(peak, requested);
         break;
       case Action::kFree:
+        ++f.frees;
         if (e.id < live.size()) {
           requested -= live[e.id];
           live[e.id] = 0;

@@ -85,6 +85,8 @@ struct Trace {
   std::vector<DeviceTrace> devices;  // sorted by device number
 
   const DeviceTrace* device(int number) const;
+  // The device, or Error(kInvalidArgument) naming the source and the devices there.
+  const DeviceTrace& device_or_error(int number) const;
 };
 
 // Figures any trace defines without replaying it (see ../shared/traces/README.md):
@@ -92,10 +94,18 @@ struct Trace {
 // recording allocator's reserved bytes from segments_at_start through segment events.
 struct TraceFigures {
   uint64_t events = 0;
+  uint64_t allocs = 0, frees = 0;  // alloc and free_completed events
   uint64_t segment_events = 0;
+  int64_t first_time_us = 0, last_time_us = 0;  // over events with a time (0: none)
   uint64_t peak_requested = 0;
   std::optional<uint64_t> native_peak_reserved;  // when has_segment_picture
   uint64_t native_ooms = 0;
+
+  // peak_requested / native_peak_reserved, when the trace tells the latter.
+  std::optional<double> native_efficiency() const {
+    if (!native_peak_reserved || *native_peak_reserved == 0) return std::nullopt;
+    return double(peak_requested) / double(*native_peak_reserved);
+  }
 };
 TraceFigures figures_of(const DeviceTrace& d);
 

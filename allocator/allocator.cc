@@ -36,22 +36,6 @@ constexpr uint64_t kMaxRequest = uint64_t(1) << 50;
 
 uint64_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
-// Config::to_string() ("key:value,...") as the trace header's settings.
-std::vector<std::pair<std::string, std::string>> settings_of(const Config& config) {
-  std::vector<std::pair<std::string, std::string>> out;
-  const std::string text = config.to_string();
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    const std::string item = text.substr(start, comma - start);
-    const size_t colon = item.find(':');
-    if (colon != std::string::npos) out.emplace_back(item.substr(0, colon), item.substr(colon + 1));
-    start = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 struct Allocator::Impl {
@@ -303,7 +287,7 @@ struct Allocator::Impl {
       trace::DeviceSetup setup;
       setup.device = device;
       if (uint64_t capacity = backend->capacity()) setup.capacity = capacity;
-      setup.settings = settings_of(config);
+      setup.settings = config.items();
       for (const SegmentLayout& seg : policy->layout()) {
         setup.segments.push_back(trace::SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, false, {}});
         for (const BlockLayout& b : seg.blocks) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "hbmalloc/error.hpp"
 
@@ -153,13 +154,23 @@ Config Config::from_env() {
   return parse(text ? text : "");
 }
 
-std::string Config::to_string() const {
+std::vector<std::pair<std::string, std::string>> Config::items() const {
   char fraction[32];
   std::snprintf(fraction, sizeof fraction, "%.17g", memory_fraction);
-  return "policy:" + policy + ",backend:" + backend + ",capacity:" + std::to_string(capacity) +
-         ",memory_fraction:" + fraction + ",small_size:" + std::to_string(small_size) +
-         ",slab_size:" + std::to_string(slab_size) + ",segment_round:" + std::to_string(segment_round) +
-         ",sim_devices:" + std::to_string(sim_devices);
+  return {{"policy", policy},
+          {"backend", backend},
+          {"capacity", std::to_string(capacity)},
+          {"memory_fraction", fraction},
+          {"small_size", std::to_string(small_size)},
+          {"slab_size", std::to_string(slab_size)},
+          {"segment_round", std::to_string(segment_round)},
+          {"sim_devices", std::to_string(sim_devices)}};
+}
+
+std::string Config::to_string() const {
+  std::string out;
+  for (const auto& [key, value] : items()) out += (out.empty() ? "" : ",") + key + ":" + value;
+  return out;
 }
 
 }  // namespace hbmalloc

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace hbmalloc {
 
@@ -28,6 +30,8 @@ struct Config {
   static Config parse(std::string_view text);
   // HBMALLOC_CONF from the environment (defaults when unset).
   static Config from_env();
+  // Every key with its value as text, in a fixed order.
+  std::vector<std::pair<std::string, std::string>> items() const;
   // Back to "key:value,..." form; parse(to_string()) gives the same Config.
   std::string to_string() const;
 };

@@ -229,4 +229,39 @@ std::vector<std::vector<std::string>> summary_cells(const MemorySummary& s, cons
   return cells;
 }
 
+std::vector<FigureRow> moment_rows(const Fragmentation& f) {
+  auto row = [&](std::string name, std::string meaning, auto value) {
+    FigureRow r{std::move(name), std::move(meaning), {}};
+    for (const MomentFigures& m : f.moments) r.values.push_back(value(m));
+    return r;
+  };
+  return {
+      row("requested", "", [](const MomentFigures& m) { return format_bytes(m.requested); }),
+      row("allocated", "", [](const MomentFigures& m) { return format_bytes(m.allocated); }),
+      row("reserved", "", [](const MomentFigures& m) { return format_bytes(m.reserved); }),
+      row("internal fragmentation", "(allocated - requested)",
+          [](const MomentFigures& m) { return format_bytes(m.internal_fragmentation); }),
+      row("cached free", "(reserved - allocated)", [](const MomentFigures& m) { return format_bytes(m.cached_free); }),
+      row("inactive split", "(free in segments in use)",
+          [](const MomentFigures& m) { return format_bytes(m.inactive_split_bytes); }),
+      row("largest free block", "", [](const MomentFigures& m) { return format_bytes(m.largest_free_block); }),
+      row("external fragmentation", "(1 - largest free / cached free)",
+          [](const MomentFigures& m) { return percent(m.external_fragmentation); }),
+      row("segments", "", [](const MomentFigures& m) { return std::to_string(m.segments); }),
+  };
+}
+
+std::vector<FigureRow> native_rows(const FragReport& r) {
+  const NativeBaseline& n = *r.native;
+  const Fragmentation& f = r.frag;
+  return {
+      {"peak requested", "", {format_bytes(f.peak_requested), format_bytes(n.peak_requested)}},
+      {"peak reserved", "",
+       {format_bytes(f.peak_reserved), n.peak_reserved ? format_bytes(*n.peak_reserved) : std::string("not in the trace")}},
+      {"efficiency", "(peak requested / peak reserved)",
+       {percent(f.efficiency), n.peak_reserved ? percent(n.efficiency) : std::string("-")}},
+      {"OOMs", "", {std::to_string(r.ooms.size()), std::to_string(n.ooms)}},
+  };
+}
+
 }  // namespace hbmalloc::report

@@ -48,6 +48,13 @@ struct MemorySummary {
   std::vector<SummaryRow> rows;
   int64_t num_alloc_retries = 0, num_ooms = 0, num_device_alloc = 0, num_device_free = 0;
 };
+// One row of a figures table for both renderers: a short name, what it
+// means ("(allocated - requested)"; HTML shows it, text does not), a value per column.
+struct FigureRow {
+  std::string name, meaning;
+  std::vector<std::string> values;
+};
+
 // The summary as table rows (label, current[, peak, total allocated, total
 // freed]) for both renderers; pool rows are labelled with `indent` first.
 std::vector<std::vector<std::string>> summary_cells(const MemorySummary& s, const std::string& indent);
@@ -134,6 +141,11 @@ struct FragReport {
 
 // From a replay of `trace` (result.device names the device replayed).
 // Throws Error(kInvalidArgument) when the trace lacks that device.
+// Fragmentation figures, one column per moment (peak, end, snapshot).
+std::vector<FigureRow> moment_rows(const Fragmentation& f);
+// This replay against the recording allocator (report.native must be set).
+std::vector<FigureRow> native_rows(const FragReport& report);
+
 FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& result,
                         const ReportOptions& options);
 

@@ -139,6 +139,9 @@ std::string oom_section(const FragReport& r) {
   return out;
 }
 
+// A figure's name with what it means, e.g. "cached free (reserved - allocated)".
+std::string label_of(const FigureRow& row) { return row.meaning.empty() ? row.name : row.name + " " + row.meaning; }
+
 std::string fragmentation_section(const FragReport& r) {
   const Fragmentation& f = r.frag;
   std::string out = h2("Fragmentation");
@@ -146,34 +149,16 @@ std::string fragmentation_section(const FragReport& r) {
   std::string numeric = "-";
   for (const MomentFigures& m : f.moments) head.push_back("at " + m.moment), numeric += 'n';
   HtmlTable t(head, numeric);
-  auto line = [&](const char* name, auto value) {
-    std::vector<std::string> cells{name};
-    for (const MomentFigures& m : f.moments) cells.push_back(value(m));
+  for (const FigureRow& row : moment_rows(f)) {
+    std::vector<std::string> cells{label_of(row)};
+    cells.insert(cells.end(), row.values.begin(), row.values.end());
     t.row(cells);
-  };
-  line("requested", [](const MomentFigures& m) { return format_bytes(m.requested); });
-  line("allocated", [](const MomentFigures& m) { return format_bytes(m.allocated); });
-  line("reserved", [](const MomentFigures& m) { return format_bytes(m.reserved); });
-  line("internal fragmentation (allocated - requested)",
-       [](const MomentFigures& m) { return format_bytes(m.internal_fragmentation); });
-  line("cached free (reserved - allocated)", [](const MomentFigures& m) { return format_bytes(m.cached_free); });
-  line("inactive split (free in segments in use)",
-       [](const MomentFigures& m) { return format_bytes(m.inactive_split_bytes); });
-  line("largest free block", [](const MomentFigures& m) { return format_bytes(m.largest_free_block); });
-  line("external fragmentation (1 - largest free / cached free)",
-       [](const MomentFigures& m) { return percent(m.external_fragmentation); });
-  line("segments", [](const MomentFigures& m) { return std::to_string(m.segments); });
+  }
   out += t.finish();
 
   if (r.native && !r.run.static_snapshot) {
-    const NativeBaseline& n = *r.native;
     HtmlTable c({"", "this replay", "recording allocator"}, "-nn");
-    c.row({"peak requested", format_bytes(f.peak_requested), format_bytes(n.peak_requested)});
-    c.row({"peak reserved", format_bytes(f.peak_reserved),
-           n.peak_reserved ? format_bytes(*n.peak_reserved) : std::string("not in the trace")});
-    c.row({"efficiency (peak requested / peak reserved)", percent(f.efficiency),
-           n.peak_reserved ? percent(n.efficiency) : std::string("-")});
-    c.row({"OOMs", std::to_string(r.ooms.size()), std::to_string(n.ooms)});
+    for (const FigureRow& row : native_rows(r)) c.row({label_of(row), row.values[0], row.values[1]});
     out += "<p>Compared with the allocator that recorded the trace:</p>\n" + c.finish();
   }
   return out;

@@ -101,34 +101,20 @@ void fragmentation_section(std::ostream& out, const FragReport& r) {
   std::vector<std::string> head{"at"};
   for (const MomentFigures& m : f.moments) head.push_back(m.moment);
   t.row(head);
-  auto line = [&](const char* name, auto value) {
-    std::vector<std::string> cells{name};
-    for (const MomentFigures& m : f.moments) cells.push_back(value(m));
+  for (const FigureRow& row : moment_rows(f)) {
+    std::vector<std::string> cells{row.name};
+    cells.insert(cells.end(), row.values.begin(), row.values.end());
     t.row(cells);
-  };
-  line("requested", [](const MomentFigures& m) { return format_bytes(m.requested); });
-  line("allocated", [](const MomentFigures& m) { return format_bytes(m.allocated); });
-  line("reserved", [](const MomentFigures& m) { return format_bytes(m.reserved); });
-  line("internal fragmentation", [](const MomentFigures& m) { return format_bytes(m.internal_fragmentation); });
-  line("cached free", [](const MomentFigures& m) { return format_bytes(m.cached_free); });
-  line("inactive split", [](const MomentFigures& m) { return format_bytes(m.inactive_split_bytes); });
-  line("largest free block", [](const MomentFigures& m) { return format_bytes(m.largest_free_block); });
-  line("external fragmentation", [](const MomentFigures& m) { return percent(m.external_fragmentation); });
-  line("segments", [](const MomentFigures& m) { return std::to_string(m.segments); });
+  }
   t.write(out);
 }
 
 void native_section(std::ostream& out, const FragReport& r) {
   if (!r.native || r.run.static_snapshot) return;
-  const NativeBaseline& n = *r.native;
   heading(out, "Versus the recording allocator");
   Table t;
   t.row({"", "this replay", "recorded"});
-  t.row({"peak requested", format_bytes(r.frag.peak_requested), format_bytes(n.peak_requested)});
-  t.row({"peak reserved", format_bytes(r.frag.peak_reserved),
-         n.peak_reserved ? format_bytes(*n.peak_reserved) : std::string("not in the trace")});
-  t.row({"efficiency", percent(r.frag.efficiency), n.peak_reserved ? percent(n.efficiency) : std::string("-")});
-  t.row({"OOMs", std::to_string(r.ooms.size()), std::to_string(n.ooms)});
+  for (const FigureRow& row : native_rows(r)) t.row({row.name, row.values[0], row.values[1]});
   t.write(out);
 }
 

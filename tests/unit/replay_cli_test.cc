@@ -2,15 +2,11 @@
 // every shared snapshot to the byte, and a one-line error with exit code 2
 // for every kind of bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,8 +24,13 @@ Result run(const std::string& args) { return hbmalloc::testing::run_cli(args); }
 
 fs::path shared() { return hbmalloc::testing::shared_traces(); }
 
+fs::path scratch() {
+  static const fs::path dir = hbmalloc::testing::scratch_dir("replay_cli");
+  return dir;
+}
+
 fs::path temp_file(const std::string& name, const std::string& bytes) {
-  fs::path p = fs::temp_directory_path() / ("hbm_cli_in_" + std::to_string(getpid()) + "_" + name);
+  fs::path p = scratch() / name;
   std::ofstream(p, std::ios::binary) << bytes;
   return p;
 }
@@ -106,8 +107,7 @@ TEST(ReplayCli, OtherDevicesAndNativeOoms) {
 
 TEST(ReplayCli, BadInputIsOneLineAndExitCodeTwo) {
   if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
-  std::ifstream f(shared() / "snapshots" / "eornn_snapshot.pickle", std::ios::binary);
-  std::string whole((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string whole = hbmalloc::testing::slurp(shared() / "snapshots" / "eornn_snapshot.pickle");
   fs::path truncated = temp_file("truncated.pickle", whole.substr(0, whole.size() / 2));
   expect_bad_input(run("replay " + truncated.string()), truncated.string());
 
@@ -164,19 +164,14 @@ TEST(InfoCli, DescribesASnapshot) {
 
 namespace {
 
-std::string slurp_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
 TEST(ReportCli, ReplayHtmlAndSavedJsonRenderTheSameReport) {
   fs::path example = fs::path(HBMALLOC_SOURCE_DIR) / "examples" / "gpt_train.hbt";
-  fs::path html = fs::temp_directory_path() / ("hbm_cli_report_" + std::to_string(getpid()) + ".html");
+  fs::path html = scratch() / "report.html";
   Result r = run("replay " + example.string() + " --capacity 13.5GiB --min-capacity --html " + html.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("Out of memory"), std::string::npos);
   EXPECT_NE(r.out.find("What to do"), std::string::npos);
-  std::string page = slurp_file(html);
+  std::string page = hbmalloc::testing::slurp(html);
   EXPECT_NE(page.find("<svg"), std::string::npos);
   EXPECT_EQ(page.find("src=\"http"), std::string::npos);
 
@@ -197,14 +192,31 @@ TEST(ReportCli, StaticSnapshotsAndBadInput) {
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_TRUE(j.is_object());
+  // The picture of one moment: reserved is what info counts in the segments.
+  Result info = run("info " + (shared() / "static" / "verl_mem.pickle").string() + " --json");
+  ASSERT_EQ(info.code, 0) << info.err;
+  nlohmann::json device = nlohmann::json::parse(info.out)["devices"][0];
+  EXPECT_TRUE(j["run"]["static_snapshot"].get<bool>());
+  EXPECT_EQ(j["fragmentation"]["peak_reserved"], device["segments_at_end_bytes"]);
+  EXPECT_EQ(j["fragmentation"]["segments_total"], device["segments_at_end"]);
   expect_bad_input(run("report " + (shared() / "static" / "not_a_snapshot_mygpt_memory.pickle").string()),
                    "not a PyTorch memory snapshot");
   fs::path broken = temp_file("broken_report.json", "{\"hbmalloc_report\": 1, \"maps\": [");
   expect_bad_input(run("report " + broken.string()), broken.string());
+
+  // A saved replay whose report has a field of the wrong type.
+  Result saved = run("replay " + (fs::path(HBMALLOC_SOURCE_DIR) / "examples" / "gpt_train.hbt").string() + " --json");
+  ASSERT_EQ(saved.code, 0) << saved.err;
+  nlohmann::json bad = nlohmann::json::parse(saved.out);
+  bad["report"]["fragmentation"]["peak_reserved"] = "lots";
+  fs::path bad_field = temp_file("bad_field.json", bad.dump());
+  Result refused = run("report " + bad_field.string());
+  expect_bad_input(refused, bad_field.string());
+  EXPECT_NE(refused.err.find("peak_reserved"), std::string::npos) << refused.err;
 }
 
 TEST(SynthCli, WritesTheExampleAndRefusesUnknownExtensions) {
-  fs::path out = fs::temp_directory_path() / ("hbm_synth_" + std::to_string(getpid()) + ".jsonl");
+  fs::path out = scratch() / "synth.jsonl";
   Result r = run("synth --steps 2 --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   Result replayed = run("replay " + out.string() + " --json");

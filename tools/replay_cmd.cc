@@ -136,12 +136,8 @@ int run_replay(int argc, char** argv) {
     // The report needs the timeline and the segment maps; a second replay
     // collects them so the first one's speed figure stays a plain replay's.
     report::ReportOptions ro;
-    ro.config = options.config;
     ro.min_capacity = min_cap;
-    replay::ReplayOptions detailed = options;
-    detailed.timeline_points = ro.timeline_points;
-    detailed.capture_layouts = true;
-    report::FragReport rep = report::build_report(t, replay::replay(t, detailed), ro);
+    report::FragReport rep = report::replay_and_report(t, options, ro);
     if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(rep));
 
     if (args.has("--json")) {

@@ -37,9 +37,7 @@ report::FragReport report_of_trace(const trace::Trace& t, int device, const Conf
   replay::ReplayOptions o;
   o.config = config;
   o.device = device;
-  o.timeline_points = ro.timeline_points;
-  o.capture_layouts = true;
-  return report::build_report(t, replay::replay(t, o), ro);
+  return report::replay_and_report(t, o, ro);
 }
 
 }  // namespace

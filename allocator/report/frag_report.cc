@@ -150,6 +150,15 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   return r;
 }
 
+FragReport replay_and_report(const trace::Trace& trace, replay::ReplayOptions options,
+                             const ReportOptions& report_options) {
+  ReportOptions ro = report_options;
+  ro.config = options.config;
+  options.timeline_points = ro.timeline_points;
+  options.capture_layouts = true;
+  return build_report(trace, replay::replay(trace, options), ro);
+}
+
 FragReport build_static_report(const trace::Trace& trace, int device, const ReportOptions& options) {
   const trace::DeviceTrace& d = device_of(trace, device);
   if (!d.has_segment_picture)

@@ -146,6 +146,12 @@ std::vector<FigureRow> moment_rows(const Fragmentation& f);
 // This replay against the recording allocator (report.native must be set).
 std::vector<FigureRow> native_rows(const FragReport& report);
 
+// Replays `options.device` of `trace` once more with the timeline and the
+// segment maps the report needs, then builds the report; options.config is
+// what the report says ran (report_options.config is ignored).
+FragReport replay_and_report(const trace::Trace& trace, replay::ReplayOptions options,
+                             const ReportOptions& report_options);
+
 FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& result,
                         const ReportOptions& options);
 

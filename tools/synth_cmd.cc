@@ -1,15 +1,15 @@
 // `hbmalloc synth --out FILE`: writes the project's own training-like trace
 // (allocator/trace/synthetic.h), the example the README replays.
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "cli_args.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
-#include "trace/hbt_format.h"
-#include "trace/jsonl_format.h"
 #include "trace/synthetic.h"
+#include "trace/write_trace.h"
 
 namespace hbmalloc::tools {
 
@@ -26,24 +26,18 @@ int run_synth(int argc, char** argv) {
     args.fail("wants --out FILE (.hbt or .jsonl) and no other arguments");
     return 2;
   }
-  auto ends_with = [&](const char* ext) {
-    std::string e = ext;
-    return out->size() >= e.size() && out->compare(out->size() - e.size(), e.size(), e) == 0;
-  };
+  const std::optional<std::string> format = trace::output_format_of(*out);
+  if (format != "hbt" && format != "jsonl") {
+    args.fail("--out must end in .hbt or .jsonl, got '" + *out + "'");
+    return 2;
+  }
   o.steps = int(steps);
   o.seed = uint64_t(seed);
   o.layers = int(layers);
   o.batch = uint64_t(batch);
   try {
     trace::Trace t = trace::synthetic_training_trace(o);
-    if (ends_with(".hbt")) {
-      trace::write_hbt_file(t, *out);
-    } else if (ends_with(".jsonl")) {
-      trace::write_jsonl_file(t, *out);
-    } else {
-      args.fail("--out must end in .hbt or .jsonl, got '" + *out + "'");
-      return 2;
-    }
+    trace::write_trace_file(t, *out);
     std::printf("wrote %s: %zu events, peak requested %s\n", out->c_str(), t.devices[0].events.size(),
                 format_bytes(trace::figures_of(t.devices[0]).peak_requested).c_str());
   } catch (const Error& e) {

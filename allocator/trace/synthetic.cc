@@ -45,10 +45,6 @@ class Builder {
   int64_t time_us_ = 1'700'000'000'000'000;
 };
 
-struct Param {
-  uint64_t bytes;
-};
-
 }  // namespace
 
 Trace synthetic_training_trace(const SyntheticOptions& o) {
@@ -70,15 +66,14 @@ Trace synthetic_training_trace(const SyntheticOptions& o) {
 
   // Parameters: embedding, then per layer qkv, projection, two MLP matrices,
   // their biases and two layer norms.
-  std::vector<Param> params{{o.vocab * h * kFloat}};
+  std::vector<uint64_t> params{o.vocab * h * kFloat};  // bytes of each
   for (int l = 0; l < o.layers; ++l) {
     for (uint64_t bytes : {3 * h * h, 3 * h, h * h, h, 4 * h * h, 4 * h, 4 * h * h, h, h, h, h, h})
-      params.push_back({bytes * kFloat});
+      params.push_back(bytes * kFloat);
   }
-  params.push_back({h * kFloat});
-  params.push_back({h * kFloat});
-  std::vector<uint32_t> weights, adam;
-  for (const Param& p : params) weights.push_back(b.alloc(p.bytes));
+  params.push_back(h * kFloat);
+  params.push_back(h * kFloat);
+  for (uint64_t bytes : params) b.alloc(bytes);  // the weights live to the end
 
   std::uniform_int_distribution<uint64_t> seq_dist(o.min_seq / 64, o.max_seq / 64);
   std::uniform_int_distribution<uint64_t> small_dist(512, 256 << 10);
@@ -116,7 +111,7 @@ Trace synthetic_training_trace(const SyntheticOptions& o) {
       uint32_t grad_in = b.alloc(tokens * h * kFloat);
       for (int k = 0; k < 2 && next_param > 0; ++k) {
         --next_param;
-        grads[next_param] = b.alloc(params[next_param].bytes);
+        grads[next_param] = b.alloc(params[next_param]);
       }
       b.free(saved.back());
       saved.pop_back();
@@ -125,7 +120,7 @@ Trace synthetic_training_trace(const SyntheticOptions& o) {
     }
     while (next_param > 0) {
       --next_param;
-      grads[next_param] = b.alloc(params[next_param].bytes);
+      grads[next_param] = b.alloc(params[next_param]);
     }
     b.free_all(temps);
     b.free(dlogits);
@@ -133,10 +128,10 @@ Trace synthetic_training_trace(const SyntheticOptions& o) {
     b.free(input);
 
     // Adam's two moments appear at the first step and stay.
-    if (adam.empty())
-      for (const Param& p : params) {
-        adam.push_back(b.alloc(p.bytes));
-        adam.push_back(b.alloc(p.bytes));
+    if (step == 0)
+      for (uint64_t bytes : params) {
+        b.alloc(bytes);
+        b.alloc(bytes);
       }
     // zero_grad(set_to_none=True)
     for (uint32_t g : grads) b.free(g);

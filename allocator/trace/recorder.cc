@@ -103,8 +103,9 @@ void TraceRecorder::start_file(const std::string& path) {
 
 void TraceRecorder::end_file() {
   if (!header_written_) write_header();
-  for (auto& [number, d] : devices_) {
+  for (auto& [device_number, d] : devices_) {
     if (!d.in_file) continue;
+    const int number = device_number;  // clang 14 cannot capture a structured binding in a lambda
     const std::vector<SegmentInfo> end = segments_now(d, Ids::kFile);
     write([&](HbtWriter& w) {
       for (const SegmentInfo& s : end) w.segment(number, SegmentWhen::kAtEnd, s);

@@ -36,6 +36,7 @@ class SegmentSource {
   void set_limit(uint64_t bytes) { limit_ = bytes; }
   uint64_t limit() const { return limit_; }
   LiveStats& stats() { return stats_; }
+  const LiveStats& stats() const { return stats_; }
 
  private:
   Backend& backend_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/host_backend.h"
 #include "backend/sim_backend.h"
 #include "hbmalloc/error.hpp"
 
@@ -27,8 +28,12 @@ struct BackendKind {
 };
 
 std::vector<BackendKind> Kinds() {
-  return {{"sim", [](uint64_t capacity, uint64_t granule) -> std::unique_ptr<Backend> {
+  return {{"sim",
+           [](uint64_t capacity, uint64_t granule) -> std::unique_ptr<Backend> {
              return std::make_unique<SimBackend>(0, capacity, granule);
+           }},
+          {"host", [](uint64_t capacity, uint64_t granule) -> std::unique_ptr<Backend> {
+             return std::make_unique<HostBackend>(0, capacity, granule);
            }}};
 }
 

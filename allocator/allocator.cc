@@ -289,7 +289,8 @@ struct Allocator::Impl {
       if (uint64_t capacity = backend->capacity()) setup.capacity = capacity;
       setup.settings = config.items();
       for (const SegmentLayout& seg : policy->layout()) {
-        setup.segments.push_back(trace::SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, false, {}});
+        setup.segments.push_back(
+            trace::SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, seg.expandable, {}});
         for (const BlockLayout& b : seg.blocks) {
           if (!b.allocated) continue;
           const bool waiting = pending.contains(reinterpret_cast<void*>(b.addr));

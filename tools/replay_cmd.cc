@@ -22,6 +22,23 @@ using nlohmann::json;
 
 std::string capacity_text(uint64_t capacity) { return capacity ? format_bytes(capacity) : "unlimited"; }
 
+// Every VMM operation the replay made and what they would cost on a GPU,
+// beside the time the trace itself took (0 when it carries no times).
+json vmm_to_json(const replay::ReplayResult& r) {
+  const VmmCounts& v = r.final_stats.vmm;
+  const double trace_seconds = double(r.native.last_time_us - r.native.first_time_us) / 1e6;
+  json j = {{"create", v.create},         {"map", v.map},       {"set_access", v.set_access},
+            {"unmap", v.unmap},           {"release", v.release}, {"modeled_seconds", v.modeled_seconds()},
+            {"trace_seconds", trace_seconds}};
+  j["peak_held"] = v.peak_held;
+  j["overhead_seconds"] = v.overhead_seconds();
+  if (trace_seconds > 0) {
+    j["modeled_share"] = v.modeled_seconds() / trace_seconds;
+    j["overhead_share"] = v.overhead_seconds() / trace_seconds;
+  }
+  return j;
+}
+
 json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
                     std::optional<uint64_t> min_cap, const report::FragReport& rep) {
   json j;
@@ -51,6 +68,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
     native["efficiency"] = r.native.native_efficiency().value_or(0.0);
   }
   j["native"] = native;
+  j["vmm"] = vmm_to_json(r);
   if (min_cap) j["min_capacity"] = *min_cap;
   // Each OOM, with its cause and advice, is in report.ooms; `hbmalloc report`
   // re-renders a saved replay from this member.
@@ -82,6 +100,10 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
       std::printf("  %s reserves %s more at its peak than the recording did\n", config.policy.c_str(),
                   format_bytes(r.peak_reserved - native).c_str());
   }
+  if (const VmmCounts& v = r.final_stats.vmm; v.create + v.map + v.unmap + v.release > 0)
+    std::printf("  %-16s %lld create, %lld map, %lld set_access, %lld unmap, %lld release: %.3f ms on a GPU (model)\n",
+                "vmm operations", (long long)v.create, (long long)v.map, (long long)v.set_access, (long long)v.unmap,
+                (long long)v.release, v.modeled_seconds() * 1e3);
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
   if (!r.ooms.empty())

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <memory>
 
 #include "backend/backend.h"
@@ -16,9 +17,11 @@ std::unique_ptr<Backend> make_backend(const Config& config, int device) {
     if (device >= config.sim_devices)
       throw Error(ErrorCode::kInvalidArgument, "device " + std::to_string(device) + " out of range: the sim backend has " +
                                                    std::to_string(config.sim_devices) + " devices");
-    return std::make_unique<SimBackend>(device, config.capacity);
+    // The sim's granule follows the configured one (2 MiB at most, as a GPU's).
+    return std::make_unique<SimBackend>(device, config.capacity,
+                                        std::min(config.vmm.granule_size, SimBackend::kDefaultGranularity));
   }
-  if (config.backend == "host") return std::make_unique<HostBackend>(device, config.capacity);
+  if (config.backend == "host") return std::make_unique<HostBackend>(device, config.capacity, config.vmm.granule_size);
   if (config.backend == "cuda") {
 #ifdef HBMALLOC_HAVE_CUDA
     return std::make_unique<CudaBackend>(device);

@@ -136,11 +136,12 @@ Config Config::parse(std::string_view text) {
       double d = parse_double(key, value);
       if (d != std::floor(d) || d < 1 || d > 1024) bad_value(key, value, "must be a whole number in 1..1024");
       c.sim_devices = int(d);
+    } else if (c.vmm.parse_key(key, value)) {
     } else {
       throw Error(ErrorCode::kConfig,
                   "unknown key '" + std::string(key) +
                       "' (known: policy, backend, capacity, memory_fraction, small_size, slab_size, "
-                      "segment_round, sim_devices)");
+                      "segment_round, sim_devices, " + VmmConfig::kKeys + ")");
     }
   }
   if (c.small_size > c.slab_size / 2)
@@ -157,14 +158,16 @@ Config Config::from_env() {
 std::vector<std::pair<std::string, std::string>> Config::items() const {
   char fraction[32];
   std::snprintf(fraction, sizeof fraction, "%.17g", memory_fraction);
-  return {{"policy", policy},
-          {"backend", backend},
-          {"capacity", std::to_string(capacity)},
-          {"memory_fraction", fraction},
-          {"small_size", std::to_string(small_size)},
-          {"slab_size", std::to_string(slab_size)},
-          {"segment_round", std::to_string(segment_round)},
-          {"sim_devices", std::to_string(sim_devices)}};
+  std::vector<std::pair<std::string, std::string>> out = {{"policy", policy},
+                                                          {"backend", backend},
+                                                          {"capacity", std::to_string(capacity)},
+                                                          {"memory_fraction", fraction},
+                                                          {"small_size", std::to_string(small_size)},
+                                                          {"slab_size", std::to_string(slab_size)},
+                                                          {"segment_round", std::to_string(segment_round)},
+                                                          {"sim_devices", std::to_string(sim_devices)}};
+  for (auto& item : vmm.items()) out.push_back(std::move(item));
+  return out;
 }
 
 std::string Config::to_string() const {

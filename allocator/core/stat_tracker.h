@@ -29,6 +29,7 @@ class StatTracker {
 
   int64_t current(Pool pool) const { return current_[static_cast<int>(pool)]; }
   int64_t current_all() const { return current_[0] + current_[1]; }
+  int64_t peak_all() const { return all_peak_; }
   void reset_peak() {
     peak_[0] = current_[0];
     peak_[1] = current_[1];

@@ -51,6 +51,7 @@ std::string stats_to_json(const Stats& s) {
   put(out, "hbmalloc.vmm.set_access", s.vmm.set_access);
   put(out, "hbmalloc.vmm.unmap", s.vmm.unmap);
   put(out, "hbmalloc.vmm.release", s.vmm.release);
+  put(out, "hbmalloc.vmm.peak_held", s.vmm.peak_held);
   char frag[64];
   std::snprintf(frag, sizeof frag, ",\"hbmalloc.external_fragmentation\":%.6f", s.external_fragmentation);
   out += frag;

@@ -5,6 +5,7 @@
 // through here, so every policy's operations are counted the same way.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "backend/backend.h"
@@ -37,7 +38,10 @@ class GranuleSource {
     if (!within_limit(bytes)) return 0;
     GranuleId g = backend_.create_granule(bytes);
     if (g == 0) return 0;
-    stats().vmm.create += units(bytes);
+    VmmCounts& vmm = stats().vmm;
+    vmm.create += units(bytes);
+    held_ += units(bytes);
+    vmm.peak_held = std::max(vmm.peak_held, held_);
     stats().reserved_bytes.increase(pool, int64_t(bytes));
     return g;
   }
@@ -45,6 +49,7 @@ class GranuleSource {
   void release(GranuleId granule, uint64_t bytes, Pool pool) {
     backend_.release_granule(granule);
     stats().vmm.release += units(bytes);
+    held_ -= units(bytes);
     stats().reserved_bytes.decrease(pool, int64_t(bytes));
   }
   // A held granule now serves the other pool (reserved moves with it).
@@ -66,6 +71,7 @@ class GranuleSource {
     stats().vmm.unmap += units(bytes);
   }
 
+  uint64_t limit() const { return segments_.limit(); }
   LiveStats& stats() { return segments_.stats(); }
   const LiveStats& stats() const { return segments_.stats(); }
 
@@ -75,6 +81,7 @@ class GranuleSource {
   Backend& backend_;
   SegmentSource& segments_;
   uint64_t granularity_;
+  int64_t held_ = 0;  // granules created and not released, in device granules
 };
 
 }  // namespace hbmalloc

@@ -144,7 +144,7 @@ void TraceRecorder::attach(const DeviceSetup& setup) {
     header_.settings = setup.settings;
     header_known_ = true;
   }
-  for (const SegmentInfo& s : setup.segments) d.segments[s.addr] = HeldSegment{s.size, s.small_pool};
+  for (const SegmentInfo& s : setup.segments) d.segments[s.addr] = HeldSegment{s.size, s.small_pool, s.expandable};
   for (const BlockInfo& b : setup.live) {
     LiveRecord r;
     r.requested = b.requested;
@@ -287,6 +287,49 @@ void TraceRecorder::segment_free(int device, uint64_t ptr, uint64_t bytes) {
   emit(device, *d, Event{0, ptr, bytes, 0, kNoBlock, Action::kSegmentFree}, nullptr);
 }
 
+void TraceRecorder::segment_map(int device, uint64_t ptr, uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Device* d = active(device);
+  if (d == nullptr) return;
+  // Joined to the expandable segments it touches on either side.
+  uint64_t start = ptr, size = bytes;
+  bool small_pool = false;
+  auto next = d->segments.lower_bound(ptr);
+  if (next != d->segments.begin()) {
+    auto prev = std::prev(next);
+    if (prev->second.expandable && prev->first + prev->second.bytes == ptr) {
+      start = prev->first;
+      size += prev->second.bytes;
+      small_pool = prev->second.small_pool;
+      d->segments.erase(prev);
+    }
+  }
+  next = d->segments.find(ptr + bytes);
+  if (next != d->segments.end() && next->second.expandable) {
+    size += next->second.bytes;
+    small_pool = small_pool || next->second.small_pool;
+    d->segments.erase(next);
+  }
+  d->segments[start] = HeldSegment{size, small_pool, true};
+  emit(device, *d, Event{0, ptr, bytes, 0, kNoBlock, Action::kSegmentMap}, nullptr);
+}
+
+void TraceRecorder::segment_unmap(int device, uint64_t ptr, uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Device* d = active(device);
+  if (d == nullptr) return;
+  auto it = d->segments.upper_bound(ptr);
+  if (it == d->segments.begin()) return;
+  --it;
+  const uint64_t start = it->first, end = start + it->second.bytes;
+  if (ptr + bytes > end) return;  // mapped before the recorder was attached
+  const HeldSegment held = it->second;
+  d->segments.erase(it);
+  if (ptr > start) d->segments[start] = HeldSegment{ptr - start, held.small_pool, true};
+  if (ptr + bytes < end) d->segments[ptr + bytes] = HeldSegment{end - ptr - bytes, held.small_pool, true};
+  emit(device, *d, Event{0, ptr, bytes, 0, kNoBlock, Action::kSegmentUnmap}, nullptr);
+}
+
 // --- the memory buffer ------------------------------------------------------------
 
 void TraceRecorder::remember(Device& d, const Event& e) {
@@ -350,6 +393,7 @@ std::vector<SegmentInfo> TraceRecorder::segments_now(const Device& d, Ids ids) c
     s.addr = addr;
     s.size = held.bytes;
     s.small_pool = held.small_pool;
+    s.expandable = held.expandable;
     out.push_back(std::move(s));
   }
   if (ids == Ids::kNone) return out;

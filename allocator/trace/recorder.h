@@ -68,6 +68,10 @@ class TraceRecorder {
   void empty_cache(int device);
   void segment_alloc(int device, uint64_t ptr, uint64_t bytes);
   void segment_free(int device, uint64_t ptr, uint64_t bytes);
+  // VMM: pages mapped at / unmapped from [ptr, ptr + bytes); mapped ranges
+  // that touch form one (expandable) segment, as PyTorch's snapshots show them.
+  void segment_map(int device, uint64_t ptr, uint64_t bytes);
+  void segment_unmap(int device, uint64_t ptr, uint64_t bytes);
 
   // The recent past of `device` kept in memory, as a complete Trace with its
   // final picture; nullopt when memory_events is 0 or the device is unknown.
@@ -92,6 +96,7 @@ class TraceRecorder {
   struct HeldSegment {
     uint64_t bytes = 0;
     bool small_pool = false;
+    bool expandable = false;
   };
   struct Device {
     bool attached = true;

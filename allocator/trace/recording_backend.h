@@ -1,5 +1,6 @@
 // A Backend decorator that tells the attached recorder what the allocator
-// reserves: every segment handed out and given back. Policies stay unaware of
+// reserves: every segment handed out and given back, every range of granules
+// mapped and unmapped. Policies stay unaware of
 // recording. The Allocator wraps every backend in one, and sets the recorder
 // under its lock, where the policy also calls the backend.
 #pragma once
@@ -7,6 +8,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "core/pointer_map.h"
 #include "trace/recorder.h"
 
 namespace hbmalloc::trace {
@@ -36,17 +38,31 @@ class RecordingBackend final : public Backend {
   uint64_t vmm_granularity() const override { return inner_->vmm_granularity(); }
   void* reserve_range(uint64_t bytes) override { return inner_->reserve_range(bytes); }
   void release_range(void* base, uint64_t bytes) override { inner_->release_range(base, bytes); }
-  GranuleId create_granule(uint64_t bytes) override { return inner_->create_granule(bytes); }
-  void release_granule(GranuleId granule) override { inner_->release_granule(granule); }
-  void map(void* addr, GranuleId granule) override { inner_->map(addr, granule); }
+  GranuleId create_granule(uint64_t bytes) override {
+    GranuleId g = inner_->create_granule(bytes);
+    if (g != 0) granule_bytes_.insert(g, bytes);  // a map names only the granule
+    return g;
+  }
+  void release_granule(GranuleId granule) override {
+    inner_->release_granule(granule);
+    granule_bytes_.erase(granule);
+  }
+  void map(void* addr, GranuleId granule) override {
+    inner_->map(addr, granule);
+    if (recorder_ != nullptr) recorder_->segment_map(device(), address(addr), *granule_bytes_.find(granule));
+  }
   void set_access(void* addr, uint64_t bytes) override { inner_->set_access(addr, bytes); }
-  void unmap(void* addr, uint64_t bytes) override { inner_->unmap(addr, bytes); }
+  void unmap(void* addr, uint64_t bytes) override {
+    inner_->unmap(addr, bytes);
+    if (recorder_ != nullptr) recorder_->segment_unmap(device(), address(addr), bytes);
+  }
 
  private:
   static uint64_t address(void* ptr) { return reinterpret_cast<uintptr_t>(ptr); }
 
   std::unique_ptr<Backend> inner_;
   TraceRecorder* recorder_ = nullptr;
+  PointerMap<uint64_t> granule_bytes_;  // live granule -> its size
 };
 
 }  // namespace hbmalloc::trace

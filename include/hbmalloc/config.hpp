@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "hbmalloc/vmm_config.hpp"
+
 namespace hbmalloc {
 
 struct Config {
@@ -18,6 +20,7 @@ struct Config {
   uint64_t slab_size = 2ull << 20;         // slab chunk (one small-pool segment)
   uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
   int sim_devices = 8;                     // devices the sim backend pretends to have
+  VmmConfig vmm;                           // hbm: page-mapped large blocks (vmm_config.hpp)
 
 #ifdef HBMALLOC_HAVE_CUDA
   static constexpr const char* kDefaultBackend = "cuda";

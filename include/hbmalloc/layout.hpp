@@ -22,6 +22,7 @@ struct SegmentLayout {
   Pool pool = Pool::kLarge;
   uint64_t stream = 0;
   std::vector<BlockLayout> blocks;  // address order, covering [addr, addr + size)
+  bool expandable = false;          // a run of mapped pages (VMM) that grows and shrinks
 };
 
 using Layout = std::vector<SegmentLayout>;

@@ -35,6 +35,7 @@ struct VmmCounts {
   int64_t set_access = 0;  // made accessible (cuMemSetAccess)
   int64_t unmap = 0;       // unmapped (cuMemUnmap)
   int64_t release = 0;     // physical granules freed (cuMemRelease)
+  int64_t peak_held = 0;   // the most granules held at once
 
   // The cost model, seconds per 2 MiB granule, as measured on an A100 by
   // others; release is not measured and is taken to cost as much as unmap.
@@ -45,6 +46,13 @@ struct VmmCounts {
     return double(create) * kCreateSeconds + double(map) * kMapSeconds + double(set_access) * kSetAccessSeconds +
            double(unmap) * kUnmapSeconds + double(release) * kReleaseSeconds;
   }
+  // The part no allocator avoids: creating, mapping and opening each granule
+  // of the high-water mark once (what a caching allocator's cudaMalloc of the
+  // same bytes stands for). The rest is what remapping and releasing cost.
+  double growth_seconds() const {
+    return double(peak_held) * (kCreateSeconds + kMapSeconds + kSetAccessSeconds);
+  }
+  double overhead_seconds() const { return modeled_seconds() - growth_seconds(); }
   bool operator==(const VmmCounts&) const = default;
 };
 

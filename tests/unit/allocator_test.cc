@@ -14,6 +14,8 @@ using testing::SimAllocator;
 
 constexpr uint64_t MiB = 1ull << 20;
 constexpr uint64_t GiB = 1ull << 30;
+// Tests of placement with plain segments (vmm_allocator_test.cc has the page-mapped ones).
+constexpr const char* kSegments = "vmm:off";
 
 TEST(Allocator, ZeroSizeIsNullAndFreeingNullIsANoOp) {
   SimAllocator a;
@@ -67,7 +69,7 @@ TEST(Allocator, LargeBlocksAreRoundedTo512AndSegmentsTo2MiB) {
 }
 
 TEST(Allocator, BestFitPicksTheSmallestFreeBlockThatFits) {
-  SimAllocator a;
+  SimAllocator a(0, kSegments);
   void* big = a->malloc(64 * MiB);
   void* mid = a->malloc(8 * MiB);
   void* keep1 = a->malloc(2 * MiB);
@@ -113,7 +115,7 @@ TEST(Allocator, StatCountersKeepPeaksAndTotals) {
 }
 
 TEST(Allocator, EmptyCacheReleasesEveryFreeSegment) {
-  SimAllocator a;
+  SimAllocator a(0, kSegments);
   void* keep = a->malloc(5 * MiB);
   for (uint64_t size : {uint64_t(100), uint64_t(5000), 3 * MiB, 50 * MiB}) a->free(a->malloc(size));
   EXPECT_GT(a->stats().segment.all.current, 1);
@@ -131,7 +133,7 @@ TEST(Allocator, EmptyCacheReleasesEveryFreeSegment) {
 }
 
 TEST(Allocator, StreamsDoNotShareFreeBlocks) {
-  SimAllocator a;
+  SimAllocator a(0, kSegments);
   void* p = a->malloc(8 * MiB, /*stream=*/1);
   a->free(p);
   void* q = a->malloc(8 * MiB, /*stream=*/2);
@@ -144,7 +146,7 @@ TEST(Allocator, StreamsDoNotShareFreeBlocks) {
 }
 
 TEST(Allocator, OutOfMemoryReleasesTheCacheRetriesThenFailsCleanly) {
-  SimAllocator a(64 * MiB);
+  SimAllocator a(64 * MiB, kSegments);
   void* p = a->malloc(40 * MiB, 1);
   a->free(p);  // 40 MiB cached for stream 1
   // Stream 2 cannot use stream 1's cache: the allocator must release it.
@@ -238,7 +240,7 @@ TEST(Allocator, RecordStreamOnItsOwnStreamIsANoOp) {
 }
 
 TEST(Allocator, StatsReportLargestFreeBlockAndExternalFragmentation) {
-  SimAllocator a;
+  SimAllocator a(0, kSegments);
   std::vector<void*> blocks;
   for (int i = 0; i < 8; ++i) blocks.push_back(a->malloc(4 * MiB));
   a->empty_cache();
@@ -255,7 +257,7 @@ TEST(Allocator, StatsReportLargestFreeBlockAndExternalFragmentation) {
 }
 
 TEST(Allocator, StatsJsonUsesPytorchKeys) {
-  SimAllocator a;
+  SimAllocator a(0, kSegments);
   a->free(a->malloc(1000));
   std::string json = stats_to_json(a->stats());
   for (const char* key :

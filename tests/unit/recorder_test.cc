@@ -112,8 +112,8 @@ EndFigures end_of(const trace::DeviceTrace& d) {
   for (const trace::Event& e : d.events) {
     if (e.action == Action::kAlloc) live[e.id] = e.size, f.requested += e.size;
     if (e.action == Action::kFree) f.requested -= live[e.id];
-    if (e.action == Action::kSegmentAlloc) f.reserved += e.size;
-    if (e.action == Action::kSegmentFree) f.reserved -= e.size;
+    if (e.action == Action::kSegmentAlloc || e.action == Action::kSegmentMap) f.reserved += e.size;
+    if (e.action == Action::kSegmentFree || e.action == Action::kSegmentUnmap) f.reserved -= e.size;
   }
   for (const trace::SegmentInfo& s : d.segments_at_end) f.segments_at_end += s.size;
   return f;

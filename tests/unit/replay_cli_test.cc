@@ -167,7 +167,7 @@ namespace {
 TEST(ReportCli, ReplayHtmlAndSavedJsonRenderTheSameReport) {
   fs::path example = fs::path(HBMALLOC_SOURCE_DIR) / "examples" / "gpt_train.hbt";
   fs::path html = scratch() / "report.html";
-  Result r = run("replay " + example.string() + " --capacity 13.5GiB --min-capacity --html " + html.string());
+  Result r = run("replay " + example.string() + " --capacity 13GiB --min-capacity --html " + html.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("Out of memory"), std::string::npos);
   EXPECT_NE(r.out.find("What to do"), std::string::npos);
@@ -175,7 +175,7 @@ TEST(ReportCli, ReplayHtmlAndSavedJsonRenderTheSameReport) {
   EXPECT_NE(page.find("<svg"), std::string::npos);
   EXPECT_EQ(page.find("src=\"http"), std::string::npos);
 
-  Result j = run("replay " + example.string() + " --capacity 13.5GiB --json");
+  Result j = run("replay " + example.string() + " --capacity 13GiB --json");
   ASSERT_EQ(j.code, 0) << j.err;
   fs::path saved = temp_file("saved_replay.json", j.out);
   Result again = run("report " + saved.string());

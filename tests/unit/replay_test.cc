@@ -159,7 +159,12 @@ TEST(Replay, SegmentFreeRunsReplayAsEmptyCache) {
   b.event(Action::kSegmentAlloc, 128 * kMiB);
   ReplayResult r = replay(b.t, ReplayOptions{});
   EXPECT_EQ(r.empty_cache_calls, 2u);
-  EXPECT_EQ(r.final_stats.num_device_free, 2);
+  EXPECT_EQ(r.final_stats.vmm.release, int64_t(2 * 64 * kMiB / (2 * kMiB)));  // 32 granules, twice
+  ReplayOptions segments;
+  segments.config.vmm.enabled = false;
+  ReplayResult plain = replay(b.t, segments);
+  EXPECT_EQ(plain.empty_cache_calls, 2u);
+  EXPECT_EQ(plain.final_stats.num_device_free, 2);
   ReplayOptions off;
   off.infer_empty_cache = false;
   EXPECT_EQ(replay(b.t, off).empty_cache_calls, 0u);

@@ -1,27 +1,46 @@
-// The hbm policy's large blocks: each segment is tiled by blocks in address
-// order, linked to their neighbours so a free can coalesce in O(1).
+// The hbm policy's large blocks: each segment (or, with VMM, each reserved
+// arena) is tiled by blocks in address order, linked to their neighbours so a
+// free can coalesce in O(1).
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "backend/backend.h"
 #include "hbmalloc/allocator.hpp"
 
 namespace hbmalloc {
 
+// A plain segment, or a reserved virtual range whose pages are mapped on demand.
 struct LargeSegment {
   uintptr_t base = 0;
   uint64_t size = 0;
+  // VMM arenas: the granule mapped at each page from base (0: unmapped), as
+  // far as pages have ever been mapped.
+  std::vector<GranuleId> pages;
+};
+
+enum class BlockState : uint8_t {
+  kFree,       // cached: mapped, in the free index
+  kAllocated,  // handed out
+  kUnmapped,   // VMM arenas only: address space with no memory behind it (page aligned)
 };
 
 struct Block {
   uintptr_t addr = 0;
   uint64_t size = 0;
   StreamId stream = 0;
-  bool allocated = false;
+  BlockState state = BlockState::kFree;
   LargeSegment* segment = nullptr;
   Block* prev = nullptr;  // address-order neighbours within the segment
   Block* next = nullptr;
-  bool is_split() const { return prev != nullptr || next != nullptr; }
+
+  bool allocated() const { return state == BlockState::kAllocated; }
+  bool is_free() const { return state == BlockState::kFree; }
+  bool unmapped() const { return state == BlockState::kUnmapped; }
+  // A free block next to an allocated one: it cannot be released while that
+  // one lives ("inactive split" in PyTorch's words).
+  bool is_split() const { return (prev && prev->allocated()) || (next && next->allocated()); }
 };
 
 }  // namespace hbmalloc

@@ -1,5 +1,6 @@
-// The large pool's free blocks, per stream, in best-fit order: by size, then
-// by address. Best fit is the first block of at least the requested size.
+// The large pool's free blocks (and, with VMM, its unmapped gaps), per
+// stream, in best-fit order: by size, then by address. Best fit is the first
+// block of at least the requested size.
 //
 // One small index per stream (not one keyed by stream first): the stream
 // drops out of every comparison and consecutive requests nearly always come
@@ -52,6 +53,29 @@ class FreeIndex {
     for (const auto& [stream, blocks] : streams_)
       if (!blocks->empty() && std::prev(blocks->end())->size > largest) largest = std::prev(blocks->end())->size;
     return largest;
+  }
+  // Calls f(size, addr, block) for the stream's blocks, smallest first.
+  template <typename F>
+  void for_each(StreamId stream, F&& f) const {
+    auto s = streams_.find(stream);
+    if (s == streams_.end()) return;
+    for (const Entry& e : *s->second) f(e.size, e.addr, e.block);
+  }
+  // Calls f(size, addr, block) for every stream's blocks, largest first
+  // within a stream, the given stream first. f says how to go on.
+  enum Walk { kGoOn, kNextStream, kStop };
+  template <typename F>
+  void for_each_largest_first(StreamId first, F&& f) const {
+    auto walk = [&](const Blocks& blocks) {
+      for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
+        Walk w = f(it->size, it->addr, it->block);
+        if (w != kGoOn) return w;
+      }
+      return kNextStream;
+    };
+    if (auto s = streams_.find(first); s != streams_.end() && walk(*s->second) == kStop) return;
+    for (const auto& [stream, blocks] : streams_)
+      if (stream != first && walk(*blocks) == kStop) return;
   }
 
  private:

@@ -2,15 +2,44 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
 
+namespace {
+// Address space reserved per arena: far more than the device holds (it costs
+// nothing), so a stream rarely needs a second one.
+uint64_t arena_size(const Backend& backend) {
+  constexpr uint64_t kMin = uint64_t(64) << 30, kUnlimited = uint64_t(1) << 40;
+  uint64_t capacity = backend.capacity();
+  return capacity == 0 ? kUnlimited : std::max(kMin, 2 * capacity);
+}
+}  // namespace
+
+std::unique_ptr<GranuleSupply> HbmPolicy::make_supply(const Config& config, Backend& backend,
+                                                      GranuleSource& granules) {
+  const uint64_t device_granule = granules.granularity();
+  if (!config.vmm.enabled || device_granule == 0) return nullptr;  // plain segments
+  if (config.vmm.granule_size % device_granule != 0)
+    throw Error(ErrorCode::kConfig, "granule_size: " + std::to_string(config.vmm.granule_size) +
+                                        " is not a multiple of the " + std::string(backend.name()) +
+                                        " device's granularity " + std::to_string(device_granule));
+  return std::make_unique<GranuleSupply>(granules, backend, config.vmm, config.vmm.granule_size);
+}
+
 HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)
     : source_(backend, stats),
-      slabs_(config.small_size, config.slab_size, source_),
-      large_(config.segment_round, source_) {
+      granules_(backend, source_),
+      supply_(make_supply(config, backend, granules_)),
+      slabs_(config.small_size, config.slab_size, source_, supply_.get()),
+      large_(source_, config.segment_round, supply_.get(), arena_size(backend)) {
+  // Empty slabs go first: whole granules, no large block cut.
+  if (supply_) {
+    supply_->add_reclaimer(&slabs_);
+    supply_->add_reclaimer(&large_);
+  }
 }
 
 LiveBlock HbmPolicy::describe(const Live& live) {
@@ -65,11 +94,13 @@ ErrorCode HbmPolicy::classify_bad_pointer(void* ptr) const {
       return ErrorCode::kDoubleFree;
     return ErrorCode::kUnknownPointer;
   }
-  if (const Block* block = large_.block_at(addr); block && !block->allocated) return ErrorCode::kDoubleFree;
+  if (const Block* block = large_.block_at(addr); block && block->is_free()) return ErrorCode::kDoubleFree;
   return ErrorCode::kUnknownPointer;
 }
 
-uint64_t HbmPolicy::release_cached() { return slabs_.release_cached() + large_.release_cached(); }
+uint64_t HbmPolicy::release_cached() {
+  return slabs_.release_cached() + large_.release_cached();
+}
 
 uint64_t HbmPolicy::largest_free_block() const {
   return std::max(slabs_.largest_free_block(), large_.largest_free_block());
@@ -77,8 +108,16 @@ uint64_t HbmPolicy::largest_free_block() const {
 
 Tally HbmPolicy::check() const {
   Tally tally;
-  slabs_.check(tally.of(Pool::kSmall));
-  large_.check(tally.of(Pool::kLarge));
+  std::vector<GranuleId> granules;
+  std::vector<const Block*> allocated;
+  slabs_.check(tally.of(Pool::kSmall), granules);
+  large_.check(tally.of(Pool::kLarge), allocated, granules);
+  if (supply_) {
+    // Each granule is mapped in one place only, so no two blocks share physical memory.
+    std::sort(granules.begin(), granules.end());
+    if (auto dup = std::adjacent_find(granules.begin(), granules.end()); dup != granules.end())
+      throw Error(ErrorCode::kInvariant, "granule " + std::to_string(*dup) + " is mapped or pooled twice");
+  }
   // Every live pointer is an in-use slot or an allocated block at that address.
   live_.for_each([&](uintptr_t addr, const Live& live) {
     std::string at = "live pointer " + std::to_string(addr);
@@ -90,7 +129,9 @@ Tally HbmPolicy::check() const {
       if (live.requested > slab->slot_size) throw Error(ErrorCode::kInvariant, at + ": slot smaller than request");
     } else {
       const Block* block = static_cast<const Block*>(live.owner);
-      if (large_.block_at(addr) != block || block->addr != addr || !block->allocated)
+      auto it = std::lower_bound(allocated.begin(), allocated.end(), addr,
+                                 [](const Block* b, uintptr_t a) { return b->addr < a; });
+      if (it == allocated.end() || *it != block || block->addr != addr || !block->allocated())
         throw Error(ErrorCode::kInvariant, at + ": not an allocated block at that address");
       if (live.requested > block->size) throw Error(ErrorCode::kInvariant, at + ": block smaller than request");
     }

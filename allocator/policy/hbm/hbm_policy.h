@@ -1,10 +1,16 @@
-// hbmalloc's own policy, v1: size-class slabs for small requests, best fit
-// with splitting and coalescing for large ones, one map of live pointers.
+// hbmalloc's own policy: size-class slabs for small requests, best fit with
+// splitting and coalescing for large ones, one map of live pointers. Where the
+// backend has VMM (and vmm:on), large blocks live on page-mapped arenas and
+// slabs on granules, all drawn from one GranuleSupply that remaps cached free
+// granules instead of growing.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "core/pointer_map.h"
+#include "policy/granule_source.h"
+#include "policy/hbm/granule_supply.h"
 #include "policy/hbm/large_pool.h"
 #include "policy/hbm/slab_pool.h"
 #include "policy/policy.h"
@@ -22,6 +28,8 @@ class HbmPolicy final : public Policy {
   ErrorCode classify_bad_pointer(void* ptr) const override;
   uint64_t release_cached() override;
   void set_limit(uint64_t bytes) override { source_.set_limit(bytes); }
+  // Whether large blocks are page-mapped (VMM) rather than plain segments.
+  bool vmm() const { return supply_ != nullptr; }
   uint64_t largest_free_block() const override;
   Tally check() const override;
   Layout layout() const override;
@@ -36,7 +44,12 @@ class HbmPolicy final : public Policy {
   };
   static LiveBlock describe(const Live& live);
 
+  // The supply is built before and outlives the pools that draw from it.
+  static std::unique_ptr<GranuleSupply> make_supply(const Config& config, Backend& backend, GranuleSource& granules);
+
   SegmentSource source_;
+  GranuleSource granules_;
+  std::unique_ptr<GranuleSupply> supply_;  // null: plain segments
   SlabPool slabs_;
   LargePool large_;
   PointerMap<Live> live_;

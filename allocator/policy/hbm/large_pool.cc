@@ -1,5 +1,6 @@
 #include "policy/hbm/large_pool.h"
 
+#include <algorithm>
 #include <string>
 
 #include "hbmalloc/error.hpp"
@@ -11,12 +12,20 @@ uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 [[noreturn]] void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }
 }  // namespace
 
-LargePool::LargePool(uint64_t segment_round, SegmentSource& source)
-    : segment_round_(segment_round), source_(source) {}
+LargePool::LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size)
+    : segment_round_(segment_round),
+      source_(source),
+      supply_(supply),
+      page_(supply ? supply->granule() : 0),
+      arena_size_(supply ? round_up(arena_size, supply->granule()) : 0) {}
 
-// Free blocks of a segment that is in use are "inactive split", as in PyTorch.
+LargePool::~LargePool() {
+  if (vmm()) release_all_vmm();
+}
+
+// Free blocks next to an allocated one are "inactive split", as in PyTorch.
 void LargePool::account_inactive(const Block* b, int sign) {
-  if (b == nullptr || b->allocated || !b->is_split()) return;
+  if (b == nullptr || !b->is_free() || !b->is_split()) return;
   LiveStats& stats = source_.stats();
   stats.inactive_split.add(Pool::kLarge, sign);
   stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->size));
@@ -26,7 +35,7 @@ Block* LargePool::new_segment(uint64_t size, StreamId stream) {
   uint64_t bytes = round_up(size, segment_round_);
   void* mem = source_.grow(bytes, Pool::kLarge);
   if (mem == nullptr) return nullptr;
-  LargeSegment* seg = segments_.make(LargeSegment{reinterpret_cast<uintptr_t>(mem), bytes});
+  LargeSegment* seg = segments_.make(LargeSegment{reinterpret_cast<uintptr_t>(mem), bytes, {}});
   Block* b = blocks_.make();
   b->addr = seg->base;
   b->size = bytes;
@@ -37,53 +46,75 @@ Block* LargePool::new_segment(uint64_t size, StreamId stream) {
   return b;
 }
 
+// Cuts b in two at first_size; the second part (in rest_state) is returned.
+Block* LargePool::split_off(Block* b, uint64_t first_size, BlockState rest_state) {
+  Block* rest = blocks_.make();
+  rest->addr = b->addr + first_size;
+  rest->size = b->size - first_size;
+  rest->stream = b->stream;
+  rest->state = rest_state;
+  rest->segment = b->segment;
+  rest->prev = b;
+  rest->next = b->next;
+  if (b->next) b->next->prev = rest;
+  b->next = rest;
+  b->size = first_size;
+  return rest;
+}
+
+// Takes b out of its neighbours' links (they are adjacent afterwards only in
+// the sense that the caller grows one of them over b's bytes).
+void LargePool::unlink_and_recycle(Block* b) {
+  if (b->prev) b->prev->next = b->next;
+  if (b->next) b->next->prev = b->prev;
+  blocks_.recycle(b);
+}
+
 Block* LargePool::allocate(uint64_t size, StreamId stream) {
   uint64_t rounded = round_up(size, kRound);
   Block* b = free_.take_best_fit(stream, rounded);
-  if (b == nullptr) {
-    b = new_segment(rounded, stream);
+  if (b == nullptr) [[unlikely]] {
+    b = vmm() ? grow_mapped(rounded, stream) : new_segment(rounded, stream);
     if (b == nullptr) return nullptr;
   }
   account_inactive(b, -1);
+  b->state = BlockState::kAllocated;  // before the remainder is counted: it is split because of b
   if (b->size > rounded) {  // the remainder stays free, right after the block
-    Block* rest = blocks_.make();
-    rest->addr = b->addr + rounded;
-    rest->size = b->size - rounded;
-    rest->stream = stream;
-    rest->segment = b->segment;
-    rest->prev = b;
-    rest->next = b->next;
-    if (b->next) b->next->prev = rest;
-    b->next = rest;
-    b->size = rounded;
+    Block* rest = split_off(b, rounded, BlockState::kFree);
     free_.insert(rest);
     account_inactive(rest, +1);
   }
-  b->allocated = true;
+  return b;
+}
+
+// Takes b's free neighbours out of the index and the inactive-split count,
+// while b is still what made them split (or not).
+void LargePool::detach_free_neighbours(const Block* b) {
+  for (Block* n : {b->prev, b->next}) {
+    if (n == nullptr || !n->is_free()) continue;
+    account_inactive(n, -1);
+    free_.erase(n);
+  }
+}
+
+// Grows free block b over its (detached) free neighbours; returns the result.
+Block* LargePool::coalesce(Block* b) {
+  if (Block* p = b->prev; p && p->is_free()) {
+    p->size += b->size;
+    unlink_and_recycle(b);
+    b = p;
+  }
+  if (Block* n = b->next; n && n->is_free()) {
+    b->size += n->size;
+    unlink_and_recycle(n);
+  }
   return b;
 }
 
 void LargePool::free(Block* b) {
-  b->allocated = false;
-  // Merge with free neighbours; a merged neighbour leaves the index.
-  for (Block* n : {b->prev, b->next}) {
-    if (n == nullptr || n->allocated) continue;
-    account_inactive(n, -1);
-    free_.erase(n);
-  }
-  if (Block* p = b->prev; p && !p->allocated) {
-    p->size += b->size;
-    p->next = b->next;
-    if (b->next) b->next->prev = p;
-    blocks_.recycle(b);
-    b = p;
-  }
-  if (Block* n = b->next; n && !n->allocated) {
-    b->size += n->size;
-    b->next = n->next;
-    if (n->next) n->next->prev = b;
-    blocks_.recycle(n);
-  }
+  detach_free_neighbours(b);
+  b->state = BlockState::kFree;
+  b = coalesce(b);
   free_.insert(b);
   account_inactive(b, +1);
 }
@@ -100,9 +131,28 @@ const Block* LargePool::block_at(uintptr_t addr) const {
 
 uint64_t LargePool::release_cached() {
   uint64_t released = 0;
+  if (vmm()) {
+    StreamIdle& idle = supply_->idle();
+    idle.reset();
+    std::vector<GranuleId> granules;
+    std::vector<Block*> victims;
+    free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t addr, Block* b) {
+      if (size < page_) return FreeIndex::kNextStream;
+      auto [from, to] = stealable(addr, size);
+      if (from < to) victims.push_back(b);
+      return FreeIndex::kGoOn;
+    });
+    for (Block* v : victims) {
+      idle.ensure(v->stream);
+      auto [from, to] = stealable(v->addr, v->size);
+      unmap_pages(v, from, to, &granules);
+    }
+    for (GranuleId g : granules) supply_->source().release(g, page_, Pool::kLarge);
+    return uint64_t(granules.size()) * page_;
+  }
   for (auto it = segment_heads_.begin(); it != segment_heads_.end();) {
     Block* b = it->second;
-    if (b->allocated || b->next != nullptr) {
+    if (!b->is_free() || b->next != nullptr) {
       ++it;
       continue;
     }
@@ -117,22 +167,18 @@ uint64_t LargePool::release_cached() {
   return released;
 }
 
-uint64_t LargePool::largest_free_block() const {
-  return free_.largest();
-}
+uint64_t LargePool::largest_free_block() const { return free_.largest(); }
 
-void LargePool::check(PoolTally& tally) const {
-  size_t free_blocks = 0;
+void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, std::vector<GranuleId>& granules) const {
+  size_t free_blocks = 0, gaps = 0;
   uintptr_t end_of_previous = 0;
   for (const auto& [base, head] : segment_heads_) {
     const LargeSegment* seg = head->segment;
-    std::string where = "segment at " + std::to_string(base);
+    std::string where = (vmm() ? "arena at " : "segment at ") + std::to_string(base);
     if (seg == nullptr || seg->base != base || head->addr != base || head->prev != nullptr)
       violated(where + ": head block does not start the segment");
     if (base < end_of_previous) violated(where + ": overlaps the previous segment");
     end_of_previous = base + seg->size;
-    ++tally.segments;
-    tally.reserved += int64_t(seg->size);
     // Blocks tile the segment: each starts where the previous ended.
     uintptr_t cursor = base;
     for (const Block* b = head; b; b = b->next) {
@@ -143,12 +189,21 @@ void LargePool::check(PoolTally& tally) const {
       if (b->stream != head->stream) violated(at + ": stream differs from its segment");
       if (b->next && b->next->prev != b) violated(at + ": broken back link");
       cursor += b->size;
-      if (b->allocated) {
+      if (b->allocated()) {
         ++tally.in_use;
+        allocated.push_back(b);
+        continue;
+      }
+      if (b->unmapped()) {
+        ++gaps;
+        if (!vmm()) violated(at + ": unmapped block in a plain segment");
+        if (b->next && b->next->unmapped()) violated(at + ": two unmapped neighbours not merged");
+        if (b->addr % page_ != 0 || b->size % page_ != 0) violated(at + ": unmapped block not page aligned");
+        if (b != placing_ && !gaps_.contains(b)) violated(at + ": unmapped block missing from the gap index");
         continue;
       }
       ++free_blocks;
-      if (b->next && !b->next->allocated) violated(at + ": two free neighbours not coalesced");
+      if (b->next && b->next->is_free()) violated(at + ": two free neighbours not coalesced");
       if (!free_.contains(b)) violated(at + ": free block missing from the index");
       if (b->is_split()) {
         ++tally.inactive_split;
@@ -156,18 +211,35 @@ void LargePool::check(PoolTally& tally) const {
       }
     }
     if (cursor != base + seg->size) violated(where + ": blocks do not cover the segment");
+    if (vmm()) {
+      check_arena(head, tally, granules);
+    } else {
+      ++tally.segments;
+      tally.reserved += int64_t(seg->size);
+    }
   }
   if (free_blocks != free_.size())
     violated("free index holds " + std::to_string(free_.size()) + " blocks, segments hold " +
              std::to_string(free_blocks));
+  if (gaps != gaps_.size())
+    violated("gap index holds " + std::to_string(gaps_.size()) + " blocks, arenas hold " + std::to_string(gaps));
 }
 
 void LargePool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const {
   for (const auto& [base, head] : segment_heads_) {
-    SegmentLayout seg{base, head->segment->size, Pool::kLarge, head->stream, {}};
-    for (const Block* b = head; b; b = b->next)
-      seg.blocks.push_back({b->addr, b->size, b->allocated ? requested_of(b->addr) : 0, b->allocated});
-    out.push_back(std::move(seg));
+    // A segment is a run of mapped blocks (a whole plain segment has one).
+    SegmentLayout seg{0, 0, Pool::kLarge, head->stream, {}, vmm()};
+    for (const Block* b = head; b; b = b->next) {
+      if (!b->unmapped()) {
+        if (seg.blocks.empty()) seg.addr = b->addr;
+        seg.size += b->size;
+        seg.blocks.push_back({b->addr, b->size, b->allocated() ? requested_of(b->addr) : 0, b->allocated()});
+      }
+      if ((b->unmapped() || b->next == nullptr) && !seg.blocks.empty()) {
+        out.push_back(std::move(seg));
+        seg = SegmentLayout{0, 0, Pool::kLarge, head->stream, {}, vmm()};
+      }
+    }
   }
 }
 

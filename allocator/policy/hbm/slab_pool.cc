@@ -26,8 +26,15 @@ void unlink(Slab*& head, Slab* s) {
 
 }  // namespace
 
-SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source)
-    : classes_(max_size), slab_size_(slab_size), source_(source) {}
+SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source, GranuleSupply* supply)
+    : classes_(max_size),
+      slab_size_(slab_size),
+      source_(source),
+      supply_(supply && supply->granule() == slab_size ? supply : nullptr) {}
+
+SlabPool::~SlabPool() {
+  if (supply_) release_all_vmm();
+}
 
 SlabPool::StreamSlabs& SlabPool::slabs_of_slow(StreamId stream) {
   std::unique_ptr<StreamSlabs>& slot = streams_[stream];
@@ -60,14 +67,118 @@ Slab* SlabPool::new_slab(StreamId stream, int cls, StreamSlabs& st) {
     format(empty, cls);
     return empty;
   }
-  void* mem = source_.grow(slab_size_, Pool::kSmall);
-  if (mem == nullptr) return nullptr;
+  GranuleId granule = 0;
+  uintptr_t base = new_memory(granule);
+  if (base == 0) return nullptr;
   Slab* slab = pool_.make();
-  slab->base = reinterpret_cast<uintptr_t>(mem);
+  slab->base = base;
   slab->stream = stream;
+  slab->granule = granule;
   format(slab, cls);
   by_base_[slab->base] = slab;
   return slab;
+}
+
+uintptr_t SlabPool::take_address() {
+  if (!free_addresses_.empty()) {
+    uintptr_t a = free_addresses_.back();
+    free_addresses_.pop_back();
+    return a;
+  }
+  if (next_address_ == end_address_) {
+    // Address space is cheap: room for many slabs at a time.
+    const uint64_t bytes = slab_size_ * 4096;
+    void* base = supply_->source().reserve_range(bytes);
+    if (base == nullptr) return 0;
+    ranges_.emplace_back(reinterpret_cast<uintptr_t>(base), bytes);
+    next_address_ = reinterpret_cast<uintptr_t>(base);
+    end_address_ = next_address_ + bytes;
+  }
+  uintptr_t a = next_address_;
+  next_address_ += slab_size_;
+  return a;
+}
+
+uintptr_t SlabPool::new_memory(GranuleId& granule) {
+  if (supply_ == nullptr) return reinterpret_cast<uintptr_t>(source_.grow(slab_size_, Pool::kSmall));
+  std::vector<GranuleId> got;
+  if (!supply_->obtain(1, Pool::kSmall, got)) return 0;
+  uintptr_t base = take_address();
+  if (base == 0) {
+    supply_->source().release(got[0], slab_size_, Pool::kSmall);
+    return 0;
+  }
+  GranuleSource& source = supply_->source();
+  source.map(reinterpret_cast<void*>(base), got[0], slab_size_);
+  source.set_access(reinterpret_cast<void*>(base), slab_size_);
+  source_.stats().segment.increase(Pool::kSmall, 1);
+  granule = got[0];
+  return base;
+}
+
+void SlabPool::drop(Slab* slab, std::vector<GranuleId>* out) {
+  by_base_.erase(slab->base);
+  if (supply_ == nullptr) {
+    source_.release(reinterpret_cast<void*>(slab->base), slab_size_, Pool::kSmall);
+  } else {
+    GranuleSource& source = supply_->source();
+    source.unmap(reinterpret_cast<void*>(slab->base), slab_size_);
+    source_.stats().segment.decrease(Pool::kSmall, 1);
+    if (out != nullptr) {
+      source.transfer(slab_size_, Pool::kSmall, Pool::kLarge);
+      out->push_back(slab->granule);
+    } else {
+      source.release(slab->granule, slab_size_, Pool::kSmall);
+    }
+    free_addresses_.push_back(slab->base);
+  }
+  pool_.recycle(slab);
+}
+
+size_t SlabPool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) {
+  if (supply_ == nullptr) return 0;
+  size_t got = 0;
+  // Empty-list slabs first: spares save reformatting on the next alloc/free pair.
+  for (int pass = 0; pass < 2 && got < want; ++pass) {
+    for (auto& [stream, owned] : streams_) {
+      StreamSlabs& st = *owned;
+      auto give = [&](Slab* s) {
+        idle.ensure(stream);
+        drop(s, &out);
+        ++got;
+      };
+      if (pass == 0) {
+        while (got < want && st.empty != nullptr) {
+          Slab* s = st.empty;
+          unlink(st.empty, s);
+          give(s);
+        }
+      } else {
+        for (Slab*& spare : st.spare) {
+          if (got >= want) break;
+          if (spare == nullptr) continue;
+          give(spare);
+          spare = nullptr;
+        }
+      }
+      if (got >= want) break;
+    }
+  }
+  return got;
+}
+
+void SlabPool::release_all_vmm() noexcept {
+  // The policy is going away: all memory goes back to the device. A failure
+  // has no one left to tell.
+  try {
+    GranuleSource& source = supply_->source();
+    for (const auto& [base, slab] : by_base_) {
+      source.unmap(reinterpret_cast<void*>(base), slab_size_);
+      source.release(slab->granule, slab_size_, Pool::kSmall);
+    }
+    for (auto [base, bytes] : ranges_) source.release_range(reinterpret_cast<void*>(base), bytes);
+  } catch (...) {
+  }
 }
 
 SlabPool::Slot SlabPool::allocate(int cls, StreamId stream) {
@@ -109,21 +220,21 @@ const Slab* SlabPool::slab_at(uintptr_t addr) const {
 
 uint64_t SlabPool::release_cached() {
   uint64_t released = 0;
-  auto release = [&](Slab* slab) {
-    source_.release(reinterpret_cast<void*>(slab->base), slab_size_, Pool::kSmall);
-    by_base_.erase(slab->base);
-    pool_.recycle(slab);
+  auto release = [&](StreamId stream, Slab* slab) {
+    if (supply_) supply_->idle().ensure(stream);
+    drop(slab, nullptr);
     released += slab_size_;
   };
+  if (supply_) supply_->idle().reset();
   for (auto& [stream, owned] : streams_) {
     StreamSlabs& st = *owned;
     for (Slab*& spare : st.spare) {
-      if (spare) release(spare);
+      if (spare) release(stream, spare);
       spare = nullptr;
     }
     while (Slab* s = st.empty) {
       unlink(st.empty, s);
-      release(s);
+      release(stream, s);
     }
   }
   return released;
@@ -138,7 +249,7 @@ uint64_t SlabPool::largest_free_block() const {
   return largest;
 }
 
-void SlabPool::check(PoolTally& tally) const {
+void SlabPool::check(PoolTally& tally, std::vector<GranuleId>& granules) const {
   uintptr_t end_of_previous = 0;
   for (const auto& [base, slab] : by_base_) {
     std::string where = "slab at " + std::to_string(base);
@@ -155,6 +266,10 @@ void SlabPool::check(PoolTally& tally) const {
                std::to_string(slab->used) + " of " + std::to_string(slab->slots));
     for (uint32_t i = slab->slots; i < SlotBitmap::kMaxSlots; ++i)
       if (slab->free.is_free(i)) violated(where + ": free bit past the last slot");
+    if (supply_ != nullptr) {
+      if (slab->granule == 0) violated(where + ": no granule behind it");
+      granules.push_back(slab->granule);
+    }
     ++tally.segments;
     tally.reserved += int64_t(slab_size_);
     tally.in_use += slab->used;
@@ -191,7 +306,7 @@ void SlabPool::check(PoolTally& tally) const {
 
 void SlabPool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const {
   for (const auto& [base, slab] : by_base_) {
-    SegmentLayout seg{base, slab_size_, Pool::kSmall, slab->stream, {}};
+    SegmentLayout seg{base, slab_size_, Pool::kSmall, slab->stream, {}, supply_ != nullptr};
     if (slab->used == 0) {  // reformattable into any class: one hole
       seg.blocks.push_back({base, slab_size_, 0, false});
       out.push_back(std::move(seg));

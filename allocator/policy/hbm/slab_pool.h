@@ -1,5 +1,8 @@
 // The hbm policy's small path: size-class slabs carved from slab_size chunks
-// (one small-pool segment each). A slot is found with two bitmap scans.
+// (one small-pool segment each). A slot is found with two bitmap scans. With
+// VMM (a GranuleSupply whose granule is slab_size) each slab is one granule
+// mapped into a reserved range, and empty slabs give their granules up to
+// the large path when it remaps.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +14,7 @@
 #include "core/object_pool.h"
 #include "core/size_classes.h"
 #include "core/slot_bitmap.h"
+#include "policy/hbm/granule_supply.h"
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
@@ -25,12 +29,18 @@ struct Slab {
   uint32_t used = 0;
   Slab* prev = nullptr;  // neighbours in the partial list or the empty list
   Slab* next = nullptr;
+  GranuleId granule = 0;  // VMM: the granule mapped at base
   SlotBitmap free;
 };
 
-class SlabPool {
+class SlabPool final : public GranuleReclaimer {
  public:
-  SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source);
+  // supply: slabs sit on its granules when they are slab_size (else, and
+  // without one, on plain segments).
+  SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source, GranuleSupply* supply);
+  ~SlabPool() override;
+  SlabPool(const SlabPool&) = delete;
+  SlabPool& operator=(const SlabPool&) = delete;
 
   int class_of(uint64_t size) const { return SizeClasses::index_of(size); }
   uint64_t max_size() const { return classes_.max_size(); }
@@ -48,12 +58,16 @@ class SlabPool {
   uint64_t release_cached();
   uint64_t largest_free_block() const;
   // Structural checks; adds what the slabs hold to tally (live slots are
-  // counted by the caller, which owns the live map).
-  void check(PoolTally& tally) const;
+  // counted by the caller, which owns the live map) and, with VMM, appends
+  // each slab's granule.
+  void check(PoolTally& tally, std::vector<GranuleId>& granules) const;
   // Appends each slab as a small-pool segment: used slots one block each
   // (requested bytes from `requested_of`), runs of free slots and the tail
   // past the last slot as free blocks; a wholly free slab is one free block.
   void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
+
+  // Empty slabs (other lists first, then the spares) give their granules up.
+  size_t reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) override;
 
  private:
   // A stream's slabs: per class, a list of slabs with free slots and one
@@ -72,6 +86,13 @@ class SlabPool {
   }
   StreamSlabs& slabs_of_slow(StreamId stream);
   Slab* new_slab(StreamId stream, int cls, StreamSlabs& st);
+  // A fresh slab's memory: a segment, or a granule mapped at a free address.
+  uintptr_t new_memory(GranuleId& granule);
+  // Gives an empty slab's memory up: its granule goes to `out` (unmapped,
+  // counted under the large pool) or, without `out`, back to the device.
+  void drop(Slab* slab, std::vector<GranuleId>* out);
+  uintptr_t take_address();
+  void release_all_vmm() noexcept;
   void format(Slab* slab, int cls);
   // A slab's free slots are "inactive split" while any of its slots is in
   // use: they cannot be released, as PyTorch's split free blocks cannot.
@@ -89,6 +110,11 @@ class SlabPool {
   StreamId last_stream_ = 0;
   StreamSlabs* last_ = nullptr;
   absl::btree_map<uintptr_t, Slab*> by_base_;
+
+  GranuleSupply* supply_ = nullptr;     // VMM only
+  std::vector<uintptr_t> free_addresses_;  // slab-sized holes in the reserved ranges
+  uintptr_t next_address_ = 0, end_address_ = 0;
+  std::vector<std::pair<uintptr_t, uint64_t>> ranges_;  // reserved for slabs
 };
 
 }  // namespace hbmalloc

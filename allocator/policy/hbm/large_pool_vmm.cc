@@ -1,0 +1,247 @@
+// The large pool over page-mapped arenas (see large_pool.h): where a request
+// no free block fits lands, how pages are mapped there, how cached free pages
+// are unmapped for remapping or release, and the arena invariants.
+#include <algorithm>
+#include <string>
+
+#include "hbmalloc/error.hpp"
+#include "policy/hbm/large_pool.h"
+
+namespace hbmalloc {
+
+namespace {
+uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+[[noreturn]] void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }
+void* ptr(uintptr_t addr) { return reinterpret_cast<void*>(addr); }
+}  // namespace
+
+std::pair<uintptr_t, uintptr_t> LargePool::stealable(uintptr_t addr, uint64_t size) const {
+  uintptr_t from = round_up(addr, page_), to = (addr + size) / page_ * page_;
+  return to > from ? std::pair{from, to} : std::pair<uintptr_t, uintptr_t>{0, 0};
+}
+
+// The gap needing the fewest new pages, using the free blocks on either side
+// of it; among equals the smallest (big gaps stay for big requests). The
+// request sits at the start of the free space: on the gap's start after the
+// free block before it, or so that it ends inside the free block after it.
+LargePool::Placement LargePool::place(uint64_t size, StreamId stream) const {
+  Placement best;
+  uint64_t best_bytes = UINT64_MAX, best_span = UINT64_MAX;
+  gaps_.for_each(stream, [&](uint64_t gap, uintptr_t addr, Block* g) {
+    const uint64_t before = g->prev && g->prev->is_free() ? g->prev->size : 0;
+    const uint64_t after = g->next && g->next->is_free() ? g->next->size : 0;
+    const uint64_t span = before + gap + after;
+    if (span < size) return;
+    // Bytes of the gap to map when the free block on one side is used up.
+    auto mapped = [&](uint64_t fringe) { return size - fringe <= gap ? round_up(size - fringe, page_) : gap; };
+    const uint64_t low = mapped(before), high = mapped(after);
+    const uint64_t bytes = std::min(low, high);
+    if (bytes > best_bytes || (bytes == best_bytes && span >= best_span)) return;
+    best_bytes = bytes;
+    best_span = span;
+    best.gap = g;
+    if (low <= high) {
+      best.from = addr;
+      best.to = addr + low;
+    } else {
+      best.from = addr + gap - high;
+      best.to = addr + gap;
+    }
+  });
+  return best;
+}
+
+Block* LargePool::new_arena(uint64_t size, StreamId stream) {
+  uint64_t bytes = std::max(arena_size_, round_up(size, page_));
+  void* base = supply_->source().reserve_range(bytes);
+  if (base == nullptr) return nullptr;
+  LargeSegment* seg = segments_.make(LargeSegment{reinterpret_cast<uintptr_t>(base), bytes, {}});
+  Block* b = blocks_.make();
+  b->addr = seg->base;
+  b->size = bytes;
+  b->stream = stream;
+  b->state = BlockState::kUnmapped;
+  b->segment = seg;
+  segment_heads_.emplace(seg->base, b);
+  gaps_.insert(b);
+  return b;
+}
+
+Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
+  Placement p = place(size, stream);
+  if (p.gap == nullptr) {
+    Block* g = new_arena(size, stream);
+    if (g == nullptr) return nullptr;
+    p = Placement{g, g->addr, g->addr + round_up(size, page_)};
+  }
+  Block* gap = p.gap;
+  const size_t pages = (p.to - p.from) / page_;
+  // Out of the gap index while granules are gathered: reclaim() leaves the
+  // free blocks on its sides alone and no freed gap merges into it.
+  gaps_.erase(gap);
+  placing_ = gap;
+  std::vector<GranuleId> granules;
+  granules.reserve(pages);
+  const bool ok = supply_->obtain(pages, Pool::kLarge, granules);
+  placing_ = nullptr;
+  if (!ok) {
+    settle_gap(gap);
+    return nullptr;
+  }
+  // Cut the gap around [from, to): unmapped before and after, mapped between.
+  Block* mid = gap;
+  Block* before = nullptr;
+  if (p.from > gap->addr) {
+    before = gap;
+    mid = split_off(gap, p.from - gap->addr, BlockState::kUnmapped);
+  }
+  Block* after = mid->addr + mid->size > p.to ? split_off(mid, p.to - mid->addr, BlockState::kUnmapped) : nullptr;
+  mid->state = BlockState::kFree;  // before the gaps settle, so they do not merge into it
+  if (before) settle_gap(before);
+  if (after) settle_gap(after);
+  LargeSegment* seg = mid->segment;
+  const size_t first = (p.from - seg->base) / page_;
+  if (seg->pages.size() < first + pages) seg->pages.resize(first + pages, 0);
+  GranuleSource& source = supply_->source();
+  for (size_t i = 0; i < pages; ++i) {
+    source.map(ptr(p.from + i * page_), granules[i], page_);
+    seg->pages[first + i] = granules[i];
+  }
+  source.set_access(ptr(p.from), p.to - p.from);
+  // A run of mapped pages is a segment: this one may join one or two.
+  const bool joins_before = mid->prev && !mid->prev->unmapped();
+  const bool joins_after = mid->next && !mid->next->unmapped();
+  source_.stats().segment.add(Pool::kLarge, 1 - int(joins_before) - int(joins_after));
+  detach_free_neighbours(mid);
+  mid = coalesce(mid);
+  account_inactive(mid, +1);
+  return mid;
+}
+
+void LargePool::unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleId>* out) {
+  account_inactive(v, -1);
+  free_.erase(v);
+  LargeSegment* seg = v->segment;
+  for (uintptr_t a = from; a < to; a += page_) {
+    GranuleId& g = seg->pages[(a - seg->base) / page_];
+    out->push_back(g);
+    g = 0;
+  }
+  supply_->source().unmap(ptr(from), to - from);
+  const bool left_mapped = from > v->addr || (v->prev && !v->prev->unmapped());
+  const bool right_mapped = to < v->addr + v->size || (v->next && !v->next->unmapped());
+  source_.stats().segment.add(Pool::kLarge, int(left_mapped) + int(right_mapped) - 1);
+  // v becomes [free][unmapped][free], the free parts possibly empty.
+  Block* left = nullptr;
+  Block* mid = v;
+  if (from > v->addr) {
+    left = v;
+    mid = split_off(v, from - v->addr, BlockState::kUnmapped);
+  } else {
+    mid->state = BlockState::kUnmapped;
+  }
+  Block* right = mid->addr + mid->size > to ? split_off(mid, to - mid->addr, BlockState::kFree) : nullptr;
+  for (Block* f : {left, right}) {
+    if (f == nullptr) continue;
+    free_.insert(f);
+    account_inactive(f, +1);
+  }
+  settle_gap(mid);
+}
+
+void LargePool::settle_gap(Block* gap) {
+  if (Block* p = gap->prev; p && p->unmapped() && p != placing_) {
+    gaps_.erase(p);
+    p->size += gap->size;
+    unlink_and_recycle(gap);
+    gap = p;
+  }
+  if (Block* n = gap->next; n && n->unmapped() && n != placing_) {
+    gaps_.erase(n);
+    gap->size += n->size;
+    unlink_and_recycle(n);
+  }
+  gaps_.insert(gap);
+}
+
+size_t LargePool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) {
+  if (!vmm() || want == 0) return 0;
+  // Largest free blocks first: the fewest blocks cut for the pages wanted.
+  std::vector<Block*> victims;
+  size_t found = 0;
+  free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t addr, Block* b) {
+    if (size < page_) return FreeIndex::kNextStream;
+    if (placing_ != nullptr && (b == placing_->prev || b == placing_->next)) return FreeIndex::kGoOn;
+    auto [from, to] = stealable(addr, size);
+    if (from == to) return FreeIndex::kGoOn;
+    victims.push_back(b);
+    found += (to - from) / page_;
+    return found >= want ? FreeIndex::kStop : FreeIndex::kGoOn;
+  });
+  size_t got = 0;
+  for (Block* v : victims) {
+    idle.ensure(v->stream);
+    auto [from, to] = stealable(v->addr, v->size);
+    const uint64_t bytes = std::min<uint64_t>(to - from, (want - got) * page_);
+    // From the end that meets a gap already, so gaps merge instead of multiplying.
+    if (v->prev && v->prev->unmapped()) to = from + bytes;
+    else from = to - bytes;
+    unmap_pages(v, from, to, &out);
+    got += bytes / page_;
+  }
+  return got;
+}
+
+void LargePool::check_arena(const Block* head, PoolTally& tally, std::vector<GranuleId>& granules) const {
+  const LargeSegment* seg = head->segment;
+  const std::string where = "arena at " + std::to_string(seg->base);
+  // Pages that must be mapped: every page a free or allocated block touches.
+  std::vector<bool> needed(seg->pages.size(), false);
+  for (const Block* b = head; b; b = b->next) {
+    if (b->unmapped()) continue;
+    size_t first = (b->addr - seg->base) / page_, last = (b->addr + b->size - 1 - seg->base) / page_;
+    if (last >= needed.size())
+      violated(where + ": block at " + std::to_string(b->addr) + " reaches pages never mapped");
+    for (size_t i = first; i <= last; ++i) needed[i] = true;
+  }
+  bool in_run = false;
+  for (size_t i = 0; i < needed.size(); ++i) {
+    const bool mapped = seg->pages[i] != 0;
+    if (mapped != needed[i])
+      violated(where + ": page at " + std::to_string(seg->base + i * page_) +
+               (mapped ? " is mapped under no block" : " is not mapped under a block"));
+    if (mapped) {
+      granules.push_back(seg->pages[i]);
+      tally.reserved += int64_t(page_);
+      if (!in_run) ++tally.segments;
+    }
+    in_run = mapped;
+  }
+}
+
+void LargePool::release_all_vmm() noexcept {
+  // The policy is going away: all memory goes back to the device. A failure
+  // has no one left to tell.
+  try {
+    GranuleSource& source = supply_->source();
+    for (const auto& [base, head] : segment_heads_) {
+      LargeSegment* seg = head->segment;
+      size_t i = 0;
+      while (i < seg->pages.size()) {
+        if (seg->pages[i] == 0) {
+          ++i;
+          continue;
+        }
+        size_t j = i;
+        while (j < seg->pages.size() && seg->pages[j] != 0) ++j;
+        source.unmap(ptr(seg->base + i * page_), (j - i) * page_);
+        for (size_t k = i; k < j; ++k) source.release(seg->pages[k], page_, Pool::kLarge);
+        i = j;
+      }
+      source.release_range(ptr(seg->base), seg->size);
+    }
+  } catch (...) {
+  }
+}
+
+}  // namespace hbmalloc

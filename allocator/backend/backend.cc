@@ -21,4 +21,18 @@ void Backend::map(void*, GranuleId) { no_vmm(*this, "map"); }
 void Backend::set_access(void*, uint64_t) { no_vmm(*this, "set_access"); }
 void Backend::unmap(void*, uint64_t) { no_vmm(*this, "unmap"); }
 
+size_t Backend::create_granules(uint64_t bytes, size_t n, GranuleId* out) {
+  for (size_t i = 0; i < n; ++i)
+    if ((out[i] = create_granule(bytes)) == 0) return i;
+  return n;
+}
+
+void Backend::release_granules(const GranuleId* granules, size_t n) {
+  for (size_t i = 0; i < n; ++i) release_granule(granules[i]);
+}
+
+void Backend::map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) {
+  for (size_t i = 0; i < n; ++i) map(static_cast<char*>(addr) + i * bytes, granules[i]);
+}
+
 }  // namespace hbmalloc

@@ -68,6 +68,14 @@ class Backend {
   // the granules stay allocated. The caller makes sure no queued work still
   // uses the range (an event on its streams is done).
   virtual void unmap(void* addr, uint64_t bytes);
+
+  // The same in batches, for backends where one call is cheaper than many
+  // (the defaults loop over the single operations):
+  // up to n granules of `bytes` each into out; how many (fewer: device full).
+  virtual size_t create_granules(uint64_t bytes, size_t n, GranuleId* out);
+  virtual void release_granules(const GranuleId* granules, size_t n);
+  // granules[i], each `bytes` long, mapped at addr + i * bytes.
+  virtual void map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes);
 };
 
 // The backend named by config.backend for `device`. Throws Error(kConfig) for

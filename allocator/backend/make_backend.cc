@@ -17,9 +17,11 @@ std::unique_ptr<Backend> make_backend(const Config& config, int device) {
     if (device >= config.sim_devices)
       throw Error(ErrorCode::kInvalidArgument, "device " + std::to_string(device) + " out of range: the sim backend has " +
                                                    std::to_string(config.sim_devices) + " devices");
-    // The sim's granule follows the configured one (2 MiB at most, as a GPU's).
+    // The sim's granule follows the configured one (2 MiB at most, as a GPU's);
+    // accounting only: a replay maps a granule per 2 MiB and must stay fast.
     return std::make_unique<SimBackend>(device, config.capacity,
-                                        std::min(config.vmm.granule_size, SimBackend::kDefaultGranularity));
+                                        std::min(config.vmm.granule_size, SimBackend::kDefaultGranularity),
+                                        /*checked=*/false);
   }
   if (config.backend == "host") return std::make_unique<HostBackend>(device, config.capacity, config.vmm.granule_size);
   if (config.backend == "cuda") {

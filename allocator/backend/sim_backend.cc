@@ -1,5 +1,6 @@
 #include "backend/sim_backend.h"
 
+#include <algorithm>
 #include <string>
 
 #include "hbmalloc/error.hpp"
@@ -19,10 +20,11 @@ uint64_t checked_granularity(uint64_t granularity) {
 
 // Each device gets its own window so addresses never collide across devices,
 // and no address is 0.
-SimBackend::SimBackend(int device, uint64_t capacity, uint64_t granularity)
+SimBackend::SimBackend(int device, uint64_t capacity, uint64_t granularity, bool checked)
     : device_(device),
       capacity_(capacity),
       addresses_((uint64_t(device) + 1) * kWindow, kWindow),
+      checked_(checked),
       vmm_("sim", checked_granularity(granularity)) {
   if (device < 0 || device >= 4096) throw Error(ErrorCode::kInvalidArgument, "sim: device index out of range");
 }
@@ -68,13 +70,40 @@ void SimBackend::release_range(void* base, uint64_t bytes) {
 }
 
 GranuleId SimBackend::create_granule(uint64_t bytes) {
-  vmm_.check_size("create_granule", bytes);
-  if (!has_room(bytes)) return 0;
-  GranuleId id = vmm_.add_granule(bytes, 0);
-  used_ += bytes;
+  GranuleId id = 0;
+  create_granules(bytes, 1, &id);
   return id;
 }
 
-void SimBackend::release_granule(GranuleId granule) { used_ -= vmm_.remove_granule(granule).size; }
+size_t SimBackend::create_granules(uint64_t bytes, size_t n, GranuleId* out) {
+  vmm_.check_size("create_granule", bytes);
+  const uint64_t units = bytes / vmm_.granularity();
+  if (units >> kUnitBits != 0)
+    throw Error(ErrorCode::kInvalidArgument, "sim: create_granule: " + std::to_string(bytes) + " bytes is too large");
+  const uint64_t room = capacity_ == 0 ? n : (used_ >= capacity_ ? 0 : (capacity_ - used_) / bytes);
+  const size_t made = size_t(std::min<uint64_t>(n, room));
+  for (size_t i = 0; i < made; ++i) out[i] = ((granules_made_ + 1 + i) << kUnitBits) | units;
+  granules_made_ += made;
+  used_ += made * bytes;
+  if (checked_)
+    for (size_t i = 0; i < made; ++i) vmm_.add_granule(bytes, 0, out[i]);
+  return made;
+}
+
+void SimBackend::release_granule(GranuleId granule) { release_granules(&granule, 1); }
+
+void SimBackend::release_granules(const GranuleId* granules, size_t n) {
+  uint64_t units = 0;
+  bool unknown = false;  // checked once for the batch: the loop stays branch-free
+  for (size_t i = 0; i < n; ++i) {
+    const GranuleId g = granules[i];
+    unknown |= (g >> kUnitBits) - 1 >= granules_made_;
+    units += g & ((uint64_t(1) << kUnitBits) - 1);
+  }
+  if (unknown) throw Error(ErrorCode::kBackend, "sim: release_granule: unknown granule");
+  if (checked_)
+    for (size_t i = 0; i < n; ++i) vmm_.remove_granule(granules[i]);
+  used_ -= units * vmm_.granularity();
+}
 
 }  // namespace hbmalloc

@@ -17,8 +17,10 @@ class SimBackend final : public Backend {
   static constexpr uint64_t kDefaultGranularity = 2ull << 20;  // as CUDA devices
 
   // capacity 0 means unlimited; granularity is the VMM granule (a power of two
-  // between 4 KiB and 2 MiB).
-  SimBackend(int device, uint64_t capacity, uint64_t granularity = kDefaultGranularity);
+  // between 4 KiB and 2 MiB). Checked: every VMM call is checked against the
+  // contract and mappings are tracked (tests); unchecked: accounting only,
+  // capacity and granule sizes (replays, where a granule is made per 2 MiB).
+  SimBackend(int device, uint64_t capacity, uint64_t granularity = kDefaultGranularity, bool checked = true);
 
   std::string_view name() const override { return "sim"; }
   int device() const override { return device_; }
@@ -35,17 +37,27 @@ class SimBackend final : public Backend {
   void release_range(void* base, uint64_t bytes) override;
   GranuleId create_granule(uint64_t bytes) override;
   void release_granule(GranuleId granule) override;
-  void map(void* addr, GranuleId granule) override { vmm_.map(address(addr), granule); }
-  void set_access(void* addr, uint64_t bytes) override { vmm_.set_access(address(addr), bytes); }
+  void map(void* addr, GranuleId granule) override {
+    if (checked_) vmm_.map(address(addr), granule);
+  }
+  void set_access(void* addr, uint64_t bytes) override {
+    if (checked_) vmm_.set_access(address(addr), bytes);
+  }
   void unmap(void* addr, uint64_t bytes) override {
-    vmm_.unmap(address(addr), bytes, [](uint64_t, GranuleId) {});
+    if (checked_) vmm_.unmap(address(addr), bytes, [](uint64_t, GranuleId) {});
+  }
+  size_t create_granules(uint64_t bytes, size_t n, GranuleId* out) override;
+  void release_granules(const GranuleId* granules, size_t n) override;
+  void map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) override {
+    if (checked_) Backend::map_granules(addr, granules, n, bytes);
   }
 
   // Test hooks: while a stream is held, events recorded on it stay pending
   // until complete_stream() (or synchronize()) runs.
   void hold_stream(StreamId stream) { clock_.hold_stream(stream); }
   void complete_stream(StreamId stream) { clock_.complete_stream(stream); }
-  // What is mapped where.
+  // What is mapped where (checked backends only).
+  bool checked() const { return checked_; }
   const VmmTable& vmm() const { return vmm_; }
   GranuleId granule_mapped_at(uint64_t addr) const { return vmm_.granule_mapped_at(addr); }
   bool accessible(uint64_t addr, uint64_t bytes) const { return vmm_.accessible(addr, bytes); }
@@ -74,6 +86,11 @@ class SimBackend final : public Backend {
   uint64_t used_ = 0;
   RangeAllocator addresses_;   // segments and reserved ranges share one window
   PointerMap<uint64_t> live_;  // addr -> size; a hash map: one lookup per segment malloc/free
+  // A granule id carries its size in granularity units in the low bits, so
+  // an unchecked backend can account a release without a table.
+  static constexpr int kUnitBits = 24;
+  bool checked_;
+  uint64_t granules_made_ = 0;
   VmmTable vmm_;
   EventClock clock_{"sim"};
 };

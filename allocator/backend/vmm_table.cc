@@ -37,9 +37,10 @@ void VmmTable::remove_range(uint64_t base, uint64_t bytes) {
   ranges_.erase(it);
 }
 
-GranuleId VmmTable::add_granule(uint64_t bytes, uint64_t payload) {
+GranuleId VmmTable::add_granule(uint64_t bytes, uint64_t payload, GranuleId id) {
   check_aligned("create_granule", 0, bytes);
-  GranuleId id = next_granule_++;
+  if (id == 0) id = next_granule_++;
+  if (granules_.find(id) != nullptr) misuse("create_granule", "granule id " + std::to_string(id) + " is taken");
   granules_.insert(id, Granule{bytes, payload, 0});
   return id;
 }

@@ -29,16 +29,21 @@ class VmmTable {
   };
 
   // `who` names the backend in errors.
+  // granularity: a power of two.
   VmmTable(const char* who, uint64_t granularity) : who_(who), granularity_(granularity) {}
 
   uint64_t granularity() const { return granularity_; }
   // Throws unless bytes is a positive multiple of the granularity.
-  void check_size(const char* op, uint64_t bytes) const { check_aligned(op, 0, bytes); }
+  void check_size(const char* op, uint64_t bytes) const {
+    if (bytes == 0 || (bytes & (granularity_ - 1)) != 0) [[unlikely]]
+      check_aligned(op, 0, bytes);
+  }
 
   void add_range(uint64_t base, uint64_t bytes);
   // Checks that [base, +bytes) is a whole reserved range with nothing mapped, then forgets it.
   void remove_range(uint64_t base, uint64_t bytes);
-  GranuleId add_granule(uint64_t bytes, uint64_t payload);
+  // Records a new granule under `id`, or under the next free id when 0.
+  GranuleId add_granule(uint64_t bytes, uint64_t payload, GranuleId id = 0);
   // Checks the granule exists and is unmapped, then forgets it.
   Granule remove_granule(GranuleId granule);
   // Checks and records the mapping; returns the granule.

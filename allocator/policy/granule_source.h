@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "backend/backend.h"
 #include "core/live_stats.h"
@@ -35,22 +36,34 @@ class GranuleSource {
   // A granule of `bytes` held for `pool`, or 0 when it would pass the limit or
   // the device is full.
   GranuleId create(uint64_t bytes, Pool pool) {
-    if (!within_limit(bytes)) return 0;
-    GranuleId g = backend_.create_granule(bytes);
-    if (g == 0) return 0;
+    std::vector<GranuleId> one;
+    return create_many(bytes, 1, pool, one) == 1 ? one[0] : 0;
+  }
+  // Up to n granules of `bytes` held for `pool` appended to out, as many as
+  // the limit and the device allow; how many.
+  size_t create_many(uint64_t bytes, size_t n, Pool pool, std::vector<GranuleId>& out) {
+    uint64_t reserved = uint64_t(stats().reserved_bytes.current_all()), limit = segments_.limit();
+    n = std::min<uint64_t>(n, reserved >= limit ? 0 : (limit - reserved) / bytes);
+    if (n == 0) return 0;
+    const size_t start = out.size();
+    out.resize(start + n);
+    n = backend_.create_granules(bytes, n, out.data() + start);
+    out.resize(start + n);
     VmmCounts& vmm = stats().vmm;
-    vmm.create += units(bytes);
-    held_ += units(bytes);
+    vmm.create += int64_t(n) * units(bytes);
+    held_ += int64_t(n) * units(bytes);
     vmm.peak_held = std::max(vmm.peak_held, held_);
-    stats().reserved_bytes.increase(pool, int64_t(bytes));
-    return g;
+    if (n > 0) stats().reserved_bytes.increase(pool, int64_t(n * bytes));
+    return n;
   }
   // Frees an unmapped granule of `bytes` held for `pool`.
-  void release(GranuleId granule, uint64_t bytes, Pool pool) {
-    backend_.release_granule(granule);
-    stats().vmm.release += units(bytes);
-    held_ -= units(bytes);
-    stats().reserved_bytes.decrease(pool, int64_t(bytes));
+  void release(GranuleId granule, uint64_t bytes, Pool pool) { release_many(&granule, 1, bytes, pool); }
+  void release_many(const GranuleId* granules, size_t n, uint64_t bytes, Pool pool) {
+    if (n == 0) return;
+    backend_.release_granules(granules, n);
+    stats().vmm.release += int64_t(n) * units(bytes);
+    held_ -= int64_t(n) * units(bytes);
+    stats().reserved_bytes.decrease(pool, int64_t(n * bytes));
   }
   // A held granule now serves the other pool (reserved moves with it).
   void transfer(uint64_t bytes, Pool from, Pool to) {
@@ -61,6 +74,11 @@ class GranuleSource {
   void map(void* addr, GranuleId granule, uint64_t bytes) {
     backend_.map(addr, granule);
     stats().vmm.map += units(bytes);
+  }
+  // granules[i], each `bytes` long, at addr + i * bytes.
+  void map_many(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) {
+    backend_.map_granules(addr, granules, n, bytes);
+    stats().vmm.map += int64_t(n) * units(bytes);
   }
   void set_access(void* addr, uint64_t bytes) {
     backend_.set_access(addr, bytes);

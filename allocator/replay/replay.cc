@@ -4,7 +4,7 @@
 #include <chrono>
 #include <memory>
 
-#include "backend/sim_backend.h"
+#include "backend/backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
 
@@ -33,7 +33,7 @@ class Run {
     Config config = o.config;
     config.backend = "sim";
     config.capacity = o.capacity.value_or(0);
-    allocator_ = std::make_unique<Allocator>(config, std::make_unique<SimBackend>(0, config.capacity));
+    allocator_ = std::make_unique<Allocator>(config, make_backend(config, 0));
   }
 
   void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX) {

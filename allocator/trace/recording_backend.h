@@ -8,7 +8,6 @@
 #include <memory>
 
 #include "backend/backend.h"
-#include "core/pointer_map.h"
 #include "trace/recorder.h"
 
 namespace hbmalloc::trace {
@@ -38,23 +37,25 @@ class RecordingBackend final : public Backend {
   uint64_t vmm_granularity() const override { return inner_->vmm_granularity(); }
   void* reserve_range(uint64_t bytes) override { return inner_->reserve_range(bytes); }
   void release_range(void* base, uint64_t bytes) override { inner_->release_range(base, bytes); }
-  GranuleId create_granule(uint64_t bytes) override {
-    GranuleId g = inner_->create_granule(bytes);
-    if (g != 0) granule_bytes_.insert(g, bytes);  // a map names only the granule
-    return g;
+  GranuleId create_granule(uint64_t bytes) override { return inner_->create_granule(bytes); }
+  void release_granule(GranuleId granule) override { inner_->release_granule(granule); }
+  void map(void* addr, GranuleId granule) override { inner_->map(addr, granule); }
+  // Mapped memory counts once it is usable: every policy sets access on what
+  // it maps, and the range is what a map alone does not tell.
+  void set_access(void* addr, uint64_t bytes) override {
+    inner_->set_access(addr, bytes);
+    if (recorder_ != nullptr) recorder_->segment_map(device(), address(addr), bytes);
   }
-  void release_granule(GranuleId granule) override {
-    inner_->release_granule(granule);
-    granule_bytes_.erase(granule);
-  }
-  void map(void* addr, GranuleId granule) override {
-    inner_->map(addr, granule);
-    if (recorder_ != nullptr) recorder_->segment_map(device(), address(addr), *granule_bytes_.find(granule));
-  }
-  void set_access(void* addr, uint64_t bytes) override { inner_->set_access(addr, bytes); }
   void unmap(void* addr, uint64_t bytes) override {
     inner_->unmap(addr, bytes);
     if (recorder_ != nullptr) recorder_->segment_unmap(device(), address(addr), bytes);
+  }
+  size_t create_granules(uint64_t bytes, size_t n, GranuleId* out) override {
+    return inner_->create_granules(bytes, n, out);
+  }
+  void release_granules(const GranuleId* granules, size_t n) override { inner_->release_granules(granules, n); }
+  void map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) override {
+    inner_->map_granules(addr, granules, n, bytes);
   }
 
  private:
@@ -62,7 +63,6 @@ class RecordingBackend final : public Backend {
 
   std::unique_ptr<Backend> inner_;
   TraceRecorder* recorder_ = nullptr;
-  PointerMap<uint64_t> granule_bytes_;  // live granule -> its size
 };
 
 }  // namespace hbmalloc::trace

@@ -11,6 +11,8 @@
 
 namespace hbmalloc {
 
+struct Block;
+
 // A plain segment, or a reserved virtual range whose pages are mapped on demand.
 struct LargeSegment {
   uintptr_t base = 0;
@@ -18,6 +20,10 @@ struct LargeSegment {
   // VMM arenas: the granule mapped at each page from base (0: unmapped), as
   // far as pages have ever been mapped.
   std::vector<GranuleId> pages;
+  // VMM arenas: the unmapped block at the end, if the last block is one. It is
+  // kept out of the gap index: growing at the top, the common case, then
+  // touches no index.
+  Block* top = nullptr;
 };
 
 enum class BlockState : uint8_t {

@@ -33,13 +33,13 @@ size_t GranuleSupply::growth_allowed(size_t n) const {
   // allocated high-water mark: efficiency stays near the threshold and
   // granules move only when they must.
   const LiveStats& stats = source_.stats();
+  const uint64_t reserved = uint64_t(stats.reserved_bytes.current_all());
+  const uint64_t allocated_peak = std::max(uint64_t(stats.allocated_bytes.peak_all()),
+                                           uint64_t(stats.allocated_bytes.current_all()) + n * granule_);
   const double theta = config_.pressure_threshold;
-  const double reserved = double(stats.reserved_bytes.current_all());
-  const double allocated_peak = std::max(double(stats.allocated_bytes.peak_all()),
-                                         double(stats.allocated_bytes.current_all()) + double(n * granule_));
-  const double ceiling = std::min(theta * double(source_.limit()), allocated_peak / theta);
-  if (ceiling <= reserved) return 0;
-  return size_t(std::min(double(n), std::floor((ceiling - reserved) / double(granule_))));
+  const double ceiling = std::min(theta * double(source_.limit()), double(allocated_peak) / theta);
+  if (ceiling <= double(reserved)) return 0;
+  return size_t(std::min(double(n), (ceiling - double(reserved)) / double(granule_)));
 }
 
 size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleId>& out) {
@@ -52,26 +52,26 @@ size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleId>& out) {
 }
 
 bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleId>& out) {
+  const size_t start = out.size();
+  const size_t grow = growth_allowed(n);
   idle_.reset();
-  std::vector<GranuleId> remapped, created;  // counted under the large pool / under `pool`
-  if (size_t grow = growth_allowed(n); grow < n) reclaim(n - grow, remapped);
-  while (remapped.size() + created.size() < n) {
-    GranuleId g = source_.create(granule_, pool);
-    if (g == 0) break;
-    created.push_back(g);
-  }
+  std::vector<GranuleId>& remapped = remapped_;  // counted under the large pool
+  remapped.clear();
+  if (grow < n) reclaim(n - grow, remapped);
+  // New ones go straight to out, counted under `pool`.
+  size_t created = remapped.size() < n ? source_.create_many(granule_, n - remapped.size(), pool, out) : 0;
   // Creating failed: remapping is the only way left (unless it is never).
-  if (remapped.size() + created.size() < n && config_.remap != VmmConfig::Remap::kNever)
-    reclaim(n - remapped.size() - created.size(), remapped);
-  if (remapped.size() + created.size() < n) {
-    for (GranuleId g : remapped) source_.release(g, granule_, Pool::kLarge);
-    for (GranuleId g : created) source_.release(g, granule_, pool);
+  if (remapped.size() + created < n && config_.remap != VmmConfig::Remap::kNever)
+    reclaim(n - remapped.size() - created, remapped);
+  if (remapped.size() + created < n) {
+    source_.release_many(remapped.data(), remapped.size(), granule_, Pool::kLarge);
+    source_.release_many(out.data() + start, created, granule_, pool);
+    out.resize(start);
     return false;
   }
   if (pool != Pool::kLarge && !remapped.empty())
     source_.transfer(remapped.size() * granule_, Pool::kLarge, pool);
   out.insert(out.end(), remapped.begin(), remapped.end());
-  out.insert(out.end(), created.begin(), created.end());
   return true;
 }
 

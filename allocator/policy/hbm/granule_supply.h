@@ -74,6 +74,7 @@ class GranuleSupply {
   const uint64_t granule_;
   StreamIdle idle_;
   std::vector<GranuleReclaimer*> reclaimers_;
+  std::vector<GranuleId> remapped_;  // scratch of obtain()
 };
 
 }  // namespace hbmalloc

@@ -23,14 +23,6 @@ LargePool::~LargePool() {
   if (vmm()) release_all_vmm();
 }
 
-// Free blocks next to an allocated one are "inactive split", as in PyTorch.
-void LargePool::account_inactive(const Block* b, int sign) {
-  if (b == nullptr || !b->is_free() || !b->is_split()) return;
-  LiveStats& stats = source_.stats();
-  stats.inactive_split.add(Pool::kLarge, sign);
-  stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->size));
-}
-
 Block* LargePool::new_segment(uint64_t size, StreamId stream) {
   uint64_t bytes = round_up(size, segment_round_);
   void* mem = source_.grow(bytes, Pool::kLarge);
@@ -147,7 +139,7 @@ uint64_t LargePool::release_cached() {
       auto [from, to] = stealable(v->addr, v->size);
       unmap_pages(v, from, to, &granules);
     }
-    for (GranuleId g : granules) supply_->source().release(g, page_, Pool::kLarge);
+    supply_->source().release_many(granules.data(), granules.size(), page_, Pool::kLarge);
     return uint64_t(granules.size()) * page_;
   }
   for (auto it = segment_heads_.begin(); it != segment_heads_.end();) {
@@ -199,7 +191,13 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
         if (!vmm()) violated(at + ": unmapped block in a plain segment");
         if (b->next && b->next->unmapped()) violated(at + ": two unmapped neighbours not merged");
         if (b->addr % page_ != 0 || b->size % page_ != 0) violated(at + ": unmapped block not page aligned");
-        if (b != placing_ && !gaps_.contains(b)) violated(at + ": unmapped block missing from the gap index");
+        if (b->next == nullptr) {
+          if (seg->top != b) violated(at + ": unmapped block at the end is not its arena's top");
+          if (gaps_.contains(b)) violated(at + ": the arena's top is in the gap index");
+          --gaps;
+        } else if (b != placing_ && !gaps_.contains(b)) {
+          violated(at + ": unmapped block missing from the gap index");
+        }
         continue;
       }
       ++free_blocks;
@@ -211,6 +209,8 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
       }
     }
     if (cursor != base + seg->size) violated(where + ": blocks do not cover the segment");
+    if (seg->top != nullptr && (seg->top->segment != seg || seg->top->next != nullptr || !seg->top->unmapped()))
+      violated(where + ": its top is not the unmapped block at its end");
     if (vmm()) {
       check_arena(head, tally, granules);
     } else {

@@ -77,13 +77,22 @@ class LargePool final : public GranuleReclaimer {
   void unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleId>* out);
   // Indexes an unmapped block, first merging it with unmapped neighbours.
   void settle_gap(Block* gap);
+  // An unmapped block enters / leaves the gap index, or is / stops being its arena's top.
+  void index_gap(Block* gap);
+  void unindex_gap(Block* gap);
   // Whole pages of a free block that no other block touches, as [from, to).
   std::pair<uintptr_t, uintptr_t> stealable(uintptr_t addr, uint64_t size) const;
   void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleId>& granules) const;
   void release_all_vmm() noexcept;
 
   // --- both ---
-  void account_inactive(const Block* b, int sign);
+  // Free blocks next to an allocated one are "inactive split", as in PyTorch.
+  void account_inactive(const Block* b, int sign) {
+    if (b == nullptr || !b->is_free() || !b->is_split()) return;
+    LiveStats& stats = source_.stats();
+    stats.inactive_split.add(Pool::kLarge, sign);
+    stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->size));
+  }
   Block* split_off(Block* b, uint64_t first_size, BlockState rest_state);
   void unlink_and_recycle(Block* b);
   void detach_free_neighbours(const Block* b);
@@ -97,8 +106,10 @@ class LargePool final : public GranuleReclaimer {
   ObjectPool<Block> blocks_;
   ObjectPool<LargeSegment> segments_;
   FreeIndex free_;
-  FreeIndex gaps_;                                    // VMM: unmapped blocks
+  FreeIndex gaps_;                                    // VMM: unmapped blocks but the arenas' tops
+  absl::btree_map<StreamId, std::vector<LargeSegment*>> arenas_;  // VMM: each stream's arenas
   const Block* placing_ = nullptr;                    // VMM: the gap a request is landing on
+  std::vector<GranuleId> scratch_;                    // VMM: granules being mapped
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
 };
 

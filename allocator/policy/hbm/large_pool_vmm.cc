@@ -27,7 +27,7 @@ std::pair<uintptr_t, uintptr_t> LargePool::stealable(uintptr_t addr, uint64_t si
 LargePool::Placement LargePool::place(uint64_t size, StreamId stream) const {
   Placement best;
   uint64_t best_bytes = UINT64_MAX, best_span = UINT64_MAX;
-  gaps_.for_each(stream, [&](uint64_t gap, uintptr_t addr, Block* g) {
+  auto consider = [&](uint64_t gap, uintptr_t addr, Block* g) {
     const uint64_t before = g->prev && g->prev->is_free() ? g->prev->size : 0;
     const uint64_t after = g->next && g->next->is_free() ? g->next->size : 0;
     const uint64_t span = before + gap + after;
@@ -47,7 +47,11 @@ LargePool::Placement LargePool::place(uint64_t size, StreamId stream) const {
       best.from = addr + gap - high;
       best.to = addr + gap;
     }
-  });
+  };
+  gaps_.for_each(stream, consider);
+  if (auto it = arenas_.find(stream); it != arenas_.end())
+    for (LargeSegment* arena : it->second)
+      if (Block* top = arena->top) consider(top->size, top->addr, top);
   return best;
 }
 
@@ -63,7 +67,8 @@ Block* LargePool::new_arena(uint64_t size, StreamId stream) {
   b->state = BlockState::kUnmapped;
   b->segment = seg;
   segment_heads_.emplace(seg->base, b);
-  gaps_.insert(b);
+  arenas_[stream].push_back(seg);
+  seg->top = b;
   return b;
 }
 
@@ -78,10 +83,17 @@ Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
   const size_t pages = (p.to - p.from) / page_;
   // Out of the gap index while granules are gathered: reclaim() leaves the
   // free blocks on its sides alone and no freed gap merges into it.
-  gaps_.erase(gap);
+  unindex_gap(gap);
   placing_ = gap;
-  std::vector<GranuleId> granules;
-  granules.reserve(pages);
+  // Granules go straight into the arena's page table when the pages are
+  // its newest (growing at the top), else through scratch.
+  LargeSegment* seg = gap->segment;
+  const size_t first = (p.from - seg->base) / page_;
+  if (seg->pages.size() < first) seg->pages.resize(first, 0);
+  const bool at_end = seg->pages.size() == first;
+  std::vector<GranuleId>& granules = at_end ? seg->pages : scratch_;
+  if (!at_end) granules.clear();
+  const size_t got_at = granules.size();
   const bool ok = supply_->obtain(pages, Pool::kLarge, granules);
   placing_ = nullptr;
   if (!ok) {
@@ -99,13 +111,11 @@ Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
   mid->state = BlockState::kFree;  // before the gaps settle, so they do not merge into it
   if (before) settle_gap(before);
   if (after) settle_gap(after);
-  LargeSegment* seg = mid->segment;
-  const size_t first = (p.from - seg->base) / page_;
-  if (seg->pages.size() < first + pages) seg->pages.resize(first + pages, 0);
   GranuleSource& source = supply_->source();
-  for (size_t i = 0; i < pages; ++i) {
-    source.map(ptr(p.from + i * page_), granules[i], page_);
-    seg->pages[first + i] = granules[i];
+  source.map_many(ptr(p.from), granules.data() + got_at, pages, page_);
+  if (!at_end) {
+    if (seg->pages.size() < first + pages) seg->pages.resize(first + pages, 0);
+    std::copy(granules.begin(), granules.end(), seg->pages.begin() + long(first));
   }
   source.set_access(ptr(p.from), p.to - p.from);
   // A run of mapped pages is a segment: this one may join one or two.
@@ -149,19 +159,29 @@ void LargePool::unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<
   settle_gap(mid);
 }
 
+void LargePool::index_gap(Block* gap) {
+  if (gap->next == nullptr) gap->segment->top = gap;
+  else gaps_.insert(gap);
+}
+
+void LargePool::unindex_gap(Block* gap) {
+  if (gap->next == nullptr) gap->segment->top = nullptr;
+  else gaps_.erase(gap);
+}
+
 void LargePool::settle_gap(Block* gap) {
   if (Block* p = gap->prev; p && p->unmapped() && p != placing_) {
-    gaps_.erase(p);
+    unindex_gap(p);
     p->size += gap->size;
     unlink_and_recycle(gap);
     gap = p;
   }
   if (Block* n = gap->next; n && n->unmapped() && n != placing_) {
-    gaps_.erase(n);
+    unindex_gap(n);
     gap->size += n->size;
     unlink_and_recycle(n);
   }
-  gaps_.insert(gap);
+  index_gap(gap);
 }
 
 size_t LargePool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) {
@@ -235,7 +255,7 @@ void LargePool::release_all_vmm() noexcept {
         size_t j = i;
         while (j < seg->pages.size() && seg->pages[j] != 0) ++j;
         source.unmap(ptr(seg->base + i * page_), (j - i) * page_);
-        for (size_t k = i; k < j; ++k) source.release(seg->pages[k], page_, Pool::kLarge);
+        source.release_many(seg->pages.data() + i, j - i, page_, Pool::kLarge);
         i = j;
       }
       source.release_range(ptr(seg->base), seg->size);

@@ -26,10 +26,12 @@ struct Run {
   uint64_t ops, seed, capacity;
   size_t target_live;
   int check_every;
+  const char* conf = "";  // the default: page-mapped large blocks (VMM)
 };
 
 void RunRandomOps(const Run& run) {
-  SimAllocator a(run.capacity);
+  SCOPED_TRACE(run.conf);
+  SimAllocator a(run.capacity, run.conf);
   std::mt19937_64 rng(run.seed);
   std::uniform_real_distribution<double> log_size(0.0, 32.0);  // 1 B .. 4 GiB, log-uniform
   std::uniform_real_distribution<double> coin(0.0, 1.0);
@@ -92,6 +94,12 @@ void RunRandomOps(const Run& run) {
       if (run.capacity) {
         ASSERT_LE(uint64_t(s.reserved_bytes.all.current), run.capacity);
       }
+      // Reserved is exactly what the device holds, and every live byte is
+      // mapped and accessible there (segments always are).
+      ASSERT_EQ(uint64_t(s.reserved_bytes.all.current), a.sim->used_bytes());
+      if (s.vmm.create > 0)
+        for (const Live& l : live)
+          ASSERT_TRUE(a.sim->accessible(reinterpret_cast<uintptr_t>(l.ptr), l.size)) << "op " << op;
     }
   }
   for (const Live& l : live) a->free(l.ptr, int64_t(l.size));
@@ -102,11 +110,14 @@ void RunRandomOps(const Run& run) {
   EXPECT_EQ(s.requested_bytes.all.current, 0);
   EXPECT_EQ(s.reserved_bytes.all.current, 0);  // no leak
   EXPECT_EQ(a.sim->live_segments(), 0u);
+  EXPECT_EQ(a.sim->used_bytes(), 0u);
+  EXPECT_EQ(a.sim->mappings(), 0u);
   EXPECT_EQ(s.num_ooms, int64_t(ooms));
   EXPECT_TRUE(InvariantsHold(*a.alloc));
-  std::printf("ops %llu, OOMs %llu, frees with other-stream uses %llu, device allocs %lld\n",
-              (unsigned long long)run.ops, (unsigned long long)ooms, (unsigned long long)frees_pending_stream,
-              (long long)s.num_device_alloc);
+  std::printf("%s: ops %llu, OOMs %llu, frees with other-stream uses %llu, device allocs %lld, granules created %lld, "
+              "remapped %lld\n",
+              run.conf, (unsigned long long)run.ops, (unsigned long long)ooms, (unsigned long long)frees_pending_stream,
+              (long long)s.num_device_alloc, (long long)s.vmm.create, (long long)s.vmm.unmap);
 }
 
 // The acceptance run: a million operations, sizes 1 B to 4 GiB, four streams,
@@ -118,6 +129,13 @@ TEST(Property, MillionRandomOperations) {
 // Many small seeds with the checker after every operation.
 TEST(Property, ShortRunsCheckedEveryOperation) {
   for (uint64_t seed = 1; seed <= 20; ++seed) RunRandomOps({3000, seed, 8ull << 30, 30, 1});
+}
+
+// Remapping at every chance, and plain segments, over long runs.
+TEST(Property, RemapAlwaysAndPlainSegments) {
+  RunRandomOps({200'000, 11, 64ull << 30, 300, 2000, "remap:always"});
+  RunRandomOps({200'000, 12, 64ull << 30, 300, 2000, "vmm:off"});
+  for (uint64_t seed = 30; seed <= 40; ++seed) RunRandomOps({3000, seed, 8ull << 30, 30, 1, "remap:always"});
 }
 
 }  // namespace

@@ -1,0 +1,277 @@
+// The hbm policy's page-mapped large path on the (checked) sim backend:
+// blocks share granules where they meet, a request succeeds whenever free
+// physical memory covers it, remapping waits for queued work, every VMM
+// operation is counted, and backends without VMM fall back to segments.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/sim_backend.h"
+#include "hbmalloc/allocator.hpp"
+#include "support/invariants.h"
+
+namespace hbmalloc {
+namespace {
+
+using testing::InvariantsHold;
+using testing::SimAllocator;
+
+constexpr uint64_t MiB = 1ull << 20;
+
+uint64_t Addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+// Every live block is mapped with access set in the sim.
+::testing::AssertionResult Mapped(SimAllocator& a, const std::vector<std::pair<void*, uint64_t>>& blocks) {
+  for (auto [p, size] : blocks)
+    if (!a.sim->accessible(Addr(p), size)) return ::testing::AssertionFailure() << p << " is not mapped";
+  return ::testing::AssertionSuccess();
+}
+
+TEST(VmmAllocator, NeighboursShareTheGranuleWhereTheyMeet) {
+  SimAllocator a;
+  void* x = a->malloc(3 * MiB);
+  void* y = a->malloc(3 * MiB);
+  void* z = a->malloc(3 * MiB);
+  EXPECT_EQ(Addr(y), Addr(x) + 3 * MiB);  // one arena, one after the other
+  EXPECT_EQ(Addr(z), Addr(y) + 3 * MiB);
+  Stats s = a->stats();
+  EXPECT_EQ(s.reserved_bytes.large_pool.current, int64_t(10 * MiB));  // 9 MiB on five granules, not 12
+  EXPECT_EQ(s.segment.large_pool.current, 1);                        // one run of mapped pages
+  EXPECT_EQ(s.vmm.create, 5);
+  EXPECT_EQ(s.vmm.map, 5);
+  EXPECT_EQ(s.vmm.set_access, 5);
+  EXPECT_EQ(s.vmm.unmap, 0);
+  EXPECT_EQ(s.num_device_alloc, 0);  // no plain segment
+  EXPECT_EQ(a.sim->used_bytes(), 10 * MiB);
+  EXPECT_TRUE(Mapped(a, {{x, 3 * MiB}, {y, 3 * MiB}, {z, 3 * MiB}}));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+TEST(VmmAllocator, GrowingUsesTheFreeBlockBeforeTheGap) {
+  SimAllocator a;
+  void* x = a->malloc(7 * MiB);
+  void* y = a->malloc(1 * MiB + 512);  // ends inside the fifth granule
+  a->free(y);
+  // 1 MiB + 512 free at the end of the mapped run: a 2 MiB request starts there
+  // and needs one more granule, not two.
+  void* z = a->malloc(2 * MiB);
+  EXPECT_EQ(z, y);
+  EXPECT_EQ(a->stats().reserved_bytes.all.current, int64_t(10 * MiB));
+  EXPECT_TRUE(Mapped(a, {{x, 7 * MiB}, {z, 2 * MiB}}));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// Free memory in pieces too small for the request: remapping serves it
+// within the capacity, with no release-and-retry and no new granule.
+TEST(VmmAllocator, ARequestFitsWheneverFreePhysicalMemoryCoversIt) {
+  SimAllocator a(64 * MiB, "remap:pressure");
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; ++i) blocks.push_back(a->malloc(8 * MiB));
+  for (int i = 0; i < 8; i += 2) a->free(blocks[i]);  // 32 MiB free in four 8 MiB holes
+  const Stats before = a->stats();
+  void* big = a->malloc(30 * MiB);
+  ASSERT_NE(big, nullptr);
+  const Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, 0);
+  EXPECT_EQ(s.num_ooms, 0);
+  EXPECT_EQ(s.vmm.create, before.vmm.create);  // nothing new: all remapped
+  EXPECT_EQ(s.vmm.unmap, 15);                   // 30 MiB of cached granules moved
+  EXPECT_EQ(s.vmm.map - before.vmm.map, 15);
+  EXPECT_LE(uint64_t(s.reserved_bytes.all.current), 64 * MiB);
+  std::vector<std::pair<void*, uint64_t>> live = {{big, 30 * MiB}};
+  for (int i = 1; i < 8; i += 2) live.push_back({blocks[i], 8 * MiB});
+  EXPECT_TRUE(Mapped(a, live));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  // Once free physical memory does not cover a request, it fails cleanly.
+  EXPECT_THROW(a->malloc(8 * MiB), Error);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->free(big);
+  EXPECT_NE(a->malloc(8 * MiB), nullptr);
+}
+
+TEST(VmmAllocator, RemapNeverReleasesAndRetriesInstead) {
+  SimAllocator a(64 * MiB, "remap:never");
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; ++i) blocks.push_back(a->malloc(8 * MiB));
+  for (int i = 0; i < 8; i += 2) a->free(blocks[i]);
+  ASSERT_NE(a->malloc(30 * MiB), nullptr);
+  const Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, 1);  // the cache went back to the device first
+  EXPECT_GT(s.vmm.release, 0);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// With room to grow, remap:pressure creates while the cache stays within
+// 1 - pressure_threshold of reserved; remap:always moves cached granules first.
+TEST(VmmAllocator, PressureThresholdDecidesBetweenGrowingAndRemapping) {
+  for (const char* conf : {"remap:always", "remap:pressure,pressure_threshold:0.5"}) {
+    SCOPED_TRACE(conf);
+    SimAllocator a(0, conf);
+    void* keep = a->malloc(16 * MiB);
+    void* hole = a->malloc(8 * MiB);
+    void* keep2 = a->malloc(16 * MiB);
+    a->free(hole);
+    void* big = a->malloc(12 * MiB);  // the 8 MiB hole does not fit it
+    const Stats s = a->stats();
+    if (std::string(conf) == "remap:always") {
+      EXPECT_EQ(s.vmm.unmap, 4);  // the hole's granules moved under the new block, two more made
+      EXPECT_EQ(s.reserved_bytes.all.current, int64_t(44 * MiB));
+    } else {
+      EXPECT_EQ(s.vmm.unmap, 0);  // 8 MiB cached of 52 reserved: no pressure
+      EXPECT_EQ(s.reserved_bytes.all.current, int64_t(52 * MiB));
+    }
+    EXPECT_TRUE(Mapped(a, {{keep, 16 * MiB}, {keep2, 16 * MiB}, {big, 12 * MiB}}));
+    EXPECT_TRUE(InvariantsHold(*a.alloc));
+  }
+}
+
+// Memory freed on a stream whose work is still queued moves only after that
+// work is done: the remap records an event, finds it pending and synchronizes.
+TEST(VmmAllocator, RemappingWaitsForTheFreeingStreamsWork) {
+  SimAllocator a(32 * MiB, "remap:always");
+  void* p = a->malloc(16 * MiB, /*stream=*/1);
+  void* q = a->malloc(16 * MiB, /*stream=*/2);
+  (void)q;
+  a.sim->hold_stream(1);  // kernels using p are still queued on stream 1
+  EventId queued = a.sim->record_event(1);
+  a->free(p);
+  EXPECT_FALSE(a.sim->event_done(queued));
+  void* r = a->malloc(16 * MiB, /*stream=*/3);  // only p's granules can serve it
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(a.sim->event_done(queued)) << "remapped before stream 1's work was done";
+  EXPECT_EQ(a->stats().num_sync_all_streams, 1);
+  // Without queued work no synchronization is needed.
+  a->free(r);
+  void* t = a->malloc(16 * MiB, /*stream=*/4);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(a->stats().num_sync_all_streams, 1);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+TEST(VmmAllocator, EmptySlabsGiveTheirGranulesToLargeBlocks) {
+  SimAllocator a(16 * MiB, "remap:pressure");
+  std::vector<void*> small;
+  try {  // slabs of several classes until the device is full
+    for (int i = 0;; ++i) small.push_back(a->malloc(16 * 1024 + 1 + (i % 8) * 40000));
+  } catch (const Error& e) {
+    ASSERT_EQ(e.code(), ErrorCode::kOutOfMemory);
+  }
+  EXPECT_EQ(a->stats().reserved_bytes.small_pool.current, int64_t(16 * MiB));
+  for (void* p : small) a->free(p);
+  // All of the device is in empty slabs now; a large block takes it over.
+  const int64_t retries = a->stats().num_alloc_retries;
+  void* big = a->malloc(14 * MiB);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(a->stats().num_alloc_retries, retries);
+  EXPECT_EQ(a->stats().vmm.unmap, 7);  // seven empty slabs' granules
+  EXPECT_LE(a->stats().reserved_bytes.all.current, int64_t(16 * MiB));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+TEST(VmmAllocator, EmptyCacheKeepsOnlyTheGranulesUnderLiveBlocks) {
+  SimAllocator a;
+  void* x = a->malloc(5 * MiB);
+  void* y = a->malloc(20 * MiB);
+  void* z = a->malloc(100);
+  a->free(y);
+  a->free(z);
+  a->empty_cache();
+  Stats s = a->stats();
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(6 * MiB));  // x's three granules
+  EXPECT_EQ(a.sim->used_bytes(), 6 * MiB);
+  EXPECT_EQ(s.vmm.release, s.vmm.create - 3);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->free(x);
+  a->empty_cache();
+  EXPECT_EQ(a->stats().reserved_bytes.all.current, 0);
+  EXPECT_EQ(a.sim->used_bytes(), 0u);
+  EXPECT_EQ(a.sim->mappings(), 0u);
+}
+
+TEST(VmmAllocator, StatsJsonCountsVmmOperations) {
+  SimAllocator a;
+  a->free(a->malloc(3 * MiB));
+  std::string json = stats_to_json(a->stats());
+  for (const char* key : {"\"hbmalloc.vmm.create\":2", "\"hbmalloc.vmm.map\":2", "\"hbmalloc.vmm.set_access\":2",
+                          "\"hbmalloc.vmm.unmap\":0", "\"hbmalloc.vmm.release\":0", "\"hbmalloc.vmm.peak_held\":2",
+                          "\"hbmalloc.vmm.modeled_seconds\":0.000475"})
+    EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
+}
+
+TEST(VmmAllocator, DestroyingTheAllocatorGivesEverythingBack) {
+  auto sim = std::make_unique<SimBackend>(0, 0);
+  SimBackend* raw = sim.get();
+  struct Keep final : Backend {  // outlives the allocator so the test can look
+    explicit Keep(SimBackend* s) : s(s) {}
+    SimBackend* s;
+    std::string_view name() const override { return "sim"; }
+    int device() const override { return 0; }
+    uint64_t capacity() const override { return 0; }
+    void* malloc_segment(uint64_t b) override { return s->malloc_segment(b); }
+    void free_segment(void* p, uint64_t b) override { s->free_segment(p, b); }
+    EventId record_event(StreamId st) override { return s->record_event(st); }
+    bool event_done(EventId e) override { return s->event_done(e); }
+    void release_event(EventId e) override { s->release_event(e); }
+    void synchronize() override { s->synchronize(); }
+    uint64_t vmm_granularity() const override { return s->vmm_granularity(); }
+    void* reserve_range(uint64_t b) override { return s->reserve_range(b); }
+    void release_range(void* p, uint64_t b) override { s->release_range(p, b); }
+    GranuleId create_granule(uint64_t b) override { return s->create_granule(b); }
+    void release_granule(GranuleId g) override { s->release_granule(g); }
+    void map(void* p, GranuleId g) override { s->map(p, g); }
+    void set_access(void* p, uint64_t b) override { s->set_access(p, b); }
+    void unmap(void* p, uint64_t b) override { s->unmap(p, b); }
+  };
+  {
+    Allocator a(Config::parse("backend:sim"), std::make_unique<Keep>(raw));
+    a.malloc(5 * MiB);
+    a.free(a.malloc(100));
+    EXPECT_GT(raw->used_bytes(), 0u);
+  }
+  EXPECT_EQ(raw->used_bytes(), 0u);
+  EXPECT_EQ(raw->live_granules(), 0u);
+  EXPECT_EQ(raw->mappings(), 0u);
+  EXPECT_EQ(raw->reserved_ranges(), 0u);
+}
+
+// A backend without VMM (granularity 0): plain segments, as with vmm:off.
+TEST(VmmAllocator, FallsBackToSegmentsWithoutVmm) {
+  struct NoVmm final : Backend {
+    SimBackend s{0, 0};
+    std::string_view name() const override { return "novmm"; }
+    int device() const override { return 0; }
+    uint64_t capacity() const override { return 0; }
+    void* malloc_segment(uint64_t b) override { return s.malloc_segment(b); }
+    void free_segment(void* p, uint64_t b) override { s.free_segment(p, b); }
+    EventId record_event(StreamId st) override { return s.record_event(st); }
+    bool event_done(EventId e) override { return s.event_done(e); }
+    void release_event(EventId e) override { s.release_event(e); }
+    void synchronize() override { s.synchronize(); }
+  };
+  Allocator a(Config::parse("backend:sim"), std::make_unique<NoVmm>());
+  void* x = a.malloc(3 * MiB);
+  a.malloc(3 * MiB);
+  Stats s = a.stats();
+  EXPECT_EQ(s.segment.large_pool.current, 2);
+  EXPECT_EQ(s.reserved_bytes.large_pool.current, int64_t(8 * MiB));
+  EXPECT_EQ(s.num_device_alloc, 2);
+  EXPECT_EQ(s.vmm.create, 0);
+  a.free(x);
+  EXPECT_TRUE(InvariantsHold(a));
+}
+
+TEST(VmmAllocator, AGranuleSmallerThanTheDevicesIsAConfigError) {
+  Config c = Config::parse("backend:sim,granule_size:1MiB");
+  try {
+    Allocator a(c, std::make_unique<SimBackend>(0, 0));  // a 2 MiB device granule
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConfig);
+    EXPECT_NE(std::string(e.what()).find("granule_size"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace hbmalloc

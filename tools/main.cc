@@ -27,7 +27,10 @@ void usage(std::FILE* out) {
                "      avoided it, and the fragmentation report. --min-capacity also finds the\n"
                "      smallest capacity (to 2 MiB) with no OOM. --json prints one JSON object\n"
                "      (events, peak_requested, peak_allocated, peak_reserved, efficiency,\n"
-               "      oom_count, events_per_second, native.peak_reserved, min_capacity, report).\n"
+               "      oom_count, events_per_second, native.peak_reserved, min_capacity, report,\n"
+               "      vmm: the VMM operations {create, map, set_access, unmap, release} in 2 MiB\n"
+               "      granules, their modeled GPU seconds, the part beyond first-time growth\n"
+               "      (overhead_seconds) and the trace's own duration).\n"
                "      --html writes the report as one self-contained HTML page with pictures.\n"
                "      An OOM is a result: the exit code is 0 whenever the replay ran.\n"
                "  info TRACE [--json]\n"
@@ -49,6 +52,9 @@ void usage(std::FILE* out) {
                "      prints its statistics.\n"
                "  help\n"
                "      This text.\n"
+               "\n"
+               "--conf keys of the hbm policy's page-mapped large blocks (CUDA VMM): vmm:on|off,\n"
+               "granule_size:2MiB, remap:always|pressure|never, pressure_threshold:0.95 (README).\n"
                "\n"
                "exit codes: 0 ran, 1 out of memory (demo), 2 bad usage or input\n");
 }

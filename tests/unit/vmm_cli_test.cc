@@ -1,0 +1,54 @@
+// `hbmalloc replay --json` reports the VMM operations of the page-mapped large
+// path, and the VMM knobs are --conf keys refused by name when bad.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "hbmalloc/stats.hpp"
+#include "support/cli_run.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using hbmalloc::testing::expect_bad_input;
+using hbmalloc::testing::run_cli;
+
+const std::string kExample = (fs::path(HBMALLOC_SOURCE_DIR) / "examples" / "gpt_train.hbt").string();
+
+nlohmann::json replay_json(const std::string& extra) {
+  hbmalloc::testing::CliResult r = run_cli("replay " + kExample + " --json " + extra);
+  EXPECT_EQ(r.code, 0) << r.err;
+  return nlohmann::json::parse(r.out);
+}
+
+TEST(VmmCli, ReplayJsonCountsVmmOperationsAndTheirModeledTime) {
+  nlohmann::json j = replay_json("--conf remap:always");
+  const nlohmann::json& v = j["vmm"];
+  const int64_t create = v["create"], map = v["map"], set_access = v["set_access"], unmap = v["unmap"],
+                release = v["release"], peak_held = v["peak_held"];
+  EXPECT_GT(create, 0);
+  EXPECT_GT(unmap, 0) << "remap:always moves granules on this trace";
+  EXPECT_EQ(map, create + unmap);  // every granule is mapped once per home
+  EXPECT_EQ(set_access, map);
+  EXPECT_EQ(peak_held * int64_t(2 << 20), j["peak_reserved"].get<int64_t>());
+  hbmalloc::VmmCounts c{create, map, set_access, unmap, release, peak_held};
+  EXPECT_NEAR(v["modeled_seconds"].get<double>(), c.modeled_seconds(), 1e-9);
+  EXPECT_NEAR(v["overhead_seconds"].get<double>(), c.overhead_seconds(), 1e-9);
+  EXPECT_GT(v["trace_seconds"].get<double>(), 0.0);
+  EXPECT_NEAR(v["modeled_share"].get<double>(), c.modeled_seconds() / v["trace_seconds"].get<double>(), 1e-9);
+  // Plain segments: no VMM operation at all.
+  nlohmann::json off = replay_json("--conf vmm:off");
+  EXPECT_EQ(off["vmm"]["create"].get<int64_t>(), 0);
+  EXPECT_EQ(off["vmm"]["modeled_seconds"].get<double>(), 0.0);
+  EXPECT_LT(off["efficiency"].get<double>(), j["efficiency"].get<double>());
+}
+
+TEST(VmmCli, BadVmmKeysAreRefusedByName) {
+  expect_bad_input(run_cli("replay " + kExample + " --conf remap:maybe"), "remap");
+  expect_bad_input(run_cli("replay " + kExample + " --conf granule_size:3MiB"), "granule_size");
+  expect_bad_input(run_cli("replay " + kExample + " --conf pressure_threshold:2"), "pressure_threshold");
+}
+
+}  // namespace

@@ -1,0 +1,73 @@
+// Unit tests for include/hbmalloc/vmm_config.hpp (allocator/core/vmm_config.cc):
+// the vmm, granule_size, remap and pressure_threshold keys of HBMALLOC_CONF.
+#include "hbmalloc/vmm_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc {
+namespace {
+
+// The message of the Error(kConfig) parsing `text` throws ("" if none).
+std::string ConfigError(const std::string& text) {
+  try {
+    Config::parse(text);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConfig) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "'" << text << "' was accepted";
+  return "";
+}
+
+TEST(VmmConfig, Defaults) {
+  Config c = Config::parse("");
+  EXPECT_TRUE(c.vmm.enabled);
+  EXPECT_EQ(c.vmm.granule_size, 2u << 20);
+  EXPECT_EQ(c.vmm.remap, VmmConfig::Remap::kPressure);
+  EXPECT_EQ(c.vmm.pressure_threshold, 0.95);
+}
+
+TEST(VmmConfig, ParsesEveryKey) {
+  Config c = Config::parse("vmm:off, granule_size:4MiB, remap:always, pressure_threshold:0.8");
+  EXPECT_FALSE(c.vmm.enabled);
+  EXPECT_EQ(c.vmm.granule_size, 4u << 20);
+  EXPECT_EQ(c.vmm.remap, VmmConfig::Remap::kAlways);
+  EXPECT_EQ(c.vmm.pressure_threshold, 0.8);
+  EXPECT_EQ(Config::parse("remap:never").vmm.remap, VmmConfig::Remap::kNever);
+  EXPECT_EQ(Config::parse("remap:pressure").vmm.remap, VmmConfig::Remap::kPressure);
+  EXPECT_TRUE(Config::parse("vmm:on").vmm.enabled);
+  EXPECT_EQ(Config::parse("pressure_threshold:1").vmm.pressure_threshold, 1.0);
+}
+
+TEST(VmmConfig, BadValuesNameTheKey) {
+  EXPECT_NE(ConfigError("vmm:yes").find("vmm: bad value 'yes'"), std::string::npos);
+  EXPECT_NE(ConfigError("granule_size:3MiB").find("granule_size"), std::string::npos);
+  EXPECT_NE(ConfigError("granule_size:2KiB").find("granule_size"), std::string::npos);
+  EXPECT_NE(ConfigError("granule_size:2GiB").find("granule_size"), std::string::npos);
+  EXPECT_NE(ConfigError("granule_size:lots").find("granule_size"), std::string::npos);
+  EXPECT_NE(ConfigError("remap:sometimes").find("expected always, pressure or never"), std::string::npos);
+  EXPECT_NE(ConfigError("pressure_threshold:0").find("pressure_threshold"), std::string::npos);
+  EXPECT_NE(ConfigError("pressure_threshold:1.5").find("pressure_threshold"), std::string::npos);
+  EXPECT_NE(ConfigError("pressure_threshold:nan").find("pressure_threshold"), std::string::npos);
+  EXPECT_NE(ConfigError("remaps:always").find("known:"), std::string::npos);
+}
+
+TEST(VmmConfig, RoundTripsThroughToString) {
+  Config c = Config::parse("vmm:off,granule_size:8MiB,remap:never,pressure_threshold:0.123456789");
+  Config back = Config::parse(c.to_string());
+  EXPECT_EQ(back.vmm.enabled, c.vmm.enabled);
+  EXPECT_EQ(back.vmm.granule_size, c.vmm.granule_size);
+  EXPECT_EQ(back.vmm.remap, c.vmm.remap);
+  EXPECT_EQ(back.vmm.pressure_threshold, c.vmm.pressure_threshold);
+  EXPECT_NE(c.to_string().find("vmm:off,granule_size:8388608,remap:never,pressure_threshold:0.123456789"),
+            std::string::npos)
+      << c.to_string();
+}
+
+}  // namespace
+}  // namespace hbmalloc

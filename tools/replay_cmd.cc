@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
+#include "policy/cca/cca_config.h"
 #include "replay/replay.h"
 #include "report/frag_report.h"
 #include "report/html_report.h"
@@ -52,6 +53,16 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   }
   j["native"] = native;
   if (min_cap) j["min_capacity"] = *min_cap;
+  if (!config.pytorch_settings.empty()) j["pytorch_alloc_conf"] = cca::alloc_conf_text(config.pytorch_settings);
+  if (config.policy == "cca") j["started_from_picture"] = r.started_from_picture;
+  if (r.fidelity) {
+    const replay::Fidelity& f = *r.fidelity;
+    j["fidelity"] = {{"recorded", f.recorded},
+                     {"replayed", f.replayed},
+                     {"matched", f.matched},
+                     {"matched_fraction", f.matched_fraction},
+                     {"first_difference", f.first_difference}};
+  }
   // Each OOM, with its cause and advice, is in report.ooms; `hbmalloc report`
   // re-renders a saved replay from this member.
   j["report"] = report::to_json(rep);
@@ -83,6 +94,16 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                   format_bytes(r.peak_reserved - native).c_str());
   }
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
+  if (config.policy == "cca") {
+    if (r.started_from_picture) std::printf("  started from the trace's own segments and live blocks\n");
+    else if (!r.start_note.empty()) std::printf("  started with the live blocks allocated anew (%s)\n", r.start_note.c_str());
+  }
+  if (r.fidelity && r.fidelity->recorded > 0) {
+    const replay::Fidelity& f = *r.fidelity;
+    std::printf("  %-16s %14.4f   %llu of %llu recorded segment events matched (%llu replayed)\n", "fidelity",
+                f.matched_fraction, (unsigned long long)f.matched, (unsigned long long)f.recorded,
+                (unsigned long long)f.replayed);
+  }
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
   if (!r.ooms.empty())
     std::printf("  %zu OOM(s) in this replay: see \"Out of memory\" below\n", r.ooms.size());
@@ -116,11 +137,17 @@ int run_replay(int argc, char** argv) {
     if (!t.has_history)
       throw Error(ErrorCode::kInvalidArgument,
                   t.source + ": a static snapshot (segments only, no events) cannot be replayed; try hbmalloc report");
+    replay::use_trace_settings(t, options.config);
+    options.fidelity = options.config.policy == "cca";
     options.device = device >= 0 ? int(device) : t.devices.front().device;
     const trace::DeviceTrace* d = t.device(options.device);
     if (d != nullptr && d->events.empty() && d->live_at_start.empty())
       throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay on device " +
                                                    std::to_string(options.device) + " (no events, no live blocks)");
+    // cca reproduces the recording, on the device it had when that is known.
+    if (options.config.policy == "cca" && !options.capacity && d != nullptr)
+      options.capacity = replay::recorded_capacity(t, *d);
+    options.config.capacity = options.capacity.value_or(0);
 
     Progress bar("replay");
     options.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };

@@ -70,12 +70,31 @@ void* SimBackend::malloc_segment(uint64_t bytes) {
   return reinterpret_cast<void*>(addr);
 }
 
+void* SimBackend::place_segment(uint64_t addr, uint64_t bytes) {
+  if (bytes == 0) throw Error(ErrorCode::kInvalidArgument, "sim: zero-byte segment");
+  if (addr == 0 || bytes > UINT64_MAX - addr) return nullptr;
+  if (capacity_ != 0 && (bytes > capacity_ || used_ > capacity_ - bytes)) return nullptr;
+  const uint64_t end = addr + bytes, window_end = window_base() + kWindow;
+  if (addr < window_end && end > window_base()) return nullptr;
+  auto next = placed_.lower_bound(addr);
+  if (next != placed_.end() && next->first < end) return nullptr;
+  if (next != placed_.begin() && std::prev(next)->first + std::prev(next)->second > addr) return nullptr;
+  placed_.emplace_hint(next, addr, bytes);
+  live_.insert(addr, bytes);
+  used_ += bytes;
+  return reinterpret_cast<void*>(addr);
+}
+
 void SimBackend::free_segment(void* ptr, uint64_t bytes) {
   uint64_t addr = reinterpret_cast<uint64_t>(ptr);
   uint64_t* live = addr == 0 ? nullptr : live_.find(addr);  // the map's keys are never 0
   if (live == nullptr || *live != bytes)
     throw Error(ErrorCode::kBackend, "sim: free of a segment that is not live (" + std::to_string(addr) + ")");
   live_.erase_found(live);
+  if (!placed_.empty() && placed_.erase(addr) == 1) {  // placed ranges never join the window's
+    used_ -= bytes;
+    return;
+  }
   give_back_range(addr, round_up(bytes, kAlign));
   used_ -= bytes;
 }

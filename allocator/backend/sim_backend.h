@@ -26,6 +26,11 @@ class SimBackend final : public Backend {
   void release_event(EventId event) override;
   void synchronize() override;
 
+  // A segment at exactly [addr, addr + bytes) (a replay putting segments where
+  // the recording had them); nullptr when that range overlaps a live segment
+  // or this device's own window, or the device is full. Freed as any other.
+  void* place_segment(uint64_t addr, uint64_t bytes);
+
   // Test hooks: while a stream is held, events recorded on it stay pending
   // until complete_stream() (or synchronize()) runs.
   void hold_stream(StreamId stream);
@@ -51,6 +56,7 @@ class SimBackend final : public Backend {
   absl::btree_map<uint64_t, uint64_t> free_by_addr_;     // addr -> size, coalesced
   absl::btree_set<std::pair<uint64_t, uint64_t>> free_by_size_;  // (size, addr)
   PointerMap<uint64_t> live_;  // addr -> size; a hash map: one lookup per segment malloc/free
+  absl::btree_map<uint64_t, uint64_t> placed_;  // addr -> size of the live placed segments
 
   struct StreamClock {
     bool held = false;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "backend/backend.h"
 #include "core/live_stats.h"
@@ -24,6 +25,7 @@ class SegmentSource {
     ++stats_.num_device_alloc;
     stats_.segment.increase(pool, 1);
     stats_.reserved_bytes.increase(pool, int64_t(bytes));
+    if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kAlloc, address(ptr), bytes});
     return ptr;
   }
   void release(void* ptr, uint64_t bytes, Pool pool) {
@@ -31,16 +33,40 @@ class SegmentSource {
     ++stats_.num_device_free;
     stats_.segment.decrease(pool, 1);
     stats_.reserved_bytes.decrease(pool, int64_t(bytes));
+    if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kFree, address(ptr), bytes});
   }
+
+  // Expandable segments: the memory behind one page (nullptr when the device
+  // is full); what is reserved follows the mappings, not the pages.
+  void* take_page(uint64_t bytes) { return backend_.malloc_segment(bytes); }
+  void give_page(void* page, uint64_t bytes) { backend_.free_segment(page, bytes); }
+  void mapped(uint64_t addr, uint64_t bytes, Pool pool) {
+    ++stats_.num_device_alloc;
+    stats_.reserved_bytes.increase(pool, int64_t(bytes));
+    if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kMap, addr, bytes});
+  }
+  void unmapped(uint64_t addr, uint64_t bytes, Pool pool) {
+    ++stats_.num_device_free;
+    stats_.reserved_bytes.decrease(pool, int64_t(bytes));
+    if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kUnmap, addr, bytes});
+  }
+
+  // Appends every segment change from now on to `log` (nullptr: stop).
+  void set_log(std::vector<SegmentEvent>* log) { log_ = log; }
+  std::vector<SegmentEvent>* log() const { return log_; }
 
   void set_limit(uint64_t bytes) { limit_ = bytes; }
   uint64_t limit() const { return limit_; }
   LiveStats& stats() { return stats_; }
+  const LiveStats& stats() const { return stats_; }
 
  private:
+  static uint64_t address(void* ptr) { return reinterpret_cast<uintptr_t>(ptr); }
+
   Backend& backend_;
   LiveStats& stats_;
   uint64_t limit_ = std::numeric_limits<uint64_t>::max();
+  std::vector<SegmentEvent>* log_ = nullptr;
 };
 
 }  // namespace hbmalloc

@@ -137,16 +137,13 @@ int run_replay(int argc, char** argv) {
     if (!t.has_history)
       throw Error(ErrorCode::kInvalidArgument,
                   t.source + ": a static snapshot (segments only, no events) cannot be replayed; try hbmalloc report");
-    replay::use_trace_settings(t, options.config);
-    options.fidelity = options.config.policy == "cca";
     options.device = device >= 0 ? int(device) : t.devices.front().device;
     const trace::DeviceTrace* d = t.device(options.device);
     if (d != nullptr && d->events.empty() && d->live_at_start.empty())
       throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay on device " +
                                                    std::to_string(options.device) + " (no events, no live blocks)");
-    // cca reproduces the recording, on the device it had when that is known.
-    if (options.config.policy == "cca" && !options.capacity && d != nullptr)
-      options.capacity = replay::recorded_capacity(t, *d);
+    replay::as_recorded(t, options);  // cca: the recording's own settings and device
+    options.fidelity = options.config.policy == "cca";
     options.config.capacity = options.capacity.value_or(0);
 
     Progress bar("replay");

@@ -136,7 +136,15 @@ class Run {
         r.started_from_picture = true;
         return;
       } catch (const Error& e) {
-        if (e.code() != ErrorCode::kInvalidArgument) throw;
+        // A start too large for the device is an OOM; a picture the policy
+        // cannot take is not: either way the live blocks are allocated anew.
+        if (e.code() == ErrorCode::kOutOfMemory) {
+          uint64_t bytes = 0;
+          for (const trace::SegmentInfo& s : d_.segments_at_start) bytes += s.size;
+          r.ooms.push_back(picture(trace::kNoBlock, bytes, 0, 0, 0));
+        } else if (e.code() != ErrorCode::kInvalidArgument) {
+          throw;
+        }
         r.start_note = e.what();
         state_.assign(state_.size(), BlockState::kUnborn);
         fresh_allocator();
@@ -302,10 +310,12 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   return r;
 }
 
-void use_trace_settings(const trace::Trace& trace, Config& config) {
+void as_recorded(const trace::Trace& trace, ReplayOptions& options) {
+  Config& config = options.config;
   if (config.policy != "cca") return;
   config.pytorch_settings = cca::overlay(cca::settings_of_trace(trace.settings), config.pytorch_settings);
   cca::parse_settings(config.pytorch_settings);
+  if (!options.capacity) options.capacity = recorded_capacity(trace, trace.device_or_error(options.device));
 }
 
 std::optional<uint64_t> recorded_capacity(const trace::Trace& trace, const trace::DeviceTrace& d) {

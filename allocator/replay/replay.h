@@ -89,11 +89,14 @@ struct ReplayResult {
 // trace that frees a block it never allocated; an OOM is a result, not an error.
 ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options);
 
-// For the cca policy: the allocator settings the trace was recorded with
-// (PyTorch snapshot allocator_settings) under those config already names, so
-// a replay runs as the recording did unless told otherwise. Other policies
-// are left alone. Throws Error(kConfig) when the two do not go together.
-void use_trace_settings(const trace::Trace& trace, Config& config);
+// For the cca policy, the conditions the recording ran under, so a replay
+// runs as it did unless told otherwise: the allocator settings the trace
+// recorded (a PyTorch snapshot's allocator_settings) under those
+// options.config names, and, when no capacity is set, the device capacity
+// the recording had (recorded_capacity) if known. Other policies are left
+// alone. Throws Error(kConfig) when the settings do not go together, and
+// Error(kInvalidArgument) for a device the trace does not have.
+void as_recorded(const trace::Trace& trace, ReplayOptions& options);
 
 // The device capacity the recording ran on: the trace's own, else what its
 // first OOM implies (reserved then plus the device's free bytes); nullopt

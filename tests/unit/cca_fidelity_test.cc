@@ -33,9 +33,9 @@ TEST(CcaFidelity, EverySharedSnapshotWithSegmentEvents) {
       SCOPED_TRACE(file.filename().string() + " device " + std::to_string(d.device));
       replay::ReplayOptions o;
       o.config.policy = "cca";
-      replay::use_trace_settings(t, o.config);
       o.device = d.device;
-      o.capacity = replay::recorded_capacity(t, d);
+      replay::as_recorded(t, o);
+      EXPECT_EQ(o.capacity, replay::recorded_capacity(t, d));
       o.fidelity = true;
       const replay::ReplayResult r = replay::replay(t, o);
       ASSERT_TRUE(r.fidelity.has_value());

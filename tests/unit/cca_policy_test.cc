@@ -344,6 +344,19 @@ TEST(CcaPolicy, AdoptRefusesAnInconsistentPicture) {
             std::string::npos);
   EXPECT_NE(error_of({{b, 20 * kMiB, Pool::kLarge, 0, {}}, {b + kMiB, 2 * kMiB, Pool::kSmall, 0, {}}}).find("overlaps"),
             std::string::npos);
+  // All or nothing: a picture that does not fit the device leaves the allocator empty and usable.
+  Cca small("", 16 * kMiB);
+  try {
+    small->adopt({{b, 12 * kMiB, Pool::kLarge, 0, {{b, 0, 5 * kMiB, true}}}, {b + 32 * kMiB, 12 * kMiB, Pool::kLarge, 0, {}}});
+    ADD_FAILURE() << "adopted more than the device holds";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
+  }
+  EXPECT_EQ(small->stats().reserved_bytes.all.current, 0);
+  EXPECT_TRUE(small.log.empty());
+  EXPECT_TRUE(InvariantsHold(*small.alloc));
+  EXPECT_NE(small->malloc(12 * kMiB), nullptr);
+
   SimAllocator hbm;
   try {
     hbm->adopt({{b, 2 * kMiB, Pool::kSmall, 0, {}}});

@@ -18,6 +18,7 @@ struct BlockPool;
 struct Segment {
   uintptr_t base = 0;
   uint64_t size = 0;
+  BlockPool* pool = nullptr;
   struct Block* head = nullptr;             // the block at base
   ExpandableSegment* expandable = nullptr;  // null for a plain segment
 };

@@ -109,7 +109,7 @@ bool CcaPolicy::alloc_block(Request& r) {
   void* ptr = source_.grow(r.alloc_size, pool_of(*r.pool));
   if (ptr == nullptr) return false;
   const uintptr_t base = reinterpret_cast<uintptr_t>(ptr);
-  Segment* seg = new_segment(base, r.alloc_size, nullptr);
+  Segment* seg = new_segment(base, r.alloc_size, r.pool, nullptr);
   r.block = new_block(base, r.alloc_size, r.stream, r.pool, seg);
   seg->head = r.block;
   return true;
@@ -294,7 +294,7 @@ Block* CcaPolicy::find_expandable_block(const Request& r) {
   uintptr_t base = kExpandableBase;
   if (!expandable_.empty()) base = round_up(expandable_.back()->base + expandable_.back()->size(), kSmallBuffer);
   expandable_.push_back(std::make_unique<ExpandableSegment>(base, page, pages));
-  Segment* seg = new_segment(base, page * pages, expandable_.back().get());
+  Segment* seg = new_segment(base, page * pages, &pool, expandable_.back().get());
   Block* b = new_block(base, seg->size, r.stream, &pool, seg);
   b->mapped = false;
   seg->head = b;
@@ -374,8 +374,8 @@ void CcaPolicy::release_expandable_segment(Block* b) {
 
 // ---- structure --------------------------------------------------------------------
 
-Segment* CcaPolicy::new_segment(uintptr_t base, uint64_t size, ExpandableSegment* expandable) {
-  Segment* seg = segments_.make(Segment{base, size, nullptr, expandable});
+Segment* CcaPolicy::new_segment(uintptr_t base, uint64_t size, BlockPool* pool, ExpandableSegment* expandable) {
+  Segment* seg = segments_.make(Segment{base, size, pool, nullptr, expandable});
   by_base_.emplace(base, seg);
   return seg;
 }
@@ -480,7 +480,7 @@ void CcaPolicy::check_segment(const Segment* seg, Tally& tally, size_t& free_blo
     if (b->segment != seg) violated(at + ": points to another segment");
     if (b->addr != cursor) violated(at + ": gap or overlap (expected " + std::to_string(cursor) + ")");
     if (b->size == 0 || b->size % kMinBlockSize != 0) violated(at + ": size not a positive multiple of 512");
-    if (b->pool != head->pool || b->stream != head->stream) violated(at + ": pool or stream differs from its segment");
+    if (b->pool != seg->pool || b->stream != head->stream) violated(at + ": pool or stream differs from its segment");
     if (b->next != nullptr && b->next->prev != b) violated(at + ": broken back link");
     cursor += b->size;
     if (b->allocated) {
@@ -535,6 +535,35 @@ Tally CcaPolicy::check() const {
 
 std::vector<Allocation> CcaPolicy::adopt(const Layout& start) {
   if (!by_base_.empty()) bad_picture("the policy already holds memory");
+  try {
+    return adopt_segments(start);
+  } catch (...) {
+    forget_everything();  // all or nothing: the policy holds nothing again
+    throw;
+  }
+}
+
+void CcaPolicy::forget_everything() {
+  std::vector<SegmentEvent>* log = source_.log();
+  source_.set_log(nullptr);
+  while (!by_base_.empty()) {
+    Segment* seg = by_base_.begin()->second;
+    const Pool pool = pool_of(*seg->pool);
+    for (Block* b = seg->head; b != nullptr;) {
+      Block* next = b->next;
+      account_inactive(b, -1);
+      if (!b->allocated) b->pool->erase(b);
+      else live_.erase(b->addr);
+      blocks_.recycle(b);
+      b = next;
+    }
+    source_.release(reinterpret_cast<void*>(seg->base), seg->size, pool);
+    drop_segment(seg);
+  }
+  source_.set_log(log);
+}
+
+std::vector<Allocation> CcaPolicy::adopt_segments(const Layout& start) {
   // The start is where the log begins, not something that happened.
   struct Unlogged {
     SegmentSource& source;
@@ -554,7 +583,7 @@ std::vector<Allocation> CcaPolicy::adopt(const Layout& start) {
     void* mem = source_.grow(s.size, s.pool);
     if (mem == nullptr) throw Error(ErrorCode::kOutOfMemory, where + ": the device cannot hold the trace's start");
     const uintptr_t base = reinterpret_cast<uintptr_t>(mem);
-    Segment* seg = new_segment(base, s.size, nullptr);
+    Segment* seg = new_segment(base, s.size, &pool, nullptr);
     Block* last = nullptr;
     auto append = [&](uint64_t offset, uint64_t size, const BlockLayout* live) {
       Block* b = new_block(base + offset, size, s.stream, &pool, seg);

@@ -74,7 +74,10 @@ class CcaPolicy final : public Policy {
   void unmap_block(Block* b);
   void release_expandable_segment(Block* b);
 
-  Segment* new_segment(uintptr_t base, uint64_t size, ExpandableSegment* expandable);
+  std::vector<Allocation> adopt_segments(const Layout& start);
+  void forget_everything();  // after a failed adopt: plain segments only
+
+  Segment* new_segment(uintptr_t base, uint64_t size, BlockPool* pool, ExpandableSegment* expandable);
   Block* new_block(uintptr_t addr, uint64_t size, StreamId stream, BlockPool* pool, Segment* seg);
   void drop_segment(Segment* seg);
   void link_after(Block* b, Block* before, Block* after);

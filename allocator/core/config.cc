@@ -108,7 +108,7 @@ Config Config::parse(std::string_view text) {
       if (value != "hbm" && value != "cca") bad_value(key, value, "known policies: hbm, cca");
       c.policy = value;
     } else if (key == "backend") {
-      if (value != "cuda" && value != "sim") bad_value(key, value, "expected cuda or sim");
+      if (value != "cuda" && value != "sim" && value != "host") bad_value(key, value, "expected cuda, sim or host");
       c.backend = value;
     } else if (key == "capacity") {
       c.capacity = parse_key_bytes(key, value);

@@ -36,18 +36,14 @@ class SegmentSource {
     if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kFree, address(ptr), bytes});
   }
 
-  // Expandable segments: the memory behind one page (nullptr when the device
-  // is full); what is reserved follows the mappings, not the pages.
-  void* take_page(uint64_t bytes) { return backend_.malloc_segment(bytes); }
-  void give_page(void* page, uint64_t bytes) { backend_.free_segment(page, bytes); }
-  void mapped(uint64_t addr, uint64_t bytes, Pool pool) {
+  // Expandable segments: a range mapped or unmapped counts as a device call
+  // and is logged; what it reserves is GranuleSource's to count.
+  void mapped(uint64_t addr, uint64_t bytes) {
     ++stats_.num_device_alloc;
-    stats_.reserved_bytes.increase(pool, int64_t(bytes));
     if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kMap, addr, bytes});
   }
-  void unmapped(uint64_t addr, uint64_t bytes, Pool pool) {
+  void unmapped(uint64_t addr, uint64_t bytes) {
     ++stats_.num_device_free;
-    stats_.reserved_bytes.decrease(pool, int64_t(bytes));
     if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kUnmap, addr, bytes});
   }
 

@@ -40,6 +40,14 @@ class RecordedAddresses final : public Backend {
   bool event_done(EventId event) override { return sim_->event_done(event); }
   void release_event(EventId event) override { sim_->release_event(event); }
   void synchronize() override { sim_->synchronize(); }
+  uint64_t vmm_granularity() const override { return sim_->vmm_granularity(); }
+  void* reserve_range(uint64_t bytes) override { return sim_->reserve_range(bytes); }
+  void release_range(void* base, uint64_t bytes) override { sim_->release_range(base, bytes); }
+  GranuleId create_granule(uint64_t bytes) override { return sim_->create_granule(bytes); }
+  void release_granule(GranuleId granule) override { sim_->release_granule(granule); }
+  void map(void* addr, GranuleId granule) override { sim_->map(addr, granule); }
+  void set_access(void* addr, uint64_t bytes) override { sim_->set_access(addr, bytes); }
+  void unmap(void* addr, uint64_t bytes) override { sim_->unmap(addr, bytes); }
 
  private:
   std::unique_ptr<SimBackend> sim_;

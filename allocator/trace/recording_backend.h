@@ -33,6 +33,14 @@ class RecordingBackend final : public Backend {
   bool event_done(EventId event) override { return inner_->event_done(event); }
   void release_event(EventId event) override { inner_->release_event(event); }
   void synchronize() override { inner_->synchronize(); }
+  uint64_t vmm_granularity() const override { return inner_->vmm_granularity(); }
+  void* reserve_range(uint64_t bytes) override { return inner_->reserve_range(bytes); }
+  void release_range(void* base, uint64_t bytes) override { inner_->release_range(base, bytes); }
+  GranuleId create_granule(uint64_t bytes) override { return inner_->create_granule(bytes); }
+  void release_granule(GranuleId granule) override { inner_->release_granule(granule); }
+  void map(void* addr, GranuleId granule) override { inner_->map(addr, granule); }
+  void set_access(void* addr, uint64_t bytes) override { inner_->set_access(addr, bytes); }
+  void unmap(void* addr, uint64_t bytes) override { inner_->unmap(addr, bytes); }
 
  private:
   static uint64_t address(void* ptr) { return reinterpret_cast<uintptr_t>(ptr); }

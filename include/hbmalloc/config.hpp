@@ -11,8 +11,8 @@ namespace hbmalloc {
 
 struct Config {
   std::string policy = "hbm";
-  std::string backend = kDefaultBackend;   // "cuda" or "sim"
-  uint64_t capacity = 0;                   // sim: device bytes; 0 = unlimited
+  std::string backend = kDefaultBackend;   // "cuda", "sim" or "host" (host memory, for tests)
+  uint64_t capacity = 0;                   // sim, host: device bytes; 0 = unlimited
   double memory_fraction = 1.0;            // reserved <= fraction * capacity
   uint64_t small_size = 1ull << 20;        // requests up to this use size-class slabs
   uint64_t slab_size = 2ull << 20;         // slab chunk (one small-pool segment)

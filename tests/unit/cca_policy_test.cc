@@ -253,6 +253,10 @@ TEST(CcaPolicy, ExpandableSegmentsUnmapOnOomAndMapAgain) {
   void* y = a->malloc(30 * kMiB, 0);  // 40 + 40 > 60: stream 1's pages go back first
   ASSERT_NE(y, nullptr);
   EXPECT_EQ(a.events(), "map 40M, unmap 40M, map 40M");
+  Stats st = a->stats();
+  EXPECT_EQ(st.reserved_bytes.all.peak, int64_t(40 * kMiB)) << "the page taken by the failed map never counted";
+  EXPECT_EQ(st.vmm.create, 40) << "in 2 MiB granules: 40 MiB twice; the failed map took none";
+  EXPECT_EQ(st.vmm.unmap, 20);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 

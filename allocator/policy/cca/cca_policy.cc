@@ -16,15 +16,22 @@ namespace {
 }  // namespace
 
 CcaPolicy::CcaPolicy(const Config& config, Backend& backend, LiveStats& stats)
-    : cfg_(parse_settings(config.pytorch_settings)), source_(backend, stats), capacity_(backend.capacity()) {
-  if (cfg_.expandable_segments && backend.name() != "sim")
-    throw Error(ErrorCode::kConfig, "expandable_segments: True needs virtual memory mapping, which the " +
-                                        std::string(backend.name()) + " backend does not offer yet (the sim backend does)");
+    : cfg_(parse_settings(config.pytorch_settings)),
+      backend_(backend),
+      source_(backend, stats),
+      granules_(backend, source_),
+      capacity_(backend.capacity()) {
+  if (cfg_.expandable_segments) {
+    const uint64_t granule = granules_.granularity();
+    if (granule == 0)
+      throw Error(ErrorCode::kConfig, "expandable_segments: True needs virtual memory mapping, which the " +
+                                          std::string(backend.name()) + " backend lacks");
+    if (cfg_.large_segment_size % granule != 0 || kSmallBuffer % granule != 0)
+      throw Error(ErrorCode::kConfig, "large_segment_size_mb: " + std::to_string(cfg_.large_segment_size / kMiB) +
+                                          " MiB pages are not whole " + std::to_string(granule) +
+                                          "-byte granules of the " + std::string(backend.name()) + " backend");
+  }
   set_limit(std::numeric_limits<uint64_t>::max());
-}
-
-CcaPolicy::~CcaPolicy() {
-  for (auto& es : expandable_) es->release_all(source_);
 }
 
 void CcaPolicy::set_segment_log(std::vector<SegmentEvent>* log) { source_.set_log(log); }
@@ -291,9 +298,10 @@ Block* CcaPolicy::find_expandable_block(const Request& r) {
   // Room for 9/8 of the device, as PyTorch reserves (a 1 TiB device when unlimited).
   const uint64_t device = capacity_ != 0 ? capacity_ : uint64_t(1) << 40;
   const uint64_t pages = (device + device / 8 + page - 1) / page;
-  uintptr_t base = kExpandableBase;
-  if (!expandable_.empty()) base = round_up(expandable_.back()->base + expandable_.back()->size(), kSmallBuffer);
-  expandable_.push_back(std::make_unique<ExpandableSegment>(base, page, pages));
+  auto es = std::make_unique<ExpandableSegment>(granules_, page, pages, pool_of(pool));
+  if (es->base() == 0) return nullptr;  // no address space left
+  expandable_.push_back(std::move(es));
+  const uintptr_t base = expandable_.back()->base();
   Segment* seg = new_segment(base, page * pages, &pool, expandable_.back().get());
   Block* b = new_block(base, seg->size, r.stream, &pool, seg);
   b->mapped = false;
@@ -304,6 +312,7 @@ Block* CcaPolicy::find_expandable_block(const Request& r) {
 
 Block* CcaPolicy::try_allocate_expandable_block(Request& r) {
   Block* c = find_expandable_block(r);
+  if (c == nullptr) return nullptr;
   // c is unmapped, or free with unmapped blocks after it: map until it fits.
   if (!c->mapped && !map_block(c, std::min(c->size, r.size))) return nullptr;
   while (c->size < r.size) {
@@ -317,7 +326,7 @@ Block* CcaPolicy::try_allocate_expandable_block(Request& r) {
 
 bool CcaPolicy::map_block(Block* to_map, uint64_t size) {
   BlockPool& pool = *to_map->pool;
-  const PageRange range = to_map->segment->expandable->map(to_map->addr, size, source_);
+  const PageRange range = to_map->segment->expandable->map(to_map->addr, size);
   if (range.bytes == 0) return false;
   pool.unmapped.erase(BlockPool::key_of(to_map));
   to_map->mapped = true;
@@ -332,7 +341,7 @@ bool CcaPolicy::map_block(Block* to_map, uint64_t size) {
   try_merge(to_map, to_map->prev);
   try_merge(to_map, to_map->next);
   pool.insert(to_map);
-  source_.mapped(range.addr, range.bytes, pool_of(pool));
+  source_.mapped(range.addr, range.bytes);
   return true;
 }
 
@@ -340,8 +349,11 @@ bool CcaPolicy::map_block(Block* to_map, uint64_t size) {
 // side stays cached.
 void CcaPolicy::unmap_block(Block* b) {
   BlockPool& pool = *b->pool;
-  const PageRange range = b->segment->expandable->unmap(b->addr, b->size, source_);
-  if (range.bytes == 0) return;
+  const ExpandableSegment& es = *b->segment->expandable;
+  const uintptr_t first = round_up(b->addr - es.base(), es.page()) + es.base();
+  if (first + es.page() > b->addr + b->size) return;  // no whole page free
+  backend_.synchronize();  // no queued work may still use the pages
+  const PageRange range = b->segment->expandable->unmap(b->addr, b->size);
   pool.erase(b);
   const uint64_t before = range.addr - b->addr;
   if (before > 0) {
@@ -361,7 +373,7 @@ void CcaPolicy::unmap_block(Block* b) {
   try_merge(b, b->prev);
   try_merge(b, b->next);
   pool.unmapped.insert(BlockPool::key_of(b));
-  source_.unmapped(range.addr, range.bytes, pool_of(pool));
+  source_.unmapped(range.addr, range.bytes);
 }
 
 void CcaPolicy::release_expandable_segment(Block* b) {

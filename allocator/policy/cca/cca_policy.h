@@ -21,6 +21,7 @@
 #include "policy/cca/cca_block.h"
 #include "policy/cca/cca_config.h"
 #include "policy/cca/expandable_segment.h"
+#include "policy/granule_source.h"
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
@@ -29,7 +30,6 @@ namespace hbmalloc::cca {
 class CcaPolicy final : public Policy {
  public:
   CcaPolicy(const Config& config, Backend& backend, LiveStats& stats);
-  ~CcaPolicy() override;
 
   Allocation allocate(uint64_t size, StreamId stream) override;
   Allocation allocate_after_release(uint64_t size, StreamId stream) override;
@@ -90,7 +90,9 @@ class CcaPolicy final : public Policy {
   void check_segment(const Segment* seg, Tally& tally, size_t& free_blocks, size_t& unmapped_blocks) const;
 
   CcaConfig cfg_;
+  Backend& backend_;  // synchronised before pages are unmapped, as PyTorch does
   SegmentSource source_;
+  GranuleSource granules_;
   uint64_t capacity_;                   // 0: unlimited
   std::optional<uint64_t> allowed_max_;  // set iff the memory fraction is below 1 (PyTorch's rule)
   BlockPool small_{true};

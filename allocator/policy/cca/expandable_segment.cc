@@ -2,42 +2,41 @@
 
 namespace hbmalloc::cca {
 
-PageRange ExpandableSegment::map(uintptr_t addr, uint64_t bytes, SegmentSource& source) {
-  const uint64_t begin = (addr - base) / page;
-  const uint64_t end = (addr + bytes - base + page - 1) / page;
-  if (handles_.size() < end) handles_.resize(end, nullptr);
-  for (uint64_t i = begin; i < end; ++i) {
-    handles_[i] = source.take_page(page);
-    if (handles_[i] != nullptr) continue;
-    for (uint64_t j = begin; j < i; ++j) {  // out of memory: undo the pages taken so far
-      source.give_page(handles_[j], page);
-      handles_[j] = nullptr;
-    }
-    return {base + begin * page, 0};
-  }
-  mapped += end - begin;
-  return {base + begin * page, (end - begin) * page};
+ExpandableSegment::ExpandableSegment(GranuleSource& granules, uint64_t page_size, uint64_t pages, Pool pool)
+    : granules_(granules), page_(page_size), pages_(pages), pool_(pool) {
+  base_ = reinterpret_cast<uintptr_t>(granules_.reserve_range(size()));
 }
 
-PageRange ExpandableSegment::unmap(uintptr_t addr, uint64_t bytes, SegmentSource& source) {
-  const uint64_t begin = (addr - base + page - 1) / page;
-  const uint64_t end = (addr + bytes - base) / page;
+ExpandableSegment::~ExpandableSegment() {
+  if (base_ == 0) return;
+  for (uint64_t i = 0; i < handles_.size(); ++i)
+    if (handles_[i] != 0) unmap(base_ + i * page_, page_);
+  granules_.release_range(reinterpret_cast<void*>(base_), size());
+}
+
+PageRange ExpandableSegment::map(uintptr_t addr, uint64_t bytes) {
+  const uint64_t begin = (addr - base_) / page_;
+  const uint64_t end = (addr + bytes - base_ + page_ - 1) / page_;
+  if (handles_.size() < end) handles_.resize(end, 0);
+  // As PyTorch: every page's memory first (all or none), then the mappings, then access.
+  if (!granules_.create_all(end - begin, page_, pool_, handles_.data() + begin)) return {base_ + begin * page_, 0};
+  for (uint64_t i = begin; i < end; ++i) granules_.map(reinterpret_cast<void*>(base_ + i * page_), handles_[i], page_);
+  granules_.set_access(reinterpret_cast<void*>(base_ + begin * page_), (end - begin) * page_);
+  mapped_ += end - begin;
+  return {base_ + begin * page_, (end - begin) * page_};
+}
+
+PageRange ExpandableSegment::unmap(uintptr_t addr, uint64_t bytes) {
+  const uint64_t begin = (addr - base_ + page_ - 1) / page_;
+  const uint64_t end = (addr + bytes - base_) / page_;
   if (begin >= end) return {addr, 0};
+  granules_.unmap(reinterpret_cast<void*>(base_ + begin * page_), (end - begin) * page_);
   for (uint64_t i = begin; i < end; ++i) {
-    source.give_page(handles_[i], page);
-    handles_[i] = nullptr;
+    granules_.release(handles_[i], page_, pool_);
+    handles_[i] = 0;
   }
-  mapped -= end - begin;
-  return {base + begin * page, (end - begin) * page};
-}
-
-void ExpandableSegment::release_all(SegmentSource& source) {
-  for (void*& h : handles_)
-    if (h != nullptr) {
-      source.give_page(h, page);
-      h = nullptr;
-    }
-  mapped = 0;
+  mapped_ -= end - begin;
+  return {base_ + begin * page_, (end - begin) * page_};
 }
 
 }  // namespace hbmalloc::cca

@@ -1,19 +1,14 @@
 // One of PyTorch's expandable segments: an address range reserved once
 // (room for 9/8 of the device) into which fixed-size pages (2 MiB for the
-// small pool, large_segment_size for the large one) are mapped on demand and
-// unmapped when wholly free.
-//
-// The backend has no virtual-memory operations yet, so the policy keeps the
-// page accounting itself: each mapped page holds one backend segment of the
-// page's size (the device's memory, as capacity sees it), and the range's
-// addresses come from a region no backend hands out. That is exact for the
-// sim backend, which never touches memory; real devices are refused.
+// small pool, large_segment_size for the large one) are mapped on demand,
+// one physical granule each, and unmapped when wholly free. Built on the
+// backend's virtual-memory operations (GranuleSource).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "policy/segment_source.h"
+#include "policy/granule_source.h"
 
 namespace hbmalloc::cca {
 
@@ -22,31 +17,35 @@ struct PageRange {
   uint64_t bytes = 0;  // 0: nothing (mapped or unmapped)
 };
 
-struct ExpandableSegment {
-  ExpandableSegment(uintptr_t base, uint64_t page_size, uint64_t pages) : base(base), page(page_size), pages(pages) {}
+class ExpandableSegment {
+ public:
+  // Reserves pages * page_size bytes of address space; base() is 0 when
+  // the backend has none left.
+  ExpandableSegment(GranuleSource& granules, uint64_t page_size, uint64_t pages, Pool pool);
+  ~ExpandableSegment();  // unmaps and releases everything, then the range
+  ExpandableSegment(const ExpandableSegment&) = delete;
+  ExpandableSegment& operator=(const ExpandableSegment&) = delete;
 
-  uint64_t size() const { return page * pages; }
-  uint64_t mapped_bytes() const { return mapped * page; }
+  uintptr_t base() const { return base_; }
+  uint64_t page() const { return page_; }
+  uint64_t size() const { return page_ * pages_; }
+  uint64_t mapped_bytes() const { return mapped_ * page_; }
 
   // Maps every page that [addr, addr + bytes) touches; addr must start a
   // page. All or nothing: bytes 0 when the device ran out of memory.
-  PageRange map(uintptr_t addr, uint64_t bytes, SegmentSource& source);
-  // Unmaps the pages wholly inside [addr, addr + bytes); bytes 0 when none is.
-  PageRange unmap(uintptr_t addr, uint64_t bytes, SegmentSource& source);
-  // Gives every mapped page back (the policy is going away).
-  void release_all(SegmentSource& source);
-
-  const uintptr_t base;
-  const uint64_t page;
-  const uint64_t pages;
+  PageRange map(uintptr_t addr, uint64_t bytes);
+  // Unmaps the pages wholly inside [addr, addr + bytes) and frees their
+  // memory; bytes 0 when none is.
+  PageRange unmap(uintptr_t addr, uint64_t bytes);
 
  private:
-  std::vector<void*> handles_;  // per page: the backend segment holding it, or nullptr
-  uint64_t mapped = 0;
+  GranuleSource& granules_;
+  const uint64_t page_;
+  const uint64_t pages_;
+  const Pool pool_;
+  uintptr_t base_ = 0;
+  std::vector<GranuleId> handles_;  // per page: its granule, 0 when unmapped
+  uint64_t mapped_ = 0;
 };
-
-// Where expandable segments' addresses come from: far above any backend's
-// (the sim's windows end below 2^60; device pointers are below 2^57).
-constexpr uintptr_t kExpandableBase = uintptr_t(1) << 61;
 
 }  // namespace hbmalloc::cca

@@ -73,8 +73,13 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                 std::optional<uint64_t> min_cap) {
   std::printf("hbmalloc replay: %s (%s, device %d of %zu)\n", t.source.c_str(), t.format.c_str(), r.device,
               t.devices.size());
+  // cca runs as PyTorch: its settings are a PYTORCH_CUDA_ALLOC_CONF line.
+  const std::string settings = config.policy != "cca" ? config.to_string()
+                               : config.pytorch_settings.empty()
+                                   ? std::string("PyTorch's defaults")
+                                   : "PYTORCH_CUDA_ALLOC_CONF=" + cca::alloc_conf_text(config.pytorch_settings);
   std::printf("  policy %s, capacity %s (%s)\n", config.policy.c_str(), capacity_text(r.capacity).c_str(),
-              config.to_string().c_str());
+              settings.c_str());
   std::printf("  %llu events (%llu allocs, %llu frees, %llu empty_cache) in %.3f ms: %.1f M events/s\n\n",
               (unsigned long long)r.events, (unsigned long long)r.allocs, (unsigned long long)r.frees,
               (unsigned long long)r.empty_cache_calls, r.seconds * 1e3, r.events_per_second / 1e6);

@@ -61,6 +61,34 @@ TEST(FreeIndex, PrefersSmallestThenLowestAddress) {
   EXPECT_TRUE(index.consistent());
 }
 
+// A bin past FreeBin::kFlatLimit entries becomes a tree and must keep the
+// same order; emptied, it is a vector again.
+TEST(FreeIndex, LongBinKeepsBestFitOrder) {
+  std::deque<Block> blocks;
+  FreeIndex index;
+  const size_t n = FreeBin::kFlatLimit * 3;
+  for (size_t i = 0; i < n; ++i) {
+    // Equal sizes at falling addresses, plus one slightly larger block per ten.
+    uint64_t size = (uint64_t(4) << 20) + (i % 10 == 0 ? 512 : 0);
+    blocks.push_back(Block{(uintptr_t(1) << 40) - i * (8 << 20), size});
+    index.insert(&blocks.back());
+  }
+  EXPECT_TRUE(index.consistent());
+  uint64_t last_size = 0;
+  uintptr_t last_addr = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Block* b = index.take_best_fit(0, 4 << 20);
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(b->size > last_size || (b->size == last_size && b->addr > last_addr)) << "take " << i;
+    last_size = b->size;
+    last_addr = b->addr;
+  }
+  EXPECT_EQ(index.take_best_fit(0, 512), nullptr);
+  EXPECT_TRUE(index.consistent());
+  index.insert(&blocks.front());
+  EXPECT_EQ(index.take_best_fit(0, 512), &blocks.front());
+}
+
 TEST(FreeIndex, MatchesAnOrderedSetOverRandomOperations) {
   std::mt19937_64 rng(7);
   std::deque<Block> storage;

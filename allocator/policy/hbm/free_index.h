@@ -4,13 +4,11 @@
 //
 // Segregated bins in the manner of TLSF: a size maps to one of kBins bins
 // (16 per power of two above 8 KiB, so sizes in a bin differ by under 1/16),
-// a two-level bitmap says which bins hold blocks, and each bin is a short
-// vector sorted by (size, address), largest first. A search looks in the
+// and a two-level bitmap says which bins hold blocks. A search looks in the
 // request's own bin, then takes the smallest block of the next non-empty bin
-// (two count-trailing-zeros, then the vector's back). Inserting and erasing
-// shift the entries of one bin, which hold blocks within 1/16 of each other's
-// size: few in practice, so this beats an ordered tree's node walks by far
-// (measured on the shared traces, see benchmarks/README.md).
+// (two count-trailing-zeros). Bins are short in practice, and a short bin is
+// a sorted vector (free_bin.h): this beats one ordered tree per stream by
+// about a quarter of the whole replay time (benchmarks/README.md).
 #pragma once
 
 #include <algorithm>
@@ -18,10 +16,10 @@
 #include <bit>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "absl/container/btree_map.h"
 #include "policy/hbm/block.h"
+#include "policy/hbm/free_bin.h"
 
 namespace hbmalloc {
 
@@ -32,22 +30,13 @@ class FreeIndex {
   Block* take_best_fit(StreamId stream, uint64_t size) {
     Bins& bins = of(stream);
     uint32_t bin = bin_of(size);
-    std::vector<Entry>& own = bins.bins[bin];
-    // Entries of at least `size` form a prefix (largest first); its last entry is the best fit.
-    auto fit_end = std::partition_point(own.begin(), own.end(), [size](const Entry& e) { return e.size >= size; });
-    if (fit_end != own.begin()) {
-      Block* b = std::prev(fit_end)->block;
-      own.erase(std::prev(fit_end));
-      if (own.empty()) bins.clear_bit(bin);
-      --count_;
-      return b;
+    Block* b = bins.bins[bin].take_fit(size);
+    if (b == nullptr) {
+      bin = bins.first_set_after(bin);
+      if (bin == kBins) return nullptr;
+      b = bins.bins[bin].take_smallest();  // every block of a higher bin is large enough
     }
-    uint32_t next = bins.first_set_after(bin);
-    if (next == kBins) return nullptr;
-    std::vector<Entry>& above = bins.bins[next];
-    Block* b = above.back().block;  // the smallest of a bin wholly above the request
-    above.pop_back();
-    if (above.empty()) bins.clear_bit(next);
+    if (bins.bins[bin].empty()) bins.clear_bit(bin);
     --count_;
     return b;
   }
@@ -55,36 +44,28 @@ class FreeIndex {
   void insert(Block* b) {
     Bins& bins = of(b->stream);
     uint32_t bin = bin_of(b->size);
-    std::vector<Entry>& v = bins.bins[bin];
-    Entry e = entry_of(b);
-    v.insert(std::upper_bound(v.begin(), v.end(), e, LargestFirst{}), e);
+    bins.bins[bin].insert(b);
     bins.set_bit(bin);
     ++count_;
   }
   void erase(const Block* b) {
     Bins& bins = of(b->stream);
     uint32_t bin = bin_of(b->size);
-    std::vector<Entry>& v = bins.bins[bin];
-    auto it = std::lower_bound(v.begin(), v.end(), entry_of(b), LargestFirst{});
-    if (it == v.end() || it->block != b) return;
-    v.erase(it);
-    if (v.empty()) bins.clear_bit(bin);
+    if (!bins.bins[bin].erase(b)) return;
+    if (bins.bins[bin].empty()) bins.clear_bit(bin);
     --count_;
   }
 
   bool contains(const Block* b) const {
     auto s = streams_.find(b->stream);
-    if (s == streams_.end()) return false;
-    const std::vector<Entry>& v = s->second->bins[bin_of(b->size)];
-    auto it = std::lower_bound(v.begin(), v.end(), entry_of(b), LargestFirst{});
-    return it != v.end() && it->block == b;
+    return s != streams_.end() && s->second->bins[bin_of(b->size)].contains(b);
   }
   size_t size() const { return count_; }
   uint64_t largest() const {
     uint64_t largest = 0;
     for (const auto& [stream, bins] : streams_) {
       uint32_t top = bins->last_set();
-      if (top != kBins) largest = std::max(largest, bins->bins[top].front().size);
+      if (top != kBins) largest = std::max(largest, bins->bins[top].largest());
     }
     return largest;
   }
@@ -92,15 +73,16 @@ class FreeIndex {
   bool consistent() const {
     for (const auto& [stream, bins] : streams_)
       for (uint32_t i = 0; i < kBins; ++i) {
-        const std::vector<Entry>& v = bins->bins[i];
-        if (bins->has(i) != !v.empty()) return false;
-        if (!std::is_sorted(v.begin(), v.end(), LargestFirst{})) return false;
-        for (const Entry& e : v)
-          if (bin_of(e.size) != i || e.block->size != e.size || e.block->addr != e.addr) return false;
+        const FreeBin& bin = bins->bins[i];
+        if (bins->has(i) != !bin.empty() || !bin.ordered()) return false;
+        bool placed = true;
+        bin.for_each([&](const FreeBin::Entry& e) {
+          placed = placed && bin_of(e.size) == i && e.block->size == e.size && e.block->addr == e.addr;
+        });
+        if (!placed) return false;
       }
     return true;
   }
-
   // Bin of a size: one bin per 512 B below 8 KiB, then 16 per power of two.
   // Monotone, so every block in a higher bin is larger than any in a lower one.
   static constexpr uint32_t kSubBits = 4;
@@ -115,24 +97,12 @@ class FreeIndex {
   static constexpr uint32_t kBins = kSub + (64 - 9 - kSubBits) * kSub;
 
  private:
-  struct Entry {
-    uint64_t size;
-    uintptr_t addr;
-    Block* block;
-  };
-  struct LargestFirst {
-    bool operator()(const Entry& a, const Entry& b) const {
-      return a.size > b.size || (a.size == b.size && a.addr > b.addr);
-    }
-  };
-  static Entry entry_of(const Block* b) { return {b->size, b->addr, const_cast<Block*>(b)}; }
-
   static constexpr uint32_t kWords = (kBins + 63) / 64;
   static_assert(kWords <= 64, "one summary word covers the bin bitmap");
   struct Bins {
     uint64_t summary = 0;                 // bit w: words[w] != 0
     std::array<uint64_t, kWords> words{};  // bit b of word w: bins[w * 64 + b] is not empty
-    std::array<std::vector<Entry>, kBins> bins;
+    std::array<FreeBin, kBins> bins;
 
     bool has(uint32_t bin) const { return (words[bin / 64] >> (bin % 64)) & 1; }
     void set_bit(uint32_t bin) {

@@ -78,6 +78,7 @@ std::vector<PointResult> sweep(const trace::Trace& trace, const std::vector<Poin
     }
   }
   workers.clear();  // joins
+  if (o.progress) o.progress(points.size(), points.size());
   std::sort(results.begin(), results.end(), ranks_before);
   return results;
 }

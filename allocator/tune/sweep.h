@@ -19,7 +19,8 @@ struct SweepOptions {
   std::optional<uint64_t> capacity;  // unlimited when absent
   unsigned threads = 0;              // 0: one per hardware thread
   bool min_capacity = true;          // also search each point's least capacity (the slow part)
-  // Called on the calling thread as points finish, with (done, total).
+  // Called on the calling thread as points finish, with (done, total), and
+  // once more at the end with (total, total).
   std::function<void(uint64_t, uint64_t)> progress;
 };
 

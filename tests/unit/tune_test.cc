@@ -141,15 +141,18 @@ TEST(TuneSweep, ParallelGivesWhatOneThreadGives) {
   one.capacity = 2048 * kMiB;
   SweepOptions many = one;
   many.threads = 4;
-  uint64_t calls = 0;
+  uint64_t calls = 0, last = 0;
   many.progress = [&](uint64_t done, uint64_t total) {
     EXPECT_LE(done, total);
+    EXPECT_GE(done, last);
+    last = done;
     ++calls;
   };
   std::vector<PointResult> a = sweep(t, pts, one), b = sweep(t, pts, many);
   ASSERT_EQ(a.size(), pts.size());
   ASSERT_EQ(b.size(), pts.size());
   EXPECT_GE(calls, 1u);
+  EXPECT_EQ(last, pts.size()) << "the bar ends full";
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].index, b[i].index);
     EXPECT_EQ(a[i].peak_reserved, b[i].peak_reserved);

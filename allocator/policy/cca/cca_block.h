@@ -11,7 +11,7 @@
 
 namespace hbmalloc::cca {
 
-struct ExpandableSegment;
+class ExpandableSegment;
 struct BlockPool;
 
 // One cudaMalloc, or one expandable segment's reserved address range.

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -102,7 +103,6 @@ class CcaPolicy final : public Policy {
   std::vector<std::unique_ptr<ExpandableSegment>> expandable_;
   absl::btree_map<uintptr_t, Segment*> by_base_;  // every segment, by its first address
   PointerMap<Block*> live_;                      // allocated blocks by address
-  std::vector<SegmentEvent>* log_ = nullptr;
 };
 
 }  // namespace hbmalloc::cca

@@ -11,17 +11,19 @@
 
 namespace hbmalloc {
 
+std::unique_ptr<SimBackend> make_sim_backend(const Config& config, int device) {
+  return std::make_unique<SimBackend>(device, config.capacity,
+                                      std::min(config.vmm.granule_size, SimBackend::kDefaultGranularity),
+                                      /*checked=*/false);
+}
+
 std::unique_ptr<Backend> make_backend(const Config& config, int device) {
   if (device < 0) throw Error(ErrorCode::kInvalidArgument, "device " + std::to_string(device) + " is negative");
   if (config.backend == "sim") {
     if (device >= config.sim_devices)
       throw Error(ErrorCode::kInvalidArgument, "device " + std::to_string(device) + " out of range: the sim backend has " +
                                                    std::to_string(config.sim_devices) + " devices");
-    // The sim's granule follows the configured one (2 MiB at most, as a GPU's);
-    // accounting only: a replay maps a granule per 2 MiB and must stay fast.
-    return std::make_unique<SimBackend>(device, config.capacity,
-                                        std::min(config.vmm.granule_size, SimBackend::kDefaultGranularity),
-                                        /*checked=*/false);
+    return make_sim_backend(config, device);
   }
   if (config.backend == "host") return std::make_unique<HostBackend>(device, config.capacity, config.vmm.granule_size);
   if (config.backend == "cuda") {

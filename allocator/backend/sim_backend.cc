@@ -45,14 +45,29 @@ void* SimBackend::malloc_segment(uint64_t bytes) {
   return reinterpret_cast<void*>(addr);
 }
 
+void* SimBackend::place_segment(uint64_t addr, uint64_t bytes) {
+  if (bytes == 0) throw Error(ErrorCode::kInvalidArgument, "sim: zero-byte segment");
+  if (addr == 0 || bytes > UINT64_MAX - addr || !has_room(bytes)) return nullptr;
+  const uint64_t end = addr + bytes;
+  if (addr < window_base() + kWindow && end > window_base()) return nullptr;
+  auto next = placed_.lower_bound(addr);
+  if (next != placed_.end() && next->first < end) return nullptr;
+  if (next != placed_.begin() && std::prev(next)->first + std::prev(next)->second > addr) return nullptr;
+  placed_.emplace_hint(next, addr, bytes);
+  live_.insert(addr, bytes);
+  used_ += bytes;
+  return reinterpret_cast<void*>(addr);
+}
+
 void SimBackend::free_segment(void* ptr, uint64_t bytes) {
   uint64_t addr = address(ptr);
   uint64_t* live = addr == 0 ? nullptr : live_.find(addr);  // the map's keys are never 0
   if (live == nullptr || *live != bytes)
     throw Error(ErrorCode::kBackend, "sim: free of a segment that is not live (" + std::to_string(addr) + ")");
   live_.erase_found(live);
-  addresses_.give_back(addr, round_up(bytes, kAlign));
   used_ -= bytes;
+  if (!placed_.empty() && placed_.erase(addr) == 1) return;  // placed ranges never join the window's
+  addresses_.give_back(addr, round_up(bytes, kAlign));
 }
 
 void* SimBackend::reserve_range(uint64_t bytes) {

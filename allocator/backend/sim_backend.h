@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
+#include "absl/container/btree_map.h"
 #include "backend/backend.h"
 #include "backend/event_clock.h"
 #include "backend/range_allocator.h"
@@ -52,6 +54,11 @@ class SimBackend final : public Backend {
     if (checked_) Backend::map_granules(addr, granules, n, bytes);
   }
 
+  // A segment at exactly [addr, addr + bytes) (a replay putting segments where
+  // the recording had them); nullptr when that range overlaps a live placed
+  // segment or this device's own window, or the device is full. Freed as any other.
+  void* place_segment(uint64_t addr, uint64_t bytes);
+
   // Test hooks: while a stream is held, events recorded on it stay pending
   // until complete_stream() (or synchronize()) runs.
   void hold_stream(StreamId stream) { clock_.hold_stream(stream); }
@@ -91,8 +98,14 @@ class SimBackend final : public Backend {
   static constexpr int kUnitBits = 24;
   bool checked_;
   uint64_t granules_made_ = 0;
+  absl::btree_map<uint64_t, uint64_t> placed_;  // addr -> size of the live placed segments
   VmmTable vmm_;
   EventClock clock_{"sim"};
 };
+
+// The sim device `config` describes, for replays and the sim backend: its
+// granule follows the configured one (2 MiB at most, as a GPU's), and its VMM
+// is accounting only (a replay maps a granule per 2 MiB and must stay fast).
+std::unique_ptr<SimBackend> make_sim_backend(const Config& config, int device);
 
 }  // namespace hbmalloc

@@ -49,12 +49,33 @@ class GranuleSource {
     out.resize(start + n);
     n = backend_.create_granules(bytes, n, out.data() + start);
     out.resize(start + n);
-    VmmCounts& vmm = stats().vmm;
-    vmm.create += int64_t(n) * units(bytes);
-    held_ += int64_t(n) * units(bytes);
-    vmm.peak_held = std::max(vmm.peak_held, held_);
+    count_held(n, bytes);
     if (n > 0) stats().reserved_bytes.increase(pool, int64_t(n * bytes));
     return n;
+  }
+  // `n` granules of `bytes` for `pool` into out[0..n), all or none; what they
+  // reserve counts only once all exist, so a batch the device cannot finish
+  // never shows in peak reserved (PyTorch's expandable segments: cuMemCreate
+  // page by page, released on failure, reserved counted after the mapping).
+  bool create_all(uint64_t n, uint64_t bytes, Pool pool, GranuleId* out) {
+    if (bytes != 0 && n > segments_.limit() / bytes) return false;
+    if (!within_limit(n * bytes)) return false;
+    for (uint64_t i = 0; i < n; ++i) {
+      out[i] = backend_.create_granule(bytes);
+      if (out[i] != 0) {
+        count_held(1, bytes);
+        continue;
+      }
+      for (uint64_t j = 0; j < i; ++j) {
+        backend_.release_granule(out[j]);
+        out[j] = 0;
+      }
+      stats().vmm.release += int64_t(i) * units(bytes);
+      held_ -= int64_t(i) * units(bytes);
+      return false;
+    }
+    stats().reserved_bytes.increase(pool, int64_t(n * bytes));
+    return true;
   }
   // Frees an unmapped granule of `bytes` held for `pool`.
   void release(GranuleId granule, uint64_t bytes, Pool pool) { release_many(&granule, 1, bytes, pool); }
@@ -95,6 +116,13 @@ class GranuleSource {
 
  private:
   int64_t units(uint64_t bytes) const { return int64_t(bytes / granularity_); }
+  // n granules of `bytes` were created: counted, and the high-water mark kept.
+  void count_held(uint64_t n, uint64_t bytes) {
+    VmmCounts& vmm = stats().vmm;
+    vmm.create += int64_t(n) * units(bytes);
+    held_ += int64_t(n) * units(bytes);
+    vmm.peak_held = std::max(vmm.peak_held, held_);
+  }
 
   Backend& backend_;
   SegmentSource& segments_;

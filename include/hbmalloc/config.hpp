@@ -21,6 +21,10 @@ struct Config {
   uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
   int sim_devices = 8;                     // devices the sim backend pretends to have
   VmmConfig vmm;                           // hbm: page-mapped large blocks (vmm_config.hpp)
+  // PyTorch's own allocator keys (max_split_size_mb, roundup_power2_divisions,
+  // expandable_segments, ...) as given, for the cca policy, which reads them
+  // as PyTorch does (allocator/policy/cca/cca_config.h).
+  std::vector<std::pair<std::string, std::string>> pytorch_settings;
 
 #ifdef HBMALLOC_HAVE_CUDA
   static constexpr const char* kDefaultBackend = "cuda";

@@ -218,6 +218,7 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
       tally.reserved += int64_t(seg->size);
     }
   }
+  if (!free_.consistent()) violated("free index: a bin is out of order, misplaced or disagrees with its bitmap");
   if (free_blocks != free_.size())
     violated("free index holds " + std::to_string(free_.size()) + " blocks, segments hold " +
              std::to_string(free_blocks));

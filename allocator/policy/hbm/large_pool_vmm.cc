@@ -100,6 +100,25 @@ Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
     settle_gap(gap);
     return nullptr;
   }
+  GranuleSource& source = supply_->source();
+  source.map_many(ptr(p.from), granules.data() + got_at, pages, page_);
+  if (!at_end) {
+    if (seg->pages.size() < first + pages) seg->pages.resize(first + pages, 0);
+    std::copy(granules.begin(), granules.end(), seg->pages.begin() + long(first));
+  }
+  source.set_access(ptr(p.from), p.to - p.from);
+  // The common case, growing the free block before the gap over the gap's
+  // start: that block grows and the gap shrinks, no block is made.
+  if (Block* f = gap->prev; f && f->is_free() && p.from == gap->addr && p.to < gap->addr + gap->size) {
+    account_inactive(f, -1);
+    free_.erase(f);
+    f->size += p.to - p.from;
+    gap->size -= p.to - p.from;
+    gap->addr = p.to;
+    settle_gap(gap);
+    account_inactive(f, +1);
+    return f;
+  }
   // Cut the gap around [from, to): unmapped before and after, mapped between.
   Block* mid = gap;
   Block* before = nullptr;
@@ -111,13 +130,6 @@ Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
   mid->state = BlockState::kFree;  // before the gaps settle, so they do not merge into it
   if (before) settle_gap(before);
   if (after) settle_gap(after);
-  GranuleSource& source = supply_->source();
-  source.map_many(ptr(p.from), granules.data() + got_at, pages, page_);
-  if (!at_end) {
-    if (seg->pages.size() < first + pages) seg->pages.resize(first + pages, 0);
-    std::copy(granules.begin(), granules.end(), seg->pages.begin() + long(first));
-  }
-  source.set_access(ptr(p.from), p.to - p.from);
   // A run of mapped pages is a segment: this one may join one or two.
   const bool joins_before = mid->prev && !mid->prev->unmapped();
   const bool joins_after = mid->next && !mid->next->unmapped();

@@ -170,6 +170,27 @@ TEST(VmmAllocator, EmptySlabsGiveTheirGranulesToLargeBlocks) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+// At the limit, a small request whose slab cannot get a granule is served by
+// a large free block (here the rest of the granule a large block ends in).
+TEST(VmmAllocator, ASmallRequestWithNoRoomForASlabUsesACachedLargeBlock) {
+  for (const char* conf : {"", "vmm:off"}) {
+    SCOPED_TRACE(conf);
+    SimAllocator a(8 * MiB, conf);
+    void* big = a->malloc(7 * MiB + 512);  // 8 MiB reserved, the device is full
+    void* small = a->malloc(100 * 1024);
+    ASSERT_NE(small, nullptr);
+    EXPECT_EQ(Addr(small), Addr(big) + 7 * MiB + 512);
+    Stats s = a->stats();
+    EXPECT_EQ(s.allocation.large_pool.current, 2);
+    EXPECT_EQ(s.reserved_bytes.all.current, int64_t(8 * MiB));
+    EXPECT_EQ(s.num_ooms, 0);
+    EXPECT_TRUE(InvariantsHold(*a.alloc));
+    a->free(small);
+    a->free(big);
+    EXPECT_TRUE(InvariantsHold(*a.alloc));
+  }
+}
+
 TEST(VmmAllocator, EmptyCacheKeepsOnlyTheGranulesUnderLiveBlocks) {
   SimAllocator a;
   void* x = a->malloc(5 * MiB);

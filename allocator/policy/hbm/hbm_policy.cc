@@ -51,19 +51,27 @@ LiveBlock HbmPolicy::describe(const Live& live) {
   return {live.requested, block->size, Pool::kLarge, block->stream};
 }
 
-Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
-  if (size <= slabs_.max_size()) {
-    SlabPool::Slot slot = slabs_.allocate(slabs_.class_of(size), stream);
-    if (slot.slab == nullptr) return {};
-    uintptr_t addr = slot.addr();
-    live_.insert(addr, Live{size, slot.slab, slot.index, Pool::kSmall});
-    return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
-  }
-  Block* block = large_.allocate(size, stream);
+// Inlined: it is the tail of every large allocation.
+[[gnu::always_inline]] inline Allocation HbmPolicy::handed_out(Block* block, uint64_t size) {
   if (block == nullptr) return {};
   live_.insert(block->addr, Live{size, block, 0, Pool::kLarge});
   return {reinterpret_cast<void*>(block->addr), block->size, Pool::kLarge};
 }
+
+Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
+  if (size <= slabs_.max_size()) {
+    SlabPool::Slot slot = slabs_.allocate(slabs_.class_of(size), stream);
+    // No memory for a new slab (the limit or the device is full): a cached
+    // large free block may still hold the request, as a large block.
+    if (slot.slab == nullptr) [[unlikely]]
+      return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size);
+    uintptr_t addr = slot.addr();
+    live_.insert(addr, Live{size, slot.slab, slot.index, Pool::kSmall});
+    return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
+  }
+  return handed_out(large_.allocate(size, stream), size);
+}
+
 
 FreeStatus HbmPolicy::free(void* ptr, int64_t expected_requested, LiveBlock& out) {
   uintptr_t addr = reinterpret_cast<uintptr_t>(ptr);

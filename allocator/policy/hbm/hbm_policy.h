@@ -44,6 +44,8 @@ class HbmPolicy final : public Policy {
     Pool pool;
   };
   static LiveBlock describe(const Live& live);
+  // A large block handed out for a request of `size` (nullptr: none).
+  Allocation handed_out(Block* block, uint64_t size);
 
   // The supply is built before and outlives the pools that draw from it.
   static std::unique_ptr<GranuleSupply> make_supply(const Config& config, Backend& backend, GranuleSource& granules);

@@ -62,10 +62,11 @@ void LargePool::unlink_and_recycle(Block* b) {
   blocks_.recycle(b);
 }
 
-Block* LargePool::allocate(uint64_t size, StreamId stream) {
+Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
   uint64_t rounded = round_up(size, kRound);
   Block* b = free_.take_best_fit(stream, rounded);
   if (b == nullptr) [[unlikely]] {
+    if (!may_grow) return nullptr;
     b = vmm() ? grow_mapped(rounded, stream) : new_segment(rounded, stream);
     if (b == nullptr) return nullptr;
   }

@@ -41,8 +41,9 @@ class LargePool final : public GranuleReclaimer {
 
   bool vmm() const { return supply_ != nullptr; }
 
-  // A block of at least `size` bytes, or nullptr when no memory could be had.
-  Block* allocate(uint64_t size, StreamId stream);
+  // A block of at least `size` bytes, or nullptr when no memory could be had
+  // (or, without may_grow, when no cached free block fits).
+  Block* allocate(uint64_t size, StreamId stream, bool may_grow = true);
   void free(Block* block);
 
   // The block (free or not) covering addr, or nullptr.

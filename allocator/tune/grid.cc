@@ -11,8 +11,7 @@ namespace {
 
 using Settings = std::vector<std::pair<std::string, std::string>>;
 
-// The knobs turned by default. A policy's new knob joins its table here
-// (the hbm policy's virtual-memory keys, when they come, go in kHbmKnobs).
+// The knobs turned by default. A policy's new knob joins its table here.
 Grid cca_grid() {
   return {"cca",
           {{"max_split_size_mb", {"unset", "64", "128", "256", "512"}},
@@ -27,6 +26,9 @@ Grid hbm_grid() {
   return {"hbm",
           {{"small_size", {"unset", "256KiB"}},
            {"slab_size", {"unset", "1MiB"}},
+           {"vmm", {"unset", "off"}},
+           {"remap", {"unset", "always", "never"}},
+           {"pressure_threshold", {"unset", "0.9", "0.99"}},
            {"segment_round", {"unset", "1MiB", "8MiB"}}}};
 }
 
@@ -38,12 +40,29 @@ Config config_of(const std::string& policy, const Settings& settings) {
 // PyTorch values that behave as the default are spelled as unset, so two
 // points that run alike look alike.
 Settings normalized(const std::string& policy, Settings s) {
-  if (policy != "cca") return s;
   auto value = [&](std::string_view key) -> std::string {
     for (const auto& [k, v] : s)
       if (k == key) return v;
     return "";
   };
+  if (policy == "hbm") {
+    // Page-mapped large blocks (tune replays on the sim, which has VMM) use
+    // no segment_round; plain segments no remap knobs; only remap:pressure
+    // reads pressure_threshold.
+    const bool vmm = value("vmm") != "off";
+    const std::string remap = value("remap");
+    std::erase_if(s, [&](const auto& kv) {
+      const auto& [k, v] = kv;
+      if (k == "vmm") return v == "on";
+      if (k == "segment_round") return vmm;
+      if (k == "remap") return !vmm || v == "pressure";
+      if (k == "granule_size") return !vmm;
+      if (k == "pressure_threshold") return !vmm || (!remap.empty() && remap != "pressure");
+      return false;
+    });
+    return s;
+  }
+  if (policy != "cca") return s;
   std::erase_if(s, [&](const auto& kv) {
     const auto& [k, v] = kv;
     if (k == "expandable_segments") return v == "False";

@@ -110,7 +110,7 @@ TEST(TuneCli, NoLineWhenNothingFits) {
 
 TEST(TuneCli, BothPoliciesAndTheHbmLine) {
   const std::string file = snapshot("charan6924_memory_snapshot.pickle");
-  json j = json_of("tune " + file + " --policy both --grid 'expandable_segments:False|True,segment_round:unset|1MiB' --capacity 2GiB --json");
+  json j = json_of("tune " + file + " --policy both --grid 'expandable_segments:False|True,remap:unset|always' --capacity 2GiB --json");
   size_t cca = 0, hbm = 0;
   for (const json& p : j["points"]) (p["policy"] == "cca" ? cca : hbm) += 1;
   EXPECT_EQ(cca, 2u);

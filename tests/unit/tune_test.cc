@@ -67,6 +67,26 @@ TEST(TuneGrid, GarbageCollectionWithoutAFractionIsTheSameAsNone) {
   EXPECT_EQ(skipped, 2u);  // the baseline repeated, and 0.6 without a fraction
 }
 
+TEST(TuneGrid, HbmKnobsThatDoNothingTogetherAreLeftOut) {
+  size_t skipped = 0;
+  std::vector<Point> pts = expand(
+      parse_grid("hbm", "vmm:unset|off,segment_round:unset|1MiB,remap:unset|never,pressure_threshold:unset|0.9"), {},
+      skipped);
+  // Page-mapped: remap pressure at two thresholds, remap never (no threshold);
+  // plain segments: two segment_round values, no remap knob.
+  EXPECT_EQ(pts.size(), 5u);
+  for (const Point& p : pts) {
+    bool off = false, round = false, remap_knob = false;
+    for (const auto& [k, v] : p.settings) {
+      off = off || (k == "vmm" && v == "off");
+      round = round || k == "segment_round";
+      remap_knob = remap_knob || k == "remap" || k == "pressure_threshold";
+    }
+    EXPECT_FALSE(round && !off) << conf_line(p);
+    EXPECT_FALSE(remap_knob && off) << conf_line(p);
+  }
+}
+
 TEST(TuneGrid, ConfigsThePolicyRefusesAreLeftOut) {
   size_t skipped = 0;
   std::vector<Point> pts = expand(parse_grid("hbm", "small_size:unset|256KiB,slab_size:unset|512KiB"), {}, skipped);

@@ -19,10 +19,14 @@
 #include "backend/cuda_backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/config.hpp"
+#include "gpu_support.h"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
 namespace {
+
+using gpu_test::test_seed;
+using gpu_test::visible_devices;
 
 constexpr uint64_t kKiB = 1ull << 10;
 constexpr uint64_t kMiB = 1ull << 20;
@@ -33,21 +37,6 @@ constexpr uint64_t kGiB = 1ull << 30;
     cudaError_t cuda_assert_err = (expr);                                       \
     ASSERT_EQ(cuda_assert_err, cudaSuccess) << #expr << ": " << cudaGetErrorString(cuda_assert_err); \
   } while (0)
-
-// 0 when the runtime reports no device, no driver, or any other failure.
-int visible_devices() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return count;
-}
-
-uint64_t test_seed() {
-  if (const char* s = std::getenv("HBMALLOC_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
 
 Config cuda_config() {
   Config c;

@@ -10,19 +10,13 @@
 #include <vector>
 
 #include "backend/cuda_backend.h"
+#include "gpu_support.h"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
 namespace {
 
-int visible_devices() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return count;
-}
+using gpu_test::visible_devices;
 
 char* At(void* base, uint64_t offset) { return static_cast<char*>(base) + offset; }
 

@@ -23,27 +23,17 @@
 
 #include "backend/cuda_backend.h"
 #include "hbmalloc/allocator.hpp"
+#include "gpu_support.h"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
 namespace {
 
+using gpu_test::test_seed;
+using gpu_test::visible_devices;
+
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kGiB = 1ull << 30;
-
-int visible_devices() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return count;
-}
-
-uint64_t test_seed() {
-  if (const char* s = std::getenv("HBMALLOC_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
 
 uint64_t mix(uint64_t x) {  // splitmix64
   x += 0x9E3779B97F4A7C15ull;

@@ -27,14 +27,19 @@ Block* LargePool::new_segment(uint64_t size, StreamId stream) {
   uint64_t bytes = round_up(size, segment_round_);
   void* mem = source_.grow(bytes, Pool::kLarge);
   if (mem == nullptr) return nullptr;
-  LargeSegment* seg = segments_.make(LargeSegment{reinterpret_cast<uintptr_t>(mem), bytes, {}});
+  return new_head(reinterpret_cast<uintptr_t>(mem), bytes, stream, BlockState::kFree);
+}
+
+Block* LargePool::new_head(uintptr_t base, uint64_t bytes, StreamId stream, BlockState state) {
+  LargeSegment* seg = segments_.make(LargeSegment{base, bytes, {}});
   Block* b = blocks_.make();
-  b->addr = seg->base;
+  b->addr = base;
   b->size = bytes;
   b->stream = stream;
+  b->state = state;
   b->segment = seg;
   // Segments mostly come in rising address order: hinting the end skips the search.
-  segment_heads_.emplace_hint(segment_heads_.end(), seg->base, b);
+  segment_heads_.emplace_hint(segment_heads_.end(), base, b);
   return b;
 }
 

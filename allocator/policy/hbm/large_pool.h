@@ -62,6 +62,8 @@ class LargePool final : public GranuleReclaimer {
  private:
   // --- plain segments ---
   Block* new_segment(uint64_t size, StreamId stream);
+  // A new segment (or arena) of `bytes` at base, one block in `state` covering it.
+  Block* new_head(uintptr_t base, uint64_t bytes, StreamId stream, BlockState state);
 
   // --- page-mapped arenas (large_pool_vmm.cc) ---
   struct Placement {

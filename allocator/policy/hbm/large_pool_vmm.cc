@@ -59,16 +59,9 @@ Block* LargePool::new_arena(uint64_t size, StreamId stream) {
   uint64_t bytes = std::max(arena_size_, round_up(size, page_));
   void* base = supply_->source().reserve_range(bytes);
   if (base == nullptr) return nullptr;
-  LargeSegment* seg = segments_.make(LargeSegment{reinterpret_cast<uintptr_t>(base), bytes, {}});
-  Block* b = blocks_.make();
-  b->addr = seg->base;
-  b->size = bytes;
-  b->stream = stream;
-  b->state = BlockState::kUnmapped;
-  b->segment = seg;
-  segment_heads_.emplace(seg->base, b);
-  arenas_[stream].push_back(seg);
-  seg->top = b;
+  Block* b = new_head(reinterpret_cast<uintptr_t>(base), bytes, stream, BlockState::kUnmapped);
+  arenas_[stream].push_back(b->segment);
+  b->segment->top = b;
   return b;
 }
 

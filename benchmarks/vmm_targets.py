@@ -6,8 +6,8 @@ For each snapshot: `hbmalloc replay --json --min-capacity` with the hbm policy
 and with cca (PyTorch's rules, the recording's own settings), printed as one
 markdown table: peak requested, native / hbm / cca efficiency (peak requested
 / peak reserved), the least capacity with no OOM for hbm and cca, the VMM
-operations hbm made (granules created, remapped = unmapped and mapped
-elsewhere, released), their modeled GPU time, the part of it beyond creating
+operations hbm made (granules created, remapped = mapped again elsewhere,
+released), their modeled GPU time, the part of it beyond creating
 the high-water mark once (overhead), and that overhead as a share of the
 trace's own recorded duration. Then the targets over the snapshots whose peak
 requested is at least 1 GiB:
@@ -57,7 +57,7 @@ def row_of(path, conf, with_cca):
         "hbm_min_capacity": hbm["min_capacity"],
         "cca_min_capacity": cca["min_capacity"] if cca else None,
         "native_peak_reserved": hbm["native"].get("peak_reserved"),
-        "create": v["create"], "remap": v["unmap"] - v["release"], "unmap": v["unmap"], "release": v["release"],
+        "create": v["create"], "remap": v["map"] - v["create"], "unmap": v["unmap"], "release": v["release"],
         "modeled_seconds": v["modeled_seconds"], "overhead_seconds": v["overhead_seconds"],
         "trace_seconds": v["trace_seconds"],
     }

@@ -27,6 +27,11 @@ class GranuleSource {
   void* reserve_range(uint64_t bytes) { return backend_.reserve_range(bytes); }
   void release_range(void* base, uint64_t bytes) { backend_.release_range(base, bytes); }
 
+  // How many granules of `bytes` the limit leaves room for (the device may have less).
+  uint64_t room(uint64_t bytes) const {
+    uint64_t reserved = uint64_t(stats().reserved_bytes.current_all()), limit = segments_.limit();
+    return reserved >= limit ? 0 : (limit - reserved) / bytes;
+  }
   // Whether `bytes` more may be created without passing the limit.
   bool within_limit(uint64_t bytes) const {
     uint64_t reserved = uint64_t(stats().reserved_bytes.current_all());
@@ -42,8 +47,7 @@ class GranuleSource {
   // Up to n granules of `bytes` held for `pool` appended to out, as many as
   // the limit and the device allow; how many.
   size_t create_many(uint64_t bytes, size_t n, Pool pool, std::vector<GranuleId>& out) {
-    uint64_t reserved = uint64_t(stats().reserved_bytes.current_all()), limit = segments_.limit();
-    n = std::min<uint64_t>(n, reserved >= limit ? 0 : (limit - reserved) / bytes);
+    n = std::min<uint64_t>(n, room(bytes));
     if (n == 0) return 0;
     const size_t start = out.size();
     out.resize(start + n);

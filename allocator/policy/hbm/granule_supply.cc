@@ -58,9 +58,16 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleId>& out) {
   std::vector<GranuleId>& remapped = remapped_;  // counted under the large pool
   remapped.clear();
   if (grow < n) reclaim(n - grow, remapped);
+  // Past the limit remapping is the only way: gathered first, so no granule
+  // is created for a request that then fails.
+  const uint64_t room = source_.room(granule_);
+  if (remapped.size() + room < n && config_.remap != VmmConfig::Remap::kNever)
+    reclaim(size_t(n - remapped.size() - room), remapped);
   // New ones go straight to out, counted under `pool`.
-  size_t created = remapped.size() < n ? source_.create_many(granule_, n - remapped.size(), pool, out) : 0;
-  // Creating failed: remapping is the only way left (unless it is never).
+  size_t created = remapped.size() < n && remapped.size() + room >= n
+                       ? source_.create_many(granule_, n - remapped.size(), pool, out)
+                       : 0;
+  // The device had less than the limit: remapping is the only way left.
   if (remapped.size() + created < n && config_.remap != VmmConfig::Remap::kNever)
     reclaim(n - remapped.size() - created, remapped);
   if (remapped.size() + created < n) {

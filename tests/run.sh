@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
-bash tools/build.sh
+# A virtual environment with torch (cached outside the clone): the libtorch
+# extension and its test are built against it, and the Python tests run in it.
+python=$(bash tests/python/env.sh)
+bash tools/build.sh -DHBMALLOC_BUILD_PYTHON=ON -DPython3_EXECUTABLE="$python"
 ctest_log="$BUILD_DIR/ctest.log"
 (cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)") | tee "$ctest_log"
 ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$ctest_log")

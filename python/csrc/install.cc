@@ -40,7 +40,10 @@ __attribute__((visibility("default"))) int hbmt_install(char* err, size_t cap) {
                     "PyTorch's CUDA allocator (" + current->name() +
                         ") is already initialized; call hbmalloc.install() before the first CUDA allocation "
                         "(or run the script with `python -m hbmalloc.run`)");
+    // What torch.cuda.memory.change_current_allocator does, plus c10's
+    // allocator table, which PyTorch's own static initializer also sets.
     CCA::allocator.store(&ours);
+    c10::SetAllocator(c10::DeviceType::CUDA, &ours);
     return 0;
   } catch (const std::exception& e) {
     return refuse(err, cap, e.what());

@@ -62,7 +62,7 @@ HbmAllocator& TorchAllocator::device(c10::DeviceIndex d) {
   return a;
 }
 
-void* TorchAllocator::malloc(c10::DeviceIndex d, size_t size, cudaStream_t stream) {
+void* TorchAllocator::allocate_on(c10::DeviceIndex d, size_t size, cudaStream_t stream) {
   if (size == 0) return nullptr;
   Context context = history_.active() ? history_.alloc_context() : nullptr;
   HbmAllocator* a = nullptr;
@@ -85,10 +85,13 @@ void* TorchAllocator::malloc(c10::DeviceIndex d, size_t size, cudaStream_t strea
 
 [[noreturn]] void TorchAllocator::out_of_memory(c10::DeviceIndex d, HbmAllocator& a, size_t size, cudaStream_t stream,
                                                 const Error& e) {
+  // What the device says it has; 0 when it cannot say (the sim backend).
   size_t device_free = 0, device_total = 0;
-  {
+  try {
     c10::cuda::CUDAGuard guard(d);
     if (cudaMemGetInfo(&device_free, &device_total) != cudaSuccess) (void)cudaGetLastError();
+  } catch (const c10::Error&) {
+    (void)cudaGetLastError();
   }
   const Stats s = a.stats();
   if (history_.active()) history_.record(d, TraceEntry::OOM, device_free, size, stream, nullptr);
@@ -157,7 +160,7 @@ void TorchAllocator::delete_block(void* ptr) {
 
 c10::DataPtr TorchAllocator::allocate(size_t size) {
   const c10::DeviceIndex d = c10::cuda::current_device();
-  void* ptr = malloc(d, size, c10::cuda::getCurrentCUDAStream(d).stream());
+  void* ptr = allocate_on(d, size, c10::cuda::getCurrentCUDAStream(d).stream());
   return {ptr, ptr, &delete_block, c10::Device(c10::DeviceType::CUDA, d)};
 }
 
@@ -169,11 +172,11 @@ void TorchAllocator::copy_data(void* dest, const void* src, std::size_t count) c
 
 void* TorchAllocator::raw_alloc(size_t nbytes) {
   const c10::DeviceIndex d = c10::cuda::current_device();
-  return malloc(d, nbytes, c10::cuda::getCurrentCUDAStream(d).stream());
+  return allocate_on(d, nbytes, c10::cuda::getCurrentCUDAStream(d).stream());
 }
 
 void* TorchAllocator::raw_alloc_with_stream(size_t nbytes, cudaStream_t stream) {
-  return malloc(c10::cuda::current_device(), nbytes, stream);
+  return allocate_on(c10::cuda::current_device(), nbytes, stream);
 }
 
 void TorchAllocator::raw_delete(void* ptr) { free(ptr); }
@@ -253,7 +256,8 @@ void* TorchAllocator::getBaseAllocation(void* ptr, size_t* size) {
 }
 
 void TorchAllocator::recordStream(const c10::DataPtr& ptr, c10::cuda::CUDAStream stream) {
-  if (ptr.get() == nullptr) return;
+  // As PyTorch's allocator does, memory it did not hand out is left alone.
+  if (ptr.get() == nullptr || ptr.get_deleter() != &delete_block) return;
   try {
     device(ptr.device().index()).record_stream(ptr.get(), to_id(stream.stream()));
   } catch (const std::exception& e) {
@@ -319,7 +323,7 @@ CCA::SnapshotInfo TorchAllocator::snapshot() { return snapshot(c10::cuda::Mempoo
 CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool) { return snapshot(pool, true); }
 
 CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool include_traces) {
-  CCA::SnapshotInfo info;
+  CCA::SnapshotInfo info{};  // value-initialized: the config figures hbmalloc leaves alone read 0
   int devices = device_count_;
   for (int d = 0; d < kMaxDevices; ++d) {
     HbmAllocator* a = existing_allocator(d);

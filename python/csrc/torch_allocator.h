@@ -92,11 +92,13 @@ class TorchAllocator final : public CCA::CUDAAllocator {
                           cudaStream_t stream, bool p2p_enabled) override;
   std::string name() override;
 
+  // What allocate() and raw_alloc*() do once the device and stream are known.
+  void* allocate_on(c10::DeviceIndex d, size_t size, cudaStream_t stream);
+
  private:
   TorchAllocator() = default;
 
   HbmAllocator& device(c10::DeviceIndex d);
-  void* malloc(c10::DeviceIndex d, size_t size, cudaStream_t stream);
   void free(void* ptr);
   // Records the segments that appeared or went when reserved changed.
   void segments_changed(int d, const HbmAllocator& a, uint64_t reserved_before, const Context& context);

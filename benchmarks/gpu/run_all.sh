@@ -20,10 +20,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"
 
 start=$(date +%s)
 built=source
+cuda_root=$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")
 if ! "$python" -m pip install --no-build-isolation --no-deps --no-index --target "$site" \
     -Ccmake.define.CMAKE_PREFIX_PATH="$deps" -Ccmake.define.HBMALLOC_ABSL_INCLUDE_DIRS="$deps/include" \
-    -Cbuild-dir=build/gpu-wheel . >"$out/build.log" 2>&1; then
-  echo "run_all: building from source failed (see build.log); installing the wheel built elsewhere"
+    -Ccmake.define.CUDAToolkit_ROOT="$cuda_root" -Cbuild-dir=build/gpu-wheel -v . >"$out/build.log" 2>&1 ||
+   [ ! -f "$site/hbmalloc/_hbmalloc_torch.so" ]; then
+  echo "run_all: building from source failed or made no extension (see build.log); installing the wheel built elsewhere"
   built=prebuilt
   rm -rf "$site"
   "$python" -m pip install --no-deps --no-index --target "$site" "$deps"/hbmalloc-*.whl >>"$out/build.log" 2>&1 ||

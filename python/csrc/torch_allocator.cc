@@ -96,11 +96,17 @@ void* TorchAllocator::allocate_on(c10::DeviceIndex d, size_t size, cudaStream_t 
   const Stats s = a.stats();
   if (history_.active()) history_.record(d, TraceEntry::OOM, device_free, size, stream, nullptr);
   std::vector<CCA::OutOfMemoryObserver> observers;
+  std::vector<LimitObserver> limit_observers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     observers = oom_observers_;
+    limit_observers = limit_observers_;
   }
-  for (const auto& observer : observers) observer(d, size_t(s.allocated_bytes.all.current), device_total, device_free);
+  const auto allocated = size_t(s.allocated_bytes.all.current);
+  // Refused by the memory fraction, not by the device: the request would pass the limit.
+  if (s.memory_limit > 0 && uint64_t(s.reserved_bytes.all.current) + size > uint64_t(s.memory_limit))
+    for (const auto& observer : limit_observers) observer(d, size, allocated, device_total);
+  for (const auto& observer : observers) observer(d, allocated, device_total, device_free);
   char frag[160];
   std::snprintf(frag, sizeof frag, " External fragmentation %.1f%% (largest free block %s of %s cached free).",
                 100.0 * s.external_fragmentation, format_bytes(uint64_t(s.largest_free_block)).c_str(),
@@ -385,6 +391,11 @@ void TorchAllocator::recordHistory(bool enabled, CCA::CreateContextFn gather, si
 void TorchAllocator::attachOutOfMemoryObserver(CCA::OutOfMemoryObserver observer) {
   std::lock_guard<std::mutex> lock(mu_);
   oom_observers_.push_back(std::move(observer));
+}
+
+void TorchAllocator::attachOomRejectionObserver(LimitObserver observer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  limit_observers_.push_back(std::move(observer));
 }
 
 void TorchAllocator::attachAllocatorTraceTracker(CCA::AllocatorTraceTracker tracker) {

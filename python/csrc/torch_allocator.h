@@ -83,6 +83,9 @@ class TorchAllocator final : public CCA::CUDAAllocator {
 #if HBMT_TORCH_VERSION >= 205
   CCA::ShareableHandle shareIpcHandle(void* ptr) override;
 #endif
+  // torch >= 2.12's OomRejectionObserver, spelled out so it also builds before.
+  using LimitObserver = std::function<void(int64_t device, size_t request, size_t allocated, size_t device_total)>;
+  void attachOomRejectionObserver(LimitObserver observer);
   std::shared_ptr<void> getIpcDevPtr(std::string handle) override;
   std::shared_ptr<CCA::AllocatorState> getCheckpointState(c10::DeviceIndex device, c10::cuda::MempoolId_t id) override;
   CCA::CheckpointDelta setCheckpointPoolState(c10::DeviceIndex device,
@@ -115,6 +118,7 @@ class TorchAllocator final : public CCA::CUDAAllocator {
   std::map<int, double> fractions_;
   std::map<int, Stats> accumulated_base_;
   std::vector<CCA::OutOfMemoryObserver> oom_observers_;
+  std::vector<LimitObserver> limit_observers_;  // told when the memory limit refuses a request
 };
 
 }  // namespace hbmalloc::torch_ext

@@ -16,6 +16,33 @@ _lib: ctypes.CDLL | None = None
 _ext: ctypes.CDLL | None = None
 
 
+_p, _i, _s, _c = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_char_p
+# name: (result, arguments), as include/hbmalloc/hbmalloc.h declares them.
+_C_ABI = {
+    "hbm_malloc": (_p, [ctypes.c_ssize_t, _i, _p]),
+    "hbm_free": (None, [_p, ctypes.c_ssize_t, _i, _p]),
+    "hbm_configure": (_i, [_c]),
+    "hbm_stats_json": (_s, [_i, _c, _s]),
+    "hbm_dump_snapshot": (_i, [_c]),
+    "hbm_empty_cache": (None, []),
+    "hbm_reset_peak_stats": (None, [_i]),
+    "hbm_check_invariants": (_i, [_i]),
+    "hbm_last_error": (_c, []),
+    "hbm_clear_error": (None, []),
+}
+# The extension's entry points (python/csrc/install.cc).
+_EXTENSION = {
+    "hbmt_install": (_i, [_c, _s]),
+    "hbmt_is_current": (_i, []),
+}
+
+
+def _declare(h: ctypes.CDLL, functions: dict) -> None:
+    for name, (result, arguments) in functions.items():
+        fn = getattr(h, name)
+        fn.restype, fn.argtypes = result, arguments
+
+
 def library_path() -> str:
     return os.environ.get("HBMALLOC_LIBRARY") or str(_HERE / "libhbmalloc.so")
 
@@ -46,26 +73,7 @@ def lib() -> ctypes.CDLL:
         if not os.path.exists(path):
             raise ImportError(f"hbmalloc: {path} is missing (was the package built?)")
         h = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-        h.hbm_malloc.restype = ctypes.c_void_p
-        h.hbm_malloc.argtypes = [ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p]
-        h.hbm_free.restype = None
-        h.hbm_free.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p]
-        h.hbm_configure.restype = ctypes.c_int
-        h.hbm_configure.argtypes = [ctypes.c_char_p]
-        h.hbm_stats_json.restype = ctypes.c_size_t
-        h.hbm_stats_json.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
-        h.hbm_dump_snapshot.restype = ctypes.c_int
-        h.hbm_dump_snapshot.argtypes = [ctypes.c_char_p]
-        h.hbm_empty_cache.restype = None
-        h.hbm_empty_cache.argtypes = []
-        h.hbm_reset_peak_stats.restype = None
-        h.hbm_reset_peak_stats.argtypes = [ctypes.c_int]
-        h.hbm_check_invariants.restype = ctypes.c_int
-        h.hbm_check_invariants.argtypes = [ctypes.c_int]
-        h.hbm_last_error.restype = ctypes.c_char_p
-        h.hbm_last_error.argtypes = []
-        h.hbm_clear_error.restype = None
-        h.hbm_clear_error.argtypes = []
+        _declare(h, _C_ABI)
         _lib = h
     return _lib
 
@@ -91,9 +99,6 @@ def extension() -> ctypes.CDLL:
             if want.split("+")[0].rsplit(".", 1)[0] != torch.__version__.split("+")[0].rsplit(".", 1)[0]:
                 raise ImportError(f"the extension was built against torch {want}, this is torch {torch.__version__}")
         h = ctypes.CDLL(path)
-        h.hbmt_install.restype = ctypes.c_int
-        h.hbmt_install.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-        h.hbmt_is_current.restype = ctypes.c_int
-        h.hbmt_is_current.argtypes = []
+        _declare(h, _EXTENSION)
         _ext = h
     return _ext

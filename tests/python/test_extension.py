@@ -48,3 +48,34 @@ def test_install_without_a_gpu_fails_with_a_clear_message():
     with pytest.raises(hbmalloc.InstallError, match="no CUDA device is available"):
         hbmalloc.install()
     assert hbmalloc.mode() is None
+
+
+def test_without_the_extension_install_falls_back_to_the_pluggable_allocator(run, tmp_path):
+    # No GPU here: torch.cuda.is_available is made to say yes, so that the
+    # fallback's swap (which needs no device until the first allocation) runs.
+    done = run("-c", """
+import warnings, torch, hbmalloc
+torch.cuda.is_available = lambda: True
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    print("mode", hbmalloc.install())
+print("warned", any("falling back" in str(x.message) for x in w))
+print("backend", torch.cuda.memory.get_allocator_backend())
+""", env={"HBMALLOC_TORCH_EXTENSION": str(tmp_path / "missing.so")})
+    assert done.returncode == 0, done.stderr
+    assert "mode pluggable" in done.stdout
+    assert "warned True" in done.stdout
+    assert "backend pluggable" in done.stdout
+
+
+def test_a_bad_conf_is_refused_by_name(run):
+    done = run("-c", """
+import torch, hbmalloc
+torch.cuda.is_available = lambda: True
+try:
+    hbmalloc.install(conf="no_such_key:1")
+except hbmalloc.InstallError as e:
+    print("refused", e)
+""")
+    assert done.returncode == 0, done.stderr
+    assert "refused" in done.stdout and "no_such_key" in done.stdout

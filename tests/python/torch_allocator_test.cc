@@ -5,7 +5,10 @@
 // stream) are exercised by tests/gpu/torch_suite.py.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "hbmalloc/registry.hpp"
@@ -18,7 +21,13 @@ constexpr size_t MiB = 1u << 20;
 
 class SimDevices : public ::testing::Environment {
  public:
-  void SetUp() override { setenv("HBMALLOC_CONF", "backend:sim,capacity:1GiB", 1); }
+  void SetUp() override {
+    setenv("HBMALLOC_CONF", "backend:sim,capacity:1GiB", 1);
+    setenv("HBMALLOC_OOM_DUMP", oom_dir().c_str(), 1);
+  }
+  static std::string oom_dir() {
+    return (std::filesystem::temp_directory_path() / ("hbm_torch_oom_" + std::to_string(getpid()))).string();
+  }
 };
 const auto* const kSim = ::testing::AddGlobalTestEnvironment(new SimDevices);
 
@@ -157,7 +166,10 @@ TEST(TorchAllocator, OutOfMemoryCallsObserversAndRaisesWithHbmallocsFigures) {
     EXPECT_NE(what.find("CUDA out of memory (hbmalloc)"), std::string::npos) << what;
     EXPECT_NE(what.find("largest free block"), std::string::npos) << what;
     EXPECT_NE(what.find("External fragmentation"), std::string::npos) << what;
+    // HBMALLOC_OOM_DUMP applies: the text names the dump's files.
+    EXPECT_NE(what.find("OOM dump: trace " + SimDevices::oom_dir()), std::string::npos) << what;
   }
+  std::filesystem::remove_all(SimDevices::oom_dir());
   EXPECT_EQ(observed_device, 0);
   void* after = t.allocate_on(0, 100 * MiB, stream(0));  // still usable
   EXPECT_NE(after, nullptr);
@@ -170,7 +182,10 @@ TEST(TorchAllocator, MemoryFractionAndBadFreesAreNamed) {
   TorchAllocator& t = torch_allocator();
   t.setMemoryFraction(0.5, 0);
   EXPECT_DOUBLE_EQ(t.getMemoryFraction(0), 0.5);
+  static size_t refused = 0;  // observers stay attached, as in PyTorch
+  t.attachOomRejectionObserver([](int64_t, size_t request, size_t, size_t) { refused = request; });
   EXPECT_THROW(t.allocate_on(0, 600 * MiB, stream(0)), c10::OutOfMemoryError);
+  EXPECT_EQ(refused, 600 * MiB);  // the limit, not the device, said no
   t.setMemoryFraction(1.0, 0);
   EXPECT_THROW(t.setMemoryFraction(1.5, 0), c10::Error);
   int local = 0;

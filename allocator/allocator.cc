@@ -172,7 +172,7 @@ struct Allocator::Impl {
       throw Error(ErrorCode::kInvalidArgument, "request of " + std::to_string(size) + " bytes is absurdly large");
     {
       std::lock_guard<SpinLock> lock(mu);
-      if (!pending.empty()) drain_pending();
+      if (!pending.empty() && !pools.routing()) drain_pending();
       PrivatePool* pool = route(stream);
       Allocation a = policy_of(pool).allocate(size, stream);
       if (a.ptr != nullptr) [[likely]] return handed_out(a, size, stream, pool);
@@ -192,6 +192,10 @@ struct Allocator::Impl {
   // Slow path: everything cached goes back to the device, then one more try.
   // A failure throws; the OOM dump is written after the lock is let go, from
   // what was copied under it.
+  // While a graph is being captured (a pool is routed to) nothing here may
+  // query events, synchronize or free device memory: CUDA forbids it during
+  // capture, so pending frees wait for the capture to end, and an allocation
+  // that does not fit fails at once, as in PyTorch.
   void* malloc_after_release(uint64_t size, StreamId stream) {
     std::string message;
     std::optional<trace::Trace> recent;
@@ -199,12 +203,14 @@ struct Allocator::Impl {
     std::string dump_dir;
     {
       std::lock_guard<SpinLock> lock(mu);
-      sync_and_drain();
-      release_cached();
-      ++stats.num_alloc_retries;
-      PrivatePool* pool = route(stream);
-      Allocation a = policy_of(pool).allocate(size, stream);
-      if (a.ptr != nullptr) return handed_out(a, size, stream, pool);
+      if (!pools.routing()) {
+        sync_and_drain();
+        release_cached();
+        ++stats.num_alloc_retries;
+        PrivatePool* pool = route(stream);
+        Allocation a = policy_of(pool).allocate(size, stream);
+        if (a.ptr != nullptr) return handed_out(a, size, stream, pool);
+      }
       ++stats.num_ooms;
       message = oom_message(size);
       if (recorder != nullptr) {
@@ -291,7 +297,7 @@ struct Allocator::Impl {
     count_release(b);
     pending.emplace(ptr, std::move(p));
     if (recorder != nullptr) [[unlikely]] recorder->free_requested(device, address(ptr));
-    drain_pending();  // events on idle streams are done at once
+    if (!pools.routing()) drain_pending();  // events on idle streams are done at once
   }
 
   [[noreturn]] void bad_free(void* ptr, int64_t expected_size, FreeStatus status, const LiveBlock& b) {

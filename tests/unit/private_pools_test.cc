@@ -148,14 +148,44 @@ TEST(PrivatePools, RecordStreamOnAPoolBlockDelaysItsReuse) {
   SimAllocator a;
   a->begin_allocate_to_pool(kGraph, on_stream_5);
   void* p = a->malloc(8 * MiB, 5);
+  a->end_allocate_to_pool(kGraph);
   a->record_stream(p, 9);
   a.sim->hold_stream(9);
   a->free(p);
-  EXPECT_NE(a->malloc(8 * MiB, 5), p);
+  a->begin_allocate_to_pool(kGraph, on_stream_5);
+  void* q = a->malloc(8 * MiB, 5);
+  EXPECT_NE(q, p);  // stream 9 may still read p
+  a->end_allocate_to_pool(kGraph);
   a.sim->complete_stream(9);
-  EXPECT_EQ(a->malloc(8 * MiB, 5), p);  // drained back into the pool
+  void* small = a->malloc(100, 1);  // outside a capture, pending frees drain
+  a->begin_allocate_to_pool(kGraph, on_stream_5);
+  EXPECT_EQ(a->malloc(8 * MiB, 5), p);  // back in the pool, reused there
   a->end_allocate_to_pool(kGraph);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
+  for (void* x : {p, q, small}) a->free(x);
+}
+
+TEST(PrivatePools, WhileCapturingNoEventIsQueriedAndNothingIsReleased) {
+  SimAllocator a(64 * MiB);
+  void* p = a->malloc(8 * MiB, 1);
+  void* cached = a->malloc(16 * MiB, 1);
+  a->free(cached);  // a free segment that an OOM retry would release
+  a->begin_allocate_to_pool(kGraph, on_stream_5);
+  a->record_stream(p, 2);  // stream 2 is idle: its event is done already
+  a->free(p);
+  void* q = a->malloc(1 * MiB, 1);
+  EXPECT_EQ(a->stats().active_bytes.all.current, int64_t(8 * MiB + 1 * MiB));  // p still pending
+  EXPECT_THROW(a->malloc(60 * MiB, 5), Error);  // fails at once, no cache release
+  Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, 0);
+  EXPECT_EQ(s.num_sync_all_streams, 0);
+  EXPECT_EQ(s.num_ooms, 1);
+  a->end_allocate_to_pool(kGraph);
+  void* r = a->malloc(1 * MiB, 1);  // capture over: pending frees drain
+  EXPECT_EQ(a->stats().active_bytes.all.current, int64_t(2 * MiB));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->free(q);
+  a->free(r);
 }
 
 }  // namespace

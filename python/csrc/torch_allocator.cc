@@ -58,7 +58,9 @@ void subtract_totals(StatArray& a, const StatArray& base) {
 
 HbmAllocator& TorchAllocator::device(c10::DeviceIndex d) {
   HbmAllocator& a = device_allocator(d);
-  used_devices_.fetch_or(uint64_t(1) << d, std::memory_order_relaxed);
+  // A read first: the hot path stays free of atomic read-modify-writes.
+  const uint64_t bit = uint64_t(1) << d;
+  if (!(used_devices_.load(std::memory_order_relaxed) & bit)) used_devices_.fetch_or(bit, std::memory_order_relaxed);
   return a;
 }
 

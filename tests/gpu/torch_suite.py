@@ -34,9 +34,15 @@ def part_gpt(torch, hbm):
     import torch.nn as nn
 
     torch.manual_seed(0)
-    torch.use_deterministic_algorithms(True)
+    # Same kernels in both runs: deterministic algorithms, math attention
+    # (the fused attention kernels' backward passes are not deterministic).
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cuda.enable_flash_sdp(False)
+    torch.backends.cuda.enable_mem_efficient_sdp(False)
+    if hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
+        torch.backends.cuda.enable_cudnn_sdp(False)
     vocab, ctx, width, layers, heads, batch = 8192, 256, 512, 6, 8, 16
 
     class Block(nn.Module):

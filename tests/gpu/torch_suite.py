@@ -13,6 +13,8 @@ results are compared here:
   conv     a conv net with cudnn.benchmark (uses cacheInfo)
   streams  two streams and record_stream: no reuse while another stream reads
   oom      an OOM caught as torch.OutOfMemoryError, then allocations succeed
+  late_install  hbmalloc.install() after the first CUDA tensor fails clearly
+                (run once, on the native allocator)
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import subprocess
 import sys
 import time
 
-PARTS = ("gpt", "latency", "graph", "conv", "streams", "oom")
+PARTS = ("gpt", "latency", "graph", "conv", "streams", "oom", "late_install")
 
 
 # --------------------------------------------------------------------------- parts
@@ -260,6 +262,17 @@ def part_oom(torch, hbm):
     return out
 
 
+def part_late_install(torch, hbm):
+    import hbmalloc
+
+    x = torch.ones(4, device="cuda")
+    try:
+        hbmalloc.install()
+        return {"refused": False}
+    except hbmalloc.InstallError as e:
+        return {"refused": "already initialized" in str(e), "message": str(e), "tensor_ok": x.sum().item() == 4}
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -313,6 +326,8 @@ def compare(results: dict) -> dict:
     s["streams_ok"] = results["streams"]["hbmalloc"].get("correct")
     o = results["oom"]["hbmalloc"]
     s["oom_ok"] = bool(o.get("caught_out_of_memory_error") and o.get("allocations_after_oom_ok"))
+    s["oom_text_ok"] = bool(o.get("message_has_fragmentation_summary") and o.get("message_names_dump"))
+    s["late_install_refused"] = results.get("late_install", {}).get("native", {}).get("refused")
     s["targets"] = {
         "identical_losses": s.get("losses_identical"),
         "latency_no_slower": (s.get("latency_ratio_hbm_over_native") or 9) <= 1.0,
@@ -340,7 +355,7 @@ def main() -> None:
     results = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "note": a.note}
     for part in a.parts.split(","):
         results[part] = {}
-        for allocator in ("native", "hbmalloc"):
+        for allocator in ("native",) if part == "late_install" else ("native", "hbmalloc"):
             child_env = dict(env)
             if part == "oom" and allocator == "hbmalloc":
                 child_env["HBMALLOC_OOM_DUMP"] = os.path.join(out_dir, "oom-dump")

@@ -8,19 +8,22 @@ namespace hbmalloc::torch_ext {
 
 namespace {
 
-// TraceEntry's constructor gained a mempool id (and more) after torch 2.4; a
-// template, so that the form the installed torch lacks is never compiled.
+// TraceEntry's constructor gained a mempool id after torch 2.4 (2.9 has it),
+// and its stream became a void* in 2.11; a template, so that the form the
+// installed torch lacks is never compiled.
 template <typename Entry = TraceEntry>
 Entry make_entry(typename Entry::Action action, int device, uint64_t addr, uint64_t size, void* stream,
-                      const Context& context, PoolId pool) {
+                 const Context& context, PoolId pool) {
+  using Stream = decltype(Entry::stream_);
   const auto now = c10::getApproximateTime();
   const auto dev = static_cast<c10::DeviceIndex>(device);
-  if constexpr (std::is_constructible_v<Entry, typename Entry::Action, c10::DeviceIndex, size_t, size_t,
-                                        void*, c10::cuda::MempoolId_t, decltype(now), Context>) {
-    return Entry(action, dev, size_t(addr), size_t(size), stream, c10::cuda::MempoolId_t{pool.first, pool.second}, now,
+  const auto s = static_cast<Stream>(stream);
+  if constexpr (std::is_constructible_v<Entry, typename Entry::Action, c10::DeviceIndex, size_t, size_t, Stream,
+                                        c10::cuda::MempoolId_t, decltype(now), Context>) {
+    return Entry(action, dev, size_t(addr), size_t(size), s, c10::cuda::MempoolId_t{pool.first, pool.second}, now,
                  context);
   } else {
-    return Entry(action, dev, size_t(addr), size_t(size), static_cast<cudaStream_t>(stream), now, context);
+    return Entry(action, dev, size_t(addr), size_t(size), s, now, context);
   }
 }
 

@@ -37,10 +37,15 @@ _EXTENSION = {
 }
 
 
-def _declare(h: ctypes.CDLL, functions: dict) -> None:
+def _open(path: str, functions: dict, why_missing: str, mode: int = ctypes.DEFAULT_MODE) -> ctypes.CDLL:
+    """Loads a library and declares its functions: name -> (result, arguments)."""
+    if not os.path.exists(path):
+        raise ImportError(f"hbmalloc: {path} is missing ({why_missing})")
+    h = ctypes.CDLL(path, mode=mode)
     for name, (result, arguments) in functions.items():
         fn = getattr(h, name)
         fn.restype, fn.argtypes = result, arguments
+    return h
 
 
 def library_path() -> str:
@@ -69,12 +74,7 @@ def lib() -> ctypes.CDLL:
     global _lib
     if _lib is None:
         _import_torch_first()
-        path = library_path()
-        if not os.path.exists(path):
-            raise ImportError(f"hbmalloc: {path} is missing (was the package built?)")
-        h = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-        _declare(h, _C_ABI)
-        _lib = h
+        _lib = _open(library_path(), _C_ABI, "was the package built?", ctypes.RTLD_GLOBAL)
     return _lib
 
 
@@ -90,15 +90,10 @@ def extension() -> ctypes.CDLL:
         import torch
 
         lib()
-        path = extension_path()
-        if not os.path.exists(path):
-            raise ImportError(f"{path} is missing: the package was built without torch")
         built = _HERE / "torch_built.txt"
         if "HBMALLOC_TORCH_EXTENSION" not in os.environ and built.exists():
             want = built.read_text().strip()
             if want.split("+")[0].rsplit(".", 1)[0] != torch.__version__.split("+")[0].rsplit(".", 1)[0]:
                 raise ImportError(f"the extension was built against torch {want}, this is torch {torch.__version__}")
-        h = ctypes.CDLL(path)
-        _declare(h, _EXTENSION)
-        _ext = h
+        _ext = _open(extension_path(), _EXTENSION, "the package was built without torch")
     return _ext

@@ -208,7 +208,7 @@ struct Allocator::Impl {
         release_cached();
         ++stats.num_alloc_retries;
         PrivatePool* pool = route(stream);
-        Allocation a = policy_of(pool).allocate(size, stream);
+        Allocation a = policy_of(pool).allocate_after_release(size, stream);
         if (a.ptr != nullptr) return handed_out(a, size, stream, pool);
       }
       ++stats.num_ooms;
@@ -480,6 +480,29 @@ void Allocator::check_invariants() const {
 Layout Allocator::layout() const {
   std::lock_guard<SpinLock> lock(impl_->mu);
   return impl_->full_layout();
+}
+
+std::vector<void*> Allocator::adopt(const Layout& start) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  if (impl_->stats.segment.current_all() != 0 || impl_->stats.reserved_bytes.current_all() != 0)
+    throw Error(ErrorCode::kInvalidArgument, "adopt: the allocator holds memory already");
+  size_t n = 0;
+  for (const SegmentLayout& seg : start) n += seg.blocks.size();
+  std::vector<void*> ptrs;
+  ptrs.reserve(n);
+  std::vector<Allocation> live = impl_->policy->adopt(start);
+  size_t i = 0;
+  for (const SegmentLayout& seg : start)
+    for (const BlockLayout& b : seg.blocks) {
+      impl_->count_alloc(live[i], b.requested);
+      ptrs.push_back(live[i++].ptr);
+    }
+  return ptrs;
+}
+
+void Allocator::log_segment_events(std::vector<SegmentEvent>* log) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->policy->set_segment_log(log);
 }
 
 void Allocator::attach_recorder(std::shared_ptr<Recorder> recorder) {

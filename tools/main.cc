@@ -18,7 +18,7 @@ void usage(std::FILE* out) {
                "RAPIDS RMM logging_resource_adaptor CSV, hbmalloc's .hbt and JSON lines.\n"
                "\n"
                "commands:\n"
-               "  replay TRACE [--policy hbm] [--conf K:V,...] [--capacity SIZE] [--device N]\n"
+               "  replay TRACE [--policy hbm|cca] [--conf K:V,...] [--capacity SIZE] [--device N]\n"
                "               [--min-capacity] [--json] [--html FILE]\n"
                "      Replays one device of TRACE (default: its first) on a simulated device of\n"
                "      SIZE bytes (e.g. 80GiB; unlimited when absent) and prints what ran, the\n"
@@ -30,6 +30,23 @@ void usage(std::FILE* out) {
                "      oom_count, events_per_second, native.peak_reserved, min_capacity, report).\n"
                "      --html writes the report as one self-contained HTML page with pictures.\n"
                "      An OOM is a result: the exit code is 0 whenever the replay ran.\n"
+               "      --policy cca is PyTorch's own allocator, rule for rule: it runs under the\n"
+               "      trace's recorded allocator settings (--conf keys such as max_split_size_mb or\n"
+               "      expandable_segments:True override them), from the trace's own segments, on\n"
+               "      the device the trace implies (an OOM's reserved + device free) unless\n"
+               "      --capacity says otherwise, and reports fidelity (recorded, replayed,\n"
+               "      matched_fraction: the share of PyTorch's segment events it reproduced).\n"
+               "  tune TRACE [--policy cca|hbm|both] [--grid K:V1|V2,...] [--capacity SIZE]\n"
+               "             [--device N] [--jobs N] [--top N] [--json]\n"
+               "      Replays TRACE under every combination of a policy's knobs (cca:\n"
+               "      max_split_size_mb, roundup_power2_divisions, expandable_segments,\n"
+               "      garbage_collection_threshold with per_process_memory_fraction; hbm:\n"
+               "      small_size, slab_size, segment_round; --grid sets your own, \"unset\" being\n"
+               "      the default) on all cores, at the trace's own capacity (else what the\n"
+               "      recording reserved at its peak), and ranks them: fits, peak reserved,\n"
+               "      efficiency, min capacity, OOMs. The best setting that was replayed and fit\n"
+               "      is printed as a ready PYTORCH_CUDA_ALLOC_CONF=... (cca) or HBMALLOC_CONF=...\n"
+               "      (hbm) line.\n"
                "  info TRACE [--json]\n"
                "      Devices, event counts per action, streams, request size histogram, time\n"
                "      span, peak requested, what the recording reserved, allocator settings.\n"
@@ -71,6 +88,7 @@ int main(int argc, char** argv) {
   if (command == "synth") return hbmalloc::tools::run_synth(argc - 2, argv + 2);
   if (command == "report") return hbmalloc::tools::run_report(argc - 2, argv + 2);
   if (command == "convert") return hbmalloc::tools::run_convert(argc - 2, argv + 2);
+  if (command == "tune") return hbmalloc::tools::run_tune(argc - 2, argv + 2);
   std::fprintf(stderr, "hbmalloc: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
+#include "policy/cca/cca_config.h"
 #include "replay/replay.h"
 #include "report/frag_report.h"
 #include "report/html_report.h"
@@ -52,6 +53,16 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   }
   j["native"] = native;
   if (min_cap) j["min_capacity"] = *min_cap;
+  if (!config.pytorch_settings.empty()) j["pytorch_alloc_conf"] = cca::alloc_conf_text(config.pytorch_settings);
+  if (config.policy == "cca") j["started_from_picture"] = r.started_from_picture;
+  if (r.fidelity) {
+    const replay::Fidelity& f = *r.fidelity;
+    j["fidelity"] = {{"recorded", f.recorded},
+                     {"replayed", f.replayed},
+                     {"matched", f.matched},
+                     {"matched_fraction", f.matched_fraction},
+                     {"first_difference", f.first_difference}};
+  }
   // Each OOM, with its cause and advice, is in report.ooms; `hbmalloc report`
   // re-renders a saved replay from this member.
   j["report"] = report::to_json(rep);
@@ -62,8 +73,13 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                 std::optional<uint64_t> min_cap) {
   std::printf("hbmalloc replay: %s (%s, device %d of %zu)\n", t.source.c_str(), t.format.c_str(), r.device,
               t.devices.size());
+  // cca runs as PyTorch: its settings are a PYTORCH_CUDA_ALLOC_CONF line.
+  const std::string settings = config.policy != "cca" ? config.to_string()
+                               : config.pytorch_settings.empty()
+                                   ? std::string("PyTorch's defaults")
+                                   : "PYTORCH_CUDA_ALLOC_CONF=" + cca::alloc_conf_text(config.pytorch_settings);
   std::printf("  policy %s, capacity %s (%s)\n", config.policy.c_str(), capacity_text(r.capacity).c_str(),
-              config.to_string().c_str());
+              settings.c_str());
   std::printf("  %llu events (%llu allocs, %llu frees, %llu empty_cache) in %.3f ms: %.1f M events/s\n\n",
               (unsigned long long)r.events, (unsigned long long)r.allocs, (unsigned long long)r.frees,
               (unsigned long long)r.empty_cache_calls, r.seconds * 1e3, r.events_per_second / 1e6);
@@ -83,6 +99,16 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                   format_bytes(r.peak_reserved - native).c_str());
   }
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
+  if (config.policy == "cca") {
+    if (r.started_from_picture) std::printf("  started from the trace's own segments and live blocks\n");
+    else if (!r.start_note.empty()) std::printf("  started with the live blocks allocated anew (%s)\n", r.start_note.c_str());
+  }
+  if (r.fidelity && r.fidelity->recorded > 0) {
+    const replay::Fidelity& f = *r.fidelity;
+    std::printf("  %-16s %14.4f   %llu of %llu recorded segment events matched (%llu replayed)\n", "fidelity",
+                f.matched_fraction, (unsigned long long)f.matched, (unsigned long long)f.recorded,
+                (unsigned long long)f.replayed);
+  }
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
   if (!r.ooms.empty())
     std::printf("  %zu OOM(s) in this replay: see \"Out of memory\" below\n", r.ooms.size());
@@ -121,6 +147,9 @@ int run_replay(int argc, char** argv) {
     if (d != nullptr && d->events.empty() && d->live_at_start.empty())
       throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay on device " +
                                                    std::to_string(options.device) + " (no events, no live blocks)");
+    replay::as_recorded(t, options);  // cca: the recording's own settings and device
+    options.fidelity = options.config.policy == "cca";
+    options.config.capacity = options.capacity.value_or(0);
 
     Progress bar("replay");
     options.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };

@@ -37,6 +37,8 @@ report::FragReport report_of_trace(const trace::Trace& t, int device, const Conf
   replay::ReplayOptions o;
   o.config = config;
   o.device = device;
+  replay::as_recorded(t, o);  // cca: the recording's own settings and device
+  ro.config = o.config;
   return report::replay_and_report(t, o, ro);
 }
 

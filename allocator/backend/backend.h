@@ -10,6 +10,8 @@
 namespace hbmalloc {
 
 using EventId = std::uintptr_t;
+// A physical memory handle of the VMM interface (0 is never a handle).
+using GranuleId = std::uintptr_t;
 
 class Backend {
  public:
@@ -32,6 +34,40 @@ class Backend {
   virtual void release_event(EventId event) = 0;
   // Waits for all work on the device.
   virtual void synchronize() = 0;
+
+  // --- Virtual memory management (CUDA VMM: cuMemAddressReserve, cuMemCreate,
+  // cuMemMap, cuMemSetAccess, cuMemUnmap, cuMemRelease) ---
+  //
+  // Physical memory comes in granules created on their own and mapped into
+  // reserved virtual address ranges, so the same physical memory can move to
+  // another address while nothing live is moved. Sizes and addresses are
+  // multiples of vmm_granularity(). A granule is mapped at most once at a time,
+  // at an address inside a reserved range; memory is usable only after
+  // set_access. Capacity counts created granules (and plain segments), never
+  // address space. Misuse (unaligned, not reserved, already mapped, unknown
+  // handle) throws Error(kBackend) or Error(kInvalidArgument) and changes nothing.
+  //
+  // Backends without VMM keep these defaults: granularity 0 says so, and the
+  // operations throw Error(kBackend); policies then use plain segments.
+
+  // The smallest granule and alignment, in bytes (a power of two; 0: no VMM).
+  virtual uint64_t vmm_granularity() const { return 0; }
+  // `bytes` of address space with nothing behind it, or nullptr when none is left.
+  virtual void* reserve_range(uint64_t bytes);
+  // Gives back a whole range from reserve_range; nothing in it may be mapped.
+  virtual void release_range(void* base, uint64_t bytes);
+  // A physical granule of `bytes`, or 0 when the device is out of memory.
+  virtual GranuleId create_granule(uint64_t bytes);
+  // Frees an unmapped granule's physical memory.
+  virtual void release_granule(GranuleId granule);
+  // Maps the whole granule at addr, which must be reserved and unmapped.
+  virtual void map(void* addr, GranuleId granule);
+  // Lets the device read and write [addr, addr + bytes), which must be mapped.
+  virtual void set_access(void* addr, uint64_t bytes);
+  // Unmaps [addr, addr + bytes), which must consist of whole mapped granules;
+  // the granules stay allocated. The caller makes sure no queued work still
+  // uses the range (an event on its streams is done).
+  virtual void unmap(void* addr, uint64_t bytes);
 };
 
 // The backend named by config.backend for `device`. Throws Error(kConfig) for

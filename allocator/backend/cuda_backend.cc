@@ -80,6 +80,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     throw Error(ErrorCode::kBackend, where + " unavailable: cudaMemGetInfo failed: " + cuda_message(err));
   }
   capacity_ = total_bytes;
+  vmm_ = std::make_unique<CudaVmm>(device_);
 }
 
 CudaBackend::~CudaBackend() {
@@ -170,6 +171,48 @@ void CudaBackend::release_event(EventId id) {
 void CudaBackend::synchronize() {
   DeviceGuard guard(device_);
   if (cudaError_t err = cudaDeviceSynchronize(); err != cudaSuccess) throw_cuda(device_, "cudaDeviceSynchronize", err);
+}
+
+void* CudaBackend::reserve_range(uint64_t bytes) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  return vmm_->reserve_range(bytes);
+}
+
+void CudaBackend::release_range(void* base, uint64_t bytes) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  vmm_->release_range(base, bytes);
+}
+
+GranuleId CudaBackend::create_granule(uint64_t bytes) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  return vmm_->create_granule(bytes);
+}
+
+void CudaBackend::release_granule(GranuleId granule) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  vmm_->release_granule(granule);
+}
+
+void CudaBackend::map(void* addr, GranuleId granule) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  vmm_->map(addr, granule);
+}
+
+void CudaBackend::set_access(void* addr, uint64_t bytes) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  vmm_->set_access(addr, bytes);
+}
+
+void CudaBackend::unmap(void* addr, uint64_t bytes) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  vmm_->unmap(addr, bytes);
 }
 
 size_t CudaBackend::pooled_events() const {

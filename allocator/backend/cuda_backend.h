@@ -1,14 +1,19 @@
-// The real device: plain segments and events through the CUDA runtime API.
-// Only libcudart is linked, so the library loads on a machine without a GPU
-// and fails (with Error(kBackend)) only when a CudaBackend is constructed there.
+// The real device: plain segments and events through the CUDA runtime API,
+// virtual memory management through the driver API reached at run time
+// (cuda_vmm.h). Only libcudart is linked, so the library loads on a machine
+// without a GPU and fails (with Error(kBackend)) only when a CudaBackend is
+// constructed there.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <unordered_set>  // not absl: its hash tables cannot be linked into our .so (see core/pointer_map.h)
 #include "backend/backend.h"
+#include "backend/cuda_vmm.h"
 
 // cudaEvent_t is `CUevent_st*`; declared here so that including this header
 // does not pull the CUDA runtime headers into every user.
@@ -37,6 +42,17 @@ class CudaBackend final : public Backend {
   void release_event(EventId event) override;
   void synchronize() override;
 
+  // 0 when the driver or device has no VMM (vmm_unavailable_reason() says why).
+  uint64_t vmm_granularity() const override { return vmm_->granularity(); }
+  const std::string& vmm_unavailable_reason() const { return vmm_->why(); }
+  void* reserve_range(uint64_t bytes) override;
+  void release_range(void* base, uint64_t bytes) override;
+  GranuleId create_granule(uint64_t bytes) override;
+  void release_granule(GranuleId granule) override;
+  void map(void* addr, GranuleId granule) override;
+  void set_access(void* addr, uint64_t bytes) override;
+  void unmap(void* addr, uint64_t bytes) override;
+
   // Test hooks.
   size_t pooled_events() const;
   size_t outstanding_events() const;
@@ -58,6 +74,7 @@ class CudaBackend final : public Backend {
   mutable std::mutex mu_;
   std::vector<Event> pool_;                     // created, not in use
   std::unordered_set<Event> outstanding_;      // handed out, not yet released
+  std::unique_ptr<CudaVmm> vmm_;               // guarded by mu_ too
 };
 
 }  // namespace hbmalloc

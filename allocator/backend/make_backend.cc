@@ -1,6 +1,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "backend/host_backend.h"
 #include "backend/sim_backend.h"
 #include "hbmalloc/error.hpp"
 #ifdef HBMALLOC_HAVE_CUDA
@@ -17,6 +18,7 @@ std::unique_ptr<Backend> make_backend(const Config& config, int device) {
                                                    std::to_string(config.sim_devices) + " devices");
     return std::make_unique<SimBackend>(device, config.capacity);
   }
+  if (config.backend == "host") return std::make_unique<HostBackend>(device, config.capacity);
   if (config.backend == "cuda") {
 #ifdef HBMALLOC_HAVE_CUDA
     return std::make_unique<CudaBackend>(device);
@@ -24,7 +26,7 @@ std::unique_ptr<Backend> make_backend(const Config& config, int device) {
     throw Error(ErrorCode::kConfig, "backend:cuda is not available: hbmalloc was built without the CUDA toolkit");
 #endif
   }
-  throw Error(ErrorCode::kConfig, "backend: unknown backend '" + config.backend + "' (expected cuda or sim)");
+  throw Error(ErrorCode::kConfig, "backend: unknown backend '" + config.backend + "' (expected cuda, sim or host)");
 }
 
 }  // namespace hbmalloc

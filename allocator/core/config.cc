@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "hbmalloc/error.hpp"
+#include "policy/cca/cca_config.h"
 
 namespace hbmalloc {
 
@@ -98,22 +99,16 @@ std::string format_bytes(uint64_t bytes) {
 
 Config Config::parse(std::string_view text) {
   Config c;
-  while (!trim(text).empty()) {
-    size_t comma = text.find(',');
-    std::string_view item = trim(text.substr(0, comma));
-    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-    if (item.empty()) continue;
-    size_t colon = item.find(':');
-    if (colon == std::string_view::npos)
-      throw Error(ErrorCode::kConfig, "'" + std::string(item) + "' is not key:value");
-    std::string_view key = trim(item.substr(0, colon)), value = trim(item.substr(colon + 1));
+  // PyTorch's syntax: a list value ("[256:1,>:8]") keeps its commas.
+  for (const auto& [key_text, value_text] : cca::split_settings(text)) {
+    std::string_view key = key_text, value = value_text;
     if (value.empty()) bad_value(key, value, "empty");
 
     if (key == "policy") {
-      if (value != "hbm") bad_value(key, value, "known policies: hbm");
+      if (value != "hbm" && value != "cca") bad_value(key, value, "known policies: hbm, cca");
       c.policy = value;
     } else if (key == "backend") {
-      if (value != "cuda" && value != "sim") bad_value(key, value, "expected cuda or sim");
+      if (value != "cuda" && value != "sim" && value != "host") bad_value(key, value, "expected cuda, sim or host");
       c.backend = value;
     } else if (key == "capacity") {
       c.capacity = parse_key_bytes(key, value);
@@ -136,13 +131,16 @@ Config Config::parse(std::string_view text) {
       double d = parse_double(key, value);
       if (d != std::floor(d) || d < 1 || d > 1024) bad_value(key, value, "must be a whole number in 1..1024");
       c.sim_devices = int(d);
+    } else if (cca::is_pytorch_key(key)) {
+      cca::set_setting(c.pytorch_settings, key, value);
     } else {
       throw Error(ErrorCode::kConfig,
                   "unknown key '" + std::string(key) +
                       "' (known: policy, backend, capacity, memory_fraction, small_size, slab_size, "
-                      "segment_round, sim_devices)");
+                      "segment_round, sim_devices, and PyTorch's allocator keys for policy cca)");
     }
   }
+  cca::parse_settings(c.pytorch_settings);  // PyTorch's checks, which need all its keys at once
   if (c.small_size > c.slab_size / 2)
     throw Error(ErrorCode::kConfig, "small_size: " + std::to_string(c.small_size) +
                                         " must be at most half of slab_size (" + std::to_string(c.slab_size) + ")");
@@ -157,7 +155,7 @@ Config Config::from_env() {
 std::vector<std::pair<std::string, std::string>> Config::items() const {
   char fraction[32];
   std::snprintf(fraction, sizeof fraction, "%.17g", memory_fraction);
-  return {{"policy", policy},
+  std::vector<std::pair<std::string, std::string>> out{{"policy", policy},
           {"backend", backend},
           {"capacity", std::to_string(capacity)},
           {"memory_fraction", fraction},
@@ -165,6 +163,8 @@ std::vector<std::pair<std::string, std::string>> Config::items() const {
           {"slab_size", std::to_string(slab_size)},
           {"segment_round", std::to_string(segment_round)},
           {"sim_devices", std::to_string(sim_devices)}};
+  out.insert(out.end(), pytorch_settings.begin(), pytorch_settings.end());
+  return out;
 }
 
 std::string Config::to_string() const {

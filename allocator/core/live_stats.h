@@ -18,6 +18,7 @@ struct LiveStats {
   int64_t num_device_alloc = 0;
   int64_t num_device_free = 0;
   int64_t memory_limit = 0;
+  VmmCounts vmm;
 
   template <typename F>
   void for_each(F&& f) {
@@ -46,6 +47,7 @@ struct LiveStats {
     s.num_device_alloc = num_device_alloc;
     s.num_device_free = num_device_free;
     s.memory_limit = memory_limit;
+    s.vmm = vmm;
     return s;
   }
 };

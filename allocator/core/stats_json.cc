@@ -46,8 +46,15 @@ std::string stats_to_json(const Stats& s) {
   put(out, "num_device_free", s.num_device_free);
   put(out, "hbmalloc.largest_free_block", s.largest_free_block);
   put(out, "hbmalloc.memory_limit", s.memory_limit);
+  put(out, "hbmalloc.vmm.create", s.vmm.create);
+  put(out, "hbmalloc.vmm.map", s.vmm.map);
+  put(out, "hbmalloc.vmm.set_access", s.vmm.set_access);
+  put(out, "hbmalloc.vmm.unmap", s.vmm.unmap);
+  put(out, "hbmalloc.vmm.release", s.vmm.release);
   char frag[64];
   std::snprintf(frag, sizeof frag, ",\"hbmalloc.external_fragmentation\":%.6f", s.external_fragmentation);
+  out += frag;
+  std::snprintf(frag, sizeof frag, ",\"hbmalloc.vmm.modeled_seconds\":%.6f", s.vmm.modeled_seconds());
   out += frag;
   out += "}";
   return out;

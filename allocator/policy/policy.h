@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "hbmalloc/allocator.hpp"
@@ -48,6 +49,9 @@ class Policy {
   virtual ~Policy() = default;
 
   virtual Allocation allocate(uint64_t size, StreamId stream) = 0;
+  // The last try, after the allocator released every cached segment; a
+  // policy whose own retry differs from a first try (cca) says so here.
+  virtual Allocation allocate_after_release(uint64_t size, StreamId stream) { return allocate(size, stream); }
   // Frees ptr when live and, if expected_requested >= 0, of that requested
   // size; `out` describes the block. Changes nothing unless it returns kOk.
   virtual FreeStatus free(void* ptr, int64_t expected_requested, LiveBlock& out) = 0;
@@ -66,6 +70,15 @@ class Policy {
   virtual Tally check() const = 0;
   // Every segment held, in address order, with blocks tiling it.
   virtual Layout layout() const = 0;
+
+  // Takes over a recorded picture on a policy that holds nothing yet: each
+  // segment of `start` anew, its listed blocks live at the same offsets
+  // (size 0: as this policy rounds the request), the rest free. Returns the
+  // live blocks in the order given. Throws Error(kInvalidArgument) when the
+  // picture is inconsistent or the policy cannot start from one.
+  virtual std::vector<Allocation> adopt(const Layout& start);
+  // Appends every segment change from now on to `log` (nullptr: stop).
+  virtual void set_segment_log(std::vector<SegmentEvent>* log) = 0;
 };
 
 // The policy named by config.policy, drawing memory from `backend` and

@@ -7,6 +7,8 @@
 #include "backend/sim_backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
+#include "policy/cca/cca_config.h"
+#include "replay/recorded_addresses.h"
 
 namespace hbmalloc::replay {
 namespace {
@@ -30,13 +32,10 @@ class Run {
  public:
   Run(const trace::Trace& t, const DeviceTrace& d, const ReplayOptions& o)
       : trace_(t), d_(d), o_(o), ptrs_(d.block_count, nullptr), state_(d.block_count, BlockState::kUnborn) {
-    Config config = o.config;
-    config.backend = "sim";
-    config.capacity = o.capacity.value_or(0);
-    allocator_ = std::make_unique<Allocator>(config, std::make_unique<SimBackend>(0, config.capacity));
+    fresh_allocator();
   }
 
-  void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX) {
+  void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX, std::vector<SegmentEvent>* log = nullptr) {
     const bool sample = o_.timeline_points > 0;
     // The layout at the peak is captured by a second pass, which needs the
     // event at which the peak was first reached.
@@ -46,7 +45,8 @@ class Run {
     TimelinePoint point;
     uint64_t running_peak = 0;
 
-    for (const trace::BlockInfo& b : d_.live_at_start) allocate(r, b.id, b.requested, b.stream, 0, 0);
+    start(r);
+    if (log != nullptr) allocator_->log_segment_events(log);
     if (watch_peak) running_peak = allocator_->usage().reserved;
 
     auto start = std::chrono::steady_clock::now();
@@ -60,6 +60,9 @@ class Run {
         case Action::kFree:
           ++r.frees;
           release(e, i);
+          break;
+        case Action::kOom:
+          if (faithful()) retry_failed_request(r, e, i);
           break;
         case Action::kEmptyCache:
           allocator_->empty_cache();
@@ -101,6 +104,83 @@ class Run {
   Allocator& allocator() { return *allocator_; }
 
  private:
+  // The cca policy reproduces a recording: its segments go where the
+  // recording's went, so best fit breaks ties as the recording did.
+  void fresh_allocator() {
+    Config config = o_.config;
+    config.backend = "sim";
+    config.capacity = o_.capacity.value_or(0);
+    auto sim = std::make_unique<SimBackend>(0, config.capacity);
+    if (!faithful()) {
+      allocator_ = std::make_unique<Allocator>(config, std::move(sim));
+      return;
+    }
+    auto placed = std::make_unique<RecordedAddresses>(std::move(sim));
+    std::vector<const trace::SegmentInfo*> start;
+    for (const trace::SegmentInfo& seg : d_.segments_at_start) start.push_back(&seg);
+    std::sort(start.begin(), start.end(), [](const auto* a, const auto* b) { return a->addr < b->addr; });
+    for (const trace::SegmentInfo* seg : start) placed->plan(seg->addr, seg->size);
+    for (const Event& e : d_.events)
+      if (e.action == Action::kSegmentAlloc) placed->plan(e.addr, e.size);
+    allocator_ = std::make_unique<Allocator>(config, std::move(placed));
+  }
+  bool faithful() const { return o_.config.policy == "cca"; }
+
+  // The blocks live at trace start. The cca policy takes the trace's own
+  // segments with those blocks at their recorded offsets, so a replay starts
+  // where the recording stood; other policies allocate them anew.
+  void start(ReplayResult& r) {
+    if (faithful() && d_.has_segment_picture) {
+      try {
+        adopt_picture();
+        r.started_from_picture = true;
+        return;
+      } catch (const Error& e) {
+        // A start too large for the device is an OOM; a picture the policy
+        // cannot take is not: either way the live blocks are allocated anew.
+        if (e.code() == ErrorCode::kOutOfMemory) {
+          uint64_t bytes = 0;
+          for (const trace::SegmentInfo& s : d_.segments_at_start) bytes += s.size;
+          r.ooms.push_back(picture(trace::kNoBlock, bytes, 0, 0, 0));
+        } else if (e.code() != ErrorCode::kInvalidArgument) {
+          throw;
+        }
+        r.start_note = e.what();
+        state_.assign(state_.size(), BlockState::kUnborn);
+        fresh_allocator();
+      }
+    }
+    for (const trace::BlockInfo& b : d_.live_at_start) allocate(r, b.id, b.requested, b.stream, 0, 0);
+  }
+
+  void adopt_picture() {
+    Layout start;
+    for (const trace::SegmentInfo& s : d_.segments_at_start)
+      start.push_back({s.addr, s.size, s.small_pool ? Pool::kSmall : Pool::kLarge, s.stream, {}});
+    std::sort(start.begin(), start.end(), [](const SegmentLayout& a, const SegmentLayout& b) { return a.addr < b.addr; });
+    std::vector<const trace::BlockInfo*> live;
+    for (const trace::BlockInfo& b : d_.live_at_start) live.push_back(&b);
+    std::sort(live.begin(), live.end(), [](const auto* a, const auto* b) { return a->addr < b->addr; });
+    std::vector<std::vector<uint32_t>> ids(start.size());
+    for (const trace::BlockInfo* b : live) {
+      auto seg = std::upper_bound(start.begin(), start.end(), b->addr,
+                                  [](uint64_t addr, const SegmentLayout& s) { return addr < s.addr; });
+      if (seg == start.begin() || b->addr >= std::prev(seg)->addr + std::prev(seg)->size)
+        throw Error(ErrorCode::kInvalidArgument, "block " + std::to_string(b->id) + " live at start lies in no segment");
+      --seg;
+      seg->blocks.push_back({b->addr, b->size, b->requested, true});
+      ids[size_t(seg - start.begin())].push_back(b->id);
+    }
+    std::vector<void*> ptrs = allocator_->adopt(start);
+    size_t i = 0;
+    for (const std::vector<uint32_t>& seg_ids : ids)
+      for (uint32_t id : seg_ids) {
+        check_id(id, 0);
+        ptrs_[id] = ptrs[i++];
+        state_[id] = BlockState::kLive;
+      }
+  }
+
   // Whether event i (a segment free) ends a run of segment frees that the
   // recording did as an empty_cache(). PyTorch records empty_cache() only this
   // way; its release-and-retry on OOM looks the same, and replaying that as a
@@ -129,6 +209,18 @@ class Run {
       if (err.code() != ErrorCode::kOutOfMemory) throw;
       state_[id] = BlockState::kFailed;
       r.ooms.push_back(picture(id, size, stream, event, time_us));
+    }
+  }
+
+  // A request the recording allocator could not serve leaves no alloc
+  // event, only this; its release-and-retry still happened, so a faithful
+  // replay makes the request too (and lets go at once should it succeed).
+  void retry_failed_request(ReplayResult& r, const Event& e, uint64_t event) {
+    try {
+      allocator_->free(allocator_->malloc(e.size, e.stream));
+    } catch (const Error& err) {
+      if (err.code() != ErrorCode::kOutOfMemory) throw;
+      r.ooms.push_back(picture(trace::kNoBlock, e.size, e.stream, event, e.time_us));
     }
   }
 
@@ -193,7 +285,8 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   r.native = trace::figures_of(d);
 
   Run run(trace, d, options);
-  run.execute(r);
+  run.execute(r, UINT64_MAX, options.fidelity ? &r.segment_events : nullptr);
+  if (options.fidelity) r.fidelity = compare_segment_events(recorded_segment_events(d), r.segment_events);
 
   Stats s = run.allocator().stats();
   r.final_stats = s;
@@ -208,6 +301,7 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
     ReplayOptions again = options;
     again.timeline_points = 0;
     again.capture_layouts = false;
+    again.fidelity = false;
     ReplayResult scratch;
     Run second(trace, d, again);
     second.execute(scratch, r.peak_reserved_event);
@@ -216,11 +310,25 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   return r;
 }
 
+void as_recorded(const trace::Trace& trace, ReplayOptions& options) {
+  Config& config = options.config;
+  if (config.policy != "cca") return;
+  config.pytorch_settings = cca::overlay(cca::settings_of_trace(trace.settings), config.pytorch_settings);
+  cca::parse_settings(config.pytorch_settings);
+  if (!options.capacity) options.capacity = recorded_capacity(trace, trace.device_or_error(options.device));
+}
+
+std::optional<uint64_t> recorded_capacity(const trace::Trace& trace, const trace::DeviceTrace& d) {
+  if (trace.capacity) return trace.capacity;
+  return trace::figures_of(d).native_capacity;
+}
+
 uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
   ReplayOptions probe = options;
   probe.timeline_points = 0;
   probe.capture_layouts = false;
   probe.stop_at_first_oom = true;
+  probe.fidelity = false;
   probe.progress = nullptr;  // progress is reported per bisection step below
   auto fits = [&](uint64_t capacity) {
     probe.capacity = capacity;

@@ -1,5 +1,11 @@
 // Replaying one device of a Trace against an Allocator on the sim backend:
 // the answer to "would it have fit, and with what?".
+//
+// With the cca policy a replay reproduces the recording as closely as it can
+// be told: it starts from the trace's own segments with the blocks live then
+// at their offsets, puts new segments at the recording's addresses (best fit
+// breaks ties by address), and repeats each recorded OOM's request (its
+// release-and-retry changed the cache).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +17,7 @@
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/layout.hpp"
 #include "hbmalloc/stats.hpp"
+#include "replay/fidelity.h"
 #include "trace/trace.h"
 
 namespace hbmalloc::replay {
@@ -27,6 +34,9 @@ struct ReplayOptions {
   // replay each such run as an empty_cache() call. Ignored when the trace
   // records empty_cache itself.
   bool infer_empty_cache = true;
+  // Log the policy's segment events and compare them with the trace's
+  // (ReplayResult::fidelity): how faithfully cca reproduces the recording.
+  bool fidelity = false;
   // Called every 65536 events with (events done, events in all).
   std::function<void(uint64_t, uint64_t)> progress;
 };
@@ -67,11 +77,31 @@ struct ReplayResult {
   std::vector<TimelinePoint> timeline;
   uint64_t peak_reserved_event = 0;  // first event at which peak_reserved was reached
   Layout layout_at_peak;             // when capture_layouts
+  // The cca policy starts from the trace's own segments, with the blocks live
+  // then at their recorded offsets; otherwise those blocks are allocated anew.
+  bool started_from_picture = false;
+  std::string start_note;  // why the picture could not be used, when it could not
+  std::optional<Fidelity> fidelity;          // when options.fidelity
+  std::vector<SegmentEvent> segment_events;  // the replay's own, when options.fidelity
 };
 
 // Throws Error(kInvalidArgument) for a device the trace does not have or a
 // trace that frees a block it never allocated; an OOM is a result, not an error.
 ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options);
+
+// For the cca policy, the conditions the recording ran under, so a replay
+// runs as it did unless told otherwise: the allocator settings the trace
+// recorded (a PyTorch snapshot's allocator_settings) under those
+// options.config names, and, when no capacity is set, the device capacity
+// the recording had (recorded_capacity) if known. Other policies are left
+// alone. Throws Error(kConfig) when the settings do not go together, and
+// Error(kInvalidArgument) for a device the trace does not have.
+void as_recorded(const trace::Trace& trace, ReplayOptions& options);
+
+// The device capacity the recording ran on: the trace's own, else what its
+// first OOM implies (reserved then plus the device's free bytes); nullopt
+// when neither is known.
+std::optional<uint64_t> recorded_capacity(const trace::Trace& trace, const trace::DeviceTrace& d);
 
 // The smallest capacity, a multiple of 2 MiB, at which the replay has no OOM.
 uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options);

@@ -6,38 +6,30 @@
 
 #include <memory>
 
-#include "backend/backend.h"
+#include "backend/forwarding_backend.h"
 #include "trace/recorder.h"
 
 namespace hbmalloc::trace {
 
-class RecordingBackend final : public Backend {
+class RecordingBackend final : public ForwardingBackend {
  public:
-  explicit RecordingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  explicit RecordingBackend(std::unique_ptr<Backend> inner) : ForwardingBackend(std::move(inner)) {}
 
   void set_recorder(TraceRecorder* recorder) { recorder_ = recorder; }
 
-  std::string_view name() const override { return inner_->name(); }
-  int device() const override { return inner_->device(); }
-  uint64_t capacity() const override { return inner_->capacity(); }
   void* malloc_segment(uint64_t bytes) override {
-    void* ptr = inner_->malloc_segment(bytes);
+    void* ptr = inner().malloc_segment(bytes);
     if (recorder_ != nullptr && ptr != nullptr) recorder_->segment_alloc(device(), address(ptr), bytes);
     return ptr;
   }
   void free_segment(void* ptr, uint64_t bytes) override {
-    inner_->free_segment(ptr, bytes);
+    inner().free_segment(ptr, bytes);
     if (recorder_ != nullptr) recorder_->segment_free(device(), address(ptr), bytes);
   }
-  EventId record_event(StreamId stream) override { return inner_->record_event(stream); }
-  bool event_done(EventId event) override { return inner_->event_done(event); }
-  void release_event(EventId event) override { inner_->release_event(event); }
-  void synchronize() override { inner_->synchronize(); }
 
  private:
   static uint64_t address(void* ptr) { return reinterpret_cast<uintptr_t>(ptr); }
 
-  std::unique_ptr<Backend> inner_;
   TraceRecorder* recorder_ = nullptr;
 };
 

@@ -99,7 +99,8 @@ TraceFigures figures_of(const DeviceTrace& d) {
         reserved -= e.size;
         break;
       case Action::kOom:
-        ++f.native_ooms;
+        // PyTorch records the device's free bytes after releasing its cache.
+        if (f.native_ooms++ == 0 && d.has_segment_picture) f.native_capacity = reserved + e.addr;
         break;
       default:
         break;

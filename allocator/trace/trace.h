@@ -100,6 +100,9 @@ struct TraceFigures {
   uint64_t peak_requested = 0;
   std::optional<uint64_t> native_peak_reserved;  // when has_segment_picture
   uint64_t native_ooms = 0;
+  // The device memory the recording allocator could use, as its first OOM
+  // tells: what it reserved then plus what the device had free (when known).
+  std::optional<uint64_t> native_capacity;
 
   // peak_requested / native_peak_reserved, when the trace tells the latter.
   std::optional<double> native_efficiency() const {

@@ -11,13 +11,17 @@ namespace hbmalloc {
 
 struct Config {
   std::string policy = "hbm";
-  std::string backend = kDefaultBackend;   // "cuda" or "sim"
-  uint64_t capacity = 0;                   // sim: device bytes; 0 = unlimited
+  std::string backend = kDefaultBackend;   // "cuda", "sim" or "host" (host memory, for tests)
+  uint64_t capacity = 0;                   // sim, host: device bytes; 0 = unlimited
   double memory_fraction = 1.0;            // reserved <= fraction * capacity
   uint64_t small_size = 1ull << 20;        // requests up to this use size-class slabs
   uint64_t slab_size = 2ull << 20;         // slab chunk (one small-pool segment)
   uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
   int sim_devices = 8;                     // devices the sim backend pretends to have
+  // PyTorch's own allocator keys (max_split_size_mb, roundup_power2_divisions,
+  // expandable_segments, ...) as given, for the cca policy, which reads them
+  // as PyTorch does (allocator/policy/cca/cca_config.h).
+  std::vector<std::pair<std::string, std::string>> pytorch_settings;
 
 #ifdef HBMALLOC_HAVE_CUDA
   static constexpr const char* kDefaultBackend = "cuda";

@@ -35,4 +35,14 @@ struct SegmentLayout {
 
 using Layout = std::vector<SegmentLayout>;
 
+// A change to what the allocator reserves, as PyTorch's snapshots record it:
+// a segment allocated or freed, or pages of an expandable segment mapped or
+// unmapped (`addr` and `bytes` are the range).
+enum class SegmentAction : uint8_t { kAlloc, kFree, kMap, kUnmap };
+struct SegmentEvent {
+  SegmentAction action = SegmentAction::kAlloc;
+  uint64_t addr = 0;
+  uint64_t bytes = 0;
+};
+
 }  // namespace hbmalloc

@@ -52,6 +52,10 @@ TEST(Replay, PeakRequestedMatchesTheTraceFigures) {
   EXPECT_EQ(r.frees, 4u);
   EXPECT_EQ(r.peak_requested, 400 * kMiB + 7 + 1000);
   EXPECT_EQ(r.peak_requested, r.native.peak_requested);
+  trace::TraceFigures separately = trace::figures_of(b.d);
+  EXPECT_EQ(r.native.allocs, separately.allocs);
+  EXPECT_EQ(r.native.frees, separately.frees);
+  EXPECT_EQ(r.native.peak_requested, separately.peak_requested);
   EXPECT_GE(r.peak_allocated, r.peak_requested);
   EXPECT_GE(r.peak_reserved, r.peak_allocated);
   EXPECT_DOUBLE_EQ(r.efficiency, double(r.peak_requested) / double(r.peak_reserved));
@@ -87,7 +91,12 @@ TEST(Replay, StopAtFirstOomEndsEarly) {
   ReplayOptions o;
   o.capacity = 100 * kMiB;
   o.stop_at_first_oom = true;
-  EXPECT_EQ(replay(b.t, o).ooms.size(), 1u);
+  ReplayResult stopped = replay(b.t, o);
+  EXPECT_EQ(stopped.ooms.size(), 1u);
+  EXPECT_EQ(stopped.allocs, 2u);
+  // The trace's own figures still cover every event.
+  EXPECT_EQ(stopped.native.allocs, 3u);
+  EXPECT_EQ(stopped.native.peak_requested, 220 * kMiB);
   o.stop_at_first_oom = false;
   EXPECT_EQ(replay(b.t, o).ooms.size(), 2u);
 }

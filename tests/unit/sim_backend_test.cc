@@ -373,6 +373,64 @@ TEST(SimBackendTest, UnknownOrReleasedEventThrows) {
   EXPECT_NE(f, e);
 }
 
+TEST(SimBackendTest, SegmentsAndGranulesShareTheCapacity) {
+  SimBackend sim(0, 8 * kMiB);
+  void* seg = sim.malloc_segment(4 * kMiB);
+  ASSERT_NE(seg, nullptr);
+  GranuleId a = sim.create_granule(2 * kMiB), b = sim.create_granule(2 * kMiB);
+  ASSERT_NE(a, 0u);
+  ASSERT_NE(b, 0u);
+  EXPECT_EQ(sim.used_bytes(), 8 * kMiB);
+  EXPECT_EQ(sim.create_granule(2 * kMiB), 0u);
+  EXPECT_EQ(sim.malloc_segment(2 * kMiB), nullptr);
+  sim.free_segment(seg, 4 * kMiB);
+  EXPECT_NE(sim.create_granule(4 * kMiB), 0u);
+  EXPECT_EQ(sim.live_granules(), 3u);
+}
+
+TEST(SimBackendTest, TracksMappingsAndAccess) {
+  SimBackend sim(0, 0);
+  void* range = sim.reserve_range(8 * kMiB);
+  ASSERT_NE(range, nullptr);
+  const uint64_t base = Addr(range);
+  EXPECT_GE(base, sim.window_base());
+  GranuleId a = sim.create_granule(2 * kMiB), b = sim.create_granule(4 * kMiB);
+  sim.map(range, a);
+  sim.map(reinterpret_cast<void*>(base + 2 * kMiB), b);
+  EXPECT_EQ(sim.granule_mapped_at(base), a);
+  EXPECT_EQ(sim.granule_mapped_at(base + 2 * kMiB), b);
+  EXPECT_EQ(sim.granule_mapped_at(base + 4 * kMiB), 0u);  // inside b, not its start
+  EXPECT_EQ(sim.mappings(), 2u);
+  EXPECT_FALSE(sim.accessible(base, 1));  // mapped is not yet usable
+  sim.set_access(range, 2 * kMiB);
+  EXPECT_TRUE(sim.accessible(base + 100, 2 * kMiB - 100));
+  EXPECT_FALSE(sim.accessible(base, 2 * kMiB + 1));
+  // set_access covers whole granules: half of b is refused.
+  EXPECT_THROW(sim.set_access(reinterpret_cast<void*>(base + 2 * kMiB), 2 * kMiB), Error);
+  sim.set_access(reinterpret_cast<void*>(base + 2 * kMiB), 4 * kMiB);
+  EXPECT_TRUE(sim.accessible(base, 6 * kMiB));
+  EXPECT_FALSE(sim.accessible(base, 6 * kMiB + 1));
+  sim.unmap(range, 2 * kMiB);
+  EXPECT_FALSE(sim.accessible(base, 1));
+  EXPECT_TRUE(sim.accessible(base + 2 * kMiB, 4 * kMiB));
+  // Mapped again, access starts over.
+  sim.map(reinterpret_cast<void*>(base + 6 * kMiB), a);
+  EXPECT_FALSE(sim.accessible(base + 6 * kMiB, 1));
+  EXPECT_EQ(sim.reserved_ranges(), 1u);
+  // Address space is not capacity and does not overlap segments.
+  void* seg = sim.malloc_segment(2 * kMiB);
+  EXPECT_TRUE(Addr(seg) >= base + 8 * kMiB || Addr(seg) + 2 * kMiB <= base);
+}
+
+TEST(SimBackendTest, GranularityIsChecked) {
+  EXPECT_THROW(SimBackend(0, 0, 3 * kMiB), Error);
+  EXPECT_THROW(SimBackend(0, 0, 1024), Error);
+  EXPECT_THROW(SimBackend(0, 0, 4 * kMiB), Error);
+  SimBackend small(0, 0, 64 << 10);
+  EXPECT_EQ(small.vmm_granularity(), uint64_t(64) << 10);
+  EXPECT_NE(small.create_granule(64 << 10), 0u);
+}
+
 }  // namespace
 }  // namespace hbmalloc
 

@@ -1,22 +1,25 @@
 // The large pool's free blocks, per stream, in best-fit order: by size, then
-// by address. Best fit is the first block of at least the requested size.
+// by address. Best fit is the smallest block of at least the requested size,
+// the lowest address among equals.
 //
-// One small index per stream (not one keyed by stream first): the stream
-// drops out of every comparison and consecutive requests nearly always come
-// from the same stream. Entries carry size and address so a search never
-// dereferences a Block (a cache miss each), and nodes are searched linearly:
-// with ~10 entries a node, predictable branches beat a binary search's
-// mispredictions (measured: ~5% of replay time).
+// Segregated bins in the manner of TLSF: a size maps to one of kBins bins
+// (16 per power of two above 8 KiB, so sizes in a bin differ by under 1/16),
+// and a two-level bitmap says which bins hold blocks. A search looks in the
+// request's own bin, then takes the smallest block of the next non-empty bin
+// (two count-trailing-zeros). Bins are short in practice, and a short bin is
+// a sorted vector (free_bin.h): this beats one ordered tree per stream by
+// about a quarter of the whole replay time (benchmarks/README.md).
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
-#include <iterator>
 #include <memory>
-#include <type_traits>
 
 #include "absl/container/btree_map.h"
-#include "absl/container/btree_set.h"
 #include "policy/hbm/block.h"
+#include "policy/hbm/free_bin.h"
 
 namespace hbmalloc {
 
@@ -25,63 +28,122 @@ class FreeIndex {
   // Takes the best fit for `size` out of the index; nullptr when the stream
   // has no free block that large.
   Block* take_best_fit(StreamId stream, uint64_t size) {
-    Blocks& blocks = of(stream);
-    auto it = blocks.lower_bound(Entry{size, 0, nullptr});
-    if (it == blocks.end()) return nullptr;
-    Block* b = it->block;
-    blocks.erase(it);
+    Bins& bins = of(stream);
+    uint32_t bin = bin_of(size);
+    Block* b = bins.bins[bin].take_fit(size);
+    if (b == nullptr) {
+      bin = bins.first_set_after(bin);
+      if (bin == kBins) return nullptr;
+      b = bins.bins[bin].take_smallest();  // every block of a higher bin is large enough
+    }
+    if (bins.bins[bin].empty()) bins.clear_bit(bin);
+    --count_;
     return b;
   }
   // b's size, address and stream must not change while it is indexed.
-  void insert(Block* b) { of(b->stream).insert(entry_of(b)); }
-  void erase(const Block* b) { of(b->stream).erase(entry_of(b)); }
+  void insert(Block* b) {
+    Bins& bins = of(b->stream);
+    uint32_t bin = bin_of(b->size);
+    bins.bins[bin].insert(b);
+    bins.set_bit(bin);
+    ++count_;
+  }
+  void erase(const Block* b) {
+    Bins& bins = of(b->stream);
+    uint32_t bin = bin_of(b->size);
+    if (!bins.bins[bin].erase(b)) return;
+    if (bins.bins[bin].empty()) bins.clear_bit(bin);
+    --count_;
+  }
 
   bool contains(const Block* b) const {
     auto s = streams_.find(b->stream);
-    if (s == streams_.end()) return false;
-    auto it = s->second->find(entry_of(b));
-    return it != s->second->end() && it->block == b;
+    return s != streams_.end() && s->second->bins[bin_of(b->size)].contains(b);
   }
-  size_t size() const {
-    size_t n = 0;
-    for (const auto& [stream, blocks] : streams_) n += blocks->size();
-    return n;
-  }
+  size_t size() const { return count_; }
   uint64_t largest() const {
     uint64_t largest = 0;
-    for (const auto& [stream, blocks] : streams_)
-      if (!blocks->empty() && std::prev(blocks->end())->size > largest) largest = std::prev(blocks->end())->size;
+    for (const auto& [stream, bins] : streams_) {
+      uint32_t top = bins->last_set();
+      if (top != kBins) largest = std::max(largest, bins->bins[top].largest());
+    }
     return largest;
   }
+  // Every bin sits where its sizes map, in order, and the bitmaps agree (for the checker).
+  bool consistent() const {
+    for (const auto& [stream, bins] : streams_)
+      for (uint32_t i = 0; i < kBins; ++i) {
+        const FreeBin& bin = bins->bins[i];
+        if (bins->has(i) != !bin.empty() || !bin.ordered()) return false;
+        bool placed = true;
+        bin.for_each([&](const FreeBin::Entry& e) {
+          placed = placed && bin_of(e.size) == i && e.block->size == e.size && e.block->addr == e.addr;
+        });
+        if (!placed) return false;
+      }
+    return true;
+  }
+  // Bin of a size: one bin per 512 B below 8 KiB, then 16 per power of two.
+  // Monotone, so every block in a higher bin is larger than any in a lower one.
+  static constexpr uint32_t kSubBits = 4;
+  static constexpr uint32_t kSub = 1u << kSubBits;
+  static uint32_t bin_of(uint64_t size) {
+    uint64_t units = size >> 9;
+    if (units < kSub) return uint32_t(units);
+    uint32_t exp = 63u - uint32_t(std::countl_zero(units));  // >= kSubBits
+    uint32_t sub = uint32_t(units >> (exp - kSubBits)) & (kSub - 1);
+    return kSub + (exp - kSubBits) * kSub + sub;
+  }
+  static constexpr uint32_t kBins = kSub + (64 - 9 - kSubBits) * kSub;
 
  private:
-  struct Entry {
-    uint64_t size;
-    uintptr_t addr;
-    Block* block;
-  };
-  struct BySizeThenAddr {
-    using absl_btree_prefer_linear_node_search = std::true_type;
-    bool operator()(const Entry& a, const Entry& b) const {
-      return a.size < b.size || (a.size == b.size && a.addr < b.addr);
+  static constexpr uint32_t kWords = (kBins + 63) / 64;
+  static_assert(kWords <= 64, "one summary word covers the bin bitmap");
+  struct Bins {
+    uint64_t summary = 0;                 // bit w: words[w] != 0
+    std::array<uint64_t, kWords> words{};  // bit b of word w: bins[w * 64 + b] is not empty
+    std::array<FreeBin, kBins> bins;
+
+    bool has(uint32_t bin) const { return (words[bin / 64] >> (bin % 64)) & 1; }
+    void set_bit(uint32_t bin) {
+      words[bin / 64] |= uint64_t(1) << (bin % 64);
+      summary |= uint64_t(1) << (bin / 64);
+    }
+    void clear_bit(uint32_t bin) {
+      words[bin / 64] &= ~(uint64_t(1) << (bin % 64));
+      if (words[bin / 64] == 0) summary &= ~(uint64_t(1) << (bin / 64));
+    }
+    // The first non-empty bin above `bin`, or kBins.
+    uint32_t first_set_after(uint32_t bin) const {
+      uint32_t w = bin / 64, b = bin % 64;
+      uint64_t rest = b == 63 ? 0 : words[w] & (~uint64_t(0) << (b + 1));
+      if (rest != 0) return w * 64 + uint32_t(std::countr_zero(rest));
+      uint64_t later = w == 63 ? 0 : summary & (~uint64_t(0) << (w + 1));
+      if (later == 0) return kBins;
+      w = uint32_t(std::countr_zero(later));
+      return w * 64 + uint32_t(std::countr_zero(words[w]));
+    }
+    uint32_t last_set() const {
+      if (summary == 0) return kBins;
+      uint32_t w = 63u - uint32_t(std::countl_zero(summary));
+      return w * 64 + 63u - uint32_t(std::countl_zero(words[w]));
     }
   };
-  using Blocks = absl::btree_set<Entry, BySizeThenAddr>;
-  static Entry entry_of(const Block* b) { return {b->size, b->addr, const_cast<Block*>(b)}; }
 
-  Blocks& of(StreamId stream) {
+  Bins& of(StreamId stream) {
     if (last_ != nullptr && last_stream_ == stream) [[likely]]
       return *last_;
-    std::unique_ptr<Blocks>& slot = streams_[stream];
-    if (!slot) slot = std::make_unique<Blocks>();
+    std::unique_ptr<Bins>& slot = streams_[stream];
+    if (!slot) slot = std::make_unique<Bins>();
     last_stream_ = stream;
     last_ = slot.get();
     return *last_;
   }
 
-  absl::btree_map<StreamId, std::unique_ptr<Blocks>> streams_;  // few streams; stable addresses
+  absl::btree_map<StreamId, std::unique_ptr<Bins>> streams_;  // few streams; stable addresses
   StreamId last_stream_ = 0;
-  Blocks* last_ = nullptr;
+  Bins* last_ = nullptr;
+  size_t count_ = 0;
 };
 
 }  // namespace hbmalloc

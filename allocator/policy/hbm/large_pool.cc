@@ -157,6 +157,7 @@ void LargePool::check(PoolTally& tally) const {
     }
     if (cursor != base + seg->size) violated(where + ": blocks do not cover the segment");
   }
+  if (!free_.consistent()) violated("free index: a bin is out of order, misplaced or disagrees with its bitmap");
   if (free_blocks != free_.size())
     violated("free index holds " + std::to_string(free_.size()) + " blocks, segments hold " +
              std::to_string(free_blocks));

@@ -1,0 +1,166 @@
+#include "backend/cuda_vmm.h"
+
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
+#include <string>
+#include <type_traits>
+
+#include "hbmalloc/error.hpp"
+
+namespace hbmalloc {
+
+// The driver ABI these signatures belong to (VMM has not changed since 10.2).
+static constexpr unsigned kDriverVersion = 12000;
+
+struct CudaVmm::Driver {
+  decltype(&::cuDeviceGetAttribute) device_get_attribute = nullptr;
+  decltype(&::cuMemGetAllocationGranularity) get_granularity = nullptr;
+  decltype(&::cuMemAddressReserve) address_reserve = nullptr;
+  decltype(&::cuMemAddressFree) address_free = nullptr;
+  decltype(&::cuMemCreate) create = nullptr;
+  decltype(&::cuMemRelease) release = nullptr;
+  decltype(&::cuMemMap) map = nullptr;
+  decltype(&::cuMemUnmap) unmap = nullptr;
+  decltype(&::cuMemSetAccess) set_access = nullptr;
+  decltype(&::cuGetErrorString) error_string = nullptr;
+
+  // False (with the missing name in `why`) when an entry point is missing.
+  bool resolve(std::string& why) {
+    auto one = [&](const char* name, auto& fn) {
+      void* p = nullptr;
+      cudaDriverEntryPointQueryResult status{};
+      cudaError_t err = cudaGetDriverEntryPointByVersion(name, &p, kDriverVersion, cudaEnableDefault, &status);
+      if (err != cudaSuccess || status != cudaDriverEntryPointSuccess || p == nullptr) {
+        (void)cudaGetLastError();
+        if (why.empty()) why = std::string("driver entry point ") + name + " not found";
+        return false;
+      }
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
+      return true;
+    };
+    bool ok = one("cuDeviceGetAttribute", device_get_attribute);
+    ok = one("cuMemGetAllocationGranularity", get_granularity) && ok;
+    ok = one("cuMemAddressReserve", address_reserve) && ok;
+    ok = one("cuMemAddressFree", address_free) && ok;
+    ok = one("cuMemCreate", create) && ok;
+    ok = one("cuMemRelease", release) && ok;
+    ok = one("cuMemMap", map) && ok;
+    ok = one("cuMemUnmap", unmap) && ok;
+    ok = one("cuMemSetAccess", set_access) && ok;
+    ok = one("cuGetErrorString", error_string) && ok;
+    return ok;
+  }
+};
+
+namespace {
+
+CUmemAllocationProp device_memory(int device) {
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = device;
+  return prop;
+}
+
+CUdeviceptr dptr(void* p) { return reinterpret_cast<CUdeviceptr>(p); }
+
+}  // namespace
+
+CudaVmm::CudaVmm(int device) : device_(device), driver_(std::make_unique<Driver>()) {
+  if (!driver_->resolve(why_)) return;
+  int supported = 0;
+  CUresult r = driver_->device_get_attribute(&supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+                                             CUdevice(device));
+  if (r != CUDA_SUCCESS || supported == 0) {
+    why_ = "device " + std::to_string(device) + " does not support virtual memory management";
+    return;
+  }
+  CUmemAllocationProp prop = device_memory(device);
+  size_t granularity = 0;
+  r = driver_->get_granularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+  if (r != CUDA_SUCCESS || granularity == 0 || (granularity & (granularity - 1)) != 0) {
+    why_ = "cuMemGetAllocationGranularity gave no usable granularity";
+    return;
+  }
+  granularity_ = granularity;
+  table_ = std::make_unique<VmmTable>("cuda", granularity_);
+}
+
+CudaVmm::~CudaVmm() = default;
+
+void CudaVmm::fail(const char* call, int result) const {
+  const char* text = nullptr;
+  if (driver_->error_string == nullptr || driver_->error_string(CUresult(result), &text) != CUDA_SUCCESS) text = nullptr;
+  throw Error(ErrorCode::kBackend, "cuda: device " + std::to_string(device_) + ": " + call + " failed: " +
+                                       (text ? text : "error " + std::to_string(result)));
+}
+
+void CudaVmm::require(const char* op) const {
+  if (granularity_ == 0)
+    throw Error(ErrorCode::kBackend, std::string("cuda: ") + op + ": no virtual memory management (" + why_ + ")");
+}
+
+void* CudaVmm::reserve_range(uint64_t bytes) {
+  require("reserve_range");
+  table_->check_size("reserve_range", bytes);
+  CUdeviceptr base = 0;
+  CUresult r = driver_->address_reserve(&base, bytes, granularity_, 0, 0);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY) return nullptr;
+  if (r != CUDA_SUCCESS) fail("cuMemAddressReserve", r);
+  table_->add_range(uint64_t(base), bytes);
+  return reinterpret_cast<void*>(base);
+}
+
+void CudaVmm::release_range(void* base, uint64_t bytes) {
+  require("release_range");
+  table_->remove_range(uint64_t(dptr(base)), bytes);
+  if (CUresult r = driver_->address_free(dptr(base), bytes); r != CUDA_SUCCESS) fail("cuMemAddressFree", r);
+}
+
+GranuleId CudaVmm::create_granule(uint64_t bytes) {
+  require("create_granule");
+  table_->check_size("create_granule", bytes);
+  CUmemAllocationProp prop = device_memory(device_);
+  CUmemGenericAllocationHandle handle = 0;
+  CUresult r = driver_->create(&handle, bytes, &prop, 0);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY) return 0;
+  if (r != CUDA_SUCCESS) fail("cuMemCreate", r);
+  return table_->add_granule(bytes, uint64_t(handle));
+}
+
+void CudaVmm::release_granule(GranuleId granule) {
+  require("release_granule");
+  VmmTable::Granule g = table_->remove_granule(granule);
+  if (CUresult r = driver_->release(CUmemGenericAllocationHandle(g.payload)); r != CUDA_SUCCESS) fail("cuMemRelease", r);
+}
+
+void CudaVmm::map(void* addr, GranuleId granule) {
+  require("map");
+  const VmmTable::Granule& g = table_->map(uint64_t(dptr(addr)), granule);
+  if (CUresult r = driver_->map(dptr(addr), g.size, 0, CUmemGenericAllocationHandle(g.payload), 0); r != CUDA_SUCCESS) {
+    table_->unmap(uint64_t(dptr(addr)), g.size, [](uint64_t, GranuleId) {});
+    fail("cuMemMap", r);
+  }
+}
+
+void CudaVmm::set_access(void* addr, uint64_t bytes) {
+  require("set_access");
+  table_->set_access(uint64_t(dptr(addr)), bytes);
+  CUmemAccessDesc access{};
+  access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  access.location.id = device_;
+  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  if (CUresult r = driver_->set_access(dptr(addr), bytes, &access, 1); r != CUDA_SUCCESS) fail("cuMemSetAccess", r);
+}
+
+void CudaVmm::unmap(void* addr, uint64_t bytes) {
+  require("unmap");
+  // One call per mapping: cuMemUnmap takes whole mappings, and a granule
+  // handle may have been mapped on its own.
+  table_->unmap(uint64_t(dptr(addr)), bytes, [&](uint64_t at, GranuleId id) {
+    if (CUresult r = driver_->unmap(CUdeviceptr(at), table_->granule(id)->size); r != CUDA_SUCCESS) fail("cuMemUnmap", r);
+  });
+}
+
+}  // namespace hbmalloc

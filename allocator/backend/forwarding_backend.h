@@ -1,0 +1,40 @@
+// A Backend that hands every call to the backend it wraps: decorators derive
+// from it and override only the calls they change.
+#pragma once
+
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace hbmalloc {
+
+class ForwardingBackend : public Backend {
+ public:
+  explicit ForwardingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+
+  std::string_view name() const override { return inner_->name(); }
+  int device() const override { return inner_->device(); }
+  uint64_t capacity() const override { return inner_->capacity(); }
+  void* malloc_segment(uint64_t bytes) override { return inner_->malloc_segment(bytes); }
+  void free_segment(void* ptr, uint64_t bytes) override { inner_->free_segment(ptr, bytes); }
+  EventId record_event(StreamId stream) override { return inner_->record_event(stream); }
+  bool event_done(EventId event) override { return inner_->event_done(event); }
+  void release_event(EventId event) override { inner_->release_event(event); }
+  void synchronize() override { inner_->synchronize(); }
+  uint64_t vmm_granularity() const override { return inner_->vmm_granularity(); }
+  void* reserve_range(uint64_t bytes) override { return inner_->reserve_range(bytes); }
+  void release_range(void* base, uint64_t bytes) override { inner_->release_range(base, bytes); }
+  GranuleId create_granule(uint64_t bytes) override { return inner_->create_granule(bytes); }
+  void release_granule(GranuleId granule) override { inner_->release_granule(granule); }
+  void map(void* addr, GranuleId granule) override { inner_->map(addr, granule); }
+  void set_access(void* addr, uint64_t bytes) override { inner_->set_access(addr, bytes); }
+  void unmap(void* addr, uint64_t bytes) override { inner_->unmap(addr, bytes); }
+
+ protected:
+  Backend& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+};
+
+}  // namespace hbmalloc

@@ -1,0 +1,56 @@
+#include "replay/lcs.h"
+
+#include <algorithm>
+#include <bit>
+#include <utility>
+#include <vector>
+
+namespace hbmalloc::replay {
+
+uint64_t lcs_length(std::span<const uint64_t> a, std::span<const uint64_t> b) {
+  // Equal ends match in any LCS: count them and keep the middle.
+  size_t prefix = 0;
+  while (prefix < a.size() && prefix < b.size() && a[prefix] == b[prefix]) ++prefix;
+  a = a.subspan(prefix);
+  b = b.subspan(prefix);
+  size_t suffix = 0;
+  while (suffix < a.size() && suffix < b.size() && a[a.size() - 1 - suffix] == b[b.size() - 1 - suffix]) ++suffix;
+  a = a.first(a.size() - suffix);
+  b = b.first(b.size() - suffix);
+  if (a.empty() || b.empty()) return prefix + suffix;
+  if (a.size() > b.size()) std::swap(a, b);  // the bit vectors run along the shorter one
+
+  // Where each symbol occurs in a, sorted by symbol then position.
+  std::vector<std::pair<uint64_t, uint32_t>> where(a.size());
+  for (size_t i = 0; i < a.size(); ++i) where[i] = {a[i], uint32_t(i)};
+  std::sort(where.begin(), where.end());
+
+  const size_t words = (a.size() + 63) / 64;
+  std::vector<uint64_t> v(words, ~uint64_t(0)), u(words);
+  for (uint64_t symbol : b) {
+    auto first = std::lower_bound(where.begin(), where.end(), std::pair<uint64_t, uint32_t>{symbol, 0});
+    if (first == where.end() || first->first != symbol) continue;  // no match: V stays
+    std::fill(u.begin(), u.end(), 0);
+    for (auto it = first; it != where.end() && it->first == symbol; ++it)
+      u[it->second / 64] |= uint64_t(1) << (it->second % 64);
+    // V = (V + U) | (V - U), with U = V & match(symbol), across the words.
+    uint64_t carry = 0, borrow = 0;
+    for (size_t w = 0; w < words; ++w) {
+      const uint64_t x = v[w], y = x & u[w];
+      const uint64_t sum = x + y + carry;
+      carry = (sum < x || (carry && sum == x)) ? 1 : 0;
+      const uint64_t diff = x - y - borrow;
+      borrow = (x < y || (borrow && x == y)) ? 1 : 0;
+      v[w] = sum | diff;
+    }
+  }
+  // Each zero bit among the first |a| is one matched symbol.
+  uint64_t zeros = 0;
+  for (size_t w = 0; w < words; ++w) {
+    const uint64_t valid = w + 1 < words || a.size() % 64 == 0 ? ~uint64_t(0) : (uint64_t(1) << (a.size() % 64)) - 1;
+    zeros += std::popcount(~v[w] & valid);
+  }
+  return prefix + suffix + zeros;
+}
+
+}  // namespace hbmalloc::replay

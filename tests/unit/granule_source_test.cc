@@ -1,0 +1,100 @@
+// Unit tests for allocator/policy/granule_source.h: the memory limit applies to
+// granules, reserved bytes follow physical granules held, and every VMM
+// operation is counted in device granules.
+#include "policy/granule_source.h"
+
+#include <gtest/gtest.h>
+
+#include "backend/sim_backend.h"
+#include "core/live_stats.h"
+#include "policy/segment_source.h"
+
+namespace hbmalloc {
+namespace {
+
+constexpr uint64_t kMiB = uint64_t(1) << 20;
+
+struct Fixture {
+  SimBackend sim{0, 0};
+  LiveStats stats;
+  SegmentSource segments{sim, stats};
+  GranuleSource granules{sim, segments};
+};
+
+TEST(GranuleSource, CountsEveryOperationInDeviceGranules) {
+  Fixture f;
+  EXPECT_EQ(f.granules.granularity(), 2 * kMiB);
+  void* range = f.granules.reserve_range(16 * kMiB);
+  ASSERT_NE(range, nullptr);
+  GranuleId a = f.granules.create(2 * kMiB, Pool::kLarge);
+  GranuleId b = f.granules.create(6 * kMiB, Pool::kLarge);  // one handle, three granules
+  ASSERT_NE(a, 0u);
+  ASSERT_NE(b, 0u);
+  f.granules.map(range, a, 2 * kMiB);
+  f.granules.map(static_cast<char*>(range) + 2 * kMiB, b, 6 * kMiB);
+  f.granules.set_access(range, 8 * kMiB);
+  f.granules.unmap(range, 8 * kMiB);
+  f.granules.release(a, 2 * kMiB, Pool::kLarge);
+  VmmCounts c = f.stats.vmm;
+  EXPECT_EQ(c.create, 4);
+  EXPECT_EQ(c.map, 4);
+  EXPECT_EQ(c.set_access, 4);
+  EXPECT_EQ(c.unmap, 4);
+  EXPECT_EQ(c.release, 1);
+  EXPECT_DOUBLE_EQ(c.modeled_seconds(), 4 * 200e-6 + 4 * 1.5e-6 + 4 * 36e-6 + 4 * 26e-6 + 1 * 26e-6);
+  // Reserved is physical memory held, mapped or not.
+  EXPECT_EQ(f.stats.reserved_bytes.current(Pool::kLarge), int64_t(6 * kMiB));
+  EXPECT_EQ(f.sim.used_bytes(), 6 * kMiB);
+}
+
+TEST(GranuleSource, TheLimitAppliesToGranulesAndSegmentsTogether) {
+  Fixture f;
+  f.segments.set_limit(8 * kMiB);
+  void* seg = f.segments.grow(4 * kMiB, Pool::kLarge);
+  ASSERT_NE(seg, nullptr);
+  EXPECT_TRUE(f.granules.within_limit(4 * kMiB));
+  EXPECT_FALSE(f.granules.within_limit(6 * kMiB));
+  GranuleId a = f.granules.create(2 * kMiB, Pool::kSmall);
+  GranuleId b = f.granules.create(2 * kMiB, Pool::kLarge);
+  ASSERT_NE(a, 0u);
+  ASSERT_NE(b, 0u);
+  EXPECT_EQ(f.granules.create(2 * kMiB, Pool::kLarge), 0u);  // refused: nothing counted
+  EXPECT_EQ(f.stats.vmm.create, 2);
+  EXPECT_EQ(f.stats.reserved_bytes.current_all(), int64_t(8 * kMiB));
+  EXPECT_EQ(f.segments.grow(2 * kMiB, Pool::kLarge), nullptr);
+  f.granules.release(b, 2 * kMiB, Pool::kLarge);
+  EXPECT_NE(f.granules.create(2 * kMiB, Pool::kLarge), 0u);
+}
+
+TEST(GranuleSource, TransferMovesReservedBetweenPools) {
+  Fixture f;
+  GranuleId a = f.granules.create(2 * kMiB, Pool::kLarge);
+  ASSERT_NE(a, 0u);
+  f.granules.transfer(2 * kMiB, Pool::kLarge, Pool::kSmall);
+  EXPECT_EQ(f.stats.reserved_bytes.current(Pool::kLarge), 0);
+  EXPECT_EQ(f.stats.reserved_bytes.current(Pool::kSmall), int64_t(2 * kMiB));
+  EXPECT_EQ(f.stats.reserved_bytes.current_all(), int64_t(2 * kMiB));
+  f.granules.release(a, 2 * kMiB, Pool::kSmall);
+  EXPECT_EQ(f.stats.reserved_bytes.current_all(), 0);
+}
+
+TEST(GranuleSource, WithoutVmmTheGranularityIsZero) {
+  struct Plain final : Backend {
+    std::string_view name() const override { return "plain"; }
+    int device() const override { return 0; }
+    uint64_t capacity() const override { return 0; }
+    void* malloc_segment(uint64_t) override { return nullptr; }
+    void free_segment(void*, uint64_t) override {}
+    EventId record_event(StreamId) override { return 1; }
+    bool event_done(EventId) override { return true; }
+    void release_event(EventId) override {}
+    void synchronize() override {}
+  } plain;
+  LiveStats stats;
+  SegmentSource segments(plain, stats);
+  GranuleSource granules(plain, segments);
+  EXPECT_EQ(granules.granularity(), 0u);
+}
+
+}  // namespace
+}  // namespace hbmalloc

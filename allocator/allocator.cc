@@ -5,6 +5,7 @@
 // SegmentSource, segment events reach the recorder through RecordingBackend.
 #include "hbmalloc/allocator.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "core/spin_lock.h"
 #include "hbmalloc/recorder.hpp"
 #include "policy/policy.h"
+#include "private_pools.h"
 #include "trace/oom_dump.h"
 #include "trace/recorder.h"
 #include "trace/recording_backend.h"
@@ -48,6 +50,7 @@ struct Allocator::Impl {
   const int device;
   LiveStats stats;
   std::unique_ptr<Policy> policy;
+  PrivatePools pools;
   mutable SpinLock mu;
 
   // Streams other than its own that a live block is used on (record_stream).
@@ -57,6 +60,7 @@ struct Allocator::Impl {
   struct PendingFree {
     LiveBlock block;
     std::vector<EventId> events;
+    PrivatePool* pool = nullptr;  // nullptr: the default policy's block
   };
   absl::btree_map<void*, PendingFree> pending;
 #ifndef NDEBUG
@@ -71,7 +75,10 @@ struct Allocator::Impl {
 #endif
 
   Impl(const Config& c, std::unique_ptr<Backend> b)
-      : config(c), backend(std::make_unique<trace::RecordingBackend>(std::move(b))), device(backend->device()) {
+      : config(c),
+        backend(std::make_unique<trace::RecordingBackend>(std::move(b))),
+        device(backend->device()),
+        pools(config, *backend, stats) {
     policy = make_policy(config, *backend, stats);
     apply_fraction(config.memory_fraction);
   }
@@ -83,6 +90,7 @@ struct Allocator::Impl {
     uint64_t capacity = backend->capacity();
     uint64_t limit = capacity == 0 ? UINT64_MAX : uint64_t(double(capacity) * fraction);
     policy->set_limit(limit);
+    pools.set_limit(limit);
     stats.memory_limit = capacity == 0 ? 0 : int64_t(limit);
   }
 
@@ -117,12 +125,40 @@ struct Allocator::Impl {
       }
       for (EventId e : p.events) backend->release_event(e);
       LiveBlock b;
-      policy->free(ptr, -1, b);
+      policy_of(p.pool).free(ptr, -1, b);
       count_inactive(b);
+      if (p.pool != nullptr) pools.returned(*p.pool);
       if (recorder != nullptr) [[unlikely]] recorder->free_completed(device, address(ptr));
       it = pending.erase(it);
     }
   }
+  Policy& policy_of(PrivatePool* pool) { return pool != nullptr ? *pool->policy : *policy; }
+  // The pool an allocation on `stream` goes to (nullptr: the default policy).
+  PrivatePool* route(StreamId stream) { return pools.routing() ? pools.route(stream) : nullptr; }
+  // Finds the live block at ptr in the default policy or a private pool.
+  bool find(void* ptr, LiveBlock& out, PrivatePool*& pool) {
+    pool = nullptr;
+    if (policy->find(ptr, out)) return true;
+    if (pools.empty()) return false;
+    pool = pools.owner(ptr, out);
+    return pool != nullptr;
+  }
+  // Everything cached goes back to the backend, except what private pools in
+  // use hold (a captured graph still addresses it).
+  void release_cached() {
+    policy->release_cached();
+    pools.release_unused();
+  }
+  Layout full_layout() const {
+    Layout layout = policy->layout();
+    if (!pools.empty()) {
+      pools.add_to(layout);
+      std::sort(layout.begin(), layout.end(),
+                [](const SegmentLayout& a, const SegmentLayout& b) { return a.addr < b.addr; });
+    }
+    return layout;
+  }
+
   void sync_and_drain() {
     if (pending.empty()) return;
     backend->synchronize();
@@ -136,15 +172,17 @@ struct Allocator::Impl {
       throw Error(ErrorCode::kInvalidArgument, "request of " + std::to_string(size) + " bytes is absurdly large");
     {
       std::lock_guard<SpinLock> lock(mu);
-      if (!pending.empty()) drain_pending();
-      Allocation a = policy->allocate(size, stream);
-      if (a.ptr != nullptr) [[likely]] return handed_out(a, size, stream);
+      if (!pending.empty() && !pools.routing()) drain_pending();
+      PrivatePool* pool = route(stream);
+      Allocation a = policy_of(pool).allocate(size, stream);
+      if (a.ptr != nullptr) [[likely]] return handed_out(a, size, stream, pool);
     }
     return malloc_after_release(size, stream);
   }
 
-  void* handed_out(const Allocation& a, uint64_t size, StreamId stream) {
+  void* handed_out(const Allocation& a, uint64_t size, StreamId stream, PrivatePool* pool) {
     count_alloc(a, size);
+    if (pool != nullptr) pools.handed_out(*pool);
     if (recorder != nullptr) [[unlikely]]
       recorder->alloc(device, address(a.ptr), size, a.allocated, a.pool == Pool::kSmall, stream);
     debug_check();
@@ -154,6 +192,10 @@ struct Allocator::Impl {
   // Slow path: everything cached goes back to the device, then one more try.
   // A failure throws; the OOM dump is written after the lock is let go, from
   // what was copied under it.
+  // While a graph is being captured (a pool is routed to) nothing here may
+  // query events, synchronize or free device memory: CUDA forbids it during
+  // capture, so pending frees wait for the capture to end, and an allocation
+  // that does not fit fails at once, as in PyTorch.
   void* malloc_after_release(uint64_t size, StreamId stream) {
     std::string message;
     std::optional<trace::Trace> recent;
@@ -161,11 +203,14 @@ struct Allocator::Impl {
     std::string dump_dir;
     {
       std::lock_guard<SpinLock> lock(mu);
-      sync_and_drain();
-      policy->release_cached();
-      ++stats.num_alloc_retries;
-      Allocation a = policy->allocate_after_release(size, stream);
-      if (a.ptr != nullptr) return handed_out(a, size, stream);
+      if (!pools.routing()) {
+        sync_and_drain();
+        release_cached();
+        ++stats.num_alloc_retries;
+        PrivatePool* pool = route(stream);
+        Allocation a = policy_of(pool).allocate_after_release(size, stream);
+        if (a.ptr != nullptr) return handed_out(a, size, stream, pool);
+      }
       ++stats.num_ooms;
       message = oom_message(size);
       if (recorder != nullptr) {
@@ -174,7 +219,7 @@ struct Allocator::Impl {
         if (!dump_dir.empty()) {
           recent = recorder->recent(device);
           facts = trace::OomFacts{device,         std::string(backend->name()), size, stream, backend->capacity(),
-                                  stats_now(),    policy->layout()};
+                                  stats_now(),    full_layout()};
         }
       }
     }
@@ -225,9 +270,16 @@ struct Allocator::Impl {
     }
     LiveBlock b;
     FreeStatus status = policy->free(ptr, expected_size, b);
+    PrivatePool* pool = nullptr;
+    if (status == FreeStatus::kNotLive && !pools.empty()) [[unlikely]] {
+      LiveBlock found;
+      pool = pools.owner(ptr, found);
+      if (pool != nullptr) status = pool->policy->free(ptr, expected_size, b);
+    }
     if (status != FreeStatus::kOk) bad_free(ptr, expected_size, status, b);
     count_release(b);
     count_inactive(b);
+    if (pool != nullptr) pools.returned(*pool);
     if (recorder != nullptr) [[unlikely]] recorder->free(device, address(ptr));
     debug_check();
   }
@@ -235,16 +287,17 @@ struct Allocator::Impl {
   void free_used_elsewhere(void* ptr, int64_t expected_size,
                            absl::btree_map<void*, std::vector<StreamId>>::iterator it) {
     LiveBlock b;
-    if (!policy->find(ptr, b)) bad_free(ptr, expected_size, FreeStatus::kNotLive, b);
+    PrivatePool* pool = nullptr;
+    if (!find(ptr, b, pool)) bad_free(ptr, expected_size, FreeStatus::kNotLive, b);
     if (expected_size >= 0 && uint64_t(expected_size) != b.requested)
       bad_free(ptr, expected_size, FreeStatus::kSizeMismatch, b);
-    PendingFree p{b, {}};
+    PendingFree p{b, {}, pool};
     for (StreamId s : it->second) p.events.push_back(backend->record_event(s));
     stream_uses.erase(it);
     count_release(b);
     pending.emplace(ptr, std::move(p));
     if (recorder != nullptr) [[unlikely]] recorder->free_requested(device, address(ptr));
-    drain_pending();  // events on idle streams are done at once
+    if (!pools.routing()) drain_pending();  // events on idle streams are done at once
   }
 
   [[noreturn]] void bad_free(void* ptr, int64_t expected_size, FreeStatus status, const LiveBlock& b) {
@@ -260,7 +313,8 @@ struct Allocator::Impl {
     if (ptr == nullptr) return;
     std::lock_guard<SpinLock> lock(mu);
     LiveBlock b;
-    if (!policy->find(ptr, b) || pending.contains(ptr))
+    PrivatePool* pool = nullptr;
+    if (!find(ptr, b, pool) || pending.contains(ptr))
       throw Error(ErrorCode::kUnknownPointer, "record_stream on " + hex(ptr) + ", which is not a live hbmalloc block");
     if (recorder != nullptr) [[unlikely]] recorder->record_stream(device, address(ptr), stream);
     if (stream == b.stream) return;  // its own stream orders its uses already
@@ -288,7 +342,7 @@ struct Allocator::Impl {
       setup.device = device;
       if (uint64_t capacity = backend->capacity()) setup.capacity = capacity;
       setup.settings = config.items();
-      for (const SegmentLayout& seg : policy->layout()) {
+      for (const SegmentLayout& seg : full_layout()) {
         setup.segments.push_back(
             trace::SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, seg.expandable, {}});
         for (const BlockLayout& b : seg.blocks) {
@@ -309,6 +363,7 @@ struct Allocator::Impl {
 
   void check() const {
     Tally t = policy->check();
+    pools.add_to(t);
     const Stats stats = this->stats.snapshot();
     auto fail = [](const std::string& what) { throw Error(ErrorCode::kInvariant, what); };
     for (Pool pool : {Pool::kSmall, Pool::kLarge}) {
@@ -366,7 +421,7 @@ void Allocator::empty_cache() {
   // After the drained frees and before the segments go, so a replay of the
   // trace empties the same cache.
   if (impl_->recorder != nullptr) impl_->recorder->empty_cache(impl_->device);
-  impl_->policy->release_cached();
+  impl_->release_cached();
 }
 
 void Allocator::set_memory_fraction(double fraction) {
@@ -374,6 +429,31 @@ void Allocator::set_memory_fraction(double fraction) {
     throw Error(ErrorCode::kInvalidArgument, "memory fraction " + std::to_string(fraction) + " is not in (0, 1]");
   std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->apply_fraction(fraction);
+}
+
+void Allocator::create_pool(PoolId pool) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->pools.add_use(pool);
+}
+
+void Allocator::begin_allocate_to_pool(PoolId pool, std::function<bool(StreamId)> route) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->pools.begin_routing(pool, std::move(route));
+}
+
+void Allocator::end_allocate_to_pool(PoolId pool) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->pools.end_routing(pool);
+}
+
+void Allocator::release_pool(PoolId pool) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->pools.release(pool);
+}
+
+int Allocator::pool_use_count(PoolId pool) const {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  return impl_->pools.use_count(pool);
 }
 
 Stats Allocator::stats() const {
@@ -400,7 +480,7 @@ void Allocator::check_invariants() const {
 
 Layout Allocator::layout() const {
   std::lock_guard<SpinLock> lock(impl_->mu);
-  return impl_->policy->layout();
+  return impl_->full_layout();
 }
 
 std::vector<void*> Allocator::adopt(const Layout& start) {

@@ -15,11 +15,13 @@
 
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/recorder.hpp"
+#include "hbmalloc/registry.hpp"
+#include "trace/file_io.h"
+#include "trace/live_snapshot.h"
+#include "trace/snapshot_writer.h"
 
 namespace hbmalloc {
 namespace {
-
-constexpr int kMaxDevices = 64;
 
 thread_local std::string last_error;
 
@@ -100,6 +102,17 @@ Allocator& allocator_for(int device) {
   r.devices[device].store(r.owned[device].get(), std::memory_order_release);
   return *r.owned[device];
 }
+
+}  // namespace
+
+Allocator& device_allocator(int device) { return allocator_for(device); }
+
+Allocator* existing_allocator(int device) noexcept {
+  if (device < 0 || device >= kMaxDevices) return nullptr;
+  return registry().devices[device].load(std::memory_order_acquire);
+}
+
+namespace {
 
 // Runs f, turning any exception into the thread's last error.
 template <typename F>
@@ -238,6 +251,18 @@ int hbm_trace_stop(void) {
              r.recorder.reset();
            }
            recorder->stop_file();
+         })
+             ? 0
+             : -1;
+}
+
+int hbm_dump_snapshot(const char* path) {
+  return guarded([&] {
+           if (path == nullptr || *path == '\0') throw Error(ErrorCode::kInvalidArgument, "hbm_dump_snapshot: empty path");
+           std::vector<std::pair<int, Layout>> devices;
+           for (int d = 0; d < kMaxDevices; ++d)
+             if (Allocator* a = existing_allocator(d)) devices.emplace_back(d, a->layout());
+           trace::write_whole_file(path, trace::write_pytorch_snapshot(trace::live_trace(std::move(devices))));
          })
              ? 0
              : -1;

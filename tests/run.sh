@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: build, every GoogleTest through ctest, then the
 # installed tree (exported symbols, dlopen of the installed library, a
-# find_package(hbmalloc) consumer).
+# find_package(hbmalloc) consumer), then the Python package (tests/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
-bash tools/build.sh
+# A virtual environment with torch (cached outside the clone): the libtorch
+# extension and its test are built against it, and the Python tests run in it.
+python=$(bash tests/python/env.sh)
+bash tools/build.sh -DHBMALLOC_BUILD_PYTHON=ON -DPython3_EXECUTABLE="$python"
 ctest_log="$BUILD_DIR/ctest.log"
 (cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)") | tee "$ctest_log"
 ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$ctest_log")
@@ -29,5 +32,10 @@ cmake -S tests/install_consumer -B "$consumer" -G Ninja -DCMAKE_PREFIX_PATH="$pr
 cmake --build "$consumer" >/dev/null
 "$consumer/consumer"
 
-# ctest's suites plus the three installed-tree checks above.
-echo "tests: $((ctest_count + 3)) passed, 0 failed"
+# The Python package: pip install . into a cached environment with torch, then pytest.
+py_log="$BUILD_DIR/python-tests.log"
+bash tests/python/run.sh | tee "$py_log"
+py_count=$(sed -n 's/^python: \([0-9]*\) passed, 0 failed$/\1/p' "$py_log")
+
+# ctest's suites, the three installed-tree checks above and the Python tests.
+echo "tests: $((ctest_count + 3 + py_count)) passed, 0 failed"

@@ -15,6 +15,7 @@
 #include "report/text_report.h"
 #include "trace/file_io.h"
 #include "trace/hbt_format.h"
+#include "trace/live_snapshot.h"
 
 namespace hbmalloc::trace {
 namespace {
@@ -30,24 +31,6 @@ std::string line(const char* name, const std::string& value) {
 
 std::string with_peak(const StatCounter& c) {
   return format_bytes(uint64_t(c.current)) + " (peak " + format_bytes(uint64_t(c.peak)) + ")";
-}
-
-// The allocator's layout as a snapshot's segment picture.
-std::vector<SegmentInfo> picture_of(const Layout& layout) {
-  std::vector<SegmentInfo> out;
-  out.reserve(layout.size());
-  for (const SegmentLayout& seg : layout) {
-    SegmentInfo s;
-    s.addr = seg.addr;
-    s.size = seg.size;
-    s.stream = seg.stream;
-    s.small_pool = seg.pool == Pool::kSmall;
-    for (const BlockLayout& b : seg.blocks)
-      s.blocks.push_back(BlockInfo{kNoBlock, b.addr, b.size, b.requested, seg.stream,
-                                   b.allocated ? BlockState::kActiveAllocated : BlockState::kInactive});
-    out.push_back(std::move(s));
-  }
-  return out;
 }
 
 // The fragmentation report of the moment of failure: the allocator's own

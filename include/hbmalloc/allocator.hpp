@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,22 @@ class Allocator {
   void empty_cache();
   // reserved <= fraction * capacity from now on.
   void set_memory_fraction(double fraction);
+
+  // Private pools (CUDA graphs, torch.cuda.MemPool): memory a pool holds is
+  // reused only by allocations routed to that pool, and stays reserved while
+  // the pool is in use, so a captured graph's addresses stay valid.
+  // Creates the pool with one use, or adds a use to it.
+  void create_pool(PoolId pool);
+  // Adds a use and, until end_allocate_to_pool, routes every allocation on a
+  // stream for which `route` is true to `pool` (the latest begun pool first).
+  // Throws Error(kInvalidArgument) when `pool` is already being routed to.
+  void begin_allocate_to_pool(PoolId pool, std::function<bool(StreamId)> route);
+  void end_allocate_to_pool(PoolId pool);
+  // Drops one use. At none, the pool's free memory is released as it becomes
+  // free and the pool goes once nothing in it is live.
+  void release_pool(PoolId pool);
+  // Uses of `pool` (0 for a pool that does not exist).
+  int pool_use_count(PoolId pool) const;
 
   // Current statistics, hbmalloc's own figures filled in.
   Stats stats() const;

@@ -68,6 +68,12 @@ HBM_API size_t hbm_stats_json(int device, char* buf, size_t cap);
  * Returns 0 when all holds, otherwise -1 with the violation in hbm_last_error. */
 HBM_API int hbm_check_invariants(int device);
 
+/* Writes what every initialised device holds now (segments and blocks) to
+ * path as a PyTorch memory snapshot pickle, the schema of
+ * torch.cuda.memory._dump_snapshot, which memory_viz and `hbmalloc report`
+ * open. Returns 0, or -1 with the error when path cannot be written. */
+HBM_API int hbm_dump_snapshot(const char* path);
+
 /* Starts recording every device's operations (allocators created later too)
  * to an .hbt trace at path; what they hold now is the trace's starting
  * picture. Returns 0, or -1 with the error when path cannot be created or a

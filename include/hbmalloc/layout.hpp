@@ -2,12 +2,20 @@
 // tile it. Used by reports, snapshot export and the Python package.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <vector>
 
 #include "hbmalloc/stats.hpp"
 
 namespace hbmalloc {
+
+// A private pool's name (PyTorch's MempoolId_t: a CUDA graph's capture id or a
+// graph_pool_handle). {0, 0} is the default pool and names no private pool.
+struct PoolId {
+  uint64_t first = 0, second = 0;
+  auto operator<=>(const PoolId&) const = default;
+};
 
 struct BlockLayout {
   uint64_t addr = 0;
@@ -23,6 +31,7 @@ struct SegmentLayout {
   uint64_t stream = 0;
   std::vector<BlockLayout> blocks;  // address order, covering [addr, addr + size)
   bool expandable = false;          // a run of mapped pages (VMM) that grows and shrinks
+  PoolId private_pool{};            // {0, 0}: the default pool
 };
 
 using Layout = std::vector<SegmentLayout>;

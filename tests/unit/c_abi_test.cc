@@ -9,6 +9,8 @@
 #include <string>
 
 #include "hbmalloc/hbmalloc.h"
+#include "support/scratch.h"
+#include "trace/read_trace.h"
 
 namespace {
 
@@ -23,6 +25,7 @@ struct Abi {
   void (*reset_peak_stats)(int);
   size_t (*stats_json)(int, char*, size_t);
   int (*check_invariants)(int);
+  int (*dump_snapshot)(const char*);
   const char* (*last_error)();
   void (*clear_error)();
 
@@ -68,6 +71,7 @@ Abi& Load(const char* conf = "backend:sim,capacity:1GiB") {
     a.reset_peak_stats = reinterpret_cast<decltype(a.reset_peak_stats)>(sym("hbm_reset_peak_stats"));
     a.stats_json = reinterpret_cast<decltype(a.stats_json)>(sym("hbm_stats_json"));
     a.check_invariants = reinterpret_cast<decltype(a.check_invariants)>(sym("hbm_check_invariants"));
+    a.dump_snapshot = reinterpret_cast<decltype(a.dump_snapshot)>(sym("hbm_dump_snapshot"));
     a.last_error = reinterpret_cast<decltype(a.last_error)>(sym("hbm_last_error"));
     a.clear_error = reinterpret_cast<decltype(a.clear_error)>(sym("hbm_clear_error"));
     return a;
@@ -101,6 +105,35 @@ TEST_F(CAbi, MallocAndFreeLikePytorchDoes) {
   abi_->free(p, 1 << 20, 0, Stream(0));
   abi_->free(q, 300 << 20, 0, Stream(7));
   EXPECT_EQ(abi_->error(), "");
+}
+
+TEST_F(CAbi, DumpSnapshotWritesWhatTheDevicesHoldAsAPytorchSnapshot) {
+  void* p = abi_->malloc(5 << 20, 0, Stream(0));
+  void* q = abi_->malloc(3000, 1, Stream(0));
+  ASSERT_NE(p, nullptr) << abi_->error();
+  ASSERT_NE(q, nullptr) << abi_->error();
+  const std::string path = (hbmalloc::testing::scratch_dir("dump_snapshot") / "live.pickle").string();
+  ASSERT_EQ(abi_->dump_snapshot(path.c_str()), 0) << abi_->error();
+  hbmalloc::trace::Trace t = hbmalloc::trace::read_trace_file(path);
+  EXPECT_EQ(t.format, "pytorch-snapshot");
+  ASSERT_NE(t.device(0), nullptr);
+  ASSERT_NE(t.device(1), nullptr);
+  auto live_bytes = [](const hbmalloc::trace::DeviceTrace& d) {
+    uint64_t requested = 0;
+    for (const auto& seg : d.segments_at_end)
+      for (const auto& b : seg.blocks)
+        if (b.state == hbmalloc::trace::BlockState::kActiveAllocated) requested += b.requested;
+    return requested;
+  };
+  EXPECT_EQ(live_bytes(*t.device(0)), 5u << 20);
+  EXPECT_EQ(live_bytes(*t.device(1)), 3000u);
+  abi_->free(p, 5 << 20, 0, Stream(0));
+  abi_->free(q, 3000, 1, Stream(0));
+  EXPECT_EQ(abi_->dump_snapshot(""), -1);
+  EXPECT_NE(abi_->error().find("empty path"), std::string::npos);
+  EXPECT_EQ(abi_->dump_snapshot("/nonexistent-dir/x.pickle"), -1);
+  EXPECT_NE(abi_->error().find("/nonexistent-dir/x.pickle"), std::string::npos) << abi_->error();
+  abi_->clear_error();
 }
 
 TEST_F(CAbi, ZeroSizeReturnsNullWithoutError) {

@@ -1,0 +1,19 @@
+// The process-wide allocators behind the C ABI: one per device, created on
+// first use from HBMALLOC_CONF (or hbm_configure) with the HBMALLOC_TRACE /
+// HBMALLOC_OOM_DUMP recorder attached. C++ code that serves the same process
+// (the PyTorch extension) uses these, so the C hooks and it never disagree.
+#pragma once
+
+#include "hbmalloc/allocator.hpp"
+
+namespace hbmalloc {
+
+// The allocator of `device`, created when missing. Throws Error (a device out
+// of range, no GPU, a bad HBMALLOC_CONF).
+Allocator& device_allocator(int device);
+// The allocator of `device` when it exists already, else nullptr. Never throws.
+Allocator* existing_allocator(int device) noexcept;
+// How many device slots the registry has.
+constexpr int kMaxDevices = 64;
+
+}  // namespace hbmalloc

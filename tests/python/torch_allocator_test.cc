@@ -1,0 +1,201 @@
+// The libtorch extension's TorchAllocator on the sim backend, with no GPU:
+// what torch.cuda's memory APIs would read through it (statistics, snapshot,
+// history, private pools, OOM observers and the OutOfMemoryError text). The
+// calls that need a device (allocate() picks the current CUDA device and
+// stream) are exercised by tests/gpu/torch_suite.py.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "hbmalloc/registry.hpp"
+#include "torch_allocator.h"
+
+namespace hbmalloc::torch_ext {
+namespace {
+
+constexpr size_t MiB = 1u << 20;
+
+class SimDevices : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    setenv("HBMALLOC_CONF", "backend:sim,capacity:1GiB", 1);
+    setenv("HBMALLOC_OOM_DUMP", oom_dir().c_str(), 1);
+  }
+  static std::string oom_dir() {
+    return (std::filesystem::temp_directory_path() / ("hbm_torch_oom_" + std::to_string(getpid()))).string();
+  }
+};
+const auto* const kSim = ::testing::AddGlobalTestEnvironment(new SimDevices);
+
+cudaStream_t stream(uintptr_t id) { return reinterpret_cast<cudaStream_t>(id); }
+
+TorchAllocator& torch_allocator() { return TorchAllocator::instance(); }
+
+TEST(TorchAllocator, DeviceStatsMirrorHbmallocs) {
+  TorchAllocator& t = torch_allocator();
+  void* p = t.allocate_on(0, 3 * MiB, stream(0));
+  void* q = t.allocate_on(0, 1000, stream(0));
+  const Stats h = device_allocator(0).stats();
+  const CCA::DeviceStats s = t.getDeviceStats(0);
+  EXPECT_EQ(s.allocated_bytes[0].current, h.allocated_bytes.all.current);
+  EXPECT_EQ(s.allocated_bytes[1].current, h.allocated_bytes.small_pool.current);
+  EXPECT_EQ(s.allocated_bytes[2].current, h.allocated_bytes.large_pool.current);
+  EXPECT_EQ(s.reserved_bytes[0].peak, h.reserved_bytes.all.peak);
+  EXPECT_EQ(s.requested_bytes[0].current, h.requested_bytes.all.current);
+  EXPECT_EQ(s.segment[0].current, h.segment.all.current);
+  EXPECT_EQ(s.allocation[0].allocated, h.allocation.all.allocated);
+  EXPECT_EQ(s.num_device_alloc, h.num_device_alloc);
+  EXPECT_EQ(s.max_split_size, int64_t(SIZE_MAX));  // as PyTorch reports no limit
+  t.raw_delete(p);
+  t.raw_delete(q);
+  EXPECT_EQ(t.getDeviceStats(0).allocation[0].current, 0);
+}
+
+TEST(TorchAllocator, ResetAccumulatedAndPeakStats) {
+  TorchAllocator& t = torch_allocator();
+  t.raw_delete(t.allocate_on(0, 8 * MiB, stream(0)));
+  t.resetAccumulatedStats(0);
+  CCA::DeviceStats s = t.getDeviceStats(0);
+  EXPECT_EQ(s.allocation[0].allocated, 0);
+  EXPECT_EQ(s.allocation[0].freed, 0);
+  EXPECT_EQ(s.num_device_alloc, 0);
+  void* p = t.allocate_on(0, 4 * MiB, stream(0));
+  s = t.getDeviceStats(0);
+  EXPECT_EQ(s.allocation[0].allocated, 1);
+  EXPECT_EQ(s.allocated_bytes[2].allocated, int64_t(4 * MiB));
+  t.raw_delete(p);
+  t.resetPeakStats(0);
+  s = t.getDeviceStats(0);
+  EXPECT_EQ(s.allocated_bytes[0].peak, s.allocated_bytes[0].current);
+}
+
+TEST(TorchAllocator, SnapshotSegmentsAndBlocksMirrorTheLayout) {
+  TorchAllocator& t = torch_allocator();
+  void* p = t.allocate_on(0, 5 * MiB + 7, stream(3));
+  const CCA::SnapshotInfo info = t.snapshot(c10::cuda::MempoolId_t{0, 0}, true);
+  bool found = false;
+  for (const auto& seg : info.segments) {
+    for (size_t i = 0, addr = seg.address; i < seg.blocks.size(); addr += seg.blocks[i].size, ++i) {
+      if (addr != reinterpret_cast<uintptr_t>(p)) continue;
+      found = true;
+      EXPECT_TRUE(seg.blocks[i].allocated);
+      EXPECT_EQ(seg.blocks[i].requested_size, 5 * MiB + 7);
+      EXPECT_TRUE(seg.is_large);
+      EXPECT_EQ(seg.device, 0);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(seg.stream), 3u);
+      EXPECT_GE(seg.allocated_size, 5 * MiB + 7);
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_GE(info.device_traces.size(), 1u);
+  size_t base_size = 0;
+  EXPECT_EQ(t.getBaseAllocation(static_cast<char*>(p) + 100, &base_size) != nullptr, true);
+  EXPECT_GE(base_size, 5 * MiB + 7);
+  t.raw_delete(p);
+}
+
+TEST(TorchAllocator, HistoryRecordsAllocsFreesAndSegments) {
+  TorchAllocator& t = torch_allocator();
+  t.emptyCache();
+  t.recordHistory(true, nullptr, 1000, CCA::RecordContext::STATE, true, {});
+  EXPECT_TRUE(t.isHistoryEnabled());
+  // Trackers stay attached for the process's life, as in PyTorch.
+  static int tracked = 0;
+  t.attachAllocatorTraceTracker([](const TraceEntry&) { ++tracked; });
+  void* p = t.allocate_on(0, 6 * MiB, stream(0));
+  t.raw_delete(p);
+  t.emptyCache();
+  const auto traces = t.snapshot(c10::cuda::MempoolId_t{0, 0}, true).device_traces;
+  ASSERT_GE(traces.size(), 1u);
+  std::string actions;
+  for (const TraceEntry& e : traces[0]) {
+    actions += std::to_string(int(e.action_)) + ",";
+    if (e.action_ == TraceEntry::ALLOC) {
+      EXPECT_EQ(e.addr_, reinterpret_cast<uintptr_t>(p));
+      EXPECT_EQ(e.size_, 6 * MiB);
+    }
+  }
+  // segment_alloc, alloc, free_requested, free_completed, segment_free
+  const std::string want = std::to_string(int(TraceEntry::SEGMENT_ALLOC)) + "," + std::to_string(int(TraceEntry::ALLOC)) +
+                           "," + std::to_string(int(TraceEntry::FREE_REQUESTED)) + "," +
+                           std::to_string(int(TraceEntry::FREE_COMPLETED)) + "," +
+                           std::to_string(int(TraceEntry::SEGMENT_FREE)) + ",";
+  EXPECT_EQ(actions, want);
+  EXPECT_GE(tracked, 5);
+  t.recordHistory(false, nullptr, 0, CCA::RecordContext::NEVER, false, {});
+  EXPECT_FALSE(t.isHistoryEnabled());
+  EXPECT_TRUE(t.snapshot(c10::cuda::MempoolId_t{0, 0}, true).device_traces[0].empty());
+}
+
+TEST(TorchAllocator, GraphPoolsRouteCaptureStreamAllocations) {
+  TorchAllocator& t = torch_allocator();
+  const c10::cuda::MempoolId_t pool{0, 77};
+  t.beginAllocateToPool(0, pool, [](cudaStream_t s) { return s == stream(9); });
+  void* in_pool = t.allocate_on(0, 2 * MiB, stream(9));
+  void* outside = t.allocate_on(0, 2 * MiB, stream(8));
+  t.endAllocateToPool(0, pool);
+  EXPECT_EQ(t.getPoolUseCount(0, pool), 1);
+  EXPECT_TRUE(t.checkPoolLiveAllocations(0, pool, {in_pool}));
+  EXPECT_FALSE(t.checkPoolLiveAllocations(0, pool, {outside}));
+  const CCA::SnapshotInfo only_pool = t.snapshot(pool, false);
+  ASSERT_EQ(only_pool.segments.size(), 1u);
+  EXPECT_EQ(only_pool.segments[0].address, reinterpret_cast<uintptr_t>(in_pool));
+  EXPECT_EQ(only_pool.segments[0].owner_private_pool_id, pool);
+  t.raw_delete(in_pool);
+  t.raw_delete(outside);
+  t.releasePool(0, pool);
+  EXPECT_EQ(t.getPoolUseCount(0, pool), 0);
+  EXPECT_TRUE(t.snapshot(pool, false).segments.empty());
+  EXPECT_THROW(t.releasePool(0, pool), c10::Error);
+}
+
+TEST(TorchAllocator, OutOfMemoryCallsObserversAndRaisesWithHbmallocsFigures) {
+  TorchAllocator& t = torch_allocator();
+  static int64_t observed_device = -1;  // observers stay attached, as in PyTorch
+  t.attachOutOfMemoryObserver([](int64_t device, size_t, size_t, size_t) { observed_device = device; });
+  void* keep = t.allocate_on(0, 100 * MiB, stream(0));
+  try {
+    t.allocate_on(0, size_t(2) << 30, stream(0));
+    FAIL() << "2 GiB fit a 1 GiB device";
+  } catch (const c10::OutOfMemoryError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("CUDA out of memory (hbmalloc)"), std::string::npos) << what;
+    EXPECT_NE(what.find("largest free block"), std::string::npos) << what;
+    EXPECT_NE(what.find("External fragmentation"), std::string::npos) << what;
+    // HBMALLOC_OOM_DUMP applies: the text names the dump's files.
+    EXPECT_NE(what.find("OOM dump: trace " + SimDevices::oom_dir()), std::string::npos) << what;
+  }
+  std::filesystem::remove_all(SimDevices::oom_dir());
+  EXPECT_EQ(observed_device, 0);
+  void* after = t.allocate_on(0, 100 * MiB, stream(0));  // still usable
+  EXPECT_NE(after, nullptr);
+  EXPECT_EQ(t.getDeviceStats(0).num_ooms, 1);
+  t.raw_delete(after);
+  t.raw_delete(keep);
+}
+
+TEST(TorchAllocator, MemoryFractionAndBadFreesAreNamed) {
+  TorchAllocator& t = torch_allocator();
+  t.setMemoryFraction(0.5, 0);
+  EXPECT_DOUBLE_EQ(t.getMemoryFraction(0), 0.5);
+  static size_t refused = 0;  // observers stay attached, as in PyTorch
+  t.attachOomRejectionObserver([](int64_t, size_t request, size_t, size_t) { refused = request; });
+  EXPECT_THROW(t.allocate_on(0, 600 * MiB, stream(0)), c10::OutOfMemoryError);
+  EXPECT_EQ(refused, 600 * MiB);  // the limit, not the device, said no
+  t.setMemoryFraction(1.0, 0);
+  EXPECT_THROW(t.setMemoryFraction(1.5, 0), c10::Error);
+  int local = 0;
+  EXPECT_THROW(t.raw_delete(&local), c10::Error);
+  void* p = t.allocate_on(0, 1 * MiB, stream(0));
+  t.raw_delete(p);
+  EXPECT_THROW(t.raw_delete(p), c10::Error);  // double free
+  EXPECT_EQ(t.name(), "hbmalloc");
+  EXPECT_TRUE(t.isEnabled());
+}
+
+}  // namespace
+}  // namespace hbmalloc::torch_ext

@@ -439,11 +439,13 @@ void Allocator::create_pool(PoolId pool) {
 void Allocator::begin_allocate_to_pool(PoolId pool, std::function<bool(StreamId)> route) {
   std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->pools.begin_routing(pool, std::move(route));
+  impl_->policy->set_capturing(true);
 }
 
 void Allocator::end_allocate_to_pool(PoolId pool) {
   std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->pools.end_routing(pool);
+  impl_->policy->set_capturing(impl_->pools.routing());
 }
 
 void Allocator::release_pool(PoolId pool) {

@@ -31,6 +31,7 @@ void PrivatePools::add_use(PoolId id) {
     pool.id = id;
     pool.policy = make_policy(config_, backend_, stats_);
     pool.policy->set_limit(limit_);
+    pool.policy->set_capturing(routing());
   }
   ++pool.uses;  // a released pool that still holds live blocks is taken up again
 }
@@ -41,12 +42,14 @@ void PrivatePools::begin_routing(PoolId id, std::function<bool(StreamId)> route)
   if (!route) throw Error(ErrorCode::kInvalidArgument, "allocating to " + name(id) + " needs a stream filter");
   add_use(id);
   routes_.emplace_back(id, std::move(route));
+  for (auto& [pool_id, pool] : pools_) pool.policy->set_capturing(true);
 }
 
 void PrivatePools::end_routing(PoolId id) {
   for (auto it = routes_.begin(); it != routes_.end(); ++it) {
     if (it->first == id) {
       routes_.erase(it);
+      for (auto& [pool_id, pool] : pools_) pool.policy->set_capturing(routing());
       return;
     }
   }

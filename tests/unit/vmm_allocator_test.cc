@@ -151,6 +151,26 @@ TEST(VmmAllocator, RemappingWaitsForTheFreeingStreamsWork) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+// While a pool is routed to (a CUDA graph capture) no event may be queried
+// and nothing synchronized or unmapped: no remap then, only new granules.
+TEST(VmmAllocator, NoRemappingWhileAGraphIsCaptured) {
+  SimAllocator a(32 * MiB, "remap:always");
+  void* p = a->malloc(16 * MiB, /*stream=*/1);
+  ASSERT_NE(a->malloc(16 * MiB, /*stream=*/2), nullptr);
+  a->free(p);
+  const PoolId graph{1, 1};
+  a->begin_allocate_to_pool(graph, [](StreamId s) { return s == 7; });
+  EXPECT_THROW(a->malloc(16 * MiB, /*stream=*/3), Error);  // only p's granules could serve it
+  EXPECT_THROW(a->malloc(16 * MiB, /*stream=*/7), Error);  // nor the graph's pool
+  Stats s = a->stats();
+  EXPECT_EQ(s.vmm.unmap, 0);
+  EXPECT_EQ(s.num_sync_all_streams, 0);
+  a->end_allocate_to_pool(graph);
+  EXPECT_NE(a->malloc(16 * MiB, /*stream=*/3), nullptr);  // remapped now
+  EXPECT_EQ(a->stats().vmm.unmap, 8);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
 TEST(VmmAllocator, EmptySlabsGiveTheirGranulesToLargeBlocks) {
   SimAllocator a(16 * MiB, "remap:pressure");
   std::vector<void*> small;

@@ -43,6 +43,7 @@ size_t GranuleSupply::growth_allowed(size_t n) const {
 }
 
 size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleId>& out) {
+  if (capturing_) return 0;
   size_t got = 0;
   for (GranuleReclaimer* r : reclaimers_) {
     if (got >= want) break;

@@ -57,6 +57,9 @@ class GranuleSupply {
   void add_reclaimer(GranuleReclaimer* r) { reclaimers_.push_back(r); }
 
   uint64_t granule() const { return granule_; }
+  // During a graph capture granules are only created, never remapped (that
+  // would query events, synchronize and unmap).
+  void set_capturing(bool capturing) { capturing_ = capturing; }
   // n unmapped granules counted under `pool` appended to out, or false with
   // nothing appended (whatever was gathered is released).
   bool obtain(size_t n, Pool pool, std::vector<GranuleId>& out);
@@ -75,6 +78,7 @@ class GranuleSupply {
   StreamIdle idle_;
   std::vector<GranuleReclaimer*> reclaimers_;
   std::vector<GranuleId> remapped_;  // scratch of obtain()
+  bool capturing_ = false;
 };
 
 }  // namespace hbmalloc

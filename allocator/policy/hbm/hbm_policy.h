@@ -28,6 +28,9 @@ class HbmPolicy final : public Policy {
   ErrorCode classify_bad_pointer(void* ptr) const override;
   uint64_t release_cached() override;
   void set_limit(uint64_t bytes) override { source_.set_limit(bytes); }
+  void set_capturing(bool capturing) override {
+    if (supply_) supply_->set_capturing(capturing);
+  }
   // Whether large blocks are page-mapped (VMM) rather than plain segments.
   bool vmm() const { return supply_ != nullptr; }
   uint64_t largest_free_block() const override;

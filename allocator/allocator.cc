@@ -271,11 +271,7 @@ struct Allocator::Impl {
     LiveBlock b;
     FreeStatus status = policy->free(ptr, expected_size, b);
     PrivatePool* pool = nullptr;
-    if (status == FreeStatus::kNotLive && !pools.empty()) [[unlikely]] {
-      LiveBlock found;
-      pool = pools.owner(ptr, found);
-      if (pool != nullptr) status = pool->policy->free(ptr, expected_size, b);
-    }
+    if (status == FreeStatus::kNotLive && !pools.empty()) [[unlikely]] status = pools.free(ptr, expected_size, b, pool);
     if (status != FreeStatus::kOk) bad_free(ptr, expected_size, status, b);
     count_release(b);
     count_inactive(b);

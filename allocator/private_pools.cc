@@ -88,6 +88,17 @@ PrivatePool* PrivatePools::owner(void* ptr, LiveBlock& out) {
   return nullptr;
 }
 
+FreeStatus PrivatePools::free(void* ptr, int64_t expected_requested, LiveBlock& out, PrivatePool*& pool) {
+  for (auto& [id, p] : pools_) {
+    const FreeStatus status = p.policy->free(ptr, expected_requested, out);
+    if (status != FreeStatus::kNotLive) {
+      pool = &p;
+      return status;
+    }
+  }
+  return FreeStatus::kNotLive;
+}
+
 void PrivatePools::returned(PrivatePool& pool) {
   --pool.live;
   if (pool.uses == 0) {

@@ -41,6 +41,9 @@ class PrivatePools {
   PrivatePool* route(StreamId stream);
   // The pool whose policy holds `ptr` live (filling `out`), or nullptr.
   PrivatePool* owner(void* ptr, LiveBlock& out);
+  // Policy::free in the pool whose policy holds `ptr` live, which is set in
+  // `pool`; kNotLive when none does.
+  FreeStatus free(void* ptr, int64_t expected_requested, LiveBlock& out, PrivatePool*& pool);
 
   void handed_out(PrivatePool& pool) { ++pool.live; }
   // A block went back to the pool's policy.

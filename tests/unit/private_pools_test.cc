@@ -144,6 +144,24 @@ TEST(PrivatePools, DoubleFreeOfAPoolBlockIsCaught) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+TEST(PrivatePools, SizeMismatchOnAPoolBlockIsNamedAndKeepsTheBlock) {
+  SimAllocator a;
+  a->begin_allocate_to_pool(kGraph, on_stream_5);
+  void* p = a->malloc(3 * MiB, 5);
+  a->end_allocate_to_pool(kGraph);
+  try {
+    a->free(p, 3 * MiB + 1);
+    FAIL() << "a wrong size was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kSizeMismatch) << e.what();
+  }
+  EXPECT_EQ(a->stats().allocation.all.current, 1);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->free(p, 3 * MiB);
+  EXPECT_EQ(a->stats().allocation.all.current, 0);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
 TEST(PrivatePools, RecordStreamOnAPoolBlockDelaysItsReuse) {
   SimAllocator a;
   a->begin_allocate_to_pool(kGraph, on_stream_5);

@@ -26,28 +26,20 @@ StreamId to_id(cudaStream_t s) { return reinterpret_cast<StreamId>(s); }
 PoolId to_pool(c10::cuda::MempoolId_t id) { return PoolId{id.first, id.second}; }
 
 // Stat and StatArray moved namespaces after torch 2.4; the fields did not.
+// Accumulated totals count from the last resetAccumulatedStats: hbmalloc keeps
+// current == allocated - freed, so the reset is an offset (`base`) applied here.
 template <typename StatT>
-void fill(StatT& to, const StatCounter& from) {
+void fill(StatT& to, const StatCounter& from, const StatCounter& base) {
   to.current = from.current;
   to.peak = from.peak;
-  to.allocated = from.allocated;
-  to.freed = from.freed;
+  to.allocated = from.allocated - base.allocated;
+  to.freed = from.freed - base.freed;
 }
 template <typename StatArrayT>
-void fill(StatArrayT& to, const StatArray& from) {
-  fill(to[0], from.all);
-  fill(to[1], from.small_pool);
-  fill(to[2], from.large_pool);
-}
-
-// Accumulated totals since the last resetAccumulatedStats: hbmalloc keeps
-// current == allocated - freed, so the reset is an offset applied here.
-void subtract_totals(StatArray& a, const StatArray& base) {
-  for (auto [to, from] : {std::pair{&a.all, &base.all}, std::pair{&a.small_pool, &base.small_pool},
-                          std::pair{&a.large_pool, &base.large_pool}}) {
-    to->allocated -= from->allocated;
-    to->freed -= from->freed;
-  }
+void fill(StatArrayT& to, const StatArray& from, const StatArray& base) {
+  fill(to[0], from.all, base.all);
+  fill(to[1], from.small_pool, base.small_pool);
+  fill(to[2], from.large_pool, base.large_pool);
 }
 
 [[noreturn]] void fail(const std::exception& e) { TORCH_CHECK(false, "hbmalloc: ", e.what()); }
@@ -279,30 +271,22 @@ CCA::DeviceStats TorchAllocator::getDeviceStats(c10::DeviceIndex d) {
   CCA::DeviceStats out;
   HbmAllocator* a = existing_allocator(d);
   if (a == nullptr) return out;
-  Stats s = a->stats();
+  const Stats s = a->stats();
   Stats base;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = accumulated_base_.find(d);
     if (it != accumulated_base_.end()) base = it->second;
   }
-  for (auto [arr, from] : {std::pair{&s.allocation, &base.allocation}, std::pair{&s.segment, &base.segment},
-                           std::pair{&s.active, &base.active}, std::pair{&s.inactive_split, &base.inactive_split},
-                           std::pair{&s.allocated_bytes, &base.allocated_bytes},
-                           std::pair{&s.reserved_bytes, &base.reserved_bytes},
-                           std::pair{&s.active_bytes, &base.active_bytes},
-                           std::pair{&s.inactive_split_bytes, &base.inactive_split_bytes},
-                           std::pair{&s.requested_bytes, &base.requested_bytes}})
-    subtract_totals(*arr, *from);
-  fill(out.allocation, s.allocation);
-  fill(out.segment, s.segment);
-  fill(out.active, s.active);
-  fill(out.inactive_split, s.inactive_split);
-  fill(out.allocated_bytes, s.allocated_bytes);
-  fill(out.reserved_bytes, s.reserved_bytes);
-  fill(out.active_bytes, s.active_bytes);
-  fill(out.inactive_split_bytes, s.inactive_split_bytes);
-  fill(out.requested_bytes, s.requested_bytes);
+  fill(out.allocation, s.allocation, base.allocation);
+  fill(out.segment, s.segment, base.segment);
+  fill(out.active, s.active, base.active);
+  fill(out.inactive_split, s.inactive_split, base.inactive_split);
+  fill(out.allocated_bytes, s.allocated_bytes, base.allocated_bytes);
+  fill(out.reserved_bytes, s.reserved_bytes, base.reserved_bytes);
+  fill(out.active_bytes, s.active_bytes, base.active_bytes);
+  fill(out.inactive_split_bytes, s.inactive_split_bytes, base.inactive_split_bytes);
+  fill(out.requested_bytes, s.requested_bytes, base.requested_bytes);
   out.num_alloc_retries = s.num_alloc_retries - base.num_alloc_retries;
   out.num_ooms = s.num_ooms - base.num_ooms;
   out.num_sync_all_streams = s.num_sync_all_streams - base.num_sync_all_streams;

@@ -8,20 +8,19 @@ namespace hbmalloc::torch_ext {
 
 namespace {
 
-// TraceEntry's constructor gained a mempool id after torch 2.4 (2.9 has it),
-// and its stream became a void* in 2.11; a template, so that the form the
+// TraceEntry's constructor gained a mempool id after torch 2.4 (2.9 has it;
+// entries here carry the default pool's), and its stream became a void* in 2.11; a template, so that the form the
 // installed torch lacks is never compiled.
 template <typename Entry = TraceEntry>
 Entry make_entry(typename Entry::Action action, int device, uint64_t addr, uint64_t size, void* stream,
-                 const Context& context, PoolId pool) {
+                 const Context& context) {
   using Stream = decltype(Entry::stream_);
   const auto now = c10::getApproximateTime();
   const auto dev = static_cast<c10::DeviceIndex>(device);
   const auto s = static_cast<Stream>(stream);
   if constexpr (std::is_constructible_v<Entry, typename Entry::Action, c10::DeviceIndex, size_t, size_t, Stream,
                                         c10::cuda::MempoolId_t, decltype(now), Context>) {
-    return Entry(action, dev, size_t(addr), size_t(size), s, c10::cuda::MempoolId_t{pool.first, pool.second}, now,
-                 context);
+    return Entry(action, dev, size_t(addr), size_t(size), s, c10::cuda::MempoolId_t{0, 0}, now, context);
   } else {
     return Entry(action, dev, size_t(addr), size_t(size), s, now, context);
   }
@@ -62,8 +61,8 @@ void History::add_tracker(CCA::AllocatorTraceTracker tracker) {
 void History::update_active() { active_.store(recording_ || !trackers_.empty(), std::memory_order_relaxed); }
 
 void History::record(int device, typename TraceEntry::Action action, uint64_t addr, uint64_t size, void* stream,
-                     const Context& context, PoolId pool) {
-  TraceEntry e = make_entry(action, device, addr, size, stream, context, pool);
+                     const Context& context) {
+  TraceEntry e = make_entry(action, device, addr, size, stream, context);
   std::lock_guard<std::mutex> lock(mu_);
   if (action == TraceEntry::ALLOC) live_[{device, addr}] = Live{size, stream};
   for (const auto& tracker : trackers_) tracker(e);

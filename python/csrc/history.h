@@ -36,7 +36,7 @@ class History {
   void add_tracker(CCA::AllocatorTraceTracker tracker);
 
   void record(int device, typename TraceEntry::Action action, uint64_t addr, uint64_t size, void* stream,
-              const Context& context, PoolId pool = {});
+              const Context& context);
   // The free of a block: requested and completed (hbmalloc tells no delay
   // apart here), with the size and stream its alloc was recorded with.
   void record_free(int device, uint64_t addr, const Context& context);

@@ -15,6 +15,16 @@ constexpr PoolId kGraph{0, 1};
 
 bool on_stream_5(StreamId s) { return s == 5; }
 
+// The private pool of the segment holding ptr ({0, 0}: the default pool); a
+// pointer no segment holds fails the test.
+PoolId PoolHolding(const Allocator& a, void* ptr) {
+  const uint64_t addr = reinterpret_cast<uintptr_t>(ptr);
+  for (const SegmentLayout& seg : a.layout())
+    if (addr >= seg.addr && addr < seg.addr + seg.size) return seg.private_pool;
+  ADD_FAILURE() << "no segment holds " << ptr;
+  return PoolId{};
+}
+
 TEST(PrivatePools, AllocationsOnARoutedStreamLandInThePoolOthersDoNot) {
   SimAllocator a;
   a->begin_allocate_to_pool(kGraph, on_stream_5);
@@ -111,14 +121,8 @@ TEST(PrivatePools, LatestRouteWinsAndEachPoolIsRoutedOnce) {
   a->end_allocate_to_pool(other);
   a->end_allocate_to_pool(kGraph);
   EXPECT_THROW(a->end_allocate_to_pool(kGraph), Error);
-  for (const SegmentLayout& seg : a->layout()) {
-    if (seg.addr == reinterpret_cast<uintptr_t>(p)) {
-      EXPECT_EQ(seg.private_pool, other);
-    }
-    if (seg.addr == reinterpret_cast<uintptr_t>(q)) {
-      EXPECT_EQ(seg.private_pool, kGraph);
-    }
-  }
+  EXPECT_EQ(PoolHolding(*a.alloc, p), other);
+  EXPECT_EQ(PoolHolding(*a.alloc, q), kGraph);
   a->free(p);
   a->free(q);
 }

@@ -203,13 +203,12 @@ struct Allocator::Impl {
     std::string dump_dir;
     {
       std::lock_guard<SpinLock> lock(mu);
-      if (!pools.routing()) {
+      if (!pools.routing()) {  // no pool is routed to: the retry is the default policy's
         sync_and_drain();
         release_cached();
         ++stats.num_alloc_retries;
-        PrivatePool* pool = route(stream);
-        Allocation a = policy_of(pool).allocate_after_release(size, stream);
-        if (a.ptr != nullptr) return handed_out(a, size, stream, pool);
+        Allocation a = policy->allocate_after_release(size, stream);
+        if (a.ptr != nullptr) return handed_out(a, size, stream, nullptr);
       }
       ++stats.num_ooms;
       message = oom_message(size);
@@ -485,11 +484,9 @@ std::vector<void*> Allocator::adopt(const Layout& start) {
   std::lock_guard<SpinLock> lock(impl_->mu);
   if (impl_->stats.segment.current_all() != 0 || impl_->stats.reserved_bytes.current_all() != 0)
     throw Error(ErrorCode::kInvalidArgument, "adopt: the allocator holds memory already");
-  size_t n = 0;
-  for (const SegmentLayout& seg : start) n += seg.blocks.size();
-  std::vector<void*> ptrs;
-  ptrs.reserve(n);
   std::vector<Allocation> live = impl_->policy->adopt(start);
+  std::vector<void*> ptrs;
+  ptrs.reserve(live.size());
   size_t i = 0;
   for (const SegmentLayout& seg : start)
     for (const BlockLayout& b : seg.blocks) {

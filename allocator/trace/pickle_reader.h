@@ -67,7 +67,6 @@ class PickleTree {
   };
 
   PickleNode root() const { return root_; }
-  size_t node_count() const { return nodes_.size(); }
 
   PickleKind kind(PickleNode n) const { return nodes_[n].kind; }
   bool is_int(PickleNode n) const { return kind(n) == PickleKind::kInt || kind(n) == PickleKind::kBool; }

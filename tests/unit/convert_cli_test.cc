@@ -73,7 +73,7 @@ void expect_round_trips(const fs::path& in, const std::vector<int>& devices, con
 
 TEST(ConvertCli, SharedSnapshotsRoundTripThroughEveryFormat) {
   const fs::path shared = hbmalloc::testing::shared_traces();
-  if (!fs::exists(shared)) GTEST_SKIP() << "no ../shared/traces";
+  ASSERT_TRUE(fs::exists(shared)) << "../shared/traces must be beside the repository: no " << shared;
   struct Case {
     const char* file;
     std::vector<int> devices;

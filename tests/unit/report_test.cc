@@ -412,7 +412,7 @@ const std::filesystem::path kShared = std::filesystem::path(HBMALLOC_SOURCE_DIR)
 
 TEST(ReportOnSharedTraces, StaticSnapshotAddsUp) {
   const auto path = kShared / "static" / "verl_mem.pickle";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  ASSERT_TRUE(std::filesystem::exists(path)) << "../shared/traces must be beside the repository: no " << path;
   trace::Trace t = trace::read_trace_file(path.string());
   FragReport r = build_static_report(t, t.devices.at(0).device);
   uint64_t reserved = 0;
@@ -431,7 +431,7 @@ TEST(ReportOnSharedTraces, StaticSnapshotAddsUp) {
 TEST(ReportOnSharedTraces, ReplayCarriesTheNativeBaseline) {
   // traces/README.md: peak requested 762608640, native peak reserved 937426944.
   const auto path = kShared / "snapshots" / "charan6924_memory_snapshot.pickle";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  ASSERT_TRUE(std::filesystem::exists(path)) << "../shared/traces must be beside the repository: no " << path;
   trace::Trace t = trace::read_trace_file(path.string());
   replay::ReplayOptions o;
   o.timeline_points = 1000;

@@ -64,11 +64,11 @@ std::vector<Row> readme_rows() {
   return rows;
 }
 
-#define SKIP_WITHOUT_TRACES() \
-  if (!fs::exists(kTraces / "README.md")) GTEST_SKIP() << "no " << kTraces
+#define REQUIRE_TRACES() \
+  ASSERT_TRUE(fs::exists(kTraces / "README.md")) << "../shared/traces must be beside the repository: no " << kTraces
 
 TEST(SnapshotReader, EveryReadmeRowToTheByte) {
-  SKIP_WITHOUT_TRACES();
+  REQUIRE_TRACES();
   const std::vector<Row> rows = readme_rows();
   ASSERT_GE(rows.size(), 30u);
   for (const Row& r : rows) {
@@ -105,7 +105,7 @@ TEST(SnapshotReader, EveryReadmeRowToTheByte) {
 }
 
 TEST(SnapshotReader, CodelocationHasThreeDevicesAndAnOom) {
-  SKIP_WITHOUT_TRACES();
+  REQUIRE_TRACES();
   const Trace t = read_file(kTraces / "snapshots" / "codelocation_memory_snapshot.pickle");
   ASSERT_GE(t.devices.size(), 3u);
   for (size_t i = 0; i < t.devices.size(); ++i) EXPECT_EQ(t.devices[i].device, static_cast<int>(i));
@@ -147,7 +147,7 @@ TEST(SnapshotReader, CodelocationHasThreeDevicesAndAnOom) {
 }
 
 TEST(SnapshotReader, EveryStaticSnapshotReads) {
-  SKIP_WITHOUT_TRACES();
+  REQUIRE_TRACES();
   int read = 0;
   for (const auto& entry : fs::directory_iterator(kTraces / "static")) {
     const std::string name = entry.path().filename().string();

@@ -10,6 +10,7 @@
 
 #include "hbmalloc/error.hpp"
 #include "support/slurp.h"
+#include "support/trace_samples.h"
 #include "trace/read_trace.h"
 #include "trace/snapshot_writer.h"
 
@@ -21,42 +22,8 @@ const fs::path kTraces = fs::path(HBMALLOC_SOURCE_DIR) / ".." / "shared" / "trac
 
 using testing::slurp;
 
-void expect_same(const Trace& a, const Trace& b) {
-  EXPECT_EQ(a.has_history, b.has_history);
-  EXPECT_EQ(a.settings, b.settings);
-  ASSERT_EQ(a.devices.size(), b.devices.size());
-  for (size_t i = 0; i < a.devices.size(); ++i) {
-    const DeviceTrace& x = a.devices[i];
-    const DeviceTrace& y = b.devices[i];
-    SCOPED_TRACE("device " + std::to_string(x.device));
-    EXPECT_EQ(x.device, y.device);
-    ASSERT_EQ(x.events.size(), y.events.size());
-    for (size_t j = 0; j < x.events.size(); ++j) {
-      const Event& e = x.events[j];
-      const Event& f = y.events[j];
-      ASSERT_TRUE(e.action == f.action && e.addr == f.addr && e.size == f.size && e.stream == f.stream &&
-                  e.time_us == f.time_us && e.id == f.id)
-          << "event " << j;
-    }
-    ASSERT_EQ(x.live_at_start.size(), y.live_at_start.size());
-    for (size_t j = 0; j < x.live_at_start.size(); ++j) {
-      EXPECT_EQ(x.live_at_start[j].addr, y.live_at_start[j].addr);
-      EXPECT_EQ(x.live_at_start[j].requested, y.live_at_start[j].requested);
-    }
-    EXPECT_EQ(x.segments_at_start.size(), y.segments_at_start.size());
-    EXPECT_EQ(x.segments_at_end.size(), y.segments_at_end.size());
-    const TraceFigures fx = figures_of(x);
-    const TraceFigures fy = figures_of(y);
-    EXPECT_EQ(fx.events, fy.events);
-    EXPECT_EQ(fx.segment_events, fy.segment_events);
-    EXPECT_EQ(fx.peak_requested, fy.peak_requested);
-    EXPECT_EQ(fx.native_peak_reserved, fy.native_peak_reserved);
-    EXPECT_EQ(fx.native_ooms, fy.native_ooms);
-  }
-}
-
 TEST(SnapshotWriter, RoundTripsSharedSnapshots) {
-  if (!fs::exists(kTraces / "README.md")) GTEST_SKIP() << "no " << kTraces;
+  ASSERT_TRUE(fs::exists(kTraces / "README.md")) << "../shared/traces must be beside the repository: no " << kTraces;
   for (const char* name : {"snapshots/codelocation_memory_snapshot.pickle", "snapshots/sqattn_cuda_memory_snapshot.pickle",
                            "snapshots/shreyansh26_profile_grad.pkl", "static/llminf_oom_snapshot.pickle",
                            "static/empty_hitsbe_my_snapshot.pickle"}) {
@@ -65,7 +32,7 @@ TEST(SnapshotWriter, RoundTripsSharedSnapshots) {
     const Trace original = read_pytorch_snapshot(bytes, name);
     const std::string written = write_pytorch_snapshot(original);
     const Trace again = read_pytorch_snapshot(written, "written.pickle");
-    expect_same(original, again);
+    testing::ExpectSameTrace(original, again);
   }
 }
 

@@ -36,15 +36,17 @@ CcaPolicy::CcaPolicy(const Config& config, Backend& backend, LiveStats& stats)
 
 void CcaPolicy::set_segment_log(std::vector<SegmentEvent>* log) { source_.set_log(log); }
 
-// PyTorch keeps an allowed maximum only for a fraction below 1; garbage
-// collection runs only then.
 void CcaPolicy::set_limit(uint64_t bytes) {
   uint64_t limit = bytes;
   if (capacity_ != 0 && cfg_.per_process_memory_fraction < 1.0)
     limit = std::min(limit, uint64_t(cfg_.per_process_memory_fraction * double(capacity_)));
-  allowed_max_.reset();
-  if (capacity_ != 0 && limit < capacity_) allowed_max_ = limit;
   source_.set_limit(limit);
+}
+
+std::optional<uint64_t> CcaPolicy::allowed_max() const {
+  const uint64_t limit = source_.limit();
+  if (capacity_ != 0 && limit < capacity_) return limit;
+  return std::nullopt;
 }
 
 uint64_t CcaPolicy::reserved() const { return uint64_t(source_.stats().reserved_bytes.current_all()); }
@@ -108,7 +110,7 @@ bool CcaPolicy::get_free_block(Request& r) {
 }
 
 bool CcaPolicy::alloc_block(Request& r) {
-  if (allowed_max_ && reserved() + r.alloc_size > *allowed_max_) return false;
+  if (const auto max = allowed_max(); max && reserved() + r.alloc_size > *max) return false;
   if (cfg_.expandable_segments) {
     r.block = try_allocate_expandable_block(r);
     return r.block != nullptr;
@@ -152,7 +154,7 @@ bool CcaPolicy::release_available_cached_blocks(const Request& r) {
 // (by free-block searches since they were cached) until reserved is back
 // under the threshold's share of the allowed maximum.
 void CcaPolicy::garbage_collect_cached_blocks() {
-  const uint64_t threshold = uint64_t(cfg_.garbage_collection_threshold * double(*allowed_max_));
+  const uint64_t threshold = uint64_t(cfg_.garbage_collection_threshold * double(*allowed_max()));
   const uint64_t total = reserved();
   if (total <= threshold) return;
   const uint64_t target = total - threshold;

@@ -83,22 +83,17 @@ bool CcaPolicy::get_free_block(Request& r) {
   if (gc_on()) ++pool.free_block_searches;  // block ages are counted only while gc is on
   auto it = pool.blocks.lower_bound(BlockKey{r.stream, r.size, 0, nullptr});
   if (it == pool.blocks.end() || it->stream != r.stream) return false;
-  if (it->block->expandable()) {
-    if (cfg_.expandable_segments) {
-      // An expandable block may grow into the unmapped range after it: for
-      // best fit it counts as that large.
-      auto grows_to = [](const Block* b) {
-        return b->size + (b->next != nullptr && !b->next->mapped ? b->next->size : 0);
-      };
-      for (auto next = std::next(it); it->block->expandable() && next != pool.blocks.end() &&
-                                      next->stream == r.stream && grows_to(next->block) < grows_to(it->block);
-           ++next)
-        it = next;
-    } else {
-      do ++it;
-      while (it != pool.blocks.end() && it->block->expandable() && it->stream == r.stream);
-      if (it == pool.blocks.end() || it->stream != r.stream) return false;
-    }
+  // Every block is expandable while expandable_segments is on, none is
+  // otherwise (the settings never change, see check()); so the plain search
+  // touches no Block. An expandable block may grow into the unmapped range
+  // after it: for best fit it counts as that large.
+  if (cfg_.expandable_segments) {
+    auto grows_to = [](const Block* b) {
+      return b->size + (b->next != nullptr && !b->next->mapped ? b->next->size : 0);
+    };
+    for (auto next = std::next(it);
+         next != pool.blocks.end() && next->stream == r.stream && grows_to(next->block) < grows_to(it->block); ++next)
+      it = next;
   }
   // An oversize block is not split for a smaller request, and serves a large
   // one only within max_non_split_rounding_mb.
@@ -481,6 +476,8 @@ void CcaPolicy::check_segment(const Segment* seg, Tally& tally, size_t& free_blo
   const std::string where = "segment at " + std::to_string(seg->base);
   const Block* head = seg->head;
   if (head == nullptr || head->addr != seg->base || head->prev != nullptr) violated(where + ": head does not start it");
+  if ((seg->expandable != nullptr) != cfg_.expandable_segments)
+    violated(where + (seg->expandable ? ": expandable" : ": plain") + " against the expandable_segments setting");
   PoolTally& t = tally.of(pool_of(*head->pool));
   if (!seg->expandable) {
     ++t.segments;

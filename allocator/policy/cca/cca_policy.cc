@@ -546,6 +546,14 @@ Tally CcaPolicy::check() const {
 
 std::vector<Allocation> CcaPolicy::adopt(const Layout& start) {
   if (!by_base_.empty()) bad_picture("the policy already holds memory");
+  // The start is where the log begins, not something that happened; nor is
+  // undoing a start that failed.
+  struct Unlogged {
+    SegmentSource& source;
+    std::vector<SegmentEvent>* log = source.log();
+    explicit Unlogged(SegmentSource& s) : source(s) { source.set_log(nullptr); }
+    ~Unlogged() { source.set_log(log); }
+  } unlogged(source_);
   try {
     return adopt_segments(start);
   } catch (...) {
@@ -555,8 +563,6 @@ std::vector<Allocation> CcaPolicy::adopt(const Layout& start) {
 }
 
 void CcaPolicy::forget_everything() {
-  std::vector<SegmentEvent>* log = source_.log();
-  source_.set_log(nullptr);
   while (!by_base_.empty()) {
     Segment* seg = by_base_.begin()->second;
     const Pool pool = pool_of(*seg->pool);
@@ -571,17 +577,9 @@ void CcaPolicy::forget_everything() {
     source_.release(reinterpret_cast<void*>(seg->base), seg->size, pool);
     drop_segment(seg);
   }
-  source_.set_log(log);
 }
 
 std::vector<Allocation> CcaPolicy::adopt_segments(const Layout& start) {
-  // The start is where the log begins, not something that happened.
-  struct Unlogged {
-    SegmentSource& source;
-    std::vector<SegmentEvent>* log = source.log();
-    explicit Unlogged(SegmentSource& s) : source(s) { source.set_log(nullptr); }
-    ~Unlogged() { source.set_log(log); }
-  } unlogged(source_);
   std::vector<Allocation> out;
   uintptr_t end_of_previous = 0;
   for (const SegmentLayout& s : start) {

@@ -75,6 +75,7 @@ class CcaPolicy final : public Policy {
   void unmap_block(Block* b);
   void release_expandable_segment(Block* b);
 
+  // Both run with the segment log off (adopt's doing).
   std::vector<Allocation> adopt_segments(const Layout& start);
   void forget_everything();  // after a failed adopt: plain segments only
 

@@ -156,7 +156,6 @@ int run_replay(int argc, char** argv) {
     options.config = Config::parse(args.value("--conf").value_or(""));
     if (auto p = args.value("--policy")) options.config.policy = *p;
     options.config.backend = "sim";  // what replay runs on, whatever the conf says
-    options.config.capacity = options.capacity.value_or(0);
     trace::Trace t = trace::read_trace_file(args.positional()[0]);
     bool empty = true;
     for (const trace::DeviceTrace& d : t.devices) empty = empty && d.events.empty() && d.live_at_start.empty();
@@ -176,6 +175,7 @@ int run_replay(int argc, char** argv) {
     Progress bar("replay");
     options.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
     replay::ReplayResult r = replay::replay(t, options);
+    options.fidelity = false;  // r has it: the replays below need not log and compare again
     std::optional<uint64_t> min_cap;
     if (args.has("--min-capacity")) {
       Progress search("min capacity");

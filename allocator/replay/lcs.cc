@@ -33,15 +33,14 @@ uint64_t lcs_length(std::span<const uint64_t> a, std::span<const uint64_t> b) {
     std::fill(u.begin(), u.end(), 0);
     for (auto it = first; it != where.end() && it->first == symbol; ++it)
       u[it->second / 64] |= uint64_t(1) << (it->second % 64);
-    // V = (V + U) | (V - U), with U = V & match(symbol), across the words.
-    uint64_t carry = 0, borrow = 0;
+    // V = (V + (V & M)) | (V & ~M), M = match(symbol), across the words;
+    // only the addition carries from word to word.
+    uint64_t carry = 0;
     for (size_t w = 0; w < words; ++w) {
       const uint64_t x = v[w], y = x & u[w];
       const uint64_t sum = x + y + carry;
       carry = (sum < x || (carry && sum == x)) ? 1 : 0;
-      const uint64_t diff = x - y - borrow;
-      borrow = (x < y || (borrow && x == y)) ? 1 : 0;
-      v[w] = sum | diff;
+      v[w] = sum | (x & ~u[w]);
     }
   }
   // Each zero bit among the first |a| is one matched symbol.

@@ -284,9 +284,12 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   r.capacity = options.capacity.value_or(0);
   r.native = trace::figures_of(d);
 
+  // The replay's own segment events, when options.fidelity; declared first, as
+  // the allocator logs into it until it is gone.
+  std::vector<SegmentEvent> replayed;
   Run run(trace, d, options);
-  run.execute(r, UINT64_MAX, options.fidelity ? &r.segment_events : nullptr);
-  if (options.fidelity) r.fidelity = compare_segment_events(recorded_segment_events(d), r.segment_events);
+  run.execute(r, UINT64_MAX, options.fidelity ? &replayed : nullptr);
+  if (options.fidelity) r.fidelity = compare_segment_events(recorded_segment_events(d), replayed);
 
   Stats s = run.allocator().stats();
   r.final_stats = s;

@@ -81,8 +81,7 @@ struct ReplayResult {
   // then at their recorded offsets; otherwise those blocks are allocated anew.
   bool started_from_picture = false;
   std::string start_note;  // why the picture could not be used, when it could not
-  std::optional<Fidelity> fidelity;          // when options.fidelity
-  std::vector<SegmentEvent> segment_events;  // the replay's own, when options.fidelity
+  std::optional<Fidelity> fidelity;  // when options.fidelity
 };
 
 // Throws Error(kInvalidArgument) for a device the trace does not have or a

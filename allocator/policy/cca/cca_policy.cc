@@ -36,15 +36,17 @@ CcaPolicy::CcaPolicy(const Config& config, Backend& backend, LiveStats& stats)
 
 void CcaPolicy::set_segment_log(std::vector<SegmentEvent>* log) { source_.set_log(log); }
 
-// PyTorch keeps an allowed maximum only for a fraction below 1; garbage
-// collection runs only then.
 void CcaPolicy::set_limit(uint64_t bytes) {
   uint64_t limit = bytes;
   if (capacity_ != 0 && cfg_.per_process_memory_fraction < 1.0)
     limit = std::min(limit, uint64_t(cfg_.per_process_memory_fraction * double(capacity_)));
-  allowed_max_.reset();
-  if (capacity_ != 0 && limit < capacity_) allowed_max_ = limit;
   source_.set_limit(limit);
+}
+
+std::optional<uint64_t> CcaPolicy::allowed_max() const {
+  const uint64_t limit = source_.limit();
+  if (capacity_ != 0 && limit < capacity_) return limit;
+  return std::nullopt;
 }
 
 uint64_t CcaPolicy::reserved() const { return uint64_t(source_.stats().reserved_bytes.current_all()); }
@@ -81,22 +83,17 @@ bool CcaPolicy::get_free_block(Request& r) {
   if (gc_on()) ++pool.free_block_searches;  // block ages are counted only while gc is on
   auto it = pool.blocks.lower_bound(BlockKey{r.stream, r.size, 0, nullptr});
   if (it == pool.blocks.end() || it->stream != r.stream) return false;
-  if (it->block->expandable()) {
-    if (cfg_.expandable_segments) {
-      // An expandable block may grow into the unmapped range after it: for
-      // best fit it counts as that large.
-      auto grows_to = [](const Block* b) {
-        return b->size + (b->next != nullptr && !b->next->mapped ? b->next->size : 0);
-      };
-      for (auto next = std::next(it); it->block->expandable() && next != pool.blocks.end() &&
-                                      next->stream == r.stream && grows_to(next->block) < grows_to(it->block);
-           ++next)
-        it = next;
-    } else {
-      do ++it;
-      while (it != pool.blocks.end() && it->block->expandable() && it->stream == r.stream);
-      if (it == pool.blocks.end() || it->stream != r.stream) return false;
-    }
+  // Every block is expandable while expandable_segments is on, none is
+  // otherwise (the settings never change, see check()); so the plain search
+  // touches no Block. An expandable block may grow into the unmapped range
+  // after it: for best fit it counts as that large.
+  if (cfg_.expandable_segments) {
+    auto grows_to = [](const Block* b) {
+      return b->size + (b->next != nullptr && !b->next->mapped ? b->next->size : 0);
+    };
+    for (auto next = std::next(it);
+         next != pool.blocks.end() && next->stream == r.stream && grows_to(next->block) < grows_to(it->block); ++next)
+      it = next;
   }
   // An oversize block is not split for a smaller request, and serves a large
   // one only within max_non_split_rounding_mb.
@@ -108,7 +105,7 @@ bool CcaPolicy::get_free_block(Request& r) {
 }
 
 bool CcaPolicy::alloc_block(Request& r) {
-  if (allowed_max_ && reserved() + r.alloc_size > *allowed_max_) return false;
+  if (const auto max = allowed_max(); max && reserved() + r.alloc_size > *max) return false;
   if (cfg_.expandable_segments) {
     r.block = try_allocate_expandable_block(r);
     return r.block != nullptr;
@@ -152,7 +149,7 @@ bool CcaPolicy::release_available_cached_blocks(const Request& r) {
 // (by free-block searches since they were cached) until reserved is back
 // under the threshold's share of the allowed maximum.
 void CcaPolicy::garbage_collect_cached_blocks() {
-  const uint64_t threshold = uint64_t(cfg_.garbage_collection_threshold * double(*allowed_max_));
+  const uint64_t threshold = uint64_t(cfg_.garbage_collection_threshold * double(*allowed_max()));
   const uint64_t total = reserved();
   if (total <= threshold) return;
   const uint64_t target = total - threshold;
@@ -479,6 +476,8 @@ void CcaPolicy::check_segment(const Segment* seg, Tally& tally, size_t& free_blo
   const std::string where = "segment at " + std::to_string(seg->base);
   const Block* head = seg->head;
   if (head == nullptr || head->addr != seg->base || head->prev != nullptr) violated(where + ": head does not start it");
+  if ((seg->expandable != nullptr) != cfg_.expandable_segments)
+    violated(where + (seg->expandable ? ": expandable" : ": plain") + " against the expandable_segments setting");
   PoolTally& t = tally.of(pool_of(*head->pool));
   if (!seg->expandable) {
     ++t.segments;
@@ -547,6 +546,14 @@ Tally CcaPolicy::check() const {
 
 std::vector<Allocation> CcaPolicy::adopt(const Layout& start) {
   if (!by_base_.empty()) bad_picture("the policy already holds memory");
+  // The start is where the log begins, not something that happened; nor is
+  // undoing a start that failed.
+  struct Unlogged {
+    SegmentSource& source;
+    std::vector<SegmentEvent>* log = source.log();
+    explicit Unlogged(SegmentSource& s) : source(s) { source.set_log(nullptr); }
+    ~Unlogged() { source.set_log(log); }
+  } unlogged(source_);
   try {
     return adopt_segments(start);
   } catch (...) {
@@ -556,8 +563,6 @@ std::vector<Allocation> CcaPolicy::adopt(const Layout& start) {
 }
 
 void CcaPolicy::forget_everything() {
-  std::vector<SegmentEvent>* log = source_.log();
-  source_.set_log(nullptr);
   while (!by_base_.empty()) {
     Segment* seg = by_base_.begin()->second;
     const Pool pool = pool_of(*seg->pool);
@@ -572,17 +577,9 @@ void CcaPolicy::forget_everything() {
     source_.release(reinterpret_cast<void*>(seg->base), seg->size, pool);
     drop_segment(seg);
   }
-  source_.set_log(log);
 }
 
 std::vector<Allocation> CcaPolicy::adopt_segments(const Layout& start) {
-  // The start is where the log begins, not something that happened.
-  struct Unlogged {
-    SegmentSource& source;
-    std::vector<SegmentEvent>* log = source.log();
-    explicit Unlogged(SegmentSource& s) : source(s) { source.set_log(nullptr); }
-    ~Unlogged() { source.set_log(log); }
-  } unlogged(source_);
   std::vector<Allocation> out;
   uintptr_t end_of_previous = 0;
   for (const SegmentLayout& s : start) {

@@ -75,6 +75,7 @@ class CcaPolicy final : public Policy {
   void unmap_block(Block* b);
   void release_expandable_segment(Block* b);
 
+  // Both run with the segment log off (adopt's doing).
   std::vector<Allocation> adopt_segments(const Layout& start);
   void forget_everything();  // after a failed adopt: plain segments only
 
@@ -82,7 +83,10 @@ class CcaPolicy final : public Policy {
   Block* new_block(uintptr_t addr, uint64_t size, StreamId stream, BlockPool* pool, Segment* seg);
   void drop_segment(Segment* seg);
   void link_after(Block* b, Block* before, Block* after);
-  bool gc_on() const { return allowed_max_.has_value() && cfg_.garbage_collection_threshold > 0.0; }
+  // PyTorch keeps an allowed maximum only for a limit below the device (a
+  // memory fraction below 1); garbage collection runs only then.
+  std::optional<uint64_t> allowed_max() const;
+  bool gc_on() const { return cfg_.garbage_collection_threshold > 0.0 && allowed_max().has_value(); }
   uint64_t reserved() const;
   // Free split blocks of plain segments are PyTorch's "inactive split".
   void account_inactive(const Block* b, int sign);
@@ -94,8 +98,7 @@ class CcaPolicy final : public Policy {
   Backend& backend_;  // synchronised before pages are unmapped, as PyTorch does
   SegmentSource source_;
   GranuleSource granules_;
-  uint64_t capacity_;                   // 0: unlimited
-  std::optional<uint64_t> allowed_max_;  // set iff the memory fraction is below 1 (PyTorch's rule)
+  const uint64_t capacity_;  // 0: unlimited
   BlockPool small_{true};
   BlockPool large_{false};
   ObjectPool<Block> blocks_;

@@ -57,7 +57,7 @@ std::vector<Row> readme_rows() {
 }
 
 TEST(ReplayCli, ReproducesEverySharedSnapshotToTheByte) {
-  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   std::vector<Row> rows = readme_rows();
   ASSERT_GE(rows.size(), 30u) << "README table not found";
   for (const Row& row : rows) {
@@ -77,7 +77,7 @@ TEST(ReplayCli, ReproducesEverySharedSnapshotToTheByte) {
 }
 
 TEST(ReplayCli, MinCapacityFitsAndAnOomIsAResult) {
-  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   std::string file = (shared() / "snapshots" / "silmont_memory_forward_fp32_128.pickle").string();
   Result r = run("replay " + file + " --json --min-capacity");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -95,7 +95,7 @@ TEST(ReplayCli, MinCapacityFitsAndAnOomIsAResult) {
 }
 
 TEST(ReplayCli, OtherDevicesAndNativeOoms) {
-  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   std::string file = (shared() / "snapshots" / "codelocation_memory_snapshot.pickle").string();
   Result r = run("replay " + file + " --json --device 1");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -106,7 +106,7 @@ TEST(ReplayCli, OtherDevicesAndNativeOoms) {
 }
 
 TEST(ReplayCli, BadInputIsOneLineAndExitCodeTwo) {
-  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   std::string whole = hbmalloc::testing::slurp(shared() / "snapshots" / "eornn_snapshot.pickle");
   fs::path truncated = temp_file("truncated.pickle", whole.substr(0, whole.size() / 2));
   expect_bad_input(run("replay " + truncated.string()), truncated.string());
@@ -144,7 +144,7 @@ TEST(ReplayCli, UsageErrors) {
 }
 
 TEST(InfoCli, DescribesASnapshot) {
-  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   Result r = run("info " + (shared() / "snapshots" / "codelocation_memory_snapshot.pickle").string() + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
@@ -187,7 +187,7 @@ TEST(ReportCli, ReplayHtmlAndSavedJsonRenderTheSameReport) {
 }
 
 TEST(ReportCli, StaticSnapshotsAndBadInput) {
-  if (!fs::exists(shared())) GTEST_SKIP() << "no ../shared/traces";
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   Result r = run("report " + (shared() / "static" / "verl_mem.pickle").string() + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);

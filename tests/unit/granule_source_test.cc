@@ -8,6 +8,7 @@
 #include "backend/sim_backend.h"
 #include "core/live_stats.h"
 #include "policy/segment_source.h"
+#include "support/no_vmm_backend.h"
 
 namespace hbmalloc {
 namespace {
@@ -79,17 +80,7 @@ TEST(GranuleSource, TransferMovesReservedBetweenPools) {
 }
 
 TEST(GranuleSource, WithoutVmmTheGranularityIsZero) {
-  struct Plain final : Backend {
-    std::string_view name() const override { return "plain"; }
-    int device() const override { return 0; }
-    uint64_t capacity() const override { return 0; }
-    void* malloc_segment(uint64_t) override { return nullptr; }
-    void free_segment(void*, uint64_t) override {}
-    EventId record_event(StreamId) override { return 1; }
-    bool event_done(EventId) override { return true; }
-    void release_event(EventId) override {}
-    void synchronize() override {}
-  } plain;
+  testing::NoVmmBackend plain;
   LiveStats stats;
   SegmentSource segments(plain, stats);
   GranuleSource granules(plain, segments);

@@ -18,11 +18,12 @@ prefix="$PWD/$BUILD_DIR/install-check"
 rm -rf "$prefix"
 cmake --install "$BUILD_DIR" --prefix "$prefix" >/dev/null
 lib="$prefix/lib/libhbmalloc.so"
+# grep reads all its input: under pipefail, grep -q quitting early fails nm or ldd with SIGPIPE.
 for sym in hbm_malloc hbm_free; do
-  nm -D --defined-only "$lib" | grep -qw "$sym" || { echo "FAIL: $sym not exported by $lib"; exit 1; }
+  nm -D --defined-only "$lib" | grep -w "$sym" >/dev/null || { echo "FAIL: $sym not exported by $lib"; exit 1; }
 done
-if nm -D --defined-only "$lib" | grep -q " absl"; then echo "FAIL: $lib exports Abseil symbols"; exit 1; fi
-if ldd "$lib" | grep -q absl; then echo "FAIL: $lib needs Abseil at run time"; exit 1; fi
+if nm -D --defined-only "$lib" | grep " absl" >/dev/null; then echo "FAIL: $lib exports Abseil symbols"; exit 1; fi
+if ldd "$lib" | grep absl >/dev/null; then echo "FAIL: $lib needs Abseil at run time"; exit 1; fi
 echo "installed library: exports hbm_malloc/hbm_free, no Abseil dependency"
 
 HBMALLOC_LIB="$lib" "$BUILD_DIR/tests/c_abi_test" --gtest_brief=1

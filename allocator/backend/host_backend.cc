@@ -35,7 +35,7 @@ constexpr uint64_t kFileLimit = uint64_t(1) << 46;
 }  // namespace
 
 HostBackend::HostBackend(int device, uint64_t capacity, uint64_t granularity)
-    : device_(device), capacity_(capacity), offsets_(0, kFileLimit), vmm_("host", checked_granularity(granularity)) {
+    : EmulatedBackend(device, capacity), offsets_(0, kFileLimit), vmm_("host", checked_granularity(granularity)) {
   if (device < 0) throw Error(ErrorCode::kInvalidArgument, "host: negative device index");
   fd_ = memfd_create("hbmalloc-host", MFD_CLOEXEC);
   if (fd_ < 0) fail("memfd_create");

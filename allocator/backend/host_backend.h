@@ -8,15 +8,14 @@
 
 #include <cstdint>
 
-#include "backend/backend.h"
-#include "backend/event_clock.h"
+#include "backend/emulated_backend.h"
 #include "backend/range_allocator.h"
 #include "backend/vmm_table.h"
 #include "core/pointer_map.h"
 
 namespace hbmalloc {
 
-class HostBackend final : public Backend {
+class HostBackend final : public EmulatedBackend {
  public:
   static constexpr uint64_t kDefaultGranularity = 2ull << 20;
 
@@ -29,14 +28,8 @@ class HostBackend final : public Backend {
   HostBackend& operator=(const HostBackend&) = delete;
 
   std::string_view name() const override { return "host"; }
-  int device() const override { return device_; }
-  uint64_t capacity() const override { return capacity_; }
   void* malloc_segment(uint64_t bytes) override;
   void free_segment(void* ptr, uint64_t bytes) override;
-  EventId record_event(StreamId stream) override { return clock_.record(stream); }
-  bool event_done(EventId event) override { return clock_.done(event); }
-  void release_event(EventId event) override { clock_.release(event); }
-  void synchronize() override { clock_.synchronize(); }
 
   uint64_t vmm_granularity() const override { return vmm_.granularity(); }
   void* reserve_range(uint64_t bytes) override;
@@ -48,27 +41,18 @@ class HostBackend final : public Backend {
   void unmap(void* addr, uint64_t bytes) override;
 
   // Test hooks.
-  void hold_stream(StreamId stream) { clock_.hold_stream(stream); }
-  void complete_stream(StreamId stream) { clock_.complete_stream(stream); }
   const VmmTable& vmm() const { return vmm_; }
   // Where the byte at addr lives: its offset in the memory file, or
   // kNotPhysical when addr is not in a mapped granule (segments included).
   static constexpr uint64_t kNotPhysical = UINT64_MAX;
   uint64_t physical_offset(uint64_t addr) const;
-  uint64_t used_bytes() const { return used_; }
 
  private:
-  bool has_room(uint64_t bytes) const { return capacity_ == 0 || (bytes <= capacity_ && used_ <= capacity_ - bytes); }
-
-  int device_;
-  uint64_t capacity_;
-  uint64_t used_ = 0;
   int fd_ = -1;                 // the memfd holding every granule
   RangeAllocator offsets_;      // free ranges of the file
   uint64_t file_size_ = 0;
   PointerMap<uint64_t> live_;   // segment addr -> size
   VmmTable vmm_;
-  EventClock clock_{"host"};
 };
 
 }  // namespace hbmalloc

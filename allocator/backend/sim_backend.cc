@@ -21,8 +21,7 @@ uint64_t checked_granularity(uint64_t granularity) {
 // Each device gets its own window so addresses never collide across devices,
 // and no address is 0.
 SimBackend::SimBackend(int device, uint64_t capacity, uint64_t granularity, bool checked)
-    : device_(device),
-      capacity_(capacity),
+    : EmulatedBackend(device, capacity),
       addresses_((uint64_t(device) + 1) * kWindow, kWindow),
       checked_(checked),
       vmm_("sim", checked_granularity(granularity)) {

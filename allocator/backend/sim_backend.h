@@ -6,15 +6,14 @@
 #include <memory>
 
 #include "absl/container/btree_map.h"
-#include "backend/backend.h"
-#include "backend/event_clock.h"
+#include "backend/emulated_backend.h"
 #include "backend/range_allocator.h"
 #include "backend/vmm_table.h"
 #include "core/pointer_map.h"
 
 namespace hbmalloc {
 
-class SimBackend final : public Backend {
+class SimBackend final : public EmulatedBackend {
  public:
   static constexpr uint64_t kDefaultGranularity = 2ull << 20;  // as CUDA devices
 
@@ -25,14 +24,8 @@ class SimBackend final : public Backend {
   SimBackend(int device, uint64_t capacity, uint64_t granularity = kDefaultGranularity, bool checked = true);
 
   std::string_view name() const override { return "sim"; }
-  int device() const override { return device_; }
-  uint64_t capacity() const override { return capacity_; }
   void* malloc_segment(uint64_t bytes) override;
   void free_segment(void* ptr, uint64_t bytes) override;
-  EventId record_event(StreamId stream) override { return clock_.record(stream); }
-  bool event_done(EventId event) override { return clock_.done(event); }
-  void release_event(EventId event) override { clock_.release(event); }
-  void synchronize() override { clock_.synchronize(); }
 
   uint64_t vmm_granularity() const override { return vmm_.granularity(); }
   void* reserve_range(uint64_t bytes) override;
@@ -59,10 +52,6 @@ class SimBackend final : public Backend {
   // segment or this device's own window, or the device is full. Freed as any other.
   void* place_segment(uint64_t addr, uint64_t bytes);
 
-  // Test hooks: while a stream is held, events recorded on it stay pending
-  // until complete_stream() (or synchronize()) runs.
-  void hold_stream(StreamId stream) { clock_.hold_stream(stream); }
-  void complete_stream(StreamId stream) { clock_.complete_stream(stream); }
   // What is mapped where (checked backends only).
   bool checked() const { return checked_; }
   const VmmTable& vmm() const { return vmm_; }
@@ -77,20 +66,14 @@ class SimBackend final : public Backend {
   static constexpr uint64_t kWindow = uint64_t(1) << 48;
   uint64_t window_base() const { return (uint64_t(device_) + 1) * kWindow; }
 
-  // Physical bytes held: live segments plus created granules.
-  uint64_t used_bytes() const { return used_; }
   size_t live_segments() const { return live_.size(); }
 
  private:
   static constexpr uint64_t kAlign = 2ull << 20;
   static uint64_t address(void* p) { return reinterpret_cast<uint64_t>(p); }
-  bool has_room(uint64_t bytes) const { return capacity_ == 0 || (bytes <= capacity_ && used_ <= capacity_ - bytes); }
   // Fake addresses, 2 MiB aligned, 0 when the window is full.
   uint64_t take_range(uint64_t bytes);
 
-  int device_;
-  uint64_t capacity_;
-  uint64_t used_ = 0;
   RangeAllocator addresses_;   // segments and reserved ranges share one window
   PointerMap<uint64_t> live_;  // addr -> size; a hash map: one lookup per segment malloc/free
   // A granule id carries its size in granularity units in the low bits, so
@@ -100,7 +83,6 @@ class SimBackend final : public Backend {
   uint64_t granules_made_ = 0;
   absl::btree_map<uint64_t, uint64_t> placed_;  // addr -> size of the live placed segments
   VmmTable vmm_;
-  EventClock clock_{"sim"};
 };
 
 // The sim device `config` describes, for replays and the sim backend: its

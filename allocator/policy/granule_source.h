@@ -32,17 +32,11 @@ class GranuleSource {
     uint64_t reserved = uint64_t(stats().reserved_bytes.current_all()), limit = segments_.limit();
     return reserved >= limit ? 0 : (limit - reserved) / bytes;
   }
-  // Whether `bytes` more may be created without passing the limit.
-  bool within_limit(uint64_t bytes) const {
-    uint64_t reserved = uint64_t(stats().reserved_bytes.current_all());
-    uint64_t limit = segments_.limit();
-    return bytes <= limit && reserved <= limit - bytes;
-  }
   // A granule of `bytes` held for `pool`, or 0 when it would pass the limit or
   // the device is full.
   GranuleId create(uint64_t bytes, Pool pool) {
-    std::vector<GranuleId> one;
-    return create_many(bytes, 1, pool, one) == 1 ? one[0] : 0;
+    GranuleId granule = 0;
+    return create_all(1, bytes, pool, &granule) ? granule : 0;
   }
   // Up to n granules of `bytes` held for `pool` appended to out, as many as
   // the limit and the device allow; how many.
@@ -53,29 +47,22 @@ class GranuleSource {
     out.resize(start + n);
     n = backend_.create_granules(bytes, n, out.data() + start);
     out.resize(start + n);
-    count_held(n, bytes);
+    count_created(n, bytes);
     if (n > 0) stats().reserved_bytes.increase(pool, int64_t(n * bytes));
     return n;
   }
-  // `n` granules of `bytes` for `pool` into out[0..n), all or none; what they
-  // reserve counts only once all exist, so a batch the device cannot finish
-  // never shows in peak reserved (PyTorch's expandable segments: cuMemCreate
-  // page by page, released on failure, reserved counted after the mapping).
+  // `n` granules of `bytes` for `pool` into out[0..n), all or none (out all
+  // 0); what they reserve counts only once all exist, so a batch the device
+  // cannot finish never shows in peak reserved (PyTorch's expandable
+  // segments: cuMemCreate page by page, released on failure, reserved
+  // counted after the mapping).
   bool create_all(uint64_t n, uint64_t bytes, Pool pool, GranuleId* out) {
-    if (bytes != 0 && n > segments_.limit() / bytes) return false;
-    if (!within_limit(n * bytes)) return false;
-    for (uint64_t i = 0; i < n; ++i) {
-      out[i] = backend_.create_granule(bytes);
-      if (out[i] != 0) {
-        count_held(1, bytes);
-        continue;
-      }
-      for (uint64_t j = 0; j < i; ++j) {
-        backend_.release_granule(out[j]);
-        out[j] = 0;
-      }
-      stats().vmm.release += int64_t(i) * units(bytes);
-      held_ -= int64_t(i) * units(bytes);
+    if (n > room(bytes)) return false;
+    const size_t made = backend_.create_granules(bytes, n, out);
+    count_created(made, bytes);
+    if (made < n) {
+      free_granules(out, made, bytes);
+      std::fill_n(out, n, GranuleId(0));
       return false;
     }
     stats().reserved_bytes.increase(pool, int64_t(n * bytes));
@@ -85,9 +72,7 @@ class GranuleSource {
   void release(GranuleId granule, uint64_t bytes, Pool pool) { release_many(&granule, 1, bytes, pool); }
   void release_many(const GranuleId* granules, size_t n, uint64_t bytes, Pool pool) {
     if (n == 0) return;
-    backend_.release_granules(granules, n);
-    stats().vmm.release += int64_t(n) * units(bytes);
-    held_ -= int64_t(n) * units(bytes);
+    free_granules(granules, n, bytes);
     stats().reserved_bytes.decrease(pool, int64_t(n * bytes));
   }
   // A held granule now serves the other pool (reserved moves with it).
@@ -120,18 +105,22 @@ class GranuleSource {
 
  private:
   int64_t units(uint64_t bytes) const { return int64_t(bytes / granularity_); }
-  // n granules of `bytes` were created: counted, and the high-water mark kept.
-  void count_held(uint64_t n, uint64_t bytes) {
+  // n granules of `bytes` were created: counted, and the high-water mark of
+  // those held (created and not released, by every source of the device) kept.
+  void count_created(uint64_t n, uint64_t bytes) {
     VmmCounts& vmm = stats().vmm;
     vmm.create += int64_t(n) * units(bytes);
-    held_ += int64_t(n) * units(bytes);
-    vmm.peak_held = std::max(vmm.peak_held, held_);
+    vmm.peak_held = std::max(vmm.peak_held, vmm.create - vmm.release);
+  }
+  // Gives unmapped granules back to the device (reserved is the caller's to count).
+  void free_granules(const GranuleId* granules, size_t n, uint64_t bytes) {
+    backend_.release_granules(granules, n);
+    stats().vmm.release += int64_t(n) * units(bytes);
   }
 
   Backend& backend_;
   SegmentSource& segments_;
   uint64_t granularity_;
-  int64_t held_ = 0;  // granules created and not released, in device granules
 };
 
 }  // namespace hbmalloc

@@ -15,6 +15,7 @@
 #include "backend/host_backend.h"
 #include "backend/sim_backend.h"
 #include "hbmalloc/error.hpp"
+#include "support/no_vmm_backend.h"
 
 namespace hbmalloc {
 namespace {
@@ -37,7 +38,7 @@ std::vector<BackendKind> Kinds() {
            }}};
 }
 
-class BackendVmm : public testing::TestWithParam<BackendKind> {
+class BackendVmm : public ::testing::TestWithParam<BackendKind> {
  protected:
   std::unique_ptr<Backend> Make(uint64_t capacity = 0, uint64_t granule = 2 * kMiB) {
     return GetParam().make(capacity, granule);
@@ -221,32 +222,19 @@ TEST_P(BackendVmm, RandomOperationsAgreeWithAModel) {
   b->release_range(range, slots * g);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BackendVmm, testing::ValuesIn(Kinds()),
-                         [](const testing::TestParamInfo<BackendKind>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, BackendVmm, ::testing::ValuesIn(Kinds()),
+                         [](const ::testing::TestParamInfo<BackendKind>& info) { return info.param.name; });
 
 // Backends without VMM say so and refuse the operations with a clear error.
-class NoVmmBackend final : public Backend {
- public:
-  std::string_view name() const override { return "plain"; }
-  int device() const override { return 0; }
-  uint64_t capacity() const override { return 0; }
-  void* malloc_segment(uint64_t) override { return nullptr; }
-  void free_segment(void*, uint64_t) override {}
-  EventId record_event(StreamId) override { return 1; }
-  bool event_done(EventId) override { return true; }
-  void release_event(EventId) override {}
-  void synchronize() override {}
-};
-
 TEST(BackendVmmDefault, WithoutVmmGranularityIsZeroAndOperationsThrow) {
-  NoVmmBackend b;
+  testing::NoVmmBackend b;
   EXPECT_EQ(b.vmm_granularity(), 0u);
   try {
     b.reserve_range(2 * kMiB);
     ADD_FAILURE() << "reserve_range did not throw";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kBackend);
-    EXPECT_NE(std::string(e.what()).find("plain: reserve_range"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no-vmm: reserve_range"), std::string::npos) << e.what();
   }
   EXPECT_THROW(b.create_granule(2 * kMiB), Error);
   EXPECT_THROW(b.map(nullptr, 1), Error);

@@ -14,6 +14,7 @@
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
 #include "support/invariants.h"
+#include "support/no_vmm_backend.h"
 
 namespace hbmalloc {
 namespace {
@@ -260,23 +261,6 @@ TEST(CcaPolicy, ExpandableSegmentsUnmapOnOomAndMapAgain) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
-// A backend that is not the sim: expandable segments need mapping it lacks.
-class OtherBackend final : public Backend {
- public:
-  std::string_view name() const override { return "other"; }
-  int device() const override { return 0; }
-  uint64_t capacity() const override { return 0; }
-  void* malloc_segment(uint64_t bytes) override { return sim_.malloc_segment(bytes); }
-  void free_segment(void* ptr, uint64_t bytes) override { sim_.free_segment(ptr, bytes); }
-  EventId record_event(StreamId s) override { return sim_.record_event(s); }
-  bool event_done(EventId e) override { return sim_.event_done(e); }
-  void release_event(EventId e) override { sim_.release_event(e); }
-  void synchronize() override { sim_.synchronize(); }
-
- private:
-  SimBackend sim_{0, 0};
-};
-
 TEST(CcaPolicy, ConfigErrorsNameTheKey) {
   auto error_of = [](const std::string& conf, std::unique_ptr<Backend> backend) -> std::string {
     try {
@@ -287,7 +271,9 @@ TEST(CcaPolicy, ConfigErrorsNameTheKey) {
     }
     return "";
   };
-  EXPECT_NE(error_of("policy:cca,expandable_segments:True", std::make_unique<OtherBackend>()).find("expandable_segments"),
+  // Expandable segments need the mapping a backend without VMM lacks.
+  EXPECT_NE(error_of("policy:cca,expandable_segments:True", std::make_unique<testing::NoVmmBackend>())
+                .find("expandable_segments"),
             std::string::npos);
   EXPECT_NE(error_of("max_split_size_mb:100", std::make_unique<SimBackend>(0, 0)).find("max_split_size_mb"),
             std::string::npos)

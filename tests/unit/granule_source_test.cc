@@ -8,6 +8,7 @@
 #include "backend/sim_backend.h"
 #include "core/live_stats.h"
 #include "policy/segment_source.h"
+#include "support/no_vmm_backend.h"
 
 namespace hbmalloc {
 namespace {
@@ -52,8 +53,8 @@ TEST(GranuleSource, TheLimitAppliesToGranulesAndSegmentsTogether) {
   f.segments.set_limit(8 * kMiB);
   void* seg = f.segments.grow(4 * kMiB, Pool::kLarge);
   ASSERT_NE(seg, nullptr);
-  EXPECT_TRUE(f.granules.within_limit(4 * kMiB));
-  EXPECT_FALSE(f.granules.within_limit(6 * kMiB));
+  EXPECT_EQ(f.granules.room(2 * kMiB), 2u);
+  EXPECT_EQ(f.granules.room(6 * kMiB), 0u);
   GranuleId a = f.granules.create(2 * kMiB, Pool::kSmall);
   GranuleId b = f.granules.create(2 * kMiB, Pool::kLarge);
   ASSERT_NE(a, 0u);
@@ -78,18 +79,44 @@ TEST(GranuleSource, TransferMovesReservedBetweenPools) {
   EXPECT_EQ(f.stats.reserved_bytes.current_all(), 0);
 }
 
+// All or none: a batch the device cannot finish leaves nothing held or reserved.
+TEST(GranuleSource, CreateAllGivesBackAPartBatch) {
+  SimBackend sim{0, 6 * kMiB};  // the device has less than the (unlimited) limit
+  LiveStats stats;
+  SegmentSource segments{sim, stats};
+  GranuleSource granules{sim, segments};
+  GranuleId out[4] = {};
+  EXPECT_FALSE(granules.create_all(4, 2 * kMiB, Pool::kLarge, out));
+  for (GranuleId g : out) EXPECT_EQ(g, 0u);
+  EXPECT_EQ(sim.used_bytes(), 0u);
+  EXPECT_EQ(sim.live_granules(), 0u);
+  EXPECT_EQ(stats.reserved_bytes.peak_all(), 0);
+  EXPECT_EQ(stats.vmm.create, 3);
+  EXPECT_EQ(stats.vmm.release, 3);
+  EXPECT_TRUE(granules.create_all(3, 2 * kMiB, Pool::kLarge, out));
+  EXPECT_EQ(stats.reserved_bytes.current_all(), int64_t(6 * kMiB));
+  EXPECT_EQ(stats.vmm.peak_held, 3);
+}
+
+// Private pools each have their own sources on the device's statistics: the
+// granules held are the device's, whichever source holds them.
+TEST(GranuleSource, PeakHeldCountsEverySourceOfTheDevice) {
+  Fixture f;
+  SegmentSource other_segments{f.sim, f.stats};
+  GranuleSource other{f.sim, other_segments};
+  GranuleId a = f.granules.create(2 * kMiB, Pool::kLarge);
+  GranuleId b = other.create(4 * kMiB, Pool::kLarge);
+  ASSERT_NE(a, 0u);
+  ASSERT_NE(b, 0u);
+  EXPECT_EQ(f.stats.vmm.peak_held, 3);
+  f.granules.release(a, 2 * kMiB, Pool::kLarge);
+  other.release(b, 4 * kMiB, Pool::kLarge);
+  EXPECT_NE(other.create(2 * kMiB, Pool::kLarge), 0u);
+  EXPECT_EQ(f.stats.vmm.peak_held, 3);
+}
+
 TEST(GranuleSource, WithoutVmmTheGranularityIsZero) {
-  struct Plain final : Backend {
-    std::string_view name() const override { return "plain"; }
-    int device() const override { return 0; }
-    uint64_t capacity() const override { return 0; }
-    void* malloc_segment(uint64_t) override { return nullptr; }
-    void free_segment(void*, uint64_t) override {}
-    EventId record_event(StreamId) override { return 1; }
-    bool event_done(EventId) override { return true; }
-    void release_event(EventId) override {}
-    void synchronize() override {}
-  } plain;
+  testing::NoVmmBackend plain;
   LiveStats stats;
   SegmentSource segments(plain, stats);
   GranuleSource granules(plain, segments);

@@ -12,6 +12,7 @@
 #include "backend/sim_backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "support/invariants.h"
+#include "support/no_vmm_backend.h"
 
 namespace hbmalloc {
 namespace {
@@ -274,11 +275,7 @@ TEST(VmmAllocator, DestroyingTheAllocatorGivesEverythingBack) {
 
 // A backend without VMM (granularity 0): plain segments, as with vmm:off.
 TEST(VmmAllocator, FallsBackToSegmentsWithoutVmm) {
-  struct NoVmm final : ForwardingBackend {
-    NoVmm() : ForwardingBackend(std::make_unique<SimBackend>(0, 0)) {}
-    uint64_t vmm_granularity() const override { return 0; }
-  };
-  Allocator a(Config::parse("backend:sim"), std::make_unique<NoVmm>());
+  Allocator a(Config::parse("backend:sim"), std::make_unique<testing::NoVmmBackend>());
   void* x = a.malloc(3 * MiB);
   a.malloc(3 * MiB);
   Stats s = a.stats();

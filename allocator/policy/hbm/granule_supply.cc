@@ -19,8 +19,8 @@ void StreamIdle::ensure(StreamId stream) {
   settled_.push_back(stream);
 }
 
-GranuleSupply::GranuleSupply(GranuleSource& source, Backend& backend, const VmmConfig& config, uint64_t granule)
-    : source_(source), config_(config), granule_(granule), idle_(backend, source.stats()) {}
+GranuleSupply::GranuleSupply(GranuleSource& source, Backend& backend, const VmmConfig& config)
+    : source_(source), config_(config), granule_(config.granule_size), idle_(backend, source.stats()) {}
 
 size_t GranuleSupply::growth_allowed(size_t n) const {
   switch (config_.remap) {
@@ -54,20 +54,17 @@ size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleId>& out) {
 
 bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleId>& out) {
   const size_t start = out.size();
-  const size_t grow = growth_allowed(n);
   idle_.reset();
   std::vector<GranuleId>& remapped = remapped_;  // counted under the large pool
   remapped.clear();
-  if (grow < n) reclaim(n - grow, remapped);
-  // Past the limit remapping is the only way: gathered first, so no granule
-  // is created for a request that then fails.
-  const uint64_t room = source_.room(granule_);
-  if (remapped.size() + room < n && config_.remap != VmmConfig::Remap::kNever)
-    reclaim(size_t(n - remapped.size() - room), remapped);
-  // New ones go straight to out, counted under `pool`.
-  size_t created = remapped.size() < n && remapped.size() + room >= n
-                       ? source_.create_many(granule_, n - remapped.size(), pool, out)
-                       : 0;
+  // Under remap:always and remap:pressure growth stays within the limit, so
+  // when the limit leaves no room for the rest, this has already gathered
+  // every granule there is to remap.
+  if (const size_t grow = growth_allowed(n); grow < n) reclaim(n - grow, remapped);
+  // New ones go straight to out, counted under `pool`; only when the limit
+  // leaves room for all the rest, so a request that fails creates none.
+  const size_t rest = n - remapped.size();
+  const size_t created = rest > 0 && rest <= source_.room(granule_) ? source_.create_many(granule_, rest, pool, out) : 0;
   // The device had less than the limit: remapping is the only way left.
   if (remapped.size() + created < n && config_.remap != VmmConfig::Remap::kNever)
     reclaim(n - remapped.size() - created, remapped);

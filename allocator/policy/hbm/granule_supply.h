@@ -49,7 +49,8 @@ class GranuleReclaimer {
 
 class GranuleSupply {
  public:
-  GranuleSupply(GranuleSource& source, Backend& backend, const VmmConfig& config, uint64_t granule);
+  // Granules of config.granule_size.
+  GranuleSupply(GranuleSource& source, Backend& backend, const VmmConfig& config);
   GranuleSupply(const GranuleSupply&) = delete;
   GranuleSupply& operator=(const GranuleSupply&) = delete;
 

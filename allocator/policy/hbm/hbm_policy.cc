@@ -26,7 +26,7 @@ std::unique_ptr<GranuleSupply> HbmPolicy::make_supply(const Config& config, Back
     throw Error(ErrorCode::kConfig, "granule_size: " + std::to_string(config.vmm.granule_size) +
                                         " is not a multiple of the " + std::string(backend.name()) +
                                         " device's granularity " + std::to_string(device_granule));
-  return std::make_unique<GranuleSupply>(granules, backend, config.vmm, config.vmm.granule_size);
+  return std::make_unique<GranuleSupply>(granules, backend, config.vmm);
 }
 
 HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)

@@ -129,22 +129,11 @@ const Block* LargePool::block_at(uintptr_t addr) const {
 
 uint64_t LargePool::release_cached() {
   uint64_t released = 0;
-  if (vmm()) {
+  if (vmm()) {  // every cached free page, unmapped as for a remap and given back
     StreamIdle& idle = supply_->idle();
     idle.reset();
     std::vector<GranuleId> granules;
-    std::vector<Block*> victims;
-    free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t addr, Block* b) {
-      if (size < page_) return FreeIndex::kNextStream;
-      auto [from, to] = stealable(addr, size);
-      if (from < to) victims.push_back(b);
-      return FreeIndex::kGoOn;
-    });
-    for (Block* v : victims) {
-      idle.ensure(v->stream);
-      auto [from, to] = stealable(v->addr, v->size);
-      unmap_pages(v, from, to, &granules);
-    }
+    reclaim(SIZE_MAX, granules, idle);
     supply_->source().release_many(granules.data(), granules.size(), page_, Pool::kLarge);
     return uint64_t(granules.size()) * page_;
   }

@@ -207,12 +207,12 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& 
   for (Block* v : victims) {
     idle.ensure(v->stream);
     auto [from, to] = stealable(v->addr, v->size);
-    const uint64_t bytes = std::min<uint64_t>(to - from, (want - got) * page_);
+    const size_t pages = std::min<size_t>((to - from) / page_, want - got);
     // From the end that meets a gap already, so gaps merge instead of multiplying.
-    if (v->prev && v->prev->unmapped()) to = from + bytes;
-    else from = to - bytes;
+    if (v->prev && v->prev->unmapped()) to = from + pages * page_;
+    else from = to - pages * page_;
     unmap_pages(v, from, to, &out);
-    got += bytes / page_;
+    got += pages;
   }
   return got;
 }

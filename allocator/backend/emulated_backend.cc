@@ -1,4 +1,4 @@
-#include "backend/event_clock.h"
+#include "backend/emulated_backend.h"
 
 #include <string>
 
@@ -6,7 +6,7 @@
 
 namespace hbmalloc {
 
-EventId EventClock::record(StreamId stream) {
+EventId EmulatedBackend::record_event(StreamId stream) {
   StreamClock& clock = clocks_[stream];
   uint64_t seq = ++clock.recorded;
   if (!clock.held) clock.completed = seq;
@@ -15,17 +15,17 @@ EventId EventClock::record(StreamId stream) {
   return id;
 }
 
-bool EventClock::done(EventId event) {
+bool EmulatedBackend::event_done(EventId event) {
   auto it = events_.find(event);
-  if (it == events_.end()) throw Error(ErrorCode::kBackend, std::string(who_) + ": unknown event");
+  if (it == events_.end()) throw Error(ErrorCode::kBackend, std::string(name()) + ": unknown event");
   return it->second.seq <= clocks_[it->second.stream].completed;
 }
 
-void EventClock::synchronize() {
+void EmulatedBackend::synchronize() {
   for (auto& [stream, clock] : clocks_) clock.completed = clock.recorded;
 }
 
-void EventClock::complete_stream(StreamId stream) {
+void EmulatedBackend::complete_stream(StreamId stream) {
   StreamClock& clock = clocks_[stream];
   clock.completed = clock.recorded;
   clock.held = false;

@@ -1,0 +1,57 @@
+// What the sim and host backends share: a device emulated in this process,
+// whose capacity is counted by hand and whose work completes at once. A
+// stream event is done when recorded, unless its stream is held, which tests
+// use to stand for queued work that has not run yet.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/container/btree_map.h"
+#include "backend/backend.h"
+
+namespace hbmalloc {
+
+class EmulatedBackend : public Backend {
+ public:
+  int device() const final { return device_; }
+  uint64_t capacity() const final { return capacity_; }
+  EventId record_event(StreamId stream) final;
+  // Throws Error(kBackend) for an event not recorded or already released.
+  bool event_done(EventId event) final;
+  void release_event(EventId event) final { events_.erase(event); }
+  // Everything recorded so far is done (holds stay for later events).
+  void synchronize() final;
+
+  // Test hooks: while a stream is held, events recorded on it stay pending
+  // until complete_stream() (or synchronize()).
+  void hold_stream(StreamId stream) { clocks_[stream].held = true; }
+  void complete_stream(StreamId stream);
+
+  // Physical bytes held: live segments plus created granules.
+  uint64_t used_bytes() const { return used_; }
+
+ protected:
+  // capacity 0 means unlimited.
+  EmulatedBackend(int device, uint64_t capacity) : device_(device), capacity_(capacity) {}
+  bool has_room(uint64_t bytes) const { return capacity_ == 0 || (bytes <= capacity_ && used_ <= capacity_ - bytes); }
+
+  const int device_;
+  const uint64_t capacity_;
+  uint64_t used_ = 0;
+
+ private:
+  struct StreamClock {
+    bool held = false;
+    uint64_t recorded = 0;   // events recorded so far
+    uint64_t completed = 0;  // events at or below this are done
+  };
+  struct Event {
+    StreamId stream;
+    uint64_t seq;
+  };
+  absl::btree_map<StreamId, StreamClock> clocks_;
+  absl::btree_map<EventId, Event> events_;
+  EventId next_event_ = 1;
+};
+
+}  // namespace hbmalloc

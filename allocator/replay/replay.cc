@@ -35,7 +35,10 @@ class Run {
     fresh_allocator();
   }
 
-  void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX, std::vector<SegmentEvent>* log = nullptr) {
+  // `figures`, when given, is told every event of the trace (those past an
+  // early stop too), so the replay reads the events once.
+  void execute(ReplayResult& r, uint64_t stop_at = UINT64_MAX, std::vector<SegmentEvent>* log = nullptr,
+               trace::FiguresTally* figures = nullptr) {
     const bool sample = o_.timeline_points > 0;
     // The layout at the peak is captured by a second pass, which needs the
     // event at which the peak was first reached.
@@ -50,8 +53,10 @@ class Run {
     if (watch_peak) running_peak = allocator_->usage().reserved;
 
     auto start = std::chrono::steady_clock::now();
-    for (uint64_t i = 0; i < n && !(o_.stop_at_first_oom && !r.ooms.empty()); ++i) {
+    uint64_t i = 0;
+    for (; i < n && !(o_.stop_at_first_oom && !r.ooms.empty()); ++i) {
       const Event& e = d_.events[i];
+      if (figures != nullptr) figures->add(e);
       switch (e.action) {
         case Action::kAlloc:
           ++r.allocs;
@@ -96,9 +101,14 @@ class Run {
         }
       }
       if ((i & 0xffff) == 0xffff && o_.progress) o_.progress(i + 1, n);
-      if (i == stop_at) break;
+      if (i == stop_at) {
+        ++i;
+        break;
+      }
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (figures != nullptr)
+      for (; i < n; ++i) figures->add(d_.events[i]);
   }
 
   Allocator& allocator() { return *allocator_; }
@@ -282,13 +292,14 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   r.device = d.device;
   r.events = d.events.size();
   r.capacity = options.capacity.value_or(0);
-  r.native = trace::figures_of(d);
 
   // The replay's own segment events, when options.fidelity; declared first, as
   // the allocator logs into it until it is gone.
   std::vector<SegmentEvent> replayed;
   Run run(trace, d, options);
-  run.execute(r, UINT64_MAX, options.fidelity ? &replayed : nullptr);
+  trace::FiguresTally figures(d);
+  run.execute(r, UINT64_MAX, options.fidelity ? &replayed : nullptr, &figures);
+  r.native = figures.finish();
   if (options.fidelity) r.fidelity = compare_segment_events(recorded_segment_events(d), replayed);
 
   Stats s = run.allocator().stats();

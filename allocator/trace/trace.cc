@@ -51,64 +51,28 @@ const DeviceTrace& Trace::device_or_error(int number) const {
                                                " in the trace (devices: " + (have.empty() ? "none" : have) + ")");
 }
 
-TraceFigures figures_of(const DeviceTrace& d) {
-  TraceFigures f;
-  f.events = d.events.size();
-
-  // Requested bytes per live block, so a free subtracts what its alloc added.
-  std::vector<uint64_t> live(d.block_count, 0);
-  uint64_t requested = 0;
+FiguresTally::FiguresTally(const DeviceTrace& d)
+    : live_(d.block_count, 0), has_segment_picture_(d.has_segment_picture) {
+  f_.events = d.events.size();
   for (const BlockInfo& b : d.live_at_start) {
-    if (b.id < live.size()) live[b.id] = b.requested;
-    requested += b.requested;
+    if (b.id < live_.size()) live_[b.id] = b.requested;
+    requested_ += b.requested;
   }
-  uint64_t peak = requested;
+  f_.peak_requested = requested_;
+  for (const SegmentInfo& s : d.segments_at_start) reserved_ += s.size;
+  peak_reserved_ = reserved_;
+}
 
-  uint64_t reserved = 0;
-  for (const SegmentInfo& s : d.segments_at_start) reserved += s.size;
-  uint64_t peak_reserved = reserved;
-
-  for (const Event& e : d.events) {
-    if (e.time_us != 0) {
-      if (f.first_time_us == 0 || e.time_us < f.first_time_us) f.first_time_us = e.time_us;
-      f.last_time_us = std::max(f.last_time_us, e.time_us);
-    }
-    switch (e.action) {
-      case Action::kAlloc:
-        ++f.allocs;
-        if (e.id < live.size()) live[e.id] = e.size;
-        requested += e.size;
-        peak = std::max(peak, requested);
-        break;
-      case Action::kFree:
-        ++f.frees;
-        if (e.id < live.size()) {
-          requested -= live[e.id];
-          live[e.id] = 0;
-        }
-        break;
-      case Action::kSegmentAlloc:
-      case Action::kSegmentMap:
-        ++f.segment_events;
-        reserved += e.size;
-        peak_reserved = std::max(peak_reserved, reserved);
-        break;
-      case Action::kSegmentFree:
-      case Action::kSegmentUnmap:
-        ++f.segment_events;
-        reserved -= e.size;
-        break;
-      case Action::kOom:
-        // PyTorch records the device's free bytes after releasing its cache.
-        if (f.native_ooms++ == 0 && d.has_segment_picture) f.native_capacity = reserved + e.addr;
-        break;
-      default:
-        break;
-    }
-  }
-  f.peak_requested = peak;
-  if (d.has_segment_picture) f.native_peak_reserved = peak_reserved;
+TraceFigures FiguresTally::finish() const {
+  TraceFigures f = f_;
+  if (has_segment_picture_) f.native_peak_reserved = peak_reserved_;
   return f;
+}
+
+TraceFigures figures_of(const DeviceTrace& d) {
+  FiguresTally tally(d);
+  for (const Event& e : d.events) tally.add(e);
+  return tally.finish();
 }
 
 }  // namespace hbmalloc::trace

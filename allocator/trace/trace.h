@@ -112,4 +112,57 @@ struct TraceFigures {
 };
 TraceFigures figures_of(const DeviceTrace& d);
 
+// TraceFigures built one event at a time, so a pass that reads the events
+// anyway (replay) gets them without a second read of the whole trace.
+class FiguresTally {
+ public:
+  explicit FiguresTally(const DeviceTrace& d);
+  // Every event of d, in order, once.
+  void add(const Event& e) {
+    if (e.time_us != 0) {
+      if (f_.first_time_us == 0 || e.time_us < f_.first_time_us) f_.first_time_us = e.time_us;
+      if (e.time_us > f_.last_time_us) f_.last_time_us = e.time_us;
+    }
+    switch (e.action) {
+      case Action::kAlloc:
+        ++f_.allocs;
+        if (e.id < live_.size()) live_[e.id] = e.size;
+        requested_ += e.size;
+        if (requested_ > f_.peak_requested) f_.peak_requested = requested_;
+        break;
+      case Action::kFree:
+        ++f_.frees;
+        if (e.id < live_.size()) {
+          requested_ -= live_[e.id];
+          live_[e.id] = 0;
+        }
+        break;
+      case Action::kSegmentAlloc:
+      case Action::kSegmentMap:
+        ++f_.segment_events;
+        reserved_ += e.size;
+        if (reserved_ > peak_reserved_) peak_reserved_ = reserved_;
+        break;
+      case Action::kSegmentFree:
+      case Action::kSegmentUnmap:
+        ++f_.segment_events;
+        reserved_ -= e.size;
+        break;
+      case Action::kOom:
+        // PyTorch records the device's free bytes after releasing its cache.
+        if (f_.native_ooms++ == 0 && has_segment_picture_) f_.native_capacity = reserved_ + e.addr;
+        break;
+      default:
+        break;
+    }
+  }
+  TraceFigures finish() const;
+
+ private:
+  TraceFigures f_;
+  std::vector<uint64_t> live_;  // requested bytes per live block, so a free subtracts what its alloc added
+  uint64_t requested_ = 0, reserved_ = 0, peak_reserved_ = 0;
+  bool has_segment_picture_ = false;
+};
+
 }  // namespace hbmalloc::trace

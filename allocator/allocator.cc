@@ -397,6 +397,13 @@ struct Allocator::Impl {
       if (a->all.current != a->small_pool.current + a->large_pool.current)
         fail(std::string(name) + ".all.current is not small_pool + large_pool");
     }
+    // Everything reserved came from the device as a plain segment or a granule.
+    const int64_t granules_held = stats.vmm.create - stats.vmm.release;
+    const int64_t from_device = stats.device_alloc_bytes - stats.device_free_bytes +
+                                granules_held * int64_t(backend->vmm_granularity());
+    if (from_device != stats.reserved_bytes.all.current)
+      fail("reserved_bytes.all.current is " + std::to_string(stats.reserved_bytes.all.current) +
+           " but the device calls hold " + std::to_string(from_device));
   }
 };
 

@@ -24,15 +24,21 @@ using nlohmann::json;
 std::string capacity_text(uint64_t capacity) { return capacity ? format_bytes(capacity) : "unlimited"; }
 
 // Every VMM operation the replay made and what they would cost on a GPU,
-// beside the time the trace itself took (0 when it carries no times).
+// beside the time the trace itself took (0 when it carries no times), and
+// all device memory calls (plain segments too) priced alike, so policies
+// with and without VMM compare.
 json vmm_to_json(const replay::ReplayResult& r) {
-  const VmmCounts& v = r.final_stats.vmm;
+  const Stats& s = r.final_stats;
+  const VmmCounts& v = s.vmm;
   const double trace_seconds = double(r.native.last_time_us - r.native.first_time_us) / 1e6;
   json j = {{"create", v.create},         {"map", v.map},       {"set_access", v.set_access},
             {"unmap", v.unmap},           {"release", v.release}, {"modeled_seconds", v.modeled_seconds()},
             {"trace_seconds", trace_seconds}};
   j["peak_held"] = v.peak_held;
   j["overhead_seconds"] = v.overhead_seconds();
+  j["segment_alloc_bytes"] = s.device_alloc_bytes;
+  j["segment_free_bytes"] = s.device_free_bytes;
+  j["device_seconds"] = modeled_device_seconds(s);
   if (trace_seconds > 0) {
     j["modeled_share"] = v.modeled_seconds() / trace_seconds;
     j["overhead_share"] = v.overhead_seconds() / trace_seconds;
@@ -120,6 +126,11 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
     std::printf("  %-16s %lld create, %lld map, %lld set_access, %lld unmap, %lld release: %.3f ms on a GPU (model)\n",
                 "vmm operations", (long long)v.create, (long long)v.map, (long long)v.set_access, (long long)v.unmap,
                 (long long)v.release, v.modeled_seconds() * 1e3);
+  if (const Stats& s = r.final_stats; s.device_alloc_bytes + s.device_free_bytes > 0)
+    std::printf("  %-16s %s taken, %s given back: %.3f ms on a GPU (model, priced as their 2 MiB granules)\n",
+                "plain segments", format_bytes(uint64_t(s.device_alloc_bytes)).c_str(),
+                format_bytes(uint64_t(s.device_free_bytes)).c_str(),
+                (modeled_device_seconds(s) - s.vmm.modeled_seconds()) * 1e3);
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
   if (config.policy == "cca") {
     if (r.started_from_picture) std::printf("  started from the trace's own segments and live blocks\n");

@@ -17,6 +17,8 @@ struct LiveStats {
   int64_t num_sync_all_streams = 0;
   int64_t num_device_alloc = 0;
   int64_t num_device_free = 0;
+  int64_t device_alloc_bytes = 0;  // plain segments only
+  int64_t device_free_bytes = 0;
   int64_t memory_limit = 0;
   VmmCounts vmm;
 
@@ -46,6 +48,8 @@ struct LiveStats {
     s.num_sync_all_streams = num_sync_all_streams;
     s.num_device_alloc = num_device_alloc;
     s.num_device_free = num_device_free;
+    s.device_alloc_bytes = device_alloc_bytes;
+    s.device_free_bytes = device_free_bytes;
     s.memory_limit = memory_limit;
     s.vmm = vmm;
     return s;

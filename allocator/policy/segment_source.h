@@ -23,6 +23,7 @@ class SegmentSource {
     void* ptr = backend_.malloc_segment(bytes);
     if (ptr == nullptr) return nullptr;
     ++stats_.num_device_alloc;
+    stats_.device_alloc_bytes += int64_t(bytes);
     stats_.segment.increase(pool, 1);
     stats_.reserved_bytes.increase(pool, int64_t(bytes));
     if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kAlloc, address(ptr), bytes});
@@ -31,6 +32,7 @@ class SegmentSource {
   void release(void* ptr, uint64_t bytes, Pool pool) {
     backend_.free_segment(ptr, bytes);
     ++stats_.num_device_free;
+    stats_.device_free_bytes += int64_t(bytes);
     stats_.segment.decrease(pool, 1);
     stats_.reserved_bytes.decrease(pool, int64_t(bytes));
     if (log_ != nullptr) [[unlikely]] log_->push_back({SegmentAction::kFree, address(ptr), bytes});

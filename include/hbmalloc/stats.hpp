@@ -74,6 +74,11 @@ struct Stats {
   int64_t num_device_free = 0;
   VmmCounts vmm;                   // virtual memory operations
 
+  // hbmalloc's own: bytes of plain segments taken and given back (cudaMalloc /
+  // cudaFree); VMM granules are in vmm instead.
+  int64_t device_alloc_bytes = 0;
+  int64_t device_free_bytes = 0;
+
   // hbmalloc's own, filled when a snapshot of the stats is taken.
   int64_t largest_free_block = 0;
   double external_fragmentation = 0.0;  // 1 - largest_free_block / cached_free
@@ -84,6 +89,18 @@ struct Stats {
 struct Usage {
   uint64_t requested = 0, allocated = 0, reserved = 0;
 };
+
+// What every device memory call of `s` would take on a GPU by VmmCounts' cost
+// model, a plain segment priced as creating, mapping and opening its 2 MiB
+// granules and its free as unmapping and releasing them: allocators with and
+// without VMM (hbm, cca, vmm:off) priced alike.
+inline double modeled_device_seconds(const Stats& s) {
+  constexpr double kGranule = double(2ull << 20);
+  const double taken = double(s.device_alloc_bytes) / kGranule, given = double(s.device_free_bytes) / kGranule;
+  return s.vmm.modeled_seconds() +
+         taken * (VmmCounts::kCreateSeconds + VmmCounts::kMapSeconds + VmmCounts::kSetAccessSeconds) +
+         given * (VmmCounts::kUnmapSeconds + VmmCounts::kReleaseSeconds);
+}
 
 // One JSON object with PyTorch's flat keys ("allocated_bytes.all.current", ...)
 // plus hbmalloc's ("hbmalloc.largest_free_block", "hbmalloc.vmm.map", ...).

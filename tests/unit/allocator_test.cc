@@ -125,6 +125,15 @@ TEST(Allocator, EmptyCacheReleasesEveryFreeSegment) {
   EXPECT_EQ(s.reserved_bytes.all.current, int64_t(6 * MiB));
   EXPECT_EQ(a.sim->used_bytes(), 6 * MiB);
   EXPECT_EQ(s.num_device_free, s.num_device_alloc - 1);
+  // Plain segments: their bytes are what was reserved and released.
+  EXPECT_EQ(s.device_alloc_bytes, s.reserved_bytes.all.allocated);
+  EXPECT_EQ(s.device_free_bytes, s.reserved_bytes.all.freed);
+  EXPECT_EQ(s.device_alloc_bytes - s.device_free_bytes, int64_t(6 * MiB));
+  EXPECT_EQ(s.vmm, VmmCounts{});
+  // Priced as their 2 MiB granules: created, mapped and opened when taken,
+  // unmapped and released when given back.
+  const double taken = double(s.device_alloc_bytes) / double(2 * MiB), given = double(s.device_free_bytes) / double(2 * MiB);
+  EXPECT_NEAR(modeled_device_seconds(s), taken * (200e-6 + 1.5e-6 + 36e-6) + given * (26e-6 + 26e-6), 1e-12);
   a->free(keep);
   a->empty_cache();
   EXPECT_EQ(a->stats().reserved_bytes.all.current, 0);

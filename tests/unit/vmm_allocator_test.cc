@@ -239,7 +239,8 @@ TEST(VmmAllocator, StatsJsonCountsVmmOperations) {
   std::string json = stats_to_json(a->stats());
   for (const char* key : {"\"hbmalloc.vmm.create\":2", "\"hbmalloc.vmm.map\":2", "\"hbmalloc.vmm.set_access\":2",
                           "\"hbmalloc.vmm.unmap\":0", "\"hbmalloc.vmm.release\":0", "\"hbmalloc.vmm.peak_held\":2",
-                          "\"hbmalloc.vmm.modeled_seconds\":0.000475"})
+                          "\"hbmalloc.vmm.modeled_seconds\":0.000475", "\"hbmalloc.device_alloc_bytes\":0",
+                          "\"hbmalloc.device_free_bytes\":0"})
     EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
 }
 

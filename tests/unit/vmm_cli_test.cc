@@ -38,10 +38,21 @@ TEST(VmmCli, ReplayJsonCountsVmmOperationsAndTheirModeledTime) {
   EXPECT_NEAR(v["overhead_seconds"].get<double>(), c.overhead_seconds(), 1e-9);
   EXPECT_GT(v["trace_seconds"].get<double>(), 0.0);
   EXPECT_NEAR(v["modeled_share"].get<double>(), c.modeled_seconds() / v["trace_seconds"].get<double>(), 1e-9);
-  // Plain segments: no VMM operation at all.
+  // Every granule came from VMM calls: no plain segment, device time is VMM time.
+  EXPECT_EQ(v["segment_alloc_bytes"].get<int64_t>(), 0);
+  EXPECT_NEAR(v["device_seconds"].get<double>(), c.modeled_seconds(), 1e-9);
+  // Plain segments: no VMM operation at all; their device calls priced as granules.
   nlohmann::json off = replay_json("--conf vmm:off");
   EXPECT_EQ(off["vmm"]["create"].get<int64_t>(), 0);
   EXPECT_EQ(off["vmm"]["modeled_seconds"].get<double>(), 0.0);
+  const int64_t taken = off["vmm"]["segment_alloc_bytes"], given = off["vmm"]["segment_free_bytes"];
+  EXPECT_GE(taken, off["peak_reserved"].get<int64_t>());
+  EXPECT_LE(given, taken);
+  hbmalloc::Stats plain;
+  plain.device_alloc_bytes = taken;
+  plain.device_free_bytes = given;
+  EXPECT_NEAR(off["vmm"]["device_seconds"].get<double>(), hbmalloc::modeled_device_seconds(plain), 1e-9);
+  EXPECT_GT(off["vmm"]["device_seconds"].get<double>(), 0.0);
   EXPECT_LT(off["efficiency"].get<double>(), j["efficiency"].get<double>());
 }
 

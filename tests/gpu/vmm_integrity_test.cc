@@ -24,6 +24,7 @@
 #include "backend/cuda_backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "gpu_support.h"
+#include "support/block_pattern.h"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
@@ -35,17 +36,10 @@ using gpu_test::visible_devices;
 constexpr uint64_t kMiB = 1ull << 20;
 constexpr uint64_t kGiB = 1ull << 30;
 
-uint64_t mix(uint64_t x) {  // splitmix64
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// The block's bytes: word i is mix(id) ^ i * constant, cut to size.
+// The block's bytes (support/block_pattern.h), cut to size.
 std::vector<uint64_t> pattern(uint64_t id, uint64_t size) {
   std::vector<uint64_t> words((size + 7) / 8);
-  for (uint64_t i = 0; i < words.size(); ++i) words[i] = mix(id) ^ (i * 0xD6E8FEB86659FD93ull);
+  for (uint64_t i = 0; i < words.size(); ++i) words[i] = testing::pattern_word(id, i);
   return words;
 }
 

@@ -21,6 +21,7 @@
 #include "backend/host_backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
+#include "support/block_pattern.h"
 #include "support/invariants.h"
 
 namespace hbmalloc {
@@ -31,15 +32,8 @@ using testing::InvariantsHold;
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kGranule = 64 * kKiB;
 
-uint64_t mix(uint64_t x) {  // splitmix64
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 // Word i of block `id` (the last partial word is cut to the block's bytes).
-uint64_t word(uint64_t id, uint64_t i) { return mix(id) ^ (i * 0xD6E8FEB86659FD93ull); }
+uint64_t word(uint64_t id, uint64_t i) { return testing::pattern_word(id, i); }
 
 // Blocks are at least 64-byte aligned: whole words are read and written as
 // such, the last partial word byte by byte.

@@ -130,7 +130,7 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
     std::printf("  %-16s %s taken, %s given back: %.3f ms on a GPU (model, priced as their 2 MiB granules)\n",
                 "plain segments", format_bytes(uint64_t(s.device_alloc_bytes)).c_str(),
                 format_bytes(uint64_t(s.device_free_bytes)).c_str(),
-                (modeled_device_seconds(s) - s.vmm.modeled_seconds()) * 1e3);
+                modeled_segment_seconds(s) * 1e3);
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
   if (config.policy == "cca") {
     if (r.started_from_picture) std::printf("  started from the trace's own segments and live blocks\n");

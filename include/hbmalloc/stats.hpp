@@ -90,17 +90,18 @@ struct Usage {
   uint64_t requested = 0, allocated = 0, reserved = 0;
 };
 
-// What every device memory call of `s` would take on a GPU by VmmCounts' cost
-// model, a plain segment priced as creating, mapping and opening its 2 MiB
-// granules and its free as unmapping and releasing them: allocators with and
-// without VMM (hbm, cca, vmm:off) priced alike.
-inline double modeled_device_seconds(const Stats& s) {
+// What the plain segments of `s` would take on a GPU by VmmCounts' cost
+// model: each priced as creating, mapping and opening its 2 MiB granules, and
+// its free as unmapping and releasing them.
+inline double modeled_segment_seconds(const Stats& s) {
   constexpr double kGranule = double(2ull << 20);
   const double taken = double(s.device_alloc_bytes) / kGranule, given = double(s.device_free_bytes) / kGranule;
-  return s.vmm.modeled_seconds() +
-         taken * (VmmCounts::kCreateSeconds + VmmCounts::kMapSeconds + VmmCounts::kSetAccessSeconds) +
+  return taken * (VmmCounts::kCreateSeconds + VmmCounts::kMapSeconds + VmmCounts::kSetAccessSeconds) +
          given * (VmmCounts::kUnmapSeconds + VmmCounts::kReleaseSeconds);
 }
+// Every device memory call of `s`, VMM and plain segments, priced alike: so
+// allocators with and without VMM (hbm, cca, vmm:off) compare.
+inline double modeled_device_seconds(const Stats& s) { return s.vmm.modeled_seconds() + modeled_segment_seconds(s); }
 
 // One JSON object with PyTorch's flat keys ("allocated_bytes.all.current", ...)
 // plus hbmalloc's ("hbmalloc.largest_free_block", "hbmalloc.vmm.map", ...).

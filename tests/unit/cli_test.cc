@@ -15,6 +15,27 @@ TEST(Cli, HelpListsTheCommands) {
   EXPECT_NE(r.out.find("demo"), std::string::npos) << r.out;
 }
 
+// Each command's --help (anywhere among its arguments) and `help COMMAND`
+// print that command's part of the usage to stdout and run nothing.
+TEST(Cli, CommandHelpPrintsThatCommandOnly) {
+  for (const char* line : {"replay --help", "replay no_such_trace.pickle -h", "help replay"}) {
+    CliResult r = run_cli(line);
+    EXPECT_EQ(r.code, 0) << line << ": " << r.err;
+    EXPECT_TRUE(r.err.empty()) << line << ": " << r.err;
+    EXPECT_NE(r.out.find("replay TRACE [--policy hbm|cca]"), std::string::npos) << line << ": " << r.out;
+    EXPECT_EQ(r.out.find("tune TRACE"), std::string::npos) << line << ": " << r.out;
+  }
+  CliResult tune = run_cli("tune --help");
+  EXPECT_EQ(tune.code, 0);
+  EXPECT_NE(tune.out.find("tune TRACE"), std::string::npos) << tune.out;
+}
+
+TEST(Cli, HelpOfAnUnknownCommandIsNamed) {
+  CliResult r = run_cli("help frobnicate");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err.rfind("hbmalloc help: unknown command 'frobnicate'", 0), 0u) << r.err;
+}
+
 TEST(Cli, NoArgumentsIsUsageError) {
   CliResult r = run_cli("");
   EXPECT_EQ(r.code, 2);

@@ -312,6 +312,25 @@ void TorchAllocator::resetPeakStats(c10::DeviceIndex d) {
 // ---- snapshots and history ---------------------------------------------------
 
 CCA::SnapshotInfo TorchAllocator::snapshot() { return snapshot(c10::cuda::MempoolId_t{0, 0}, true); }
+#if HBMT_TORCH_VERSION >= 210
+// PyTorch gives the mapped bytes of each expandable segment with its stream;
+// hbmalloc's are the page-mapped (VMM) runs, summed per stream and pool.
+std::vector<CCA::StreamSegmentSize> TorchAllocator::getExpandableSegmentSizes(c10::DeviceIndex d) {
+  std::vector<CCA::StreamSegmentSize> sizes;
+  HbmAllocator* a = existing_allocator(d);
+  if (a == nullptr) return sizes;
+  for (const SegmentLayout& seg : a->layout()) {
+    if (!seg.expandable) continue;
+    auto stream = reinterpret_cast<cudaStream_t>(seg.stream);
+    const bool small = seg.pool == Pool::kSmall;
+    auto same = [&](const CCA::StreamSegmentSize& s) { return s.stream == stream && s.is_small_pool == small; };
+    if (auto it = std::find_if(sizes.begin(), sizes.end(), same); it != sizes.end()) it->total_size += seg.size;
+    else sizes.emplace_back(stream, small, seg.size);
+  }
+  return sizes;
+}
+#endif
+
 CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool) { return snapshot(pool, true); }
 
 CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool include_traces) {
@@ -329,7 +348,7 @@ CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool inc
       s.total_size = seg.size;
       s.stream = reinterpret_cast<decltype(s.stream)>(seg.stream);
       s.is_large = seg.pool == Pool::kLarge;
-      s.is_expandable = false;
+      s.is_expandable = seg.expandable;  // a page-mapped (VMM) run, as PyTorch marks its expandable segments
       s.owner_private_pool_id = {seg.private_pool.first, seg.private_pool.second};
       for (const BlockLayout& b : seg.blocks) {
         auto& block = s.blocks.emplace_back();
@@ -450,12 +469,6 @@ bool TorchAllocator::checkPoolLiveAllocations(c10::DeviceIndex d, c10::cuda::Mem
 }
 
 // ---- what hbmalloc does not do (each says so by name) ---------------------------
-
-#if HBMT_TORCH_VERSION >= 210
-std::vector<CCA::StreamSegmentSize> TorchAllocator::getExpandableSegmentSizes(c10::DeviceIndex) {
-  return {};  // hbmalloc has no expandable segments
-}
-#endif
 
 #if HBMT_TORCH_VERSION >= 205
 CCA::ShareableHandle TorchAllocator::shareIpcHandle(void*) {

@@ -85,6 +85,7 @@ TEST(TorchAllocator, SnapshotSegmentsAndBlocksMirrorTheLayout) {
       EXPECT_TRUE(seg.blocks[i].allocated);
       EXPECT_EQ(seg.blocks[i].requested_size, 5 * MiB + 7);
       EXPECT_TRUE(seg.is_large);
+      EXPECT_TRUE(seg.is_expandable);  // the sim backend has VMM, so large blocks lie on page-mapped runs
       EXPECT_EQ(seg.device, 0);
       EXPECT_EQ(reinterpret_cast<uintptr_t>(seg.stream), 3u);
       EXPECT_GE(seg.allocated_size, 5 * MiB + 7);
@@ -98,6 +99,24 @@ TEST(TorchAllocator, SnapshotSegmentsAndBlocksMirrorTheLayout) {
   EXPECT_GE(base + base_size, reinterpret_cast<uintptr_t>(p) + 5 * MiB + 7);
   t.raw_delete(p);
 }
+
+#if HBMT_TORCH_VERSION >= 210
+// The page-mapped runs count as PyTorch's expandable segments: per stream and
+// pool, the bytes mapped; gone again once empty_cache unmaps them.
+TEST(TorchAllocator, ExpandableSegmentSizesAreTheMappedRunsPerStream) {
+  TorchAllocator& t = torch_allocator();
+  t.emptyCache();
+  void* p = t.allocate_on(0, 5 * MiB + 7, stream(5));
+  uint64_t large_on_5 = 0;
+  for (const auto& s : t.getExpandableSegmentSizes(0))
+    if (reinterpret_cast<uintptr_t>(s.stream) == 5u && !s.is_small_pool) large_on_5 += s.total_size;
+  EXPECT_EQ(large_on_5, 6 * MiB);  // three 2 MiB granules behind the 5 MiB block
+  t.raw_delete(p);
+  t.emptyCache();
+  for (const auto& s : t.getExpandableSegmentSizes(0))
+    EXPECT_NE(reinterpret_cast<uintptr_t>(s.stream), 5u) << s.total_size << " bytes still mapped";
+}
+#endif
 
 TEST(TorchAllocator, HistoryRecordsAllocsFreesAndSegments) {
   TorchAllocator& t = torch_allocator();

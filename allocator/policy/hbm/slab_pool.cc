@@ -140,7 +140,9 @@ size_t SlabPool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& i
   size_t got = 0;
   // Empty-list slabs first: spares save reformatting on the next alloc/free pair.
   for (int pass = 0; pass < 2 && got < want; ++pass) {
-    for (auto& [stream, owned] : streams_) {
+    for (auto& [stream_id, owned] : streams_) {
+      // A named copy: clang before 16 cannot capture a structured binding in a lambda.
+      const StreamId stream = stream_id;
       StreamSlabs& st = *owned;
       auto give = [&](Slab* s) {
         idle.ensure(stream);

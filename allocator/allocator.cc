@@ -300,6 +300,7 @@ struct Allocator::Impl {
       throw Error(ErrorCode::kSizeMismatch, "free of " + hex(ptr) + " with size " + std::to_string(expected_size) +
                                                 " but it was allocated with size " + std::to_string(b.requested));
     ErrorCode code = policy->classify_bad_pointer(ptr);
+    if (code != ErrorCode::kDoubleFree && !pools.empty()) code = pools.classify_bad_pointer(ptr);
     if (code == ErrorCode::kDoubleFree) throw Error(code, hex(ptr) + " was already freed");
     throw Error(code, hex(ptr) + " was not returned by hbmalloc on device " + std::to_string(backend->device()));
   }
@@ -322,7 +323,8 @@ struct Allocator::Impl {
   // Statistics with hbmalloc's own figures filled in (under mu).
   Stats stats_now() const {
     Stats s = stats.snapshot();
-    s.largest_free_block = int64_t(policy->largest_free_block());
+    // Over the private pools too, as the cached free bytes below count theirs.
+    s.largest_free_block = int64_t(std::max(policy->largest_free_block(), pools.largest_free_block()));
     int64_t cached_free = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
     s.external_fragmentation = cached_free > 0 ? 1.0 - double(s.largest_free_block) / double(cached_free) : 0.0;
     if (s.external_fragmentation < 0) s.external_fragmentation = 0;

@@ -1,5 +1,6 @@
 #include "private_pools.h"
 
+#include <algorithm>
 #include <string>
 
 #include "hbmalloc/error.hpp"
@@ -109,6 +110,18 @@ void PrivatePools::returned(PrivatePool& pool) {
 
 void PrivatePools::drop_if_done(std::map<PoolId, PrivatePool>::iterator it) {
   if (it != pools_.end() && it->second.uses == 0 && it->second.live == 0) pools_.erase(it);
+}
+
+uint64_t PrivatePools::largest_free_block() const {
+  uint64_t largest = 0;
+  for (const auto& [id, pool] : pools_) largest = std::max(largest, pool.policy->largest_free_block());
+  return largest;
+}
+
+ErrorCode PrivatePools::classify_bad_pointer(void* ptr) const {
+  for (const auto& [id, pool] : pools_)
+    if (pool.policy->classify_bad_pointer(ptr) == ErrorCode::kDoubleFree) return ErrorCode::kDoubleFree;
+  return ErrorCode::kUnknownPointer;
 }
 
 void PrivatePools::release_unused() {

@@ -48,6 +48,10 @@ class PrivatePools {
   void handed_out(PrivatePool& pool) { ++pool.live; }
   // A block went back to the pool's policy.
   void returned(PrivatePool& pool);
+  // The largest cached free block over every pool (0: none).
+  uint64_t largest_free_block() const;
+  // kDoubleFree when a pool's policy holds ptr as freed memory, else kUnknownPointer.
+  ErrorCode classify_bad_pointer(void* ptr) const;
   // Gives back the cached memory of pools no one uses any more.
   void release_unused();
   void set_limit(uint64_t bytes);

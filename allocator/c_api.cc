@@ -3,6 +3,7 @@
 // when HBMALLOC_TRACE / HBMALLOC_OOM_DUMP ask for it or hbm_trace_start runs.
 #include "hbmalloc/hbmalloc.h"
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/recorder.hpp"
 #include "hbmalloc/registry.hpp"
+#include "report/text_report.h"
 #include "trace/file_io.h"
 #include "trace/live_snapshot.h"
 #include "trace/snapshot_writer.h"
@@ -128,6 +130,17 @@ bool guarded(F&& f) {
   return false;
 }
 
+// The length `text` needs; copies what fits into buf, always NUL-terminated
+// when cap > 0 (the contract of hbm_stats_json and hbm_memory_summary).
+size_t copy_text(const std::string& text, char* buf, size_t cap) {
+  if (buf != nullptr && cap > 0) {
+    size_t n = std::min(cap - 1, text.size());
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
+  return text.size();
+}
+
 }  // namespace
 }  // namespace hbmalloc
 
@@ -207,15 +220,13 @@ void hbm_reset_peak_stats(int device) {
 
 size_t hbm_stats_json(int device, char* buf, size_t cap) {
   size_t needed = 0;
-  guarded([&] {
-    std::string json = stats_to_json(allocator_for(device).stats());
-    needed = json.size();
-    if (buf != nullptr && cap > 0) {
-      size_t n = std::min(cap - 1, json.size());
-      std::memcpy(buf, json.data(), n);
-      buf[n] = '\0';
-    }
-  });
+  guarded([&] { needed = copy_text(stats_to_json(allocator_for(device).stats()), buf, cap); });
+  return needed;
+}
+
+size_t hbm_memory_summary(int device, char* buf, size_t cap) {
+  size_t needed = 0;
+  guarded([&] { needed = copy_text(report::render_summary_text(allocator_for(device).stats(), device), buf, cap); });
   return needed;
 }
 

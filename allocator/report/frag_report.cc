@@ -38,21 +38,6 @@ RunFacts facts_of(const trace::Trace& trace, const trace::DeviceTrace& d) {
   return f;
 }
 
-// Rows in PyTorch's memory_summary order, under PyTorch's stat names.
-MemorySummary summary_of(const Stats& s, bool has_history) {
-  MemorySummary m;
-  m.has_history = has_history;
-  m.rows = {{"allocated_bytes", true, s.allocated_bytes},   {"active_bytes", true, s.active_bytes},
-            {"requested_bytes", true, s.requested_bytes},   {"reserved_bytes", true, s.reserved_bytes},
-            {"inactive_split_bytes", true, s.inactive_split_bytes}, {"allocation", false, s.allocation},
-            {"active", false, s.active},                   {"segment", false, s.segment},
-            {"inactive_split", false, s.inactive_split}};
-  m.num_alloc_retries = s.num_alloc_retries;
-  m.num_ooms = s.num_ooms;
-  m.num_device_alloc = s.num_device_alloc;
-  m.num_device_free = s.num_device_free;
-  return m;
-}
 
 MomentFigures moment_of_stats(const Stats& s, std::string moment) {
   MomentFigures m;
@@ -97,6 +82,21 @@ void describe_map(Fragmentation& f, const Layout& layout, const ReportOptions& o
 }
 
 }  // namespace
+
+MemorySummary summary_of(const Stats& s, bool has_history) {
+  MemorySummary m;
+  m.has_history = has_history;
+  m.rows = {{"allocated_bytes", true, s.allocated_bytes},   {"active_bytes", true, s.active_bytes},
+            {"requested_bytes", true, s.requested_bytes},   {"reserved_bytes", true, s.reserved_bytes},
+            {"inactive_split_bytes", true, s.inactive_split_bytes}, {"allocation", false, s.allocation},
+            {"active", false, s.active},                   {"segment", false, s.segment},
+            {"inactive_split", false, s.inactive_split}};
+  m.num_alloc_retries = s.num_alloc_retries;
+  m.num_ooms = s.num_ooms;
+  m.num_device_alloc = s.num_device_alloc;
+  m.num_device_free = s.num_device_free;
+  return m;
+}
 
 FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& result, const ReportOptions& options) {
   const trace::DeviceTrace& d = device_of(trace, result.device);

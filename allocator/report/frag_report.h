@@ -55,6 +55,9 @@ struct FigureRow {
   std::vector<std::string> values;
 };
 
+// Stats as summary rows, in PyTorch's memory_summary order; has_history false
+// keeps only the current figures (a static snapshot).
+MemorySummary summary_of(const Stats& s, bool has_history);
 // The summary as table rows (label, current[, peak, total allocated, total
 // freed]) for both renderers; pool rows are labelled with `indent` first.
 std::vector<std::vector<std::string>> summary_cells(const MemorySummary& s, const std::string& indent);

@@ -197,4 +197,17 @@ std::string render_text(const FragReport& r) {
   return out.str();
 }
 
+std::string render_summary_text(const Stats& s, int device) {
+  std::ostringstream out;
+  std::string title = "hbmalloc memory summary, device " + std::to_string(device);
+  out << title << '\n' << std::string(title.size(), '=') << '\n';
+  summary_section(out, summary_of(s, true));
+  const int64_t cached = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
+  out << "  cached free " << format_bytes(uint64_t(std::max<int64_t>(0, cached))) << ", largest free block "
+      << format_bytes(uint64_t(s.largest_free_block)) << ", external fragmentation "
+      << percent(s.external_fragmentation) << ", limit "
+      << (s.memory_limit > 0 ? format_bytes(uint64_t(s.memory_limit)) : std::string("none")) << '\n';
+  return out.str();
+}
+
 }  // namespace hbmalloc::report

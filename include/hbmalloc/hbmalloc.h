@@ -63,6 +63,11 @@ HBM_API void hbm_reset_peak_stats(int device);
  * return >= cap means buf was too small. Returns 0 and sets the error when
  * the device cannot be initialised. */
 HBM_API size_t hbm_stats_json(int device, char* buf, size_t cap);
+/* Writes the statistics of `device` as a table in the manner of
+ * torch.cuda.memory_summary(), then hbmalloc's own figures (largest free
+ * block, external fragmentation, limit), into buf; same contract as
+ * hbm_stats_json. */
+HBM_API size_t hbm_memory_summary(int device, char* buf, size_t cap);
 /* Walks every structure of `device` and checks that blocks tile segments
  * without overlap and that the statistics equal what the structures hold.
  * Returns 0 when all holds, otherwise -1 with the violation in hbm_last_error. */

@@ -23,6 +23,7 @@ _C_ABI = {
     "hbm_free": (None, [_p, ctypes.c_ssize_t, _i, _p]),
     "hbm_configure": (_i, [_c]),
     "hbm_stats_json": (_s, [_i, _c, _s]),
+    "hbm_memory_summary": (_s, [_i, _c, _s]),
     "hbm_dump_snapshot": (_i, [_c]),
     "hbm_empty_cache": (None, []),
     "hbm_reset_peak_stats": (None, [_i]),

@@ -33,15 +33,20 @@ def _device(device) -> int:
     return 0
 
 
-def _raw(device: int) -> dict:
+def _text(call, device: int, what: str) -> str:
+    """The whole text of an hbm_stats_json-like C call: its length first, then the text."""
     lib = _native.lib()
     lib.hbm_clear_error()
-    need = lib.hbm_stats_json(device, None, 0)
+    need = call(device, None, 0)
     if need == 0:
-        raise RuntimeError(f"hbmalloc: statistics of device {device}: {_native.last_error()}")
+        raise RuntimeError(f"hbmalloc: {what} of device {device}: {_native.last_error()}")
     buf = ctypes.create_string_buffer(need + 1)
-    lib.hbm_stats_json(device, buf, len(buf))
-    return json.loads(buf.value.decode())
+    call(device, buf, len(buf))
+    return buf.value.decode()
+
+
+def _raw(device: int) -> dict:
+    return json.loads(_text(_native.lib().hbm_stats_json, device, "statistics"))
 
 
 def memory_stats(device=None, *, hbmalloc_figures: bool = False) -> "OrderedDict[str, float]":
@@ -61,40 +66,8 @@ def memory_stats(device=None, *, hbmalloc_figures: bool = False) -> "OrderedDict
     return OrderedDict(sorted(out.items()))
 
 
-def _fmt(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def memory_summary(device=None) -> str:
-    """A table of the statistics (PyTorch's rows) with hbmalloc's own figures."""
-    d = _device(device)
-    s = memory_stats(d, hbmalloc_figures=True)
-    rows = [("Allocated memory", "allocated_bytes", True), ("Active memory", "active_bytes", True),
-            ("Requested memory", "requested_bytes", True), ("Reserved memory", "reserved_bytes", True),
-            ("Non-releasable memory", "inactive_split_bytes", True), ("Allocations", "allocation", False),
-            ("Active allocs", "active", False), ("Device reserved segments", "segment", False),
-            ("Non-releasable allocs", "inactive_split", False)]
-    line = "=" * 87
-    out = [line, f" hbmalloc memory summary, device {d}".ljust(87), line,
-           f" {'Metric':<26}| {'Cur Usage':>13} | {'Peak Usage':>13} | {'Tot Alloc':>12} | {'Tot Freed':>10} ", line]
-    for title, key, is_bytes in rows:
-        for pool, label in (("all", title), ("large_pool", "      from large pool"), ("small_pool", "      from small pool")):
-            vals = [s[f"{key}.{pool}.{f}"] for f in _FIELDS]
-            text = [_fmt(v) if is_bytes else str(int(v)) for v in vals]
-            out.append(f" {label:<26}| {text[0]:>13} | {text[1]:>13} | {text[2]:>12} | {text[3]:>10} ")
-        out.append("-" * 87)
-    out.append(f" {'Oversize allocations':<26}| {0:>13} | {0:>13} | {0:>12} | {0:>10} ")
-    out.append(line)
-    cached = s["reserved_bytes.all.current"] - s["allocated_bytes.all.current"]
-    limit = s["hbmalloc.memory_limit"]
-    out.append(f" cached free {_fmt(cached)}, largest free block {_fmt(s['hbmalloc.largest_free_block'])}, "
-               f"external fragmentation {100 * s['hbmalloc.external_fragmentation']:.1f}%, "
-               f"limit {_fmt(limit) if limit else 'none'}")
-    out.append(f" alloc retries {s['num_alloc_retries']}, OOMs {s['num_ooms']}, "
-               f"device allocs {s['num_device_alloc']}, device frees {s['num_device_free']}")
-    out.append(line)
-    return "\n".join(out) + "\n"
+    """The statistics as torch.cuda.memory_summary() tabulates them, then
+    hbmalloc's own figures (largest free block, external fragmentation, limit):
+    the C library's table, the same as hbmalloc's reports print."""
+    return _text(_native.lib().hbm_memory_summary, _device(device), "memory summary")

@@ -52,10 +52,18 @@ def test_memory_stats_follow_allocations():
 
 
 def test_memory_summary_has_pytorchs_rows_and_hbmallocs_figures():
-    text = hbmalloc.memory_summary(0)
-    for row in ("Allocated memory", "Reserved memory", "Non-releasable memory", "largest free block",
+    lib = _native.lib()
+    ptr = lib.hbm_malloc(3 << 20, 0, None)
+    try:
+        text = hbmalloc.memory_summary(0)
+    finally:
+        lib.hbm_free(ptr, 3 << 20, 0, None)
+    assert text.startswith("hbmalloc memory summary, device 0\n")
+    for row in ("Allocated memory", "GPU reserved memory", "Non-releasable memory", "largest free block",
                 "external fragmentation"):
         assert row in text
+    requested = next(line for line in text.splitlines() if line.strip().startswith("Requested memory"))
+    assert "3.00 MiB" in requested  # the live block, read from the C library's table
 
 
 def test_snapshot_and_dump_snapshot_use_pytorchs_schema(tmp_path):

@@ -24,15 +24,19 @@ struct Abi {
   void (*record_stream)(void*, cudaStream_t);
   void (*reset_peak_stats)(int);
   size_t (*stats_json)(int, char*, size_t);
+  size_t (*memory_summary)(int, char*, size_t);
   int (*check_invariants)(int);
   int (*dump_snapshot)(const char*);
   const char* (*last_error)();
   void (*clear_error)();
 
   std::string error() const { return last_error(); }
-  std::string stats(int device = 0) const {
-    std::string s(stats_json(device, nullptr, 0) + 1, '\0');
-    size_t n = stats_json(device, s.data(), s.size());
+  std::string stats(int device = 0) const { return text(stats_json, device); }
+  std::string summary(int device = 0) const { return text(memory_summary, device); }
+  // The whole text of an hbm_stats_json-like call: asks the length, then fills.
+  static std::string text(size_t (*call)(int, char*, size_t), int device) {
+    std::string s(call(device, nullptr, 0) + 1, '\0');
+    size_t n = call(device, s.data(), s.size());
     s.resize(n);
     return s;
   }
@@ -70,6 +74,7 @@ Abi& Load(const char* conf = "backend:sim,capacity:1GiB") {
     a.record_stream = reinterpret_cast<decltype(a.record_stream)>(sym("hbm_record_stream"));
     a.reset_peak_stats = reinterpret_cast<decltype(a.reset_peak_stats)>(sym("hbm_reset_peak_stats"));
     a.stats_json = reinterpret_cast<decltype(a.stats_json)>(sym("hbm_stats_json"));
+    a.memory_summary = reinterpret_cast<decltype(a.memory_summary)>(sym("hbm_memory_summary"));
     a.check_invariants = reinterpret_cast<decltype(a.check_invariants)>(sym("hbm_check_invariants"));
     a.dump_snapshot = reinterpret_cast<decltype(a.dump_snapshot)>(sym("hbm_dump_snapshot"));
     a.last_error = reinterpret_cast<decltype(a.last_error)>(sym("hbm_last_error"));
@@ -245,6 +250,27 @@ TEST_F(CAbi, StatsJsonTruncatesSafely) {
   size_t needed = abi_->stats_json(0, buf, sizeof buf);
   EXPECT_GT(needed, sizeof buf);
   EXPECT_EQ(std::strlen(buf), sizeof buf - 1);
+}
+
+TEST_F(CAbi, MemorySummaryTabulatesTheLiveStatistics) {
+  void* p = abi_->malloc(3 << 20, 0, Stream(0));
+  ASSERT_NE(p, nullptr) << abi_->error();
+  const std::string text = abi_->summary();
+  char buf[8];
+  EXPECT_EQ(abi_->memory_summary(0, buf, sizeof buf), text.size());  // truncated, as hbm_stats_json
+  EXPECT_EQ(std::strlen(buf), sizeof buf - 1);
+  abi_->free(p, 3 << 20, 0, Stream(0));
+  EXPECT_EQ(text.rfind("hbmalloc memory summary, device 0\n", 0), 0u) << text;
+  auto row = [&](const std::string& label) {
+    size_t at = text.find("\n  " + label + " ");
+    return at == std::string::npos ? std::string() : text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+  };
+  EXPECT_NE(row("Allocated memory").find("3.00 MiB"), std::string::npos) << text;
+  EXPECT_NE(row("Requested memory").find("3.00 MiB"), std::string::npos) << text;
+  EXPECT_FALSE(row("GPU reserved memory").empty()) << text;
+  EXPECT_NE(row("Allocations").find(" 1 "), std::string::npos) << text;
+  EXPECT_NE(text.find(", largest free block "), std::string::npos) << text;
+  EXPECT_NE(text.find(", limit 1.00 GiB\n"), std::string::npos) << text;  // the configured capacity
 }
 
 // A fresh process, so the bad HBMALLOC_CONF is what the library first sees.

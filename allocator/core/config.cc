@@ -83,6 +83,12 @@ uint64_t parse_bytes(std::string_view text) {
   return uint64_t(bytes);
 }
 
+std::string format_number(double x) {
+  char text[32];
+  auto [end, ec] = std::to_chars(text, text + sizeof text, x);
+  return ec == std::errc() ? std::string(text, end) : std::to_string(x);
+}
+
 std::string format_bytes(uint64_t bytes) {
   static constexpr const char* kNames[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   double v = double(bytes);
@@ -155,12 +161,10 @@ Config Config::from_env() {
 }
 
 std::vector<std::pair<std::string, std::string>> Config::items() const {
-  char fraction[32];
-  std::snprintf(fraction, sizeof fraction, "%.17g", memory_fraction);
   std::vector<std::pair<std::string, std::string>> out{{"policy", policy},
           {"backend", backend},
           {"capacity", std::to_string(capacity)},
-          {"memory_fraction", fraction},
+          {"memory_fraction", format_number(memory_fraction)},
           {"small_size", std::to_string(small_size)},
           {"slab_size", std::to_string(slab_size)},
           {"segment_round", std::to_string(segment_round)},

@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <string>
 
 #include "hbmalloc/config.hpp"
@@ -56,15 +55,13 @@ bool VmmConfig::parse_key(std::string_view key, std::string_view value) {
 }
 
 std::vector<std::pair<std::string, std::string>> VmmConfig::items() const {
-  char threshold[32];
-  std::snprintf(threshold, sizeof threshold, "%.17g", pressure_threshold);
   std::string remap_name;
   for (auto [mode, name] : kRemapNames)
     if (mode == remap) remap_name = name;
   return {{"vmm", enabled ? "on" : "off"},
           {"granule_size", std::to_string(granule_size)},
           {"remap", remap_name},
-          {"pressure_threshold", threshold}};
+          {"pressure_threshold", format_number(pressure_threshold)}};
 }
 
 }  // namespace hbmalloc

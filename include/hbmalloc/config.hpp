@@ -47,5 +47,7 @@ struct Config {
 uint64_t parse_bytes(std::string_view text);
 // 3221225472 -> "3.00 GiB".
 std::string format_bytes(uint64_t bytes);
+// The shortest text that reads back as x: 0.95 -> "0.95" (not "0.94999999999999996").
+std::string format_number(double x);
 
 }  // namespace hbmalloc

@@ -249,7 +249,7 @@ TEST(ConfigToStringTest, RoundTripsThroughParse) {
     Config c;
     c.backend = "sim";
     c.capacity = 80 * kGiB;
-    c.memory_fraction = 0.3;  // not exact in binary: needs all 17 digits
+    c.memory_fraction = 0.3;  // not exact in binary: read back from its shortest text
     c.small_size = 64 * kKiB;
     c.slab_size = 128 * kKiB;
     c.segment_round = 512;
@@ -300,6 +300,18 @@ TEST(ConfigToStringTest, RoundTripsHugeByteCounts) {
       ADD_FAILURE() << "parse(to_string()) threw for capacity " << capacity << ": " << e.what();
     }
   }
+}
+
+// Fractions print as their shortest exact text, as a person would write them.
+TEST(ConfigToStringTest, FractionsPrintShortestAndExact) {
+  Config c;
+  c.memory_fraction = 0.3;
+  c.vmm.pressure_threshold = 0.95;
+  const std::string text = c.to_string();
+  EXPECT_NE(text.find(",memory_fraction:0.3,"), std::string::npos) << text;
+  EXPECT_NE(text.find(",pressure_threshold:0.95"), std::string::npos) << text;
+  EXPECT_EQ(format_number(0.1 + 0.2), "0.30000000000000004");  // not 0.3: that would read back as another double
+  EXPECT_EQ(format_number(1), "1");
 }
 
 TEST(ConfigToStringTest, MentionsEveryKey) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: build, every GoogleTest through ctest, then the
 # installed tree (exported symbols, dlopen of the installed library, a
-# find_package(hbmalloc) consumer), then the Python package (tests/python).
+# find_package(hbmalloc) consumer), then the Python package (tests/python),
+# then a few seconds of each libFuzzer target (tests/fuzz/smoke.sh, clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -38,5 +39,8 @@ py_log="$BUILD_DIR/python-tests.log"
 bash tests/python/run.sh | tee "$py_log"
 py_count=$(sed -n 's/^python: \([0-9]*\) passed, 0 failed$/\1/p' "$py_log")
 
-# ctest's suites, the three installed-tree checks above and the Python tests.
-echo "tests: $((ctest_count + 3 + py_count)) passed, 0 failed"
+# The fuzz targets build with clang and survive a short run on seeds.
+bash tests/fuzz/smoke.sh
+
+# ctest's suites, the three installed-tree checks above, the Python tests and the fuzz smoke.
+echo "tests: $((ctest_count + 3 + py_count + 1)) passed, 0 failed"

@@ -1,7 +1,5 @@
 // The `hbmalloc` command line: one subcommand per file (tools/*_cmd.cc).
 #include <cstdio>
-#include <cstring>
-#include <string>
 #include <string_view>
 
 #include "commands.h"

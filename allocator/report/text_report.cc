@@ -42,8 +42,11 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-void heading(std::ostream& out, const std::string& title) {
-  out << '\n' << title << '\n' << std::string(title.size(), '-') << '\n';
+// The page title, underlined with '='; sections below use heading().
+void title(std::ostream& out, const std::string& text) { out << text << '\n' << std::string(text.size(), '=') << '\n'; }
+
+void heading(std::ostream& out, const std::string& text) {
+  out << '\n' << text << '\n' << std::string(text.size(), '-') << '\n';
 }
 
 void run_section(std::ostream& out, const FragReport& r) {
@@ -183,8 +186,7 @@ void sizes_section(std::ostream& out, const FragReport& r) {
 
 std::string render_text(const FragReport& r) {
   std::ostringstream out;
-  std::string title = "hbmalloc fragmentation report: " + r.run.source + ", device " + std::to_string(r.run.device);
-  out << title << '\n' << std::string(title.size(), '=') << '\n';
+  title(out, "hbmalloc fragmentation report: " + r.run.source + ", device " + std::to_string(r.run.device));
   run_section(out, r);
   summary_section(out, r.summary);
   fragmentation_section(out, r);
@@ -199,8 +201,7 @@ std::string render_text(const FragReport& r) {
 
 std::string render_summary_text(const Stats& s, int device) {
   std::ostringstream out;
-  std::string title = "hbmalloc memory summary, device " + std::to_string(device);
-  out << title << '\n' << std::string(title.size(), '=') << '\n';
+  title(out, "hbmalloc memory summary, device " + std::to_string(device));
   summary_section(out, summary_of(s, true));
   const int64_t cached = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
   out << "  cached free " << format_bytes(uint64_t(std::max<int64_t>(0, cached))) << ", largest free block "

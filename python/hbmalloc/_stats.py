@@ -8,8 +8,6 @@ from collections import OrderedDict
 
 from . import _native
 
-_STAT_ARRAYS = ("allocation", "segment", "active", "inactive_split", "allocated_bytes", "reserved_bytes",
-                "active_bytes", "inactive_split_bytes", "requested_bytes")
 _FIELDS = ("current", "peak", "allocated", "freed")
 
 

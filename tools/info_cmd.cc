@@ -45,6 +45,7 @@ json device_info(const trace::DeviceTrace& d) {
   j["streams"] = std::vector<uint64_t>(streams.begin(), streams.end());
   j["time_span_us"] = f.last_time_us - f.first_time_us;
   j["peak_requested"] = f.peak_requested;
+  j["peak_demand"] = f.peak_demand;
   if (f.native_peak_reserved) j["native_peak_reserved"] = *f.native_peak_reserved;
   j["native_ooms"] = f.native_ooms;
   if (d.has_segment_picture) {
@@ -82,7 +83,11 @@ void print_text(const json& j) {
     std::printf("\n    peak requested %s", format_bytes(d["peak_requested"].get<uint64_t>()).c_str());
     if (d.contains("native_peak_reserved"))
       std::printf(", native peak reserved %s", format_bytes(d["native_peak_reserved"].get<uint64_t>()).c_str());
-    if (d["native_ooms"].get<uint64_t>()) std::printf(", %llu native OOM(s)", (unsigned long long)d["native_ooms"].get<uint64_t>());
+    if (d["native_ooms"].get<uint64_t>()) {
+      std::printf(", %llu native OOM(s)", (unsigned long long)d["native_ooms"].get<uint64_t>());
+      std::printf("\n    peak demand %s (live bytes plus a failed request, at its worst: no device smaller fits)",
+                  format_bytes(d["peak_demand"].get<uint64_t>()).c_str());
+    }
     std::printf("\n");
     if (d.contains("segments_at_end"))
       std::printf("    %llu segment(s) at the end, %s\n", (unsigned long long)d["segments_at_end"].get<uint64_t>(),

@@ -8,6 +8,7 @@
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_config.h"
+#include "policy/policy_catalog.h"
 #include "replay/replay.h"
 #include "report/frag_report.h"
 #include "report/html_report.h"
@@ -46,6 +47,14 @@ json vmm_to_json(const replay::ReplayResult& r) {
   return j;
 }
 
+// The requests the recording failed, as this replay made them again.
+json failed_requests_json(const replay::ReplayResult& r) {
+  json out = json::array();
+  for (const replay::FailedRequest& f : r.failed_requests)
+    out.push_back({{"event", f.event}, {"size", f.size}, {"stream", f.stream}, {"served", f.served}});
+  return out;
+}
+
 json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
                     std::optional<uint64_t> min_cap, const report::FragReport& rep) {
   json j;
@@ -64,6 +73,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   j["peak_reserved"] = r.peak_reserved;
   j["efficiency"] = r.efficiency;
   j["oom_count"] = r.ooms.size();
+  j["failed_requests"] = failed_requests_json(r);
   j["seconds"] = r.seconds;
   j["events_per_second"] = r.events_per_second;
   json native;
@@ -78,7 +88,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   j["vmm"] = vmm_to_json(r);
   if (min_cap) j["min_capacity"] = *min_cap;
   if (!config.pytorch_settings.empty()) j["pytorch_alloc_conf"] = cca::alloc_conf_text(config.pytorch_settings);
-  if (config.policy == "cca") j["started_from_picture"] = r.started_from_picture;
+  if (policy_named(config.policy).reproduces_recording) j["started_from_picture"] = r.started_from_picture;
   if (r.fidelity) {
     const replay::Fidelity& f = *r.fidelity;
     j["fidelity"] = {{"recorded", f.recorded},
@@ -97,8 +107,9 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                 std::optional<uint64_t> min_cap) {
   std::printf("hbmalloc replay: %s (%s, device %d of %zu)\n", t.source.c_str(), t.format.c_str(), r.device,
               t.devices.size());
-  // cca runs as PyTorch: its settings are a PYTORCH_CUDA_ALLOC_CONF line.
-  const std::string settings = config.policy != "cca" ? config.to_string()
+  // A policy that reads PyTorch's keys runs as PyTorch: its settings are a PYTORCH_CUDA_ALLOC_CONF line.
+  const PolicyDescription& policy = policy_named(config.policy);
+  const std::string settings = !policy.reads_pytorch_settings ? config.to_string()
                                : config.pytorch_settings.empty()
                                    ? std::string("PyTorch's defaults")
                                    : "PYTORCH_CUDA_ALLOC_CONF=" + cca::alloc_conf_text(config.pytorch_settings);
@@ -132,7 +143,7 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                 format_bytes(uint64_t(s.device_free_bytes)).c_str(),
                 modeled_segment_seconds(s) * 1e3);
   if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
-  if (config.policy == "cca") {
+  if (policy.reproduces_recording) {
     if (r.started_from_picture) std::printf("  started from the trace's own segments and live blocks\n");
     else if (!r.start_note.empty()) std::printf("  started with the live blocks allocated anew (%s)\n", r.start_note.c_str());
   }
@@ -143,6 +154,10 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                 (unsigned long long)f.replayed);
   }
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
+  for (const replay::FailedRequest& f : r.failed_requests)
+    if (f.served)
+      std::printf("  event %llu, %s on stream %llu: served here; the recording failed it\n",
+                  (unsigned long long)f.event, format_bytes(f.size).c_str(), (unsigned long long)f.stream);
   if (!r.ooms.empty())
     std::printf("  %zu OOM(s) in this replay: see \"Out of memory\" below\n", r.ooms.size());
   else if (r.capacity)
@@ -180,7 +195,7 @@ int run_replay(int argc, char** argv) {
       throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay on device " +
                                                    std::to_string(options.device) + " (no events, no live blocks)");
     replay::as_recorded(t, options);  // cca: the recording's own settings and device
-    options.fidelity = options.config.policy == "cca";
+    options.fidelity = policy_named(options.config.policy).reproduces_recording;
     options.config.capacity = options.capacity.value_or(0);
 
     Progress bar("replay");

@@ -99,8 +99,18 @@ void print_recommendation(const std::vector<tune::PointResult>& ranked, const st
                           std::optional<uint64_t> capacity) {
   const tune::PointResult* best = best_of(ranked, policy);
   if (best == nullptr) {
-    std::printf("\n%s: no setting in the grid fits in %s; nothing to recommend\n", policy.c_str(),
+    std::printf("\n%s: no setting in the grid fits in %s; nothing to recommend", policy.c_str(),
                 capacity_text(capacity).c_str());
+    // Ranked by min capacity when none fits: the first of this policy needs the least device.
+    for (const tune::PointResult& r : ranked)
+      if (r.point.policy == policy && r.error.empty() && r.min_capacity) {
+        std::printf("\n  the least device any setting fits is %s (%s)", format_bytes(*r.min_capacity).c_str(),
+                    settings_text(r.point).c_str());
+        if (capacity && *r.min_capacity > *capacity)
+          std::printf(": %s more than this one", format_bytes(*r.min_capacity - *capacity).c_str());
+        break;
+      }
+    std::printf("\n");
     return;
   }
   const tune::PointResult* base = baseline_of(ranked, policy);

@@ -1,23 +1,22 @@
 #include <memory>
 
 #include "hbmalloc/error.hpp"
-#include "policy/cca/cca_policy.h"
-#include "policy/hbm/hbm_policy.h"
 #include "policy/policy.h"
+#include "policy/policy_catalog.h"
 
 namespace hbmalloc {
 
 std::unique_ptr<Policy> make_policy(const Config& config, Backend& backend, LiveStats& stats) {
-  if (config.policy == "cca") return std::make_unique<cca::CcaPolicy>(config, backend, stats);
-  if (config.policy != "hbm") throw Error(ErrorCode::kConfig, "policy: unknown policy '" + config.policy + "' (known: hbm, cca)");
-  if (!config.pytorch_settings.empty())
+  const PolicyDescription& description = policy_named(config.policy);
+  if (!description.reads_pytorch_settings && !config.pytorch_settings.empty())
     throw Error(ErrorCode::kConfig, config.pytorch_settings.front().first +
-                                        ": a PyTorch allocator key, read by the cca policy only (policy is hbm)");
-  return std::make_unique<HbmPolicy>(config, backend, stats);
+                                        ": a PyTorch allocator key, read by the cca policy only (policy is " +
+                                        config.policy + ")");
+  return description.make(config, backend, stats);
 }
 
 std::vector<Allocation> Policy::adopt(const Layout&) {
-  throw Error(ErrorCode::kInvalidArgument, "this policy cannot start from a recorded layout (the cca policy can)");
+  throw Error(ErrorCode::kInvalidArgument, "this policy cannot start from a recorded layout (one that reproduces the recording allocator can)");
 }
 
 }  // namespace hbmalloc

@@ -8,6 +8,7 @@
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_config.h"
+#include "policy/policy_catalog.h"
 #include "replay/recorded_addresses.h"
 
 namespace hbmalloc::replay {
@@ -67,7 +68,7 @@ class Run {
           release(e, i);
           break;
         case Action::kOom:
-          if (faithful()) retry_failed_request(r, e, i);
+          retry_failed_request(r, e, i);
           break;
         case Action::kEmptyCache:
           allocator_->empty_cache();
@@ -114,7 +115,7 @@ class Run {
   Allocator& allocator() { return *allocator_; }
 
  private:
-  // The cca policy reproduces a recording: its segments go where the
+  // A policy that reproduces the recording puts its segments where the
   // recording's went, so best fit breaks ties as the recording did.
   void fresh_allocator() {
     Config config = o_.config;
@@ -134,11 +135,12 @@ class Run {
       if (e.action == Action::kSegmentAlloc) placed->plan(e.addr, e.size);
     allocator_ = std::make_unique<Allocator>(config, std::move(placed));
   }
-  bool faithful() const { return o_.config.policy == "cca"; }
+  bool faithful() const { return policy_named(o_.config.policy).reproduces_recording; }
 
-  // The blocks live at trace start. The cca policy takes the trace's own
-  // segments with those blocks at their recorded offsets, so a replay starts
-  // where the recording stood; other policies allocate them anew.
+  // The blocks live at trace start. A policy that reproduces the recording
+  // takes the trace's own segments with those blocks at their recorded
+  // offsets, so a replay starts where the recording stood; other policies
+  // allocate them anew.
   void start(ReplayResult& r) {
     if (faithful() && d_.has_segment_picture) {
       try {
@@ -223,15 +225,20 @@ class Run {
   }
 
   // A request the recording allocator could not serve leaves no alloc
-  // event, only this; its release-and-retry still happened, so a faithful
-  // replay makes the request too (and lets go at once should it succeed).
+  // event, only this. Every policy is asked for it at its place: failing, it
+  // is an OOM of this replay; served, it is let go at once, because the
+  // recorded program never held it and what follows is what it really did.
   void retry_failed_request(ReplayResult& r, const Event& e, uint64_t event) {
+    FailedRequest f{event, e.size, e.stream, e.time_us, false};
     try {
       allocator_->free(allocator_->malloc(e.size, e.stream));
+      f.served = true;
     } catch (const Error& err) {
       if (err.code() != ErrorCode::kOutOfMemory) throw;
       r.ooms.push_back(picture(trace::kNoBlock, e.size, e.stream, event, e.time_us));
+      r.ooms.back().recorded_failure = true;
     }
+    r.failed_requests.push_back(f);
   }
 
   void release(const Event& e, uint64_t event) {
@@ -326,10 +333,13 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
 
 void as_recorded(const trace::Trace& trace, ReplayOptions& options) {
   Config& config = options.config;
-  if (config.policy != "cca") return;
-  config.pytorch_settings = cca::overlay(cca::settings_of_trace(trace.settings), config.pytorch_settings);
-  cca::parse_settings(config.pytorch_settings);
-  if (!options.capacity) options.capacity = recorded_capacity(trace, trace.device_or_error(options.device));
+  const PolicyDescription& policy = policy_named(config.policy);
+  if (policy.reads_pytorch_settings) {
+    config.pytorch_settings = cca::overlay(cca::settings_of_trace(trace.settings), config.pytorch_settings);
+    cca::parse_settings(config.pytorch_settings);
+  }
+  if (policy.reproduces_recording && !options.capacity)
+    options.capacity = recorded_capacity(trace, trace.device_or_error(options.device));
 }
 
 std::optional<uint64_t> recorded_capacity(const trace::Trace& trace, const trace::DeviceTrace& d) {
@@ -354,7 +364,8 @@ uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
   ReplayResult free_run = replay(trace, unlimited);
   // Unlimited, the replay never failed: its own peak is an upper bound that fits.
   uint64_t hi = (free_run.peak_reserved + kCapacityStep - 1) / kCapacityStep;
-  uint64_t lo = free_run.peak_requested / kCapacityStep;  // below the live bytes nothing fits
+  // Below the live bytes nothing fits; at exactly them something may.
+  uint64_t lo = free_run.peak_requested > 0 ? (free_run.peak_requested - 1) / kCapacityStep : 0;
   if (hi == 0) return 0;
   // Bisection assumes fitting is monotone in capacity, which holds for a
   // policy that only ever gains from more room.

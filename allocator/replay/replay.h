@@ -1,11 +1,14 @@
 // Replaying one device of a Trace against an Allocator on the sim backend:
 // the answer to "would it have fit, and with what?".
 //
-// With the cca policy a replay reproduces the recording as closely as it can
-// be told: it starts from the trace's own segments with the blocks live then
-// at their offsets, puts new segments at the recording's addresses (best fit
-// breaks ties by address), and repeats each recorded OOM's request (its
-// release-and-retry changed the cache).
+// Under every policy a request the recording failed (an OOM event) is made
+// again at its place: it fails (an OOM of this replay) or it is served and
+// freed at once, since the recorded program never held it.
+//
+// A policy that reproduces the recording allocator (PolicyDescription::
+// reproduces_recording) goes further: it starts from the trace's own segments
+// with the blocks live then at their offsets and puts new segments at the
+// recording's addresses (best fit breaks ties by address).
 #pragma once
 
 #include <cstdint>
@@ -58,7 +61,17 @@ struct OomRecord {
   uint64_t cached_free = 0;   // reserved - allocated
   uint64_t largest_free_block = 0;
   uint64_t capacity = 0;
+  bool recorded_failure = false;  // the recording failed this request too (its OOM event)
   Layout layout;              // filled when capture_layouts
+};
+
+// A request the recording failed, as this replay made it again.
+struct FailedRequest {
+  uint64_t event = 0;  // index of the trace's OOM event
+  uint64_t size = 0;
+  uint64_t stream = 0;
+  int64_t time_us = 0;
+  bool served = false;  // this replay served it (and freed it at once); else it is among the OOMs
 };
 
 struct ReplayResult {
@@ -70,6 +83,7 @@ struct ReplayResult {
   double efficiency = 0;  // peak_requested / peak_reserved (0 when nothing reserved)
   uint64_t capacity = 0;  // what the simulated device had
   std::vector<OomRecord> ooms;
+  std::vector<FailedRequest> failed_requests;  // the recording's OOMs, in order
   double seconds = 0;           // replay loop only, not reading
   double events_per_second = 0;
   trace::TraceFigures native;   // what the recording says (peak requested, PyTorch's reserved)
@@ -77,8 +91,9 @@ struct ReplayResult {
   std::vector<TimelinePoint> timeline;
   uint64_t peak_reserved_event = 0;  // first event at which peak_reserved was reached
   Layout layout_at_peak;             // when capture_layouts
-  // The cca policy starts from the trace's own segments, with the blocks live
-  // then at their recorded offsets; otherwise those blocks are allocated anew.
+  // A policy that reproduces the recording starts from the trace's own
+  // segments, with the blocks live then at their recorded offsets; otherwise
+  // those blocks are allocated anew.
   bool started_from_picture = false;
   std::string start_note;  // why the picture could not be used, when it could not
   std::optional<Fidelity> fidelity;  // when options.fidelity
@@ -88,12 +103,12 @@ struct ReplayResult {
 // trace that frees a block it never allocated; an OOM is a result, not an error.
 ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options);
 
-// For the cca policy, the conditions the recording ran under, so a replay
-// runs as it did unless told otherwise: the allocator settings the trace
-// recorded (a PyTorch snapshot's allocator_settings) under those
-// options.config names, and, when no capacity is set, the device capacity
-// the recording had (recorded_capacity) if known. Other policies are left
-// alone. Throws Error(kConfig) when the settings do not go together, and
+// For a policy that reproduces the recording allocator, the conditions the
+// recording ran under, so a replay runs as it did unless told otherwise: the
+// allocator settings the trace recorded (a PyTorch snapshot's
+// allocator_settings) under those options.config names, and, when no
+// capacity is set, the device capacity the recording had (recorded_capacity)
+// if known. Other policies are left alone. Throws Error(kConfig) when the settings do not go together, and
 // Error(kInvalidArgument) for a device the trace does not have.
 void as_recorded(const trace::Trace& trace, ReplayOptions& options);
 
@@ -102,7 +117,8 @@ void as_recorded(const trace::Trace& trace, ReplayOptions& options);
 // when neither is known.
 std::optional<uint64_t> recorded_capacity(const trace::Trace& trace, const trace::DeviceTrace& d);
 
-// The smallest capacity, a multiple of 2 MiB, at which the replay has no OOM.
+// The smallest capacity, a multiple of 2 MiB, at which the replay has no OOM:
+// every recorded request is served, the recording's failed ones included.
 uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options);
 
 }  // namespace hbmalloc::replay

@@ -10,6 +10,21 @@ namespace {
 uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 uint64_t plus(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
+// Requests the recording failed that this replay served: the policy, at this
+// capacity, would have avoided those OOMs.
+void served_failures(const FragReport& report, std::vector<std::string>& out) {
+  size_t served = 0;
+  const replay::FailedRequest* first = nullptr;
+  for (const replay::FailedRequest& f : report.failed_requests)
+    if (f.served && served++ == 0) first = &f;
+  if (first == nullptr) return;
+  std::string policy = report.run.policy.empty() ? "this policy" : report.run.policy;
+  out.push_back("the recording failed " + std::to_string(report.failed_requests.size()) + " request(s); " + policy +
+                " serves " + (served == report.failed_requests.size() ? "them" : std::to_string(served) + " of them") +
+                " here (the first, " + format_bytes(first->size) + " at event " + std::to_string(first->event) +
+                "), each freed at once as the program never held it");
+}
+
 }  // namespace
 
 OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_capacity) {
@@ -22,6 +37,7 @@ OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_
   r.cached_free = oom.cached_free;
   r.largest_free_block = oom.largest_free_block;
   r.capacity = oom.capacity;
+  r.recorded_failure = oom.recorded_failure;
 
   const std::string request = format_bytes(oom.size);
   const uint64_t unreserved = minus(oom.capacity, oom.usage.reserved);
@@ -53,6 +69,11 @@ OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_
   return r;
 }
 
+std::string failed_request_verdict(const replay::FailedRequest& f) {
+  return f.served ? "served here; the recording failed it (freed at once: the program never held it)"
+                  : "failed here too (an OOM of this replay)";
+}
+
 bool fragmentation_matters(const MomentFigures& m) {
   return m.external_fragmentation >= 0.5 && m.reserved > 0 && m.cached_free >= m.reserved / 20;
 }
@@ -65,11 +86,15 @@ std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint
     size_t fragmented = 0;
     for (const OomReport& o : report.ooms) fragmented += o.cause == "fragmentation" ? 1 : 0;
     out.push_back(std::to_string(report.ooms.size()) + " request(s) failed; the first (" + format_bytes(first.size) +
-                  " at event " + std::to_string(first.event) + ") by " + first.cause + ": " + first.advice.front());
+                  " at event " + std::to_string(first.event) +
+                  (first.recorded_failure ? ", which the recording failed too" : "") + ") by " + first.cause + ": " +
+                  first.advice.front());
     if (fragmented > 0 && fragmented < report.ooms.size())
       out.push_back(std::to_string(fragmented) + " of the OOMs were fragmentation, the rest lack of capacity");
     if (min_capacity)
-      out.push_back("give the job at least " + format_bytes(*min_capacity) + " of device memory (replayed min capacity)");
+      out.push_back("give the job at least " + format_bytes(*min_capacity) + " of device memory (replayed min capacity" +
+                    (report.failed_requests.empty() ? std::string(")")
+                                                    : ", the requests the recording failed included)"));
   } else if (report.run.static_snapshot) {
     out.push_back("snapshot: " + format_bytes(f.peak_reserved) + " reserved for " + format_bytes(f.peak_requested) +
                   " requested (efficiency " + percent(f.efficiency) + ")");
@@ -90,10 +115,8 @@ std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint
     else
       out.push_back(policy + " peaks at " + format_bytes(f.peak_reserved) + " reserved vs " + format_bytes(native) +
                     " for the recording allocator: needs " + format_bytes(f.peak_reserved - native) + " more");
-    if (report.native->ooms > 0 && report.ooms.empty())
-      out.push_back("the recording allocator hit " + std::to_string(report.native->ooms) +
-                    " OOM(s) on this trace; this replay has none");
   }
+  served_failures(report, out);
   size_t said = out.size();
   if (!f.moments.empty()) {
     const MomentFigures& m = f.moments.front();

@@ -19,6 +19,10 @@ OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_
 // more) and in pieces (external fragmentation 50% or more).
 bool fragmentation_matters(const MomentFigures& m);
 
+// What became of a request the recording failed, in this replay:
+// "served here; the recording failed it" or "failed here too (an OOM of this replay)".
+std::string failed_request_verdict(const replay::FailedRequest& f);
+
 // The closing recommendations, most important first; never empty.
 std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint64_t> min_capacity);
 

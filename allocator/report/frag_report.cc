@@ -138,6 +138,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
     r.ooms.push_back(explain_oom(oom, options.min_capacity));
     if (!oom.layout.empty()) r.maps.push_back({"OOM " + std::to_string(i + 1), oom.event, oom.layout});
   }
+  r.failed_requests = result.failed_requests;
   // Holes from the peak map, or the first OOM's when the peak was not captured.
   if (!r.maps.empty()) describe_map(f, r.maps.front().layout, options);
 

@@ -115,6 +115,7 @@ struct OomReport {
   Usage usage;  // before the request
   uint64_t cached_free = 0, largest_free_block = 0, capacity = 0;
   std::string cause;  // "fragmentation", "capacity", "stream"
+  bool recorded_failure = false;  // the request is one the recording failed too (its OOM event)
   std::vector<std::string> advice;
 };
 
@@ -136,6 +137,9 @@ struct FragReport {
   Fragmentation frag;
   std::optional<NativeBaseline> native;
   std::vector<OomReport> ooms;
+  // The requests the recording failed, as this replay made them again
+  // (those it could not serve are also among `ooms`).
+  std::vector<replay::FailedRequest> failed_requests;
   std::vector<replay::TimelinePoint> timeline;
   std::vector<SizeBucket> sizes;  // contiguous from the smallest bucket used to the largest
   std::vector<SegmentMap> maps;

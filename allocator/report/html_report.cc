@@ -139,6 +139,17 @@ std::string oom_section(const FragReport& r) {
   return out;
 }
 
+std::string failed_requests_section(const FragReport& r) {
+  if (r.failed_requests.empty()) return "";
+  HtmlTable t({"#", "event", "request", "stream", "in this replay"}, "nnnnl");
+  for (size_t i = 0; i < r.failed_requests.size(); ++i) {
+    const replay::FailedRequest& f = r.failed_requests[i];
+    t.row({std::to_string(i + 1), std::to_string(f.event), format_bytes(f.size), std::to_string(f.stream),
+           failed_request_verdict(f)});
+  }
+  return h2("Requests the recording failed (" + std::to_string(r.failed_requests.size()) + ")") + t.finish();
+}
+
 // A figure's name with what it means, e.g. "cached free (reserved - allocated)".
 std::string label_of(const FigureRow& row) { return row.meaning.empty() ? row.name : row.name + " " + row.meaning; }
 
@@ -243,6 +254,7 @@ std::string render_html(const FragReport& r) {
   out += advice_section(r);
   out += timeline_section(r);
   out += oom_section(r);
+  out += failed_requests_section(r);
   out += maps_section(r);
   out += fragmentation_section(r);
   out += holes_section(r);

@@ -280,8 +280,15 @@ json to_json(const FragReport& r) {
                     {"largest_free_block", o.largest_free_block},
                     {"capacity", o.capacity},
                     {"cause", o.cause},
+                    {"recorded_failure", o.recorded_failure},
                     {"advice", o.advice}});
   j["ooms"] = ooms;
+
+  json failed = json::array();
+  for (const replay::FailedRequest& f : r.failed_requests)
+    failed.push_back({{"event", f.event}, {"time_us", f.time_us}, {"size", f.size}, {"stream", f.stream},
+                      {"served", f.served}});
+  j["failed_requests"] = failed;
 
   json timeline = json::array();  // [event, time_us, requested, allocated, reserved]: compact for long runs
   for (const replay::TimelinePoint& p : r.timeline)
@@ -417,8 +424,20 @@ FragReport report_from_json(const json& j, const std::string& source) {
     rep.largest_free_block = in.u64(o, p, "largest_free_block");
     rep.capacity = in.u64(o, p, "capacity");
     rep.cause = in.string(o, p, "cause");
+    // Reports saved before failed requests were replayed under every policy lack it.
+    if (o.is_object() && o.contains("recorded_failure")) rep.recorded_failure = in.boolean(o, p, "recorded_failure");
     rep.advice = in.strings(o, p, "advice");
     r.ooms.push_back(std::move(rep));
+  }
+
+  if (j.contains("failed_requests")) {
+    const json& failed = in.array(j, "", "failed_requests");
+    for (size_t i = 0; i < failed.size(); ++i) {
+      const std::string p = Reader::index("failed_requests", i);
+      const json& f = failed[i];
+      r.failed_requests.push_back({in.u64(f, p, "event"), in.u64(f, p, "size"), in.u64(f, p, "stream"),
+                                   in.i64(f, p, "time_us"), in.boolean(f, p, "served")});
+    }
   }
 
   const json& timeline = in.array(j, "", "timeline");

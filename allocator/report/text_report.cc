@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "hbmalloc/config.hpp"
+#include "report/advice.h"
 #include "report/format.h"
 
 namespace hbmalloc::report {
@@ -167,6 +168,17 @@ void oom_section(std::ostream& out, const FragReport& r) {
   }
 }
 
+// Each request the recording failed: did this replay serve it?
+void failed_requests_section(std::ostream& out, const FragReport& r) {
+  if (r.failed_requests.empty()) return;
+  heading(out, "Requests the recording failed (" + std::to_string(r.failed_requests.size()) + ")");
+  for (size_t i = 0; i < r.failed_requests.size(); ++i) {
+    const replay::FailedRequest& f = r.failed_requests[i];
+    out << "  #" << i + 1 << " event " << f.event << ": request " << format_bytes(f.size) << " on stream "
+        << f.stream << ": " << failed_request_verdict(f) << '\n';
+  }
+}
+
 void sizes_section(std::ostream& out, const FragReport& r) {
   if (r.sizes.empty()) return;
   heading(out, std::string("Request sizes (") + (r.run.static_snapshot ? "live blocks" : "alloc events") + ")");
@@ -193,6 +205,7 @@ std::string render_text(const FragReport& r) {
   native_section(out, r);
   holes_section(out, r);
   oom_section(out, r);
+  failed_requests_section(out, r);
   sizes_section(out, r);
   heading(out, "What to do");
   for (const std::string& a : r.advice) out << "  - " << a << '\n';

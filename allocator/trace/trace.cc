@@ -65,6 +65,7 @@ FiguresTally::FiguresTally(const DeviceTrace& d)
 
 TraceFigures FiguresTally::finish() const {
   TraceFigures f = f_;
+  f.peak_demand = std::max(f.peak_demand, f.peak_requested);
   if (has_segment_picture_) f.native_peak_reserved = peak_reserved_;
   return f;
 }

@@ -98,6 +98,10 @@ struct TraceFigures {
   uint64_t segment_events = 0;
   int64_t first_time_us = 0, last_time_us = 0;  // over events with a time (0: none)
   uint64_t peak_requested = 0;
+  // The peak had every failed request (OOM event) been served at its place
+  // and let go at once: live requested bytes plus the request. No allocator
+  // serves the whole trace in less.
+  uint64_t peak_demand = 0;
   std::optional<uint64_t> native_peak_reserved;  // when has_segment_picture
   uint64_t native_ooms = 0;
   // The device memory the recording allocator could use, as its first OOM
@@ -149,6 +153,7 @@ class FiguresTally {
         reserved_ -= e.size;
         break;
       case Action::kOom:
+        if (requested_ + e.size > f_.peak_demand) f_.peak_demand = requested_ + e.size;
         // PyTorch records the device's free bytes after releasing its cache.
         if (f_.native_ooms++ == 0 && has_segment_picture_) f_.native_capacity = reserved_ + e.addr;
         break;

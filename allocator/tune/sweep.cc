@@ -39,9 +39,12 @@ PointResult run_point(const trace::Trace& trace, const Point& point, size_t inde
 }  // namespace
 
 bool ranks_before(const PointResult& a, const PointResult& b) {
+  // Points that fit rank by what they reserve; points that do not, by the
+  // device they would need (min capacity), which is what their user must buy.
   auto key = [](const PointResult& r) {
-    return std::make_tuple(!r.error.empty(), !r.fits, r.peak_reserved, r.min_capacity.value_or(UINT64_MAX), r.ooms,
-                           r.point.settings.size(), r.index);
+    const uint64_t need = r.min_capacity.value_or(UINT64_MAX);
+    return std::make_tuple(!r.error.empty(), !r.fits, r.fits ? r.peak_reserved : need,
+                           r.fits ? need : r.peak_reserved, r.ooms, r.point.settings.size(), r.index);
   };
   return key(a) < key(b);
 }

@@ -169,8 +169,13 @@ TEST(Recorder, RandomRunReplaysToTheLiveFigures) {
     EXPECT_EQ(end.reserved, uint64_t(live.reserved_bytes.all.current));
     EXPECT_EQ(end.segments_at_end, uint64_t(live.reserved_bytes.all.current));
 
+    // Unlimited, the replay serves the requests the live run failed (and lets
+    // each go at once): its peak is the trace's demand, the failed ones included.
     replay::ReplayResult r = replay_unlimited(t);
-    EXPECT_EQ(r.peak_requested, uint64_t(live.requested_bytes.all.peak));
+    EXPECT_EQ(r.peak_requested, f.peak_demand);
+    EXPECT_GE(f.peak_demand, uint64_t(live.requested_bytes.all.peak));
+    EXPECT_EQ(r.failed_requests.size(), f.native_ooms);
+    for (const replay::FailedRequest& failed : r.failed_requests) EXPECT_TRUE(failed.served);
     EXPECT_TRUE(r.ooms.empty());
     EXPECT_EQ(r.native.native_peak_reserved, f.native_peak_reserved);
   }
@@ -336,7 +341,10 @@ void expect_consistent_dump(const std::string& file, const Stats& at_oom, uint64
   EXPECT_EQ(end.segments_at_end, uint64_t(at_oom.reserved_bytes.all.current));
   replay::ReplayResult r = replay_unlimited(t);
   EXPECT_TRUE(r.ooms.empty());
-  EXPECT_EQ(r.peak_requested, trace::figures_of(d).peak_requested);
+  ASSERT_FALSE(r.failed_requests.empty());
+  EXPECT_TRUE(r.failed_requests.back().served);
+  EXPECT_EQ(r.failed_requests.back().size, request);
+  EXPECT_EQ(r.peak_requested, trace::figures_of(d).peak_demand);
 }
 
 uint64_t failed_request(const trace::Trace& t) { return t.devices.at(0).events.back().size; }

@@ -105,6 +105,46 @@ TEST(ReplayCli, OtherDevicesAndNativeOoms) {
   expect_bad_input(run("replay " + file + " --device 9"), "no device 9");
 }
 
+// The job died asking for 4.94 GiB with 78.29 GiB live on a 78.51 GiB device:
+// no policy serves that, and none may say the trace fits.
+TEST(ReplayCli, ARecordedOomThatNoAllocatorAvoidsFailsUnderEveryPolicy) {
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
+  const std::string file = (shared() / "snapshots" / "codelocation_memory_snapshot.pickle").string();
+  const uint64_t at_least = uint64_t(83.2 * double(1ull << 30));
+  for (const char* policy : {"hbm", "cca"}) {
+    SCOPED_TRACE(policy);
+    Result r = run("replay " + file + " --device 1 --capacity 84299579392 --min-capacity --json --policy " + policy);
+    ASSERT_EQ(r.code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_GE(j["oom_count"].get<uint64_t>(), 1u);
+    ASSERT_EQ(j["failed_requests"].size(), 1u);
+    EXPECT_FALSE(j["failed_requests"][0]["served"].get<bool>());
+    EXPECT_EQ(j["failed_requests"][0]["size"].get<uint64_t>(), j["report"]["failed_requests"][0]["size"].get<uint64_t>());
+    EXPECT_GE(j["min_capacity"].get<uint64_t>(), at_least);
+
+    Result text = run("replay " + file + " --device 1 --capacity 84299579392 --policy " + policy);
+    EXPECT_EQ(text.out.find("no OOM"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("failed here too"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("which the recording failed too"), std::string::npos) << text.out;
+  }
+
+  // Unlimited, the request is served, said so, and let go at once.
+  Result unlimited = run("replay " + file + " --device 1");
+  ASSERT_EQ(unlimited.code, 0) << unlimited.err;
+  EXPECT_NE(unlimited.out.find("served here; the recording failed it"), std::string::npos) << unlimited.out;
+
+  Result tune = run("tune " + file + " --device 1 --policy hbm --json");
+  ASSERT_EQ(tune.code, 0) << tune.err;
+  nlohmann::json t = nlohmann::json::parse(tune.out);
+  ASSERT_FALSE(t["points"].empty());
+  for (const nlohmann::json& point : t["points"]) {
+    SCOPED_TRACE(point["settings"].get<std::string>());
+    EXPECT_FALSE(point["fits"].get<bool>());
+    EXPECT_GE(point["min_capacity"].get<uint64_t>(), at_least);
+  }
+  EXPECT_TRUE(t["recommendation"].is_null());
+}
+
 TEST(ReplayCli, BadInputIsOneLineAndExitCodeTwo) {
   ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   std::string whole = hbmalloc::testing::slurp(shared() / "snapshots" / "eornn_snapshot.pickle");

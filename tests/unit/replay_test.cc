@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "hbmalloc/error.hpp"
+#include "policy/policy_catalog.h"
 
 namespace hbmalloc::replay {
 namespace {
@@ -34,6 +35,8 @@ struct TraceBuilder {
   }
   void free(uint32_t id) { d.events.push_back(Event{0, 0, 0, 0, id, Action::kFree}); }
   void event(Action a, uint64_t size = 0) { d.events.push_back(Event{0, 0, size, 0, trace::kNoBlock, a}); }
+  // A request the recording failed: PyTorch's `oom` entry.
+  void oom(uint64_t size, uint64_t stream = 0) { d.events.push_back(Event{0, 0, size, stream, trace::kNoBlock, Action::kOom}); }
 };
 
 TEST(Replay, PeakRequestedMatchesTheTraceFigures) {
@@ -219,6 +222,96 @@ TEST(Replay, LayoutAtThePeakWithoutATimeline) {
   }
   EXPECT_EQ(reserved, r.peak_reserved);
   EXPECT_EQ(allocated, r.peak_allocated);
+}
+
+}  // namespace
+}  // namespace hbmalloc::replay
+
+namespace hbmalloc::replay {
+namespace {
+
+// 60 MiB live, then the recording fails a request of 80 MiB, then goes on.
+TraceBuilder failed_request_trace() {
+  TraceBuilder b;
+  uint32_t a = b.alloc(60 * kMiB);
+  b.oom(80 * kMiB, 3);
+  uint32_t c = b.alloc(30 * kMiB);
+  b.free(a);
+  b.free(c);
+  return b;
+}
+
+TEST(Replay, EveryPolicyFailsARecordedFailedRequestThatCannotFit) {
+  TraceBuilder b = failed_request_trace();
+  for (const PolicyDescription& p : policy_catalog()) {
+    SCOPED_TRACE(std::string(p.name));
+    ReplayOptions o;
+    o.config.policy = std::string(p.name);
+    o.capacity = 128 * kMiB;  // 60 live + 80 asked: no allocator serves it
+    ReplayResult r = replay(b.t, o);
+    ASSERT_EQ(r.failed_requests.size(), 1u);
+    EXPECT_EQ(r.failed_requests[0].event, 1u);
+    EXPECT_EQ(r.failed_requests[0].size, 80 * kMiB);
+    EXPECT_EQ(r.failed_requests[0].stream, 3u);
+    EXPECT_FALSE(r.failed_requests[0].served);
+    ASSERT_EQ(r.ooms.size(), 1u);
+    EXPECT_EQ(r.ooms[0].event, 1u);
+    EXPECT_EQ(r.ooms[0].size, 80 * kMiB);
+    EXPECT_TRUE(r.ooms[0].recorded_failure);
+    EXPECT_EQ(r.peak_requested, 90 * kMiB);  // the replay goes on after it
+  }
+}
+
+TEST(Replay, EveryPolicyServesARecordedFailedRequestThatFitsAndFreesItAtOnce) {
+  TraceBuilder b = failed_request_trace();
+  for (const PolicyDescription& p : policy_catalog()) {
+    SCOPED_TRACE(std::string(p.name));
+    ReplayOptions o;
+    o.config.policy = std::string(p.name);
+    o.capacity = 512 * kMiB;
+    ReplayResult r = replay(b.t, o);
+    ASSERT_EQ(r.failed_requests.size(), 1u);
+    EXPECT_TRUE(r.failed_requests[0].served);
+    EXPECT_TRUE(r.ooms.empty());
+    // Held for a moment beside the 60 MiB live, then let go: the 30 MiB that
+    // follows is live beside the 60 MiB only.
+    EXPECT_EQ(r.peak_requested, 140 * kMiB);
+    EXPECT_EQ(r.peak_requested, trace::figures_of(b.d).peak_demand);
+    EXPECT_EQ(r.final_stats.requested_bytes.all.current, 0);
+    EXPECT_EQ(r.allocs, 2u);  // the failed request is not an alloc of the trace
+  }
+}
+
+TEST(Replay, EveryPolicysMinCapacityServesTheRecordedFailedRequest) {
+  TraceBuilder b = failed_request_trace();
+  for (const PolicyDescription& p : policy_catalog()) {
+    SCOPED_TRACE(std::string(p.name));
+    ReplayOptions o;
+    o.config.policy = std::string(p.name);
+    const uint64_t cap = min_capacity(b.t, o);
+    EXPECT_GE(cap, 140 * kMiB);
+    o.capacity = cap;
+    ReplayResult fits = replay(b.t, o);
+    EXPECT_TRUE(fits.ooms.empty());
+    ASSERT_EQ(fits.failed_requests.size(), 1u);
+    EXPECT_TRUE(fits.failed_requests[0].served);
+    o.capacity = cap - 2 * kMiB;
+    EXPECT_FALSE(replay(b.t, o).ooms.empty());
+  }
+}
+
+TEST(Replay, PeakDemandCountsTheWorstFailedRequest) {
+  TraceBuilder b;
+  uint32_t a = b.alloc(50 * kMiB);
+  b.oom(10 * kMiB);  // 60: below the 70 MiB peak that follows
+  uint32_t c = b.alloc(20 * kMiB);
+  b.free(c);
+  b.oom(40 * kMiB);  // 90: the demand
+  b.free(a);
+  const trace::TraceFigures f = trace::figures_of(b.d);
+  EXPECT_EQ(f.peak_requested, 70 * kMiB);
+  EXPECT_EQ(f.peak_demand, 90 * kMiB);
+  EXPECT_EQ(f.native_ooms, 2u);
 }
 
 }  // namespace

@@ -127,6 +127,23 @@ TEST(TuneRank, FittingThenLeastReservedThenSimpler) {
   EXPECT_EQ(v[4].index, 4u) << "a point whose replay failed comes last";
 }
 
+TEST(TuneRank, PointsThatDoNotFitRankByTheDeviceTheyNeed) {
+  auto r = [](uint64_t reserved, uint64_t min_capacity, size_t index) {
+    PointResult x;
+    x.fits = false;
+    x.peak_reserved = reserved;
+    x.min_capacity = min_capacity;
+    x.index = index;
+    return x;
+  };
+  // Reserving less at a capacity it overflows says little; needing less device says what to buy.
+  std::vector<PointResult> v = {r(70, 90, 0), r(78, 83, 1), r(75, 85, 2)};
+  std::sort(v.begin(), v.end(), ranks_before);
+  EXPECT_EQ(v[0].index, 1u);
+  EXPECT_EQ(v[1].index, 2u);
+  EXPECT_EQ(v[2].index, 0u);
+}
+
 // A small trace whose best settings differ: a split-heavy pattern.
 trace::Trace PatternTrace() {
   trace::Trace t;

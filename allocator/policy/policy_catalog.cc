@@ -1,0 +1,48 @@
+#include "policy/policy_catalog.h"
+
+#include <array>
+
+#include "hbmalloc/error.hpp"
+#include "policy/cca/cca_policy.h"
+#include "policy/hbm/hbm_policy.h"
+#include "policy/policy.h"
+
+namespace hbmalloc {
+namespace {
+
+std::unique_ptr<Policy> make_hbm(const Config& config, Backend& backend, LiveStats& stats) {
+  return std::make_unique<HbmPolicy>(config, backend, stats);
+}
+std::unique_ptr<Policy> make_cca(const Config& config, Backend& backend, LiveStats& stats) {
+  return std::make_unique<cca::CcaPolicy>(config, backend, stats);
+}
+
+constexpr std::array kPolicies = {
+    PolicyDescription{"hbm", "size-class slabs and page-mapped large blocks that remap free granules under pressure",
+                      /*reproduces_recording=*/false, /*reads_pytorch_settings=*/false, make_hbm},
+    PolicyDescription{"cca", "PyTorch's CUDACachingAllocator, rule for rule, under PyTorch's own keys",
+                      /*reproduces_recording=*/true, /*reads_pytorch_settings=*/true, make_cca},
+};
+
+}  // namespace
+
+std::span<const PolicyDescription> policy_catalog() { return kPolicies; }
+
+const PolicyDescription* find_policy(std::string_view name) {
+  for (const PolicyDescription& p : kPolicies)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+std::string policy_names() {
+  std::string out;
+  for (const PolicyDescription& p : kPolicies) out += (out.empty() ? "" : ", ") + std::string(p.name);
+  return out;
+}
+
+const PolicyDescription& policy_named(std::string_view name) {
+  if (const PolicyDescription* p = find_policy(name)) return *p;
+  throw Error(ErrorCode::kConfig, "policy: unknown policy '" + std::string(name) + "' (known: " + policy_names() + ")");
+}
+
+}  // namespace hbmalloc

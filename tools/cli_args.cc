@@ -83,6 +83,16 @@ bool Args::integer(const std::string& name, long min, long max, long& out) const
   return true;
 }
 
+bool Args::input_limits(trace::InputLimits& out) const {
+  std::optional<uint64_t> max;
+  if (!bytes(trace::kMaxInputFlag, max)) return false;
+  if (max) {
+    out.max_bytes = *max;
+    out.chosen = true;
+  }
+  return true;
+}
+
 void Args::fail(const std::string& message) const {
   std::fprintf(stderr, "hbmalloc %s: %s\n", command_.c_str(), message.c_str());
 }

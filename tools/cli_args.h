@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "trace/input_limits.h"
+
 namespace hbmalloc::tools {
 
 class Args {
@@ -26,6 +28,8 @@ class Args {
   // Typed values; false (after printing why) when the text does not parse.
   bool bytes(const std::string& name, std::optional<uint64_t>& out) const;
   bool integer(const std::string& name, long min, long max, long& out) const;
+  // --max-input SIZE (a command that reads traces lists it among its options).
+  bool input_limits(trace::InputLimits& out) const;
 
   // Prints "hbmalloc <command>: <message>" to stderr.
   void fail(const std::string& message) const;

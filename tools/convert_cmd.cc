@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli_args.h"
+#include "trace/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/error.hpp"
 #include "trace/read_trace.h"
@@ -14,8 +15,9 @@
 namespace hbmalloc::tools {
 
 int run_convert(int argc, char** argv) {
-  Args args("convert", {}, {});
-  if (!args.parse(argc, argv)) return 2;
+  Args args("convert", {"--max-input"}, {});
+  trace::InputLimits limits;
+  if (!args.parse(argc, argv) || !args.input_limits(limits)) return 2;
   if (args.positional().size() != 2) {
     args.fail("wants IN and OUT (see hbmalloc help)");
     return 2;
@@ -29,14 +31,14 @@ int run_convert(int argc, char** argv) {
     return 2;
   }
   try {
-    const trace::Trace t = trace::read_trace_file(in);
+    const trace::Trace t = trace::read_trace_file(in, limits);
     trace::write_trace_file(t, out);
     size_t events = 0;
     for (const trace::DeviceTrace& d : t.devices) events += d.events.size();
     std::printf("hbmalloc convert: %s (%s) -> %s (%s): %zu device(s), %zu events\n", in.c_str(), t.format.c_str(),
                 out.c_str(), format->c_str(), t.devices.size(), events);
   } catch (const Error& e) {
-    std::fprintf(stderr, "hbmalloc convert: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc convert: %s\n", trace::safe_text(e.what()).c_str());
     return 2;
   }
   return 0;

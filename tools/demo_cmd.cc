@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "trace/safe_text.h"
 #include "hbmalloc/allocator.hpp"
 
 namespace hbmalloc::tools {
@@ -60,7 +61,7 @@ int run_demo(int argc, char** argv) {
   try {
     config = Config::parse(o.conf);
   } catch (const Error& e) {
-    std::fprintf(stderr, "hbmalloc demo: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc demo: %s\n", trace::safe_text(e.what()).c_str());
     return 2;
   }
   config.backend = "sim";
@@ -92,7 +93,7 @@ int run_demo(int argc, char** argv) {
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kOutOfMemory) throw;
     ++ooms;
-    std::fprintf(stderr, "hbmalloc demo: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc demo: %s\n", trace::safe_text(e.what()).c_str());
   }
   for (void* p : params) alloc.free(p);
   alloc.check_invariants();

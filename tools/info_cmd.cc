@@ -7,6 +7,8 @@
 #include <string>
 
 #include "cli_args.h"
+#include "json_out.h"
+#include "trace/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
@@ -110,14 +112,15 @@ void print_text(const json& j) {
 }  // namespace
 
 int run_info(int argc, char** argv) {
-  Args args("info", {}, {"--json"});
-  if (!args.parse(argc, argv)) return 2;
+  Args args("info", {"--max-input"}, {"--json"});
+  trace::InputLimits limits;
+  if (!args.parse(argc, argv) || !args.input_limits(limits)) return 2;
   if (args.positional().size() != 1) {
     args.fail("wants exactly one TRACE file (see hbmalloc help)");
     return 2;
   }
   try {
-    trace::Trace t = trace::read_trace_file(args.positional()[0]);
+    trace::Trace t = trace::read_trace_file(args.positional()[0], limits);
     json j;
     j["trace"] = t.source;
     j["format"] = t.format;
@@ -128,11 +131,11 @@ int run_info(int argc, char** argv) {
     j["devices"] = json::array();
     for (const trace::DeviceTrace& d : t.devices) j["devices"].push_back(device_info(d));
     if (args.has("--json"))
-      std::printf("%s\n", j.dump(2).c_str());
+      std::printf("%s\n", json_text(j).c_str());
     else
       print_text(j);
   } catch (const Error& e) {
-    std::fprintf(stderr, "hbmalloc info: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc info: %s\n", trace::safe_text(e.what()).c_str());
     return 2;
   }
   return 0;

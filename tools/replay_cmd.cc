@@ -4,6 +4,8 @@
 #include <string>
 
 #include "cli_args.h"
+#include "json_out.h"
+#include "trace/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
@@ -95,7 +97,8 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
                      {"replayed", f.replayed},
                      {"matched", f.matched},
                      {"matched_fraction", f.matched_fraction},
-                     {"first_difference", f.first_difference}};
+                     {"first_difference", f.first_difference},
+                     {"exact", f.exact}};
   }
   // Each OOM, with its cause and advice, is in report.ooms; `hbmalloc report`
   // re-renders a saved replay from this member.
@@ -149,9 +152,10 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
   }
   if (r.fidelity && r.fidelity->recorded > 0) {
     const replay::Fidelity& f = *r.fidelity;
-    std::printf("  %-16s %14.4f   %llu of %llu recorded segment events matched (%llu replayed)\n", "fidelity",
-                f.matched_fraction, (unsigned long long)f.matched, (unsigned long long)f.recorded,
-                (unsigned long long)f.replayed);
+    std::printf("  %-16s %14.4f   %s%llu of %llu recorded segment events matched (%llu replayed)%s\n", "fidelity",
+                f.matched_fraction, f.exact ? "" : "at least ", (unsigned long long)f.matched,
+                (unsigned long long)f.recorded, (unsigned long long)f.replayed,
+                f.exact ? "" : "; a lower bound: the comparison was cut into parts to bound its work");
   }
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
   for (const replay::FailedRequest& f : r.failed_requests)
@@ -169,8 +173,10 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
 }  // namespace
 
 int run_replay(int argc, char** argv) {
-  Args args("replay", {"--policy", "--conf", "--capacity", "--device", "--html"}, {"--json", "--min-capacity"});
-  if (!args.parse(argc, argv)) return 2;
+  Args args("replay", {"--policy", "--conf", "--capacity", "--device", "--html", "--max-input"},
+            {"--json", "--min-capacity"});
+  trace::InputLimits limits;
+  if (!args.parse(argc, argv) || !args.input_limits(limits)) return 2;
   if (args.positional().size() != 1) {
     args.fail("wants exactly one TRACE file (see hbmalloc help)");
     return 2;
@@ -182,7 +188,7 @@ int run_replay(int argc, char** argv) {
     options.config = Config::parse(args.value("--conf").value_or(""));
     if (auto p = args.value("--policy")) options.config.policy = *p;
     options.config.backend = "sim";  // what replay runs on, whatever the conf says
-    trace::Trace t = trace::read_trace_file(args.positional()[0]);
+    trace::Trace t = trace::read_trace_file(args.positional()[0], limits);
     bool empty = true;
     for (const trace::DeviceTrace& d : t.devices) empty = empty && d.events.empty() && d.live_at_start.empty();
     if (empty) throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay (the trace is empty)");
@@ -218,14 +224,14 @@ int run_replay(int argc, char** argv) {
     if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(rep));
 
     if (args.has("--json")) {
-      std::printf("%s\n", replay_to_json(t, r, options.config, min_cap, rep).dump(2).c_str());
+      std::printf("%s\n", json_text(replay_to_json(t, r, options.config, min_cap, rep)).c_str());
     } else {
       print_text(t, r, options.config, min_cap);
       std::printf("\n%s", report::render_text(rep).c_str());
       if (auto html = args.value("--html")) std::printf("\nHTML report: %s\n", html->c_str());
     }
   } catch (const Error& e) {
-    std::fprintf(stderr, "hbmalloc replay: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc replay: %s\n", trace::safe_text(e.what()).c_str());
     return 2;
   }
   return 0;

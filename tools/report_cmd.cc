@@ -5,6 +5,9 @@
 #include <string>
 
 #include "cli_args.h"
+#include "json_out.h"
+#include "trace/json_input.h"
+#include "trace/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/error.hpp"
 #include "replay/replay.h"
@@ -23,6 +26,7 @@ namespace {
 std::optional<report::FragReport> saved_report(const std::string& bytes, const std::string& source) {
   size_t first = bytes.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || bytes[first] != '{') return std::nullopt;
+  if (trace::json_nests_deeper_than(bytes)) return std::nullopt;  // the trace readers name the problem
   nlohmann::json j = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   if (j.contains("report") && report::is_report_json(j["report"])) return report::report_from_json(j["report"], source);
@@ -45,8 +49,9 @@ report::FragReport report_of_trace(const trace::Trace& t, int device, const Conf
 }  // namespace
 
 int run_report(int argc, char** argv) {
-  Args args("report", {"--html", "--device", "--policy", "--conf"}, {"--json"});
-  if (!args.parse(argc, argv)) return 2;
+  Args args("report", {"--html", "--device", "--policy", "--conf", "--max-input"}, {"--json"});
+  trace::InputLimits limits;
+  if (!args.parse(argc, argv) || !args.input_limits(limits)) return 2;
   if (args.positional().size() != 1) {
     args.fail("wants exactly one input: a trace, a static snapshot or a saved replay JSON");
     return 2;
@@ -56,7 +61,7 @@ int run_report(int argc, char** argv) {
   const std::string& in = args.positional()[0];
   try {
     std::optional<report::FragReport> rep;
-    std::string bytes = trace::read_whole_file(in);
+    std::string bytes = trace::read_input_file(in, limits);
     rep = saved_report(bytes, in);
     if (!rep) {
       trace::Trace t = trace::read_trace_bytes(bytes, in);
@@ -68,11 +73,11 @@ int run_report(int argc, char** argv) {
     }
     if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(*rep));
     if (args.has("--json"))
-      std::printf("%s\n", report::to_json(*rep).dump(2).c_str());
+      std::printf("%s\n", json_text(report::to_json(*rep)).c_str());
     else
       std::printf("%s", report::render_text(*rep).c_str());
   } catch (const Error& e) {
-    std::fprintf(stderr, "hbmalloc report: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc report: %s\n", trace::safe_text(e.what()).c_str());
     return 2;
   }
   return 0;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli_args.h"
+#include "trace/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
@@ -41,7 +42,7 @@ int run_synth(int argc, char** argv) {
     std::printf("wrote %s: %zu events, peak requested %s\n", out->c_str(), t.devices[0].events.size(),
                 format_bytes(trace::figures_of(t.devices[0]).peak_requested).c_str());
   } catch (const Error& e) {
-    std::fprintf(stderr, "hbmalloc synth: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc synth: %s\n", trace::safe_text(e.what()).c_str());
     return 2;
   }
   return 0;

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "cli_args.h"
+#include "json_out.h"
+#include "trace/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
@@ -135,16 +137,19 @@ void print_recommendation(const std::vector<tune::PointResult>& ranked, const st
 }  // namespace
 
 int run_tune(int argc, char** argv) {
-  Args args("tune", {"--policy", "--grid", "--capacity", "--device", "--jobs", "--top"}, {"--json"});
-  if (!args.parse(argc, argv)) return 2;
+  Args args("tune", {"--policy", "--grid", "--capacity", "--device", "--jobs", "--top", "--max-input", "--max-points"},
+            {"--json"});
+  trace::InputLimits limits;
+  if (!args.parse(argc, argv) || !args.input_limits(limits)) return 2;
   if (args.positional().size() != 1) {
     args.fail("wants exactly one TRACE file (see hbmalloc help)");
     return 2;
   }
   std::optional<uint64_t> given_capacity;
-  long device = -1, jobs = 0, top = 20;
+  long device = -1, jobs = 0, top = 20, max_points = long(tune::kDefaultMaxPoints);
   if (!args.bytes("--capacity", given_capacity) || !args.integer("--device", 0, 1023, device) ||
-      !args.integer("--jobs", 1, 4096, jobs) || !args.integer("--top", 0, 1000000, top))
+      !args.integer("--jobs", 1, 4096, jobs) || !args.integer("--top", 0, 1000000, top) ||
+      !args.integer("--max-points", 1, 1L << 40, max_points))
     return 2;
   const std::string policy = args.value("--policy").value_or("cca");
   if (policy != "cca" && policy != "hbm" && policy != "both") {
@@ -169,7 +174,16 @@ int run_tune(int argc, char** argv) {
       grids.push_back(tune::default_grid(p));
     }
 
-    trace::Trace t = trace::read_trace_file(args.positional()[0]);
+    // Refused before the trace is read: each combination costs a replay or more.
+    uint64_t total = 0;
+    for (const tune::Grid& g : grids) total = std::max(total, tune::combinations(g));
+    if (total > uint64_t(max_points))
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the grid makes " + (total == UINT64_MAX ? std::string("more than 2^64") : std::to_string(total)) +
+                      " combinations, more than the limit of " + std::to_string(max_points) +
+                      " (--max-points raises it)");
+
+    trace::Trace t = trace::read_trace_file(args.positional()[0], limits);
     if (!t.has_history)
       throw Error(ErrorCode::kInvalidArgument,
                   t.source + ": a static snapshot (segments only, no events) cannot be replayed; try hbmalloc report");
@@ -220,7 +234,7 @@ int run_tune(int argc, char** argv) {
                                              ? nullptr
                                              : &ranked.front();
       j["recommendation"] = overall ? json(tune::conf_line(overall->point)) : json(nullptr);
-      std::printf("%s\n", j.dump(2).c_str());
+      std::printf("%s\n", json_text(j).c_str());
       return 0;
     }
 
@@ -248,7 +262,7 @@ int run_tune(int argc, char** argv) {
     if (hidden > 0) std::printf("  (%zu more: --top 0 shows every row, --json gives every point)\n", hidden);
     for (const std::string& p : policies) print_recommendation(ranked, p, capacity.bytes);
   } catch (const Error& e) {
-    std::fprintf(stderr, "hbmalloc tune: %s\n", e.what());
+    std::fprintf(stderr, "hbmalloc tune: %s\n", trace::safe_text(e.what()).c_str());
     return 2;
   }
   return 0;

@@ -36,7 +36,9 @@ Fidelity compare_segment_events(const std::vector<SegmentEvent>& recorded, const
   Fidelity f;
   f.recorded = a.size();
   f.replayed = b.size();
-  f.matched = lcs_length(a, b);
+  const BoundedLcs lcs = lcs_length_bounded(a, b);
+  f.matched = lcs.length;
+  f.exact = lcs.exact;
   const uint64_t longer = std::max(a.size(), b.size());
   f.matched_fraction = longer == 0 ? 1.0 : double(f.matched) / double(longer);
   f.first_difference = uint64_t(std::mismatch(a.begin(), a.end(), b.begin(), b.end()).first - a.begin());

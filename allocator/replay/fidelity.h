@@ -17,6 +17,7 @@ struct Fidelity {
   uint64_t matched = 0;   // longest common subsequence of the two
   double matched_fraction = 1.0;  // matched / the longer count (1 when both are empty)
   uint64_t first_difference = 0;  // events alike from the start (= the shorter count when one is a prefix)
+  bool exact = true;  // false: matched is a lower bound (the comparison's work was bounded, see lcs.h)
 };
 
 // The trace's own segment events, as the replay logs them.

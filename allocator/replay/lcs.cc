@@ -52,4 +52,19 @@ uint64_t lcs_length(std::span<const uint64_t> a, std::span<const uint64_t> b) {
   return prefix + suffix + zeros;
 }
 
+BoundedLcs lcs_length_bounded(std::span<const uint64_t> a, std::span<const uint64_t> b, uint64_t max_work) {
+  const auto work = [](uint64_t n, uint64_t m) { return std::min(n, m) == 0 ? 0 : (std::min(n, m) + 63) / 64 * std::max(n, m); };
+  if (work(a.size(), b.size()) <= max_work) return {lcs_length(a, b), true};
+  // A part costs (n/k)(m/k)/64, so k parts cost the whole work / k.
+  const uint64_t whole = work(a.size(), b.size());
+  const uint64_t parts = std::min<uint64_t>(std::max(a.size(), b.size()), whole / std::max<uint64_t>(max_work, 1) + 1);
+  BoundedLcs out{0, false};
+  for (uint64_t i = 0; i < parts; ++i) {
+    const size_t a0 = size_t(a.size() * i / parts), a1 = size_t(a.size() * (i + 1) / parts);
+    const size_t b0 = size_t(b.size() * i / parts), b1 = size_t(b.size() * (i + 1) / parts);
+    out.length += lcs_length(a.subspan(a0, a1 - a0), b.subspan(b0, b1 - b0));
+  }
+  return out;
+}
+
 }  // namespace hbmalloc::replay

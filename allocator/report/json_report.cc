@@ -1,5 +1,7 @@
 #include "report/json_report.h"
 
+#include "trace/json_input.h"
+
 #include <utility>
 
 #include "hbmalloc/error.hpp"
@@ -467,6 +469,8 @@ FragReport report_from_json(const json& j, const std::string& source) {
 }
 
 FragReport report_from_json_text(std::string_view text, const std::string& source) {
+  if (trace::json_nests_deeper_than(text))
+    throw Error(ErrorCode::kInvalidArgument, source + ": JSON nested too deep (refused)");
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) throw Error(ErrorCode::kInvalidArgument, source + ": not valid JSON");
   return report_from_json(j, source);

@@ -36,10 +36,19 @@ bool is_gzip(std::string_view bytes) {
          static_cast<unsigned char>(bytes[1]) == 0x8b;
 }
 
-std::string inflate_gzip(std::string_view bytes, const std::string& source, uint64_t max_bytes) {
+std::string inflate_gzip(std::string_view bytes, const std::string& source, uint64_t max_bytes,
+                         const std::function<void(std::string_view)>& accept_start) {
   Inflater inflater(source);
   z_stream& z = inflater.z();
   std::string out;
+  // The trailer's size (mod 2^32) is exact for one member under 4 GiB: reserving
+  // it keeps the string from doubling past what it holds.
+  if (bytes.size() >= 18) {
+    const auto* tail = reinterpret_cast<const unsigned char*>(bytes.data() + bytes.size() - 4);
+    const uint64_t hint = uint64_t(tail[0]) | uint64_t(tail[1]) << 8 | uint64_t(tail[2]) << 16 | uint64_t(tail[3]) << 24;
+    out.reserve(size_t(std::min<uint64_t>(hint, max_bytes) + 1));
+  }
+  bool started = false;
   constexpr size_t kChunk = size_t{1} << 20;
   size_t offset = 0;  // input consumed so far
   while (true) {
@@ -56,9 +65,13 @@ std::string inflate_gzip(std::string_view bytes, const std::string& source, uint
     int rc = inflate(&z, Z_NO_FLUSH);
     out.resize(before + (room - z.avail_out));
     offset += feed - z.avail_in;
+    if (!started && accept_start && (out.size() >= 4096 || rc == Z_STREAM_END)) {
+      accept_start(out);
+      started = true;
+    }
     if (out.size() > max_bytes)
       fail(source, "gzip stream inflates past " + std::to_string(max_bytes) +
-                       " bytes (refused as a decompression bomb)");
+                       " bytes (refused as a decompression bomb; " + kMaxInputFlag + " raises the limit)");
     if (rc == Z_STREAM_END) {
       // Another gzip member may follow (concatenated .gz files are valid).
       if (offset == bytes.size()) return out;

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "hbmalloc/error.hpp"
+#include "trace/safe_text.h"
 
 namespace hbmalloc::trace {
 namespace {
@@ -23,21 +24,133 @@ bool parse_int(std::string_view text, Int& value, int base = 10) {
 }  // namespace
 
 std::string printable(std::string_view text, size_t limit) {
-  std::string out;
-  for (char c : text.substr(0, limit)) {
-    auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
-  }
+  std::string out = safe_text(text.substr(0, limit));
   if (text.size() > limit) out += "...";
   return out;
 }
 
-Json parse_json(std::string_view text, const std::string& where, const Json::parser_callback_t& keep) {
+bool json_nests_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+void check_depth(std::string_view text, const std::string& where) {
+  if (json_nests_deeper_than(text))
+    throw Error(ErrorCode::kInvalidArgument,
+                where + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (refused)");
+}
+
+// Builds the document from nlohmann's SAX events, deciding on each element of
+// one top-level array as soon as it ends. Only the value on top of the stack
+// grows, so the pointers below it stay valid.
+class KeepingBuilder {
+ public:
+  KeepingBuilder(std::string_view array_key, const std::function<bool(const Json&)>& keep)
+      : array_key_(array_key), keep_(keep) {}
+
+  bool null() { return add(nullptr); }
+  bool boolean(bool v) { return add(v); }
+  bool number_integer(Json::number_integer_t v) { return add(v); }
+  bool number_unsigned(Json::number_unsigned_t v) { return add(v); }
+  bool number_float(Json::number_float_t v, const Json::string_t&) { return add(v); }
+  bool string(Json::string_t& v) { return add(std::move(v)); }
+  bool binary(Json::binary_t& v) { return add(Json::binary(std::move(v))); }
+  bool start_object(std::size_t) { return open(Json::object()); }
+  bool key(Json::string_t& k) {
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) {
+    const bool filtered = stack_.size() == 1 && key_ == array_key_;
+    open(Json::array());
+    if (filtered) filtered_ = stack_.back();
+    return true;
+  }
+  bool end_array() { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    message_ = e.what();
+    return false;
+  }
+
+  Json& root() { return root_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  // Places `v` in the value on top of the stack; returns where it went.
+  Json* place(Json&& v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    Json& parent = *stack_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(v));
+      return &parent.back();
+    }
+    Json& slot = parent[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool add(Json&& v) {
+    place(std::move(v));
+    return true;
+  }
+  bool open(Json&& v) {
+    stack_.push_back(place(std::move(v)));
+    return true;
+  }
+  bool close() {
+    Json* done = stack_.back();
+    stack_.pop_back();
+    if (!stack_.empty() && stack_.back() == filtered_ && filtered_ != nullptr && !keep_(*done))
+      filtered_->erase(filtered_->size() - 1);
+    return true;
+  }
+
+  std::string_view array_key_;
+  const std::function<bool(const Json&)>& keep_;
+  Json root_;
+  std::vector<Json*> stack_;
+  Json* filtered_ = nullptr;
+  Json::string_t key_;
+  std::string message_;
+};
+
+}  // namespace
+
+Json parse_json(std::string_view text, const std::string& where) {
+  check_depth(text, where);
   try {
-    return Json::parse(text.begin(), text.end(), keep, /*allow_exceptions=*/true);
+    return Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true);
   } catch (const Json::exception& e) {
     throw Error(ErrorCode::kInvalidArgument, where + ": not valid JSON: " + printable(e.what(), 200));
   }
+}
+
+Json parse_json_keeping(std::string_view text, const std::string& where, std::string_view array_key,
+                        const std::function<bool(const Json&)>& keep) {
+  check_depth(text, where);
+  KeepingBuilder builder(array_key, keep);
+  if (!Json::sax_parse(text.begin(), text.end(), &builder, nlohmann::detail::input_format_t::json, true))
+    throw Error(ErrorCode::kInvalidArgument, where + ": not valid JSON: " + printable(builder.message(), 200));
+  return std::move(builder.root());
 }
 
 const Json* json_field(const Json& object, std::string_view key) {

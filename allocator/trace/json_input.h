@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -13,10 +14,22 @@ namespace hbmalloc::trace {
 
 using Json = nlohmann::ordered_json;  // keeps settings in file order
 
-// Parses `text` as one JSON value. `keep`, when given, is nlohmann's parser
-// callback (lets a reader drop what it does not need while parsing).
-Json parse_json(std::string_view text, const std::string& where,
-                const Json::parser_callback_t& keep = nullptr);
+// Deeper nesting than this is refused before parsing: a recursive walk (a
+// dump, a destructor) of 100,000 levels would overflow the stack.
+constexpr int kMaxJsonDepth = 256;
+// Whether `text`'s arrays and objects nest deeper than `limit` (one linear
+// scan that skips strings; it does not validate the JSON).
+bool json_nests_deeper_than(std::string_view text, int limit = kMaxJsonDepth);
+
+// Parses `text` as one JSON value, refused when it nests past kMaxJsonDepth.
+Json parse_json(std::string_view text, const std::string& where);
+
+// As parse_json, but an element of the top-level object's array `array_key`
+// is kept only when `keep(element)` says so: a reader drops what it does not
+// need while parsing, in time linear in the text (nlohmann's own parser
+// callback rescans the array at every element it ends).
+Json parse_json_keeping(std::string_view text, const std::string& where, std::string_view array_key,
+                        const std::function<bool(const Json&)>& keep);
 
 // A field of `object`, or nullptr when absent (or `object` is no object).
 const Json* json_field(const Json& object, std::string_view key);
@@ -32,7 +45,7 @@ std::optional<std::string> json_string(const Json& object, std::string_view key,
                                        const std::string& where);
 std::optional<bool> json_bool(const Json& object, std::string_view key, const std::string& where);
 
-// Text for a message: control bytes replaced, cut to `limit` characters.
+// Text for a message: safe_text() of its first `limit` bytes.
 std::string printable(std::string_view text, size_t limit = 80);
 
 }  // namespace hbmalloc::trace

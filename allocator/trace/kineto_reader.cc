@@ -58,12 +58,6 @@ bool is_memory_event(const Json& event) {
           name->get_ref<const std::string&>() == kOomEvent);
 }
 
-// Drops every trace event but the memory ones while parsing: a profiler trace
-// is mostly kernels and operators, tens of MB we do not need in memory.
-bool keep_while_parsing(int depth, Json::parse_event_t event, Json& parsed) {
-  if (event != Json::parse_event_t::object_end || depth != 2) return true;
-  return is_memory_event(parsed) || json_field(parsed, "totalGlobalMem") != nullptr;
-}
 
 // Chrome trace "ts" is microseconds, an integer or a float.
 int64_t time_us(const Json& event, const std::string& where) {
@@ -82,11 +76,18 @@ class KinetoReader {
   explicit KinetoReader(const std::string& source) : source_(source) {}
 
   Trace read(std::string_view json) {
-    Json root = parse_json(json, source_, keep_while_parsing);
+    // Each trace event is read as it is parsed and none is kept: a profiler
+    // trace is mostly kernels and operators, and a memory event is smaller
+    // read than as a JSON document.
+    std::vector<MemoryEvent> memory;
+    size_t index = 0;
+    Json root = parse_json_keeping(json, source_, "traceEvents", [&](const Json& event) {
+      collect(event, index, memory);
+      return false;
+    });
     const Json* events = json_field(root, "traceEvents");
     if (events == nullptr || !events->is_array())
       throw Error(ErrorCode::kInvalidArgument, source_ + ": not a profiler trace (no \"traceEvents\" list)");
-    std::vector<MemoryEvent> memory = collect(*events);
     // Chrome traces need not be in time order; equal times keep file order.
     std::stable_sort(memory.begin(), memory.end(),
                      [](const MemoryEvent& a, const MemoryEvent& b) { return a.ts < b.ts; });
@@ -135,33 +136,29 @@ class KinetoReader {
     throw Error(ErrorCode::kInvalidArgument, source_ + ": memory event " + std::to_string(m.index) + ": " + problem);
   }
 
-  std::vector<MemoryEvent> collect(const Json& events) const {
-    std::vector<MemoryEvent> out;
-    size_t index = 0;
-    for (const Json& event : events) {
-      // Other events were dropped while parsing: count memory events only.
-      if (!is_memory_event(event)) continue;
-      size_t i = ++index;
-      std::string where = source_ + ": memory event " + std::to_string(i);
-      const Json* args = json_field(event, "args");
-      if (args == nullptr || !args->is_object()) throw Error(ErrorCode::kInvalidArgument, where + ": no \"args\"");
-      if (json_i64(*args, "Device Type", where).value_or(-1) != kCudaDeviceType) continue;
-      MemoryEvent m;
-      m.index = i;
-      m.ts = time_us(event, where);
-      m.device = checked_device(json_i64(*args, "Device Id", where).value_or(0), where);
-      m.oom = json_field(event, "name")->get_ref<const std::string&>() == kOomEvent;
-      std::optional<int64_t> bytes = json_i64(*args, "Bytes", where);
-      if (!bytes) throw Error(ErrorCode::kInvalidArgument, where + ": no \"Bytes\"");
-      if (*bytes == INT64_MIN) throw Error(ErrorCode::kInvalidArgument, where + ": \"Bytes\" out of range");
-      m.bytes = *bytes;
-      // Addr is a signed intptr_t in the trace.
-      if (std::optional<int64_t> addr = json_i64(*args, "Addr", where)) m.addr = static_cast<uint64_t>(*addr);
-      m.total_reserved = json_i64(*args, "Total Reserved", where);
-      if (m.total_reserved && *m.total_reserved < 0) m.total_reserved.reset();
-      out.push_back(m);
-    }
-    return out;
+  // Appends `event` to `out` when it is a memory event of a CUDA device;
+  // `index` counts the memory events seen, for messages.
+  void collect(const Json& event, size_t& index, std::vector<MemoryEvent>& out) const {
+    if (!is_memory_event(event)) return;
+    size_t i = ++index;
+    std::string where = source_ + ": memory event " + std::to_string(i);
+    const Json* args = json_field(event, "args");
+    if (args == nullptr || !args->is_object()) throw Error(ErrorCode::kInvalidArgument, where + ": no \"args\"");
+    if (json_i64(*args, "Device Type", where).value_or(-1) != kCudaDeviceType) return;
+    MemoryEvent m;
+    m.index = i;
+    m.ts = time_us(event, where);
+    m.device = checked_device(json_i64(*args, "Device Id", where).value_or(0), where);
+    m.oom = json_field(event, "name")->get_ref<const std::string&>() == kOomEvent;
+    std::optional<int64_t> bytes = json_i64(*args, "Bytes", where);
+    if (!bytes) throw Error(ErrorCode::kInvalidArgument, where + ": no \"Bytes\"");
+    if (*bytes == INT64_MIN) throw Error(ErrorCode::kInvalidArgument, where + ": \"Bytes\" out of range");
+    m.bytes = *bytes;
+    // Addr is a signed intptr_t in the trace.
+    if (std::optional<int64_t> addr = json_i64(*args, "Addr", where)) m.addr = static_cast<uint64_t>(*addr);
+    m.total_reserved = json_i64(*args, "Total Reserved", where);
+    if (m.total_reserved && *m.total_reserved < 0) m.total_reserved.reset();
+    out.push_back(m);
   }
 
   void apply(const MemoryEvent& m) {

@@ -136,7 +136,11 @@ struct LiveBlock {
 
 class SnapshotConverter {
  public:
-  SnapshotConverter(const PickleTree& t, const std::string& source) : t_(t), source_(source) {}
+  // Reading may visit `input_bytes` times kWorkPerByte items (plus a floor):
+  // a pickle refers to one object as often as it likes (the memo), so a small
+  // file can name a list of 100,000 blocks 100,000 times.
+  SnapshotConverter(const PickleTree& t, const std::string& source, size_t input_bytes)
+      : t_(t), source_(source), work_left_(uint64_t(input_bytes) * kWorkPerByte + kWorkFloor) {}
 
   Trace convert() {
     Trace trace;
@@ -217,18 +221,22 @@ class SnapshotConverter {
       fail(where + " is a " + std::string(pickle_kind_name(k)) + ", not a list");
   }
 
-  void read_settings(PickleNode settings, Trace& trace) const {
+  void read_settings(PickleNode settings, Trace& trace) {
     if (t_.kind(settings) != PickleKind::kDict) return;  // None in some versions
+    charge(t_.size(settings));
     t_.for_each_pair(settings, [&](PickleNode key, PickleNode value) {
       trace.settings.emplace_back(setting_text(t_, key), setting_text(t_, value));
+      charge(trace.settings.back().first.size() + trace.settings.back().second.size());
     });
   }
 
-  void read_segments(PickleNode segments, std::map<int, DeviceTrace>& devices) const {
+  void read_segments(PickleNode segments, std::map<int, DeviceTrace>& devices) {
     size_t index = 0;
+    charge(t_.size(segments));
     for (PickleNode seg : t_.items(segments)) {
       const std::string where = "segments[" + std::to_string(index++) + "]";
       require_dict(seg, where);
+      charge(t_.size(seg));
       int device = 0;
       SegmentInfo s;
       std::optional<uint64_t> addr, total;
@@ -265,14 +273,16 @@ class SnapshotConverter {
     }
   }
 
-  void read_blocks(PickleNode blocks, const std::string& seg_where, SegmentInfo& s) const {
+  void read_blocks(PickleNode blocks, const std::string& seg_where, SegmentInfo& s) {
     require_list(blocks, seg_where + ": 'blocks'");
+    charge(t_.size(blocks));
     s.blocks.reserve(t_.size(blocks));
     uint64_t next_addr = s.addr;  // old snapshots give no block address: blocks tile the segment
     size_t index = 0;
     for (PickleNode blk : t_.items(blocks)) {
       const std::string where = seg_where + ".blocks[" + std::to_string(index++) + "]";
       require_dict(blk, where);
+      charge(t_.size(blk));
       BlockInfo b;
       b.addr = next_addr;
       b.stream = s.stream;
@@ -309,23 +319,38 @@ class SnapshotConverter {
     }
   }
 
+  // Items (dict pairs, list items, string bytes copied) about to be visited;
+  // refuses the file once they pass what its size can hold without sharing.
+  void charge(uint64_t items) {
+    if (items <= work_left_) {
+      work_left_ -= items;
+      return;
+    }
+    fail("refers to the same objects over and over (pickle memo references): reading it would visit more than " +
+         std::to_string(kWorkPerByte) + " items per byte of the file; refused");
+  }
+
   Action action_of(PickleNode n, const std::string_view name) {
+    // Pickles share the action strings, so a few nodes name them all; a
+    // pickle that does not (Pickler.fast) must not make the cache grow.
     for (const auto& [node, action] : action_cache_)
       if (node == n) return action;
     // Actions a newer PyTorch may add carry no allocation: keep them as markers.
     const Action a = action_from_name(name).value_or(Action::kMarker);
-    action_cache_.emplace_back(n, a);
+    if (action_cache_.size() < kActionCacheSize) action_cache_.emplace_back(n, a);
     return a;
   }
 
   void read_events(PickleNode list, int device, std::vector<Event>& out) {
     const std::string list_where = "device_traces[" + std::to_string(device) + "]";
     require_list(list, list_where);
+    charge(t_.size(list));
     out.reserve(t_.size(list));
     size_t index = 0;
     for (PickleNode entry : t_.items(list)) {
       auto where = [&] { return list_where + "[" + std::to_string(index) + "]"; };
       if (t_.kind(entry) != PickleKind::kDict) require_dict(entry, where());
+      charge(t_.size(entry));
       Event e;
       bool have_action = false, have_addr = false, have_size = false, have_free = false;
       uint64_t device_free = 0;
@@ -527,14 +552,18 @@ class SnapshotConverter {
 
   const PickleTree& t_;
   const std::string& source_;
+  static constexpr size_t kActionCacheSize = 32;
   std::vector<std::pair<PickleNode, Action>> action_cache_;
+  static constexpr uint64_t kWorkPerByte = 4;
+  static constexpr uint64_t kWorkFloor = uint64_t{1} << 20;
+  uint64_t work_left_;
 };
 
 }  // namespace
 
 Trace read_pytorch_snapshot(std::string_view bytes, const std::string& source) {
   const PickleTree tree = parse_pickle(bytes, source);
-  return SnapshotConverter(tree, source).convert();
+  return SnapshotConverter(tree, source, bytes.size()).convert();
 }
 
 }  // namespace hbmalloc::trace

@@ -118,6 +118,15 @@ Grid parse_grid(std::string_view policy, std::string_view text) {
   return g;
 }
 
+uint64_t combinations(const Grid& grid) {
+  uint64_t n = 1;
+  for (const Knob& k : grid.knobs) {
+    const uint64_t values = k.values.size();
+    n = values != 0 && n > UINT64_MAX / values ? UINT64_MAX : n * values;
+  }
+  return n;
+}
+
 std::vector<Point> expand(const Grid& grid, const Settings& base, size_t& skipped) {
   std::vector<Point> out;
   std::set<Settings> seen;

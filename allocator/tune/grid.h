@@ -51,6 +51,11 @@ struct Point {
 std::vector<Point> expand(const Grid& grid, const std::vector<std::pair<std::string, std::string>>& base,
                           size_t& skipped);
 
+// How many combinations the grid's values make (saturating at UINT64_MAX).
+uint64_t combinations(const Grid& grid);
+// Past this many combinations tune refuses a grid (each is a replay or more).
+constexpr uint64_t kDefaultMaxPoints = 4096;
+
 // The settings as a ready line: "PYTORCH_CUDA_ALLOC_CONF=..." for cca,
 // "HBMALLOC_CONF=policy:hbm,..." for hbm.
 std::string conf_line(const Point& point);

@@ -57,6 +57,36 @@ TEST(Lcs, LongSequencesWithHugeSymbols) {
   EXPECT_EQ(lcs_length(a, b), 4998u);
 }
 
+TEST(Lcs, BoundedWorkIsExactWithinItsBudgetAndALowerBoundPastIt) {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 100; ++round) {
+    const size_t n = 50 + rng() % 300, m = 50 + rng() % 300;
+    std::vector<uint64_t> a(n), b(m);
+    for (auto& x : a) x = rng() % 5;
+    for (auto& x : b) x = rng() % 5;
+    const uint64_t exact = TableLcs(a, b);
+    const BoundedLcs whole = lcs_length_bounded(a, b);
+    EXPECT_TRUE(whole.exact);
+    EXPECT_EQ(whole.length, exact);
+    // A budget of a few words forces the cut: never more than the LCS, and a
+    // common subsequence still (so no more than the shorter one).
+    const BoundedLcs cut = lcs_length_bounded(a, b, 64);
+    EXPECT_FALSE(cut.exact);
+    EXPECT_LE(cut.length, exact);
+    EXPECT_GT(cut.length, 0u);
+  }
+  // Alike sequences lose little to the cut, and 400,000 symbols take no time.
+  std::vector<uint64_t> a, b;
+  for (uint64_t i = 0; i < 400000; ++i) a.push_back(i % 3);
+  b = a;
+  b.erase(b.begin() + 1000);
+  b[200000] = 9;
+  const BoundedLcs big = lcs_length_bounded(a, b, uint64_t{1} << 24);
+  EXPECT_FALSE(big.exact);
+  EXPECT_LE(big.length, a.size() - 1);
+  EXPECT_GE(big.length, a.size() - 2000);
+}
+
 TEST(Fidelity, MatchedFractionIsTheLcsOverTheLongerSequence) {
   using A = SegmentAction;
   std::vector<SegmentEvent> rec = {{A::kAlloc, 1, 2 << 20}, {A::kAlloc, 2, 20 << 20}, {A::kFree, 2, 20 << 20}};

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Writes the hostile inputs of issue 14 into a folder: small files that once
+crashed the command line, blew up its memory, took quadratic time or gave a
+wrong answer. run.py replays each under a memory and time limit.
+
+Usage: make_inputs.py DIR
+"""
+import gzip
+import io
+import json
+import os
+import pickle
+import sys
+import zlib
+
+
+def snapshot(device_traces, segments=None, settings=None):
+    s = {"segments": segments or [], "device_traces": device_traces}
+    if settings is not None:
+        s["allocator_settings"] = settings
+    return s
+
+
+def alloc(addr, size, action="alloc"):
+    return {"action": action, "addr": addr, "size": size, "stream": 0, "frames": []}
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def small_history():
+    return [[alloc(0x1000, 512), alloc(0x1000, 512, "free_requested"), alloc(0x1000, 512, "free_completed")]]
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+
+    # 1. Bytes that are not UTF-8 in a snapshot's settings (a bytes key and value).
+    write(os.path.join(out, "utf8_settings.pickle"),
+          pickle.dumps(snapshot(small_history(), settings={b"\xff\xfekey": b"\xc3\x28 value", "ok": b"\x80"}), protocol=4))
+    # ... and in a .jsonl header's recorder (JSON escapes of lone surrogates decode to invalid UTF-8).
+    write(os.path.join(out, "utf8_recorder.jsonl"),
+          b'{"hbmalloc_trace": 1, "recorder": "bad \\udc80 name \xff", "history": true}\n'
+          b'{"action": "alloc", "id": 1, "size": 512}\n{"action": "free_completed", "id": 1}\n')
+    # ... and in the file name itself.
+    write(os.path.join(out.encode(), b"name_\xff\xfe.pickle"), pickle.dumps(snapshot(small_history()), protocol=4))
+
+    # 2. A JSON lines header whose settings nest 100,000 deep.
+    depth = 100_000
+    write(os.path.join(out, "deep_settings.jsonl"),
+          b'{"hbmalloc_trace": 1, "history": true, "settings": {"k": ' + b'[' * depth + b']' * depth + b'}}\n'
+          b'{"action": "alloc", "id": 1, "size": 512}\n')
+
+    # 3. Memory amplification through pickle memo references.
+    big = "x" * (1 << 20)
+    write(os.path.join(out, "memo_settings.pickle"),
+          pickle.dumps(snapshot(small_history(), settings={str(i): big for i in range(100_000)}), protocol=4))
+    blocks = [{"address": 0x1000 + 512 * i, "size": 512, "requested_size": 512, "state": "inactive"} for i in range(100_000)]
+    segs = [{"device": 0, "address": 0x1000, "total_size": 512 * 100_000, "stream": 0, "segment_type": "large",
+             "blocks": blocks} for _ in range(100_000)]
+    write(os.path.join(out, "memo_blocks.pickle"), pickle.dumps(snapshot([[]], segments=segs), protocol=4))
+    events = [alloc(0x1000 + 512 * i, 512) for i in range(1000)]
+    write(os.path.join(out, "memo_devices.pickle"), pickle.dumps(snapshot([events] * 65_536), protocol=4))
+
+    # 4. No bound on input size: a gzip that expands to 5 GiB (of a JSON prefix then spaces).
+    with open(os.path.join(out, "bomb.json.gz"), "wb") as f:
+        z = zlib.compressobj(9, zlib.DEFLATED, 31)
+        f.write(z.compress(b'{"traceEvents": ['))
+        chunk = b" " * (1 << 24)
+        for _ in range(320):
+            f.write(z.compress(chunk))
+        f.write(z.compress(b"]}"))
+        f.write(z.flush())
+
+    # 5. Quadratic time: 1e6 events whose action strings are not shared (Pickler.fast).
+    n = 1_000_000
+    hist = [{"action": "alloc" if i % 2 == 0 else "free_completed", "addr": 0x1000 + 512 * (i // 2), "size": 512,
+             "stream": 0} for i in range(n)]
+    buf = io.BytesIO()
+    p = pickle.Pickler(buf, protocol=4)
+    p.fast = True
+    p.dump(snapshot([hist]))
+    write(os.path.join(out, "unshared_actions.pickle"), buf.getvalue())
+    # ... a profiler trace with 1e6 [memory] events.
+    ev = []
+    for i in range(500_000):
+        addr = 0x7f0000000000 + 512 * i
+        ev.append({"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "ts": i, "pid": 1, "tid": 1,
+                   "args": {"Device Type": 1, "Device Id": 0, "Addr": addr, "Bytes": 512,
+                            "Total Allocated": 512, "Total Reserved": 2097152}})
+        ev.append({"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "ts": i, "pid": 1, "tid": 1,
+                   "args": {"Device Type": 1, "Device Id": 0, "Addr": addr, "Bytes": -512,
+                            "Total Allocated": 0, "Total Reserved": 2097152}})
+    write(os.path.join(out, "kineto_many.json"), json.dumps({"traceEvents": ev}).encode())
+    # ... 400,000 segment events for the fidelity measure (cca), alternating sizes.
+    hist = []
+    for i in range(100_000):
+        a = 0x10000000 + (i % 2) * 0x4000000
+        size = (20 << 20) if i % 3 else (40 << 20)
+        hist += [{"action": "segment_alloc", "addr": a, "size": size, "stream": 0},
+                 alloc(a, 1 << 20),
+                 alloc(a, 1 << 20, "free_completed"),
+                 {"action": "segment_free", "addr": a, "size": size, "stream": 0}]
+    write(os.path.join(out, "segment_events.pickle"), pickle.dumps(snapshot([hist]), protocol=4))
+
+    # 9. One 2^48-byte allocation in a 100-byte trace.
+    write(os.path.join(out, "huge_request.jsonl"),
+          b'{"hbmalloc_trace": 1, "history": true}\n'
+          b'{"action": "alloc", "id": 1, "size": 281474976710656}\n{"action": "free_completed", "id": 1}\n')
+    # 8. Unlimited is unlimited: a 2^49-byte request.
+    write(os.path.join(out, "huger_request.jsonl"),
+          b'{"hbmalloc_trace": 1, "history": true}\n'
+          b'{"action": "alloc", "id": 1, "size": 562949953421312}\n{"action": "free_completed", "id": 1}\n')
+
+    # 11. Terminal escapes and newlines in a file name and in trace strings.
+    write(os.path.join(out, "esc\x1b[31mred\nline.jsonl"),
+          b'{"hbmalloc_trace": 1, "recorder": "evil\\u001b[2J\\nrecorder", "history": true}\n'
+          b'{"action": "alloc", "id": 1, "size": 512}\n')
+    # ... a segment_free of a segment never allocated.
+    write(os.path.join(out, "stray_segment_free.pickle"), pickle.dumps(snapshot(
+        [[{"action": "segment_free", "addr": 0x5000000, "size": 1 << 62, "stream": 0}] + small_history()[0]]), protocol=4))
+    # ... a block outside its segment.
+    seg = {"device": 0, "address": 0x1000000, "total_size": 2 << 20, "stream": 0, "segment_type": "large",
+           "blocks": [{"address": 0x9000000, "size": 512, "requested_size": 512, "state": "active_allocated"}]}
+    write(os.path.join(out, "block_outside.pickle"), pickle.dumps(snapshot(small_history(), segments=[seg]), protocol=4))
+    # ... overlapping segments.
+    s1 = {"device": 0, "address": 0x1000000, "total_size": 4 << 20, "stream": 0, "segment_type": "large", "blocks": []}
+    s2 = dict(s1, address=0x1200000)
+    write(os.path.join(out, "overlapping_segments.pickle"), pickle.dumps(snapshot(small_history(), segments=[s1, s2]), protocol=4))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

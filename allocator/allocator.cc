@@ -34,7 +34,7 @@ std::string hex(const void* p) {
 }
 
 // Largest request we accept: far above any device, far below overflow.
-constexpr uint64_t kMaxRequest = uint64_t(1) << 50;
+constexpr uint64_t kMaxRequest = kMaxDeviceBytes;
 
 uint64_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
@@ -169,7 +169,8 @@ struct Allocator::Impl {
   void* malloc(uint64_t size, StreamId stream) {
     if (size == 0) return nullptr;
     if (size > kMaxRequest)
-      throw Error(ErrorCode::kInvalidArgument, "request of " + std::to_string(size) + " bytes is absurdly large");
+      throw Error(ErrorCode::kInvalidArgument, "request of " + std::to_string(size) +
+                                                   " bytes is more than the largest device hbmalloc models (1 PiB)");
     {
       std::lock_guard<SpinLock> lock(mu);
       if (!pending.empty() && !pools.routing()) drain_pending();

@@ -58,7 +58,7 @@ json failed_requests_json(const replay::ReplayResult& r) {
 }
 
 json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
-                    std::optional<uint64_t> min_cap, const report::FragReport& rep) {
+                    std::optional<uint64_t> min_cap, bool searched, const report::FragReport& rep) {
   json j;
   j["trace"] = t.source;
   j["format"] = t.format;
@@ -89,6 +89,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   j["native"] = native;
   j["vmm"] = vmm_to_json(r);
   if (min_cap) j["min_capacity"] = *min_cap;
+  else if (searched) j["min_capacity"] = nullptr;  // asked for, and no device serves the trace
   if (!config.pytorch_settings.empty()) j["pytorch_alloc_conf"] = cca::alloc_conf_text(config.pytorch_settings);
   if (policy_named(config.policy).reproduces_recording) j["started_from_picture"] = r.started_from_picture;
   if (r.fidelity) {
@@ -107,7 +108,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
 }
 
 void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
-                std::optional<uint64_t> min_cap) {
+                std::optional<uint64_t> min_cap, bool searched) {
   std::printf("hbmalloc replay: %s (%s, device %d of %zu)\n", t.source.c_str(), t.format.c_str(), r.device,
               t.devices.size());
   // A policy that reads PyTorch's keys runs as PyTorch: its settings are a PYTORCH_CUDA_ALLOC_CONF line.
@@ -145,7 +146,10 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
                 "plain segments", format_bytes(uint64_t(s.device_alloc_bytes)).c_str(),
                 format_bytes(uint64_t(s.device_free_bytes)).c_str(),
                 modeled_segment_seconds(s) * 1e3);
-  if (min_cap) std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
+  if (min_cap)
+    std::printf("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*min_cap).c_str());
+  else if (searched)
+    std::printf("  %-16s %14s   (even an unlimited device fails a request)\n", "min capacity", "none");
   if (policy.reproduces_recording) {
     if (r.started_from_picture) std::printf("  started from the trace's own segments and live blocks\n");
     else if (!r.start_note.empty()) std::printf("  started with the live blocks allocated anew (%s)\n", r.start_note.c_str());
@@ -224,9 +228,9 @@ int run_replay(int argc, char** argv) {
     if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(rep));
 
     if (args.has("--json")) {
-      std::printf("%s\n", json_text(replay_to_json(t, r, options.config, min_cap, rep)).c_str());
+      std::printf("%s\n", json_text(replay_to_json(t, r, options.config, min_cap, args.has("--min-capacity"), rep)).c_str());
     } else {
-      print_text(t, r, options.config, min_cap);
+      print_text(t, r, options.config, min_cap, args.has("--min-capacity"));
       std::printf("\n%s", report::render_text(rep).c_str());
       if (auto html = args.value("--html")) std::printf("\nHTML report: %s\n", html->c_str());
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
@@ -26,6 +27,9 @@ SimBackend::SimBackend(int device, uint64_t capacity, uint64_t granularity, bool
       checked_(checked),
       vmm_("sim", checked_granularity(granularity)) {
   if (device < 0 || device >= 4096) throw Error(ErrorCode::kInvalidArgument, "sim: device index out of range");
+  if (capacity > kMaxDeviceBytes)
+    throw Error(ErrorCode::kInvalidArgument, "sim: capacity " + std::to_string(capacity) +
+                                                 " is more than the largest device hbmalloc models (1 PiB)");
 }
 
 uint64_t SimBackend::take_range(uint64_t bytes) {

@@ -61,9 +61,11 @@ class SimBackend final : public EmulatedBackend {
   size_t mappings() const { return vmm_.mappings(); }
   size_t reserved_ranges() const { return vmm_.ranges(); }
 
-  // Each device hands out addresses from its own window of this many bytes;
-  // an unlimited device that fills it reports out of memory.
-  static constexpr uint64_t kWindow = uint64_t(1) << 48;
+  // Each device hands out addresses from its own window of this many bytes:
+  // room for the largest device (kMaxDeviceBytes) twice over, so an unlimited
+  // device serves any request; 4097 windows (device 4095's ends the last)
+  // still fit in 64 bits.
+  static constexpr uint64_t kWindow = uint64_t(1) << 51;
   uint64_t window_base() const { return (uint64_t(device_) + 1) * kWindow; }
 
   size_t live_segments() const { return live_.size(); }

@@ -118,6 +118,7 @@ Config Config::parse(std::string_view text) {
       c.backend = value;
     } else if (key == "capacity") {
       c.capacity = parse_key_bytes(key, value);
+      if (c.capacity > kMaxDeviceBytes) bad_value(key, value, "more than the largest device hbmalloc models, 1 PiB");
     } else if (key == "memory_fraction") {
       c.memory_fraction = parse_double(key, value);
       if (!(c.memory_fraction > 0.0 && c.memory_fraction <= 1.0)) bad_value(key, value, "must be in (0, 1]");

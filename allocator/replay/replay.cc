@@ -211,8 +211,14 @@ class Run {
                                                  std::to_string(event) + " " + what);
   }
 
+  void check_size(uint64_t size, uint64_t event) const {
+    if (size > kMaxDeviceBytes)
+      corrupt(event, "requests " + std::to_string(size) + " bytes, more than the largest device hbmalloc models (1 PiB)");
+  }
+
   void allocate(ReplayResult& r, uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) {
     check_id(id, event);
+    check_size(size, event);
     if (state_[id] == BlockState::kLive) corrupt(event, "allocates block " + std::to_string(id) + " that is already live");
     try {
       ptrs_[id] = allocator_->malloc(size, stream);
@@ -229,6 +235,7 @@ class Run {
   // is an OOM of this replay; served, it is let go at once, because the
   // recorded program never held it and what follows is what it really did.
   void retry_failed_request(ReplayResult& r, const Event& e, uint64_t event) {
+    check_size(e.size, event);
     FailedRequest f{event, e.size, e.stream, e.time_us, false};
     try {
       allocator_->free(allocator_->malloc(e.size, e.stream));
@@ -347,7 +354,7 @@ std::optional<uint64_t> recorded_capacity(const trace::Trace& trace, const trace
   return trace::figures_of(d).native_capacity;
 }
 
-uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
+std::optional<uint64_t> min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
   ReplayOptions probe = options;
   probe.timeline_points = 0;
   probe.capture_layouts = false;
@@ -362,6 +369,7 @@ uint64_t min_capacity(const trace::Trace& trace, const ReplayOptions& options) {
   ReplayOptions unlimited = probe;
   unlimited.capacity.reset();
   ReplayResult free_run = replay(trace, unlimited);
+  if (!free_run.ooms.empty()) return std::nullopt;
   // Unlimited, the replay never failed: its own peak is an upper bound that fits.
   uint64_t hi = (free_run.peak_reserved + kCapacityStep - 1) / kCapacityStep;
   // Below the live bytes nothing fits; at exactly them something may.

@@ -43,7 +43,12 @@ OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_
   const uint64_t unreserved = minus(oom.capacity, oom.usage.reserved);
   const uint64_t free_total = plus(oom.cached_free, unreserved);
   const uint64_t needed = plus(oom.usage.allocated, oom.size);
-  if (oom.largest_free_block >= oom.size) {
+  if (oom.capacity == 0) {
+    // Unlimited: only the simulator's own address space ran out.
+    r.cause = "capacity";
+    r.advice.push_back("live allocated " + format_bytes(oom.usage.allocated) + " + request " + request +
+                       " is more than the simulated device can address, even unlimited: no device holds it");
+  } else if (oom.largest_free_block >= oom.size) {
     r.cause = "stream";
     r.advice.push_back("a cached free block of " + format_bytes(oom.largest_free_block) + " >= request " + request +
                        " exists but could not serve it (it belongs to another stream or size class): "

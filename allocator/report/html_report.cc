@@ -131,7 +131,8 @@ std::string oom_section(const FragReport& r) {
     HtmlTable t({"reserved", "allocated", "requested (live)", "cached free", "largest free block", "capacity"},
                 "nnnnnn");
     t.row({format_bytes(o.usage.reserved), format_bytes(o.usage.allocated), format_bytes(o.usage.requested),
-           format_bytes(o.cached_free), format_bytes(o.largest_free_block), format_bytes(o.capacity)});
+           format_bytes(o.cached_free), format_bytes(o.largest_free_block),
+           o.capacity ? format_bytes(o.capacity) : "unlimited"});
     out += t.finish() + "<ul class=\"advice\">\n";
     for (const std::string& a : o.advice) out += "<li>" + escape_html(a) + "</li>\n";
     out += "</ul></div>\n";

@@ -162,7 +162,8 @@ void oom_section(std::ostream& out, const FragReport& r) {
     Table t("lrlr");
     t.row({"reserved", format_bytes(o.usage.reserved), "allocated", format_bytes(o.usage.allocated)});
     t.row({"cached free", format_bytes(o.cached_free), "largest free block", format_bytes(o.largest_free_block)});
-    t.row({"capacity", format_bytes(o.capacity), "requested (live)", format_bytes(o.usage.requested)});
+    t.row({"capacity", o.capacity ? format_bytes(o.capacity) : "unlimited", "requested (live)",
+           format_bytes(o.usage.requested)});
     t.write(out, "     ");
     for (const std::string& a : o.advice) out << "     - " << a << '\n';
   }

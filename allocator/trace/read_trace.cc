@@ -9,6 +9,7 @@
 #include "trace/hbt_format.h"
 #include "trace/jsonl_format.h"
 #include "trace/safe_text.h"
+#include "trace/trace_checks.h"
 
 namespace hbmalloc::trace {
 namespace {
@@ -76,6 +77,7 @@ Trace read_trace_bytes(std::string_view bytes, const std::string& source, const 
     key = safe_text(key);
     value = safe_text(value);
   }
+  check_trace(t);
   return t;
 }
 

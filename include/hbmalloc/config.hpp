@@ -11,10 +11,14 @@
 
 namespace hbmalloc {
 
+// The largest device, and so the largest request, hbmalloc models: 1 PiB,
+// thousands of times any GPU. A capacity past it is refused, never wrapped.
+constexpr uint64_t kMaxDeviceBytes = uint64_t(1) << 50;
+
 struct Config {
   std::string policy = "hbm";
   std::string backend = kDefaultBackend;   // "cuda", "sim" or "host" (host memory, for tests)
-  uint64_t capacity = 0;                   // sim, host: device bytes; 0 = unlimited
+  uint64_t capacity = 0;                   // sim, host: device bytes, up to kMaxDeviceBytes; 0 = unlimited
   double memory_fraction = 1.0;            // reserved <= fraction * capacity
   uint64_t small_size = 1ull << 20;        // requests up to this use size-class slabs
   uint64_t slab_size = 2ull << 20;         // slab chunk (one small-pool segment)

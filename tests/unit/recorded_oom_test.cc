@@ -82,7 +82,7 @@ TEST(RecordedOom, EveryPolicyMakesTheFailedRequestAgainAndItsLeastCapacityServes
           for (const OomRecord& oom : r.ooms) reported = reported || (oom.event == f.event && oom.recorded_failure);
           EXPECT_TRUE(reported) << "a failed request not served is an OOM of the replay, at its event";
         }
-        const uint64_t least = min_capacity(t, o);
+        const uint64_t least = min_capacity(t, o).value();
         for (uint64_t need : demand) EXPECT_GE(least, need);
         EXPECT_GE(least, trace::figures_of(d).peak_demand);
         ++checked;

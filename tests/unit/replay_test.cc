@@ -113,7 +113,7 @@ TEST(Replay, MinCapacityFitsAndTwoMiBLessDoesNot) {
   b.free(big);
   for (int i = 1; i < 20; i += 2) b.free(ids[i]);
   ReplayOptions o;
-  uint64_t cap = min_capacity(b.t, o);
+  uint64_t cap = min_capacity(b.t, o).value();
   ASSERT_GT(cap, 0u);
   EXPECT_EQ(cap % (2 * kMiB), 0u);
   o.capacity = cap;
@@ -288,7 +288,7 @@ TEST(Replay, EveryPolicysMinCapacityServesTheRecordedFailedRequest) {
     SCOPED_TRACE(std::string(p.name));
     ReplayOptions o;
     o.config.policy = std::string(p.name);
-    const uint64_t cap = min_capacity(b.t, o);
+    const uint64_t cap = min_capacity(b.t, o).value();
     EXPECT_GE(cap, 140 * kMiB);
     o.capacity = cap;
     ReplayResult fits = replay(b.t, o);

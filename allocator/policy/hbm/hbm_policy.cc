@@ -4,17 +4,20 @@
 #include <string>
 #include <vector>
 
+#include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
 
 namespace {
-// Address space reserved per arena: far more than the device holds (it costs
-// nothing), so a stream rarely needs a second one.
+// Address space reserved per arena: twice what the device holds (it costs
+// nothing), so a stream rarely needs a second one, up to 256 TiB, so even the
+// largest devices fit several arenas in the sim's window (a larger request
+// gets an arena of its own size).
 uint64_t arena_size(const Backend& backend) {
-  constexpr uint64_t kMin = uint64_t(64) << 30, kUnlimited = uint64_t(1) << 40;
-  uint64_t capacity = backend.capacity();
-  return capacity == 0 ? kUnlimited : std::max(kMin, 2 * capacity);
+  constexpr uint64_t kMin = uint64_t(64) << 30, kUnlimited = uint64_t(1) << 40, kMax = uint64_t(1) << 48;
+  const uint64_t capacity = std::min(backend.capacity(), kMaxDeviceBytes);
+  return capacity == 0 ? kUnlimited : std::clamp(2 * capacity, kMin, kMax);
 }
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include "trace/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/error.hpp"
+#include "replay/assign_addresses.h"
 #include "trace/read_trace.h"
 #include "trace/write_trace.h"
 
@@ -31,12 +32,20 @@ int run_convert(int argc, char** argv) {
     return 2;
   }
   try {
-    const trace::Trace t = trace::read_trace_file(in, limits);
+    trace::Trace t = trace::read_trace_file(in, limits);
+    // A snapshot puts every block at its address inside a segment: a trace
+    // without addresses takes those of a replay under PyTorch's rules.
+    bool replayed = false;
+    if (*format == "pytorch-snapshot")
+      for (const trace::DeviceTrace& d : t.devices) replayed = replayed || replay::lacks_addresses(d);
+    if (replayed) t = replay::with_replayed_addresses(t);
     trace::write_trace_file(t, out);
     size_t events = 0;
     for (const trace::DeviceTrace& d : t.devices) events += d.events.size();
-    std::printf("hbmalloc convert: %s (%s) -> %s (%s): %zu device(s), %zu events\n", in.c_str(), t.format.c_str(),
-                out.c_str(), format->c_str(), t.devices.size(), events);
+    std::printf("hbmalloc convert: %s (%s) -> %s (%s): %zu device(s), %zu events%s\n", t.source.c_str(),
+                t.format.c_str(), trace::safe_text(out).c_str(), format->c_str(), t.devices.size(), events,
+                replayed ? "; addresses and segments from a replay under the cca policy (the trace has no addresses)"
+                         : "");
   } catch (const Error& e) {
     std::fprintf(stderr, "hbmalloc convert: %s\n", trace::safe_text(e.what()).c_str());
     return 2;

@@ -49,8 +49,18 @@ class Run {
     TimelinePoint point;
     uint64_t running_peak = 0;
 
+    std::vector<SegmentEvent> placed;  // segment events while addresses are logged
+    size_t placed_seen = 0;
+    if (o_.addresses != nullptr) {
+      o_.addresses->block_addr.assign(d_.block_count, 0);
+      allocator_->log_segment_events(&placed);
+    }
     start(r);
     if (log != nullptr) allocator_->log_segment_events(log);
+    const auto take_placed = [&](uint64_t event) {
+      for (; placed_seen < placed.size(); ++placed_seen) o_.addresses->segment_events.emplace_back(event, placed[placed_seen]);
+    };
+    if (o_.addresses != nullptr) take_placed(UINT64_MAX);
     if (watch_peak) running_peak = allocator_->usage().reserved;
 
     auto start = std::chrono::steady_clock::now();
@@ -101,6 +111,7 @@ class Run {
           }
         }
       }
+      if (o_.addresses != nullptr) take_placed(i);
       if ((i & 0xffff) == 0xffff && o_.progress) o_.progress(i + 1, n);
       if (i == stop_at) {
         ++i;
@@ -108,6 +119,7 @@ class Run {
       }
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (o_.addresses != nullptr) allocator_->log_segment_events(nullptr);
     if (figures != nullptr)
       for (; i < n; ++i) figures->add(d_.events[i]);
   }
@@ -223,6 +235,7 @@ class Run {
     try {
       ptrs_[id] = allocator_->malloc(size, stream);
       state_[id] = BlockState::kLive;
+      if (o_.addresses != nullptr) o_.addresses->block_addr[id] = reinterpret_cast<uint64_t>(ptrs_[id]);
     } catch (const Error& err) {
       if (err.code() != ErrorCode::kOutOfMemory) throw;
       state_[id] = BlockState::kFailed;
@@ -330,6 +343,7 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
     again.timeline_points = 0;
     again.capture_layouts = false;
     again.fidelity = false;
+    again.addresses = nullptr;
     ReplayResult scratch;
     Run second(trace, d, again);
     second.execute(scratch, r.peak_reserved_event);
@@ -360,6 +374,7 @@ std::optional<uint64_t> min_capacity(const trace::Trace& trace, const ReplayOpti
   probe.capture_layouts = false;
   probe.stop_at_first_oom = true;
   probe.fidelity = false;
+  probe.addresses = nullptr;
   probe.progress = nullptr;  // progress is reported per bisection step below
   auto fits = [&](uint64_t capacity) {
     probe.capacity = capacity;

@@ -25,6 +25,15 @@
 
 namespace hbmalloc::replay {
 
+// Where a replay put things, for a trace that does not say (see
+// replay/assign_addresses.h).
+struct AddressLog {
+  std::vector<uint64_t> block_addr;  // by block id: where the replay put it (0: never served)
+  // Segment events, each with the index of the trace event during which it
+  // happened (UINT64_MAX: while the blocks live at start were allocated).
+  std::vector<std::pair<uint64_t, SegmentEvent>> segment_events;
+};
+
 struct ReplayOptions {
   Config config;  // policy and its knobs; backend is forced to sim
   std::optional<uint64_t> capacity;  // unlimited when absent
@@ -40,6 +49,8 @@ struct ReplayOptions {
   // Log the policy's segment events and compare them with the trace's
   // (ReplayResult::fidelity): how faithfully cca reproduces the recording.
   bool fidelity = false;
+  // Filled with where the replay put each block and segment (not with fidelity).
+  AddressLog* addresses = nullptr;
   // Called every 65536 events with (events done, events in all).
   std::function<void(uint64_t, uint64_t)> progress;
 };

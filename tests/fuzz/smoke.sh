@@ -22,7 +22,8 @@ CC=clang CXX=clang++ cmake -S . -B "$FUZZ_DIR" -G Ninja -DHBMALLOC_BUILD_FUZZERS
 cmake --build "$FUZZ_DIR" -j "$(nproc)" >"$FUZZ_DIR/fuzz-build.log" 2>&1 || { tail -40 "$FUZZ_DIR/fuzz-build.log"; exit 1; }
 
 # Seeds: the example trace in every format the command line writes, a replay's
-# JSON, and small profiler and RMM files.
+# JSON, small profiler and RMM files, and the hostile shapes of
+# tests/hostile; each target with a tests/fuzz/<target>.dict uses it.
 hbmalloc="$BUILD_DIR/hbmalloc"
 [ -x "$hbmalloc" ] || bash tools/build.sh >/dev/null
 seeds="$FUZZ_DIR/seeds"
@@ -42,13 +43,17 @@ cat >"$seeds/kineto/trace.json" <<'EOF'
 EOF
 printf 'Thread,Time,Action,Pointer,Size,Stream\n1,08:00:00.000001,allocate,0x7f0000000000,1024,0x0\n1,08:00:00.000002,free,0x7f0000000000,1024,0x0\n' \
   >"$seeds/rmm/log.csv"
+# Small hostile shapes: memo references, deep nesting, invalid UTF-8, huge sizes.
+python3 tests/hostile/make_inputs.py --seeds "$seeds"
 
 for target in pickle hbt jsonl kineto rmm report_json; do
   corpus="$FUZZ_DIR/corpus/$target"
   mkdir -p "$corpus"
   log="$FUZZ_DIR/$target.log"
+  dict=()
+  [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
   if ! "$FUZZ_DIR/tests/fuzz/${target}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
-      -print_final_stats=1 "$corpus" "$seeds/$target" >"$log" 2>&1; then
+      "${dict[@]}" -print_final_stats=1 "$corpus" "$seeds/$target" >"$log" 2>&1; then
     tail -40 "$log"
     echo "FAIL: fuzz target $target (log $log)"
     exit 1

@@ -3,13 +3,15 @@
 crashed the command line, blew up its memory, took quadratic time or gave a
 wrong answer. run.py replays each under a memory and time limit.
 
-Usage: make_inputs.py DIR
+Usage: make_inputs.py DIR            the hostile inputs
+       make_inputs.py --seeds DIR    small files of the same shapes, a folder per fuzz target
 """
 import gzip
 import io
 import json
 import os
 import pickle
+import struct
 import sys
 import zlib
 
@@ -23,6 +25,22 @@ def snapshot(device_traces, segments=None, settings=None):
 
 def alloc(addr, size, action="alloc"):
     return {"action": action, "addr": addr, "size": size, "stream": 0, "frames": []}
+
+
+def hbt(recorder, settings=(), events=()):
+    """A .hbt file (docs/hbt-format.md): header, device 0, events, end."""
+    def string(b):
+        return struct.pack("<I", len(b)) + b
+    def record(kind, payload):
+        return struct.pack("<HHI", kind, 0, len(payload)) + payload
+    header = struct.pack("<IQ", 1, 0) + string(recorder) + struct.pack("<I", len(settings))
+    for k, v in settings:
+        header += string(k) + string(v)
+    records = [record(1, header), record(2, struct.pack("<HH", 0, 0))]
+    for action, block, size in events:
+        records.append(record(5, struct.pack("<BBHIQQQq", action, 0, 0, block, size, 0, 0, 0)))
+    records.append(record(6, struct.pack("<Q", len(records))))
+    return b"\x89HBT\r\n\x1a\n" + struct.pack("<HHI", 1, 0, 0) + b"".join(records)
 
 
 def write(path, data):
@@ -44,6 +62,9 @@ def main(out):
     write(os.path.join(out, "utf8_recorder.jsonl"),
           b'{"hbmalloc_trace": 1, "recorder": "bad \\udc80 name \xff", "history": true}\n'
           b'{"action": "alloc", "id": 1, "size": 512}\n{"action": "free_completed", "id": 1}\n')
+    # ... and in a .hbt recorder name and settings.
+    write(os.path.join(out, "utf8_recorder.hbt"),
+          hbt(b"rec\xff\xfe\x1b[2J", [(b"k\xc3", b"v\x80")], [(0, 0, 512), (2, 0, 512)]))
     # ... and in the file name itself.
     write(os.path.join(out.encode(), b"name_\xff\xfe.pickle"), pickle.dumps(snapshot(small_history()), protocol=4))
 
@@ -131,5 +152,32 @@ def main(out):
     write(os.path.join(out, "overlapping_segments.pickle"), pickle.dumps(snapshot(small_history(), segments=[s1, s2]), protocol=4))
 
 
+def seeds(out):
+    """Small files of the same shapes, one folder per fuzz target, as seeds."""
+    for target in ("pickle", "hbt", "jsonl", "kineto"):
+        os.makedirs(os.path.join(out, target), exist_ok=True)
+    pk = lambda name, obj: write(os.path.join(out, "pickle", name), pickle.dumps(obj, protocol=4))
+    pk("utf8.pickle", snapshot(small_history(), settings={b"\xff": b"\xc3\x28", "k": "\x1b[2J"}))
+    big = "x" * 64
+    pk("memo_settings.pickle", snapshot(small_history(), settings={str(i): big for i in range(16)}))
+    blocks = [{"address": 0x1000 + 512 * i, "size": 512, "requested_size": 512, "state": "inactive"} for i in range(8)]
+    pk("memo_blocks.pickle", snapshot([[]], segments=[{"device": 0, "address": 0x1000, "total_size": 4096, "stream": 0,
+                                                       "segment_type": "large", "blocks": blocks}] * 8))
+    pk("memo_devices.pickle", snapshot([small_history()[0]] * 8))
+    pk("huge_sizes.pickle", snapshot([[alloc(0x1000, 1 << 62), {"action": "oom", "size": (1 << 64) - 1, "stream": 0,
+                                       "device_free": 1 << 63}, {"action": "segment_free", "addr": 1 << 63,
+                                       "size": 1 << 62, "stream": 0}]]))
+    write(os.path.join(out, "hbt", "utf8.hbt"), hbt(b"r\xff", [(b"\xfe", b"\x1b")], [(0, 0, 1 << 62), (2, 0, 0)]))
+    write(os.path.join(out, "jsonl", "deep.jsonl"),
+          b'{"hbmalloc_trace": 1, "settings": {"k": ' + b"[" * 300 + b"]" * 300 + b"}}\n")
+    write(os.path.join(out, "jsonl", "huge.jsonl"),
+          b'{"hbmalloc_trace": 1}\n{"action": "alloc", "id": 1, "size": 18446744073709551615}\n'
+          b'{"action": "segment_free", "size": 4611686018427387904, "addr": "0x5000000"}\n')
+    write(os.path.join(out, "kineto", "deep.json"), b'{"traceEvents": [' + b"[" * 300 + b"]" * 300 + b"]}")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) == 3 and sys.argv[1] == "--seeds":
+        seeds(sys.argv[2])
+    else:
+        main(sys.argv[1])

@@ -122,6 +122,35 @@ TEST(ConvertCli, LiveRecordingOpensAsAPytorchSnapshot) {
   EXPECT_EQ(replayed(dir / "again.hbt", 0), want);
 }
 
+// The synthetic example and the old profiler trace carry no addresses: their
+// snapshot takes a cca replay's, so it reads back (no two blocks at 0x0) with
+// the same requests, and every block sits inside a segment.
+TEST(ConvertCli, TracesWithoutAddressesGetAReplaysAddresses) {
+  const fs::path dir = scratch_dir("convert_addresses");
+  const fs::path example = fs::path(HBMALLOC_SOURCE_DIR) / "examples" / "gpt_train.hbt";
+  const fs::path profiler = hbmalloc::testing::shared_traces() / "kineto" /
+                            "kineto_tbplugin_resnet50_nw0_worker0.1623143089861.pt.trace.json.gz";
+  for (const fs::path& in : {example, profiler}) {
+    SCOPED_TRACE(in.filename().string());
+    const fs::path out = dir / (in.stem().string() + ".pickle");
+    CliResult c = run_cli("convert " + in.string() + " " + out.string());
+    ASSERT_EQ(c.code, 0) << c.err;
+    EXPECT_NE(c.out.find("addresses and segments from a replay"), std::string::npos) << c.out;
+    CliResult info = run_cli("info " + out.string() + " --json");
+    ASSERT_EQ(info.code, 0) << info.err;
+    const nlohmann::json j = nlohmann::json::parse(info.out);
+    EXPECT_GT(j["devices"][0]["actions"]["segment_alloc"].get<uint64_t>(), 0u);
+    // The same requests: peak requested to the byte.
+    const auto peak = [](const fs::path& f) {
+      CliResult r = run_cli("replay " + f.string() + " --json");
+      EXPECT_EQ(r.code, 0) << r.err;
+      return nlohmann::json::parse(r.out)["peak_requested"].get<uint64_t>();
+    };
+    EXPECT_EQ(j["devices"][0]["peak_requested"].get<uint64_t>(), peak(in));
+    EXPECT_EQ(peak(out), peak(in));
+  }
+}
+
 TEST(ConvertCli, UsageErrors) {
   expect_bad_input(run_cli("convert"), "wants IN and OUT");
   expect_bad_input(run_cli("convert only-one"), "wants IN and OUT");

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: build, every GoogleTest through ctest, then the
 # installed tree (exported symbols, dlopen of the installed library, a
-# find_package(hbmalloc) consumer), then the Python package (tests/python),
-# then a few seconds of each libFuzzer target (tests/fuzz/smoke.sh, clang).
+# find_package(hbmalloc) consumer), then the hostile inputs (tests/hostile,
+# under a memory limit), then the Python package (tests/python), then a few
+# seconds of each libFuzzer target (tests/fuzz/smoke.sh, clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -34,6 +35,12 @@ cmake -S tests/install_consumer -B "$consumer" -G Ninja -DCMAKE_PREFIX_PATH="$pr
 cmake --build "$consumer" >/dev/null
 "$consumer/consumer"
 
+# Hostile inputs (tests/hostile): each attack under a 1 GiB address-space
+# limit, checked for its exit code, its one-line message, memory and time.
+hostile_log="$BUILD_DIR/hostile.log"
+python3 tests/hostile/run.py "$BUILD_DIR/hbmalloc" | tee "$hostile_log"
+hostile_count=$(sed -n 's/^hostile: \([0-9]*\) passed, 0 failed$/\1/p' "$hostile_log")
+
 # The Python package: pip install . into a cached environment with torch, then pytest.
 py_log="$BUILD_DIR/python-tests.log"
 bash tests/python/run.sh | tee "$py_log"
@@ -42,5 +49,5 @@ py_count=$(sed -n 's/^python: \([0-9]*\) passed, 0 failed$/\1/p' "$py_log")
 # The fuzz targets build with clang and survive a short run on seeds.
 bash tests/fuzz/smoke.sh
 
-# ctest's suites, the three installed-tree checks above, the Python tests and the fuzz smoke.
-echo "tests: $((ctest_count + 3 + py_count + 1)) passed, 0 failed"
+# ctest's suites, the three installed-tree checks above, the hostile inputs, the Python tests and the fuzz smoke.
+echo "tests: $((ctest_count + 3 + hostile_count + py_count + 1)) passed, 0 failed"

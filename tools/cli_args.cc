@@ -69,6 +69,16 @@ bool Args::bytes(const std::string& name, std::optional<uint64_t>& out) const {
   return true;
 }
 
+bool Args::capacity(const std::string& name, std::optional<uint64_t>& out) const {
+  if (!bytes(name, out)) return false;
+  if (out && *out > kMaxDeviceBytes) {
+    fail("option '" + name + "' wants at most 1 PiB (" + std::to_string(kMaxDeviceBytes) +
+         " bytes), the largest device hbmalloc models; got " + std::to_string(*out));
+    return false;
+  }
+  return true;
+}
+
 bool Args::integer(const std::string& name, long min, long max, long& out) const {
   auto v = value(name);
   if (!v) return true;

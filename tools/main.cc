@@ -44,7 +44,7 @@ constexpr Command kCommands[] = {
      "      matched_fraction: the share of PyTorch's segment events it reproduced).\n"},
     {"tune", &hbmalloc::tools::run_tune,
      "  tune TRACE [--policy cca|hbm|both] [--grid K:V1|V2,...] [--capacity SIZE]\n"
-     "             [--device N] [--jobs N] [--top N] [--json]\n"
+     "             [--device N] [--jobs N] [--top N] [--max-points N] [--json]\n"
      "      Replays TRACE under every combination of a policy's knobs (cca:\n"
      "      max_split_size_mb, roundup_power2_divisions, expandable_segments,\n"
      "      garbage_collection_threshold with per_process_memory_fraction; hbm:\n"
@@ -54,7 +54,9 @@ constexpr Command kCommands[] = {
      "      recording reserved at its peak), and ranks them: fits, peak reserved,\n"
      "      efficiency, min capacity, OOMs. The best setting that was replayed and fit\n"
      "      is printed as a ready PYTORCH_CUDA_ALLOC_CONF=... (cca) or HBMALLOC_CONF=...\n"
-     "      (hbm) line.\n"},
+     "      (hbm) line; settings that do not fit rank by the device they need, and\n"
+     "      when none fits the least device any fits is named. A grid of more than\n"
+     "      --max-points combinations (default 4096) is refused before any replay.\n"},
     {"info", &hbmalloc::tools::run_info,
      "  info TRACE [--json]\n"
      "      Devices, event counts per action, streams, request size histogram, time\n"
@@ -67,7 +69,9 @@ constexpr Command kCommands[] = {
      "  convert IN OUT\n"
      "      Reads IN (any format above) and writes it in the format OUT's extension\n"
      "      names: .pickle / .pkl (a PyTorch memory snapshot: memory_viz opens it),\n"
-     "      .hbt or .jsonl.\n"},
+     "      .hbt or .jsonl. A trace without addresses (synth, old profiler traces)\n"
+     "      becomes a snapshot with the addresses and segments of a replay under the\n"
+     "      cca policy.\n"},
     {"synth", &hbmalloc::tools::run_synth,
      "  synth --out FILE [--steps N] [--seed S] [--layers N] [--batch N]\n"
      "      Writes a deterministic GPT-style training trace (.hbt or .jsonl) whose\n"
@@ -85,6 +89,10 @@ constexpr const char* kIntro =
     "file name): PyTorch memory snapshots (torch.cuda.memory._dump_snapshot pickles,\n"
     "read by a strict data-only reader), PyTorch profiler traces (.json / .json.gz),\n"
     "RAPIDS RMM logging_resource_adaptor CSV, hbmalloc's .hbt and JSON lines.\n"
+    "Every command that reads a trace takes --max-input SIZE: input past it (after\n"
+    "decompression; default 2GiB, and a gzip may not inflate past 100 times its\n"
+    "size unless --max-input is given) is refused. Capacities and requests go up\n"
+    "to 1 PiB, the largest device hbmalloc models.\n"
     "\n"
     "commands:\n";
 

@@ -187,7 +187,7 @@ int run_replay(int argc, char** argv) {
   }
   replay::ReplayOptions options;
   long device = -1;
-  if (!args.bytes("--capacity", options.capacity) || !args.integer("--device", 0, 1023, device)) return 2;
+  if (!args.capacity("--capacity", options.capacity) || !args.integer("--device", 0, 1023, device)) return 2;
   try {
     options.config = Config::parse(args.value("--conf").value_or(""));
     if (auto p = args.value("--policy")) options.config.policy = *p;

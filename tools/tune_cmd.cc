@@ -147,7 +147,7 @@ int run_tune(int argc, char** argv) {
   }
   std::optional<uint64_t> given_capacity;
   long device = -1, jobs = 0, top = 20, max_points = long(tune::kDefaultMaxPoints);
-  if (!args.bytes("--capacity", given_capacity) || !args.integer("--device", 0, 1023, device) ||
+  if (!args.capacity("--capacity", given_capacity) || !args.integer("--device", 0, 1023, device) ||
       !args.integer("--jobs", 1, 4096, jobs) || !args.integer("--top", 0, 1000000, top) ||
       !args.integer("--max-points", 1, 1L << 40, max_points))
     return 2;

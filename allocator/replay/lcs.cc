@@ -26,21 +26,44 @@ uint64_t lcs_length(std::span<const uint64_t> a, std::span<const uint64_t> b) {
   std::sort(where.begin(), where.end());
 
   const size_t words = (a.size() + 63) / 64;
+  // A symbol that occurs often in a gets its match mask built once: setting
+  // its bits anew for every symbol of b would cost |a| |b|, not |a| |b| / 64
+  // (two symbols, 100,000 times each). Masks take at most kMaskBytes.
+  constexpr size_t kFrequent = 64, kMaskBytes = size_t{64} << 20;
+  std::vector<std::pair<uint64_t, size_t>> mask_of;  // symbol -> its mask's first word in masks
+  std::vector<uint64_t> masks;
+  for (size_t i = 0; i < where.size();) {
+    size_t j = i;
+    while (j < where.size() && where[j].first == where[i].first) ++j;
+    if (j - i >= kFrequent && (masks.size() + words) * sizeof(uint64_t) <= kMaskBytes) {
+      mask_of.emplace_back(where[i].first, masks.size());
+      masks.resize(masks.size() + words, 0);
+      for (size_t k = i; k < j; ++k) masks[mask_of.back().second + where[k].second / 64] |= uint64_t(1) << (where[k].second % 64);
+    }
+    i = j;
+  }
   std::vector<uint64_t> v(words, ~uint64_t(0)), u(words);
   for (uint64_t symbol : b) {
-    auto first = std::lower_bound(where.begin(), where.end(), std::pair<uint64_t, uint32_t>{symbol, 0});
-    if (first == where.end() || first->first != symbol) continue;  // no match: V stays
-    std::fill(u.begin(), u.end(), 0);
-    for (auto it = first; it != where.end() && it->first == symbol; ++it)
-      u[it->second / 64] |= uint64_t(1) << (it->second % 64);
+    const uint64_t* match = nullptr;
+    auto built = std::lower_bound(mask_of.begin(), mask_of.end(), std::pair<uint64_t, size_t>{symbol, 0});
+    if (built != mask_of.end() && built->first == symbol) {
+      match = masks.data() + built->second;
+    } else {
+      auto first = std::lower_bound(where.begin(), where.end(), std::pair<uint64_t, uint32_t>{symbol, 0});
+      if (first == where.end() || first->first != symbol) continue;  // no match: V stays
+      std::fill(u.begin(), u.end(), 0);
+      for (auto it = first; it != where.end() && it->first == symbol; ++it)
+        u[it->second / 64] |= uint64_t(1) << (it->second % 64);
+      match = u.data();
+    }
     // V = (V + (V & M)) | (V & ~M), M = match(symbol), across the words;
     // only the addition carries from word to word.
     uint64_t carry = 0;
     for (size_t w = 0; w < words; ++w) {
-      const uint64_t x = v[w], y = x & u[w];
+      const uint64_t x = v[w], y = x & match[w];
       const uint64_t sum = x + y + carry;
       carry = (sum < x || (carry && sum == x)) ? 1 : 0;
-      v[w] = sum | (x & ~u[w]);
+      v[w] = sum | (x & ~match[w]);
     }
   }
   // Each zero bit among the first |a| is one matched symbol.

@@ -104,41 +104,35 @@ def main(out):
     p.fast = True
     p.dump(snapshot([hist]))
     write(os.path.join(out, "unshared_actions.pickle"), buf.getvalue())
-    # ... a profiler trace with 1e6 [memory] events.
-    ev = []
-    for i in range(500_000):
-        addr = 0x7f0000000000 + 512 * i
-        ev.append({"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "ts": i, "pid": 1, "tid": 1,
-                   "args": {"Device Type": 1, "Device Id": 0, "Addr": addr, "Bytes": 512,
-                            "Total Allocated": 512, "Total Reserved": 2097152}})
-        ev.append({"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "ts": i, "pid": 1, "tid": 1,
-                   "args": {"Device Type": 1, "Device Id": 0, "Addr": addr, "Bytes": -512,
-                            "Total Allocated": 0, "Total Reserved": 2097152}})
-    write(os.path.join(out, "kineto_many.json"), json.dumps({"traceEvents": ev}).encode())
-    # ... 400,000 segment events for the fidelity measure (cca), alternating sizes.
-    hist = []
+    # ... a profiler trace with 1e6 [memory] events (about 90 MB).
+    with open(os.path.join(out, "kineto_many.json"), "w") as f:
+        f.write('{"traceEvents": [\n')
+        for i in range(500_000):
+            addr = 0x7f0000000000 + 512 * i
+            for b in (512, -512):
+                f.write('{"name":"[memory]","ph":"i","ts":%d,"args":{"Device Type":1,"Addr":%d,"Bytes":%d}},\n'
+                        % (i, addr, b))
+        f.write('{"name":"end","ph":"i","ts":0}]}\n')
+    # ... 400,000 segment events for the fidelity measure (cca): the replay
+    # matches the middle but neither end, so the LCS cannot trim its way out.
+    hist = [{"action": "segment_alloc", "addr": 0x90000000, "size": 40 << 20, "stream": 0}]
     for i in range(100_000):
         a = 0x10000000 + (i % 2) * 0x4000000
-        size = (20 << 20) if i % 3 else (40 << 20)
-        hist += [{"action": "segment_alloc", "addr": a, "size": size, "stream": 0},
-                 alloc(a, 1 << 20),
-                 alloc(a, 1 << 20, "free_completed"),
-                 {"action": "segment_free", "addr": a, "size": size, "stream": 0}]
+        hist += [{"action": "segment_alloc", "addr": a, "size": 2 << 20, "stream": 0},
+                 alloc(a, 512),
+                 alloc(a, 512, "free_completed"),
+                 {"action": "segment_free", "addr": a, "size": 2 << 20, "stream": 0}]
+    hist.append({"action": "segment_free", "addr": 0x90000000, "size": 40 << 20, "stream": 0})
     write(os.path.join(out, "segment_events.pickle"), pickle.dumps(snapshot([hist]), protocol=4))
-
-    # 9. One 2^48-byte allocation in a 100-byte trace.
-    write(os.path.join(out, "huge_request.jsonl"),
-          b'{"hbmalloc_trace": 1, "history": true}\n'
-          b'{"action": "alloc", "id": 1, "size": 281474976710656}\n{"action": "free_completed", "id": 1}\n')
-    # 8. Unlimited is unlimited: a 2^49-byte request.
-    write(os.path.join(out, "huger_request.jsonl"),
-          b'{"hbmalloc_trace": 1, "history": true}\n'
-          b'{"action": "alloc", "id": 1, "size": 562949953421312}\n{"action": "free_completed", "id": 1}\n')
 
     # 11. Terminal escapes and newlines in a file name and in trace strings.
     write(os.path.join(out, "esc\x1b[31mred\nline.jsonl"),
           b'{"hbmalloc_trace": 1, "recorder": "evil\\u001b[2J\\nrecorder", "history": true}\n'
           b'{"action": "alloc", "id": 1, "size": 512}\n')
+    # ... a request past the largest device hbmalloc models (1 PiB).
+    write(os.path.join(out, "over_request.jsonl"),
+          b'{"hbmalloc_trace": 1, "history": true}\n'
+          b'{"action": "alloc", "id": 1, "size": 2251799813685248}\n{"action": "free_completed", "id": 1}\n')
     # ... a segment_free of a segment never allocated.
     write(os.path.join(out, "stray_segment_free.pickle"), pickle.dumps(snapshot(
         [[{"action": "segment_free", "addr": 0x5000000, "size": 1 << 62, "stream": 0}] + small_history()[0]]), protocol=4))

@@ -12,6 +12,8 @@
 #include <set>
 #include <vector>
 
+#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
@@ -440,4 +442,26 @@ TEST(SimBackendTest, DeviceIndexOutOfRangeIsRefused) {
   EXPECT_THROW(SimBackend(4096, 0), hbmalloc::Error);
   SimBackend last(4095, 0);
   EXPECT_NE(last.malloc_segment(2 << 20), nullptr);
+}
+
+// Capacities up to the largest device hbmalloc models work, under every
+// policy; past it they are refused, never wrapped (256 TiB once failed the
+// first 256 MiB request).
+TEST(SimBackendTest, CapacitiesUpToOnePebibyteWorkAndLargerAreRefused) {
+  for (const char* policy : {"hbm", "cca"}) {
+    for (uint64_t capacity : {uint64_t(1) << 47, uint64_t(1) << 48, hbmalloc::kMaxDeviceBytes}) {
+      SCOPED_TRACE(std::string(policy) + " " + std::to_string(capacity));
+      hbmalloc::Config c = hbmalloc::Config::parse(std::string("backend:sim,policy:") + policy);
+      c.capacity = capacity;
+      hbmalloc::Allocator a(c, hbmalloc::make_sim_backend(c, 0));
+      void* p = a.malloc(256ull << 20, 0);
+      EXPECT_NE(p, nullptr);
+      a.free(p);
+    }
+  }
+  EXPECT_THROW(hbmalloc::SimBackend(0, hbmalloc::kMaxDeviceBytes + 1), hbmalloc::Error);
+  EXPECT_THROW(hbmalloc::SimBackend(0, UINT64_MAX), hbmalloc::Error);
+  // The last device's window still holds the largest device.
+  hbmalloc::SimBackend last(4095, hbmalloc::kMaxDeviceBytes);
+  EXPECT_NE(last.malloc_segment(hbmalloc::kMaxDeviceBytes), nullptr);
 }

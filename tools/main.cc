@@ -42,6 +42,19 @@ constexpr Command kCommands[] = {
      "      the device the trace implies (an OOM's reserved + device free) unless\n"
      "      --capacity says otherwise, and reports fidelity (recorded, replayed,\n"
      "      matched_fraction: the share of PyTorch's segment events it reproduced).\n"},
+    {"explain", &hbmalloc::tools::run_explain,
+     "  explain TRACE [--device N] [--capacity SIZE] [--jobs N] [--json] [--html FILE]\n"
+     "      What to do about the OOM TRACE recorded (on the first device with one).\n"
+     "      For each failed request: its cause with the figures behind it (capacity:\n"
+     "      live bytes + request exceed the device, no allocator helps; a limit:\n"
+     "      per_process_memory_fraction below the device; other tenants: another\n"
+     "      process held device memory; fragmentation: the bytes were there, not in\n"
+     "      one piece). With no OOM recorded, the peak, and it says so. Then the trace\n"
+     "      replayed at the recorded device (as tune picks it; --capacity sets one)\n"
+     "      under the recorded settings, expandable_segments:True, the best setting\n"
+     "      tune finds and hbm's defaults, on all cores: fits, peak reserved, min\n"
+     "      capacity, modeled device time of segment and VMM calls. It ends with the\n"
+     "      line to use, or how many bytes must go and the smallest device that fits.\n"},
     {"tune", &hbmalloc::tools::run_tune,
      "  tune TRACE [--policy cca|hbm|both] [--grid K:V1|V2,...] [--capacity SIZE]\n"
      "             [--device N] [--jobs N] [--top N] [--max-points N] [--json]\n"

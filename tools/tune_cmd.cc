@@ -17,6 +17,7 @@
 #include "policy/cca/cca_config.h"
 #include "replay/replay.h"
 #include "trace/read_trace.h"
+#include "tune/capacity_choice.h"
 #include "tune/grid.h"
 #include "tune/sweep.h"
 
@@ -24,21 +25,6 @@ namespace hbmalloc::tools {
 namespace {
 
 using nlohmann::json;
-
-// The capacity the points are judged at, and where it came from.
-struct Capacity {
-  std::optional<uint64_t> bytes;
-  std::string source;
-};
-
-Capacity capacity_for(const trace::Trace& t, const trace::DeviceTrace& d, std::optional<uint64_t> given) {
-  if (given) return {given, "--capacity"};
-  if (t.capacity) return {t.capacity, "the trace's device"};
-  const trace::TraceFigures f = trace::figures_of(d);
-  if (f.native_capacity) return {f.native_capacity, "the recording's device, from its OOM: reserved then + device free"};
-  if (f.native_peak_reserved) return {f.native_peak_reserved, "what the recording reserved at its peak"};
-  return {std::nullopt, "unlimited: the trace tells no device size"};
-}
 
 std::string settings_text(const tune::Point& p) {
   if (p.settings.empty()) return p.policy == "cca" ? "(PyTorch's defaults)" : "(hbm's defaults)";
@@ -190,7 +176,7 @@ int run_tune(int argc, char** argv) {
     if (t.devices.empty()) throw Error(ErrorCode::kInvalidArgument, t.source + ": nothing to replay (the trace is empty)");
     const int dev = device >= 0 ? int(device) : t.devices.front().device;
     const trace::DeviceTrace& d = t.device_or_error(dev);
-    const Capacity capacity = capacity_for(t, d, given_capacity);
+    const tune::CapacityChoice capacity = tune::capacity_for(t, d, given_capacity);
 
     std::vector<tune::Point> points;
     size_t skipped = 0;

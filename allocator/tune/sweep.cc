@@ -29,6 +29,7 @@ PointResult run_point(const trace::Trace& trace, const Point& point, size_t inde
     r.efficiency = res.efficiency;
     r.ooms = res.ooms.size();
     r.fits = res.ooms.empty();
+    r.device_seconds = modeled_device_seconds(res.final_stats);
     if (o.min_capacity) r.min_capacity = replay::min_capacity(trace, ro);
   } catch (const std::exception& e) {
     r.error = e.what();

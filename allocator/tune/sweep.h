@@ -32,6 +32,7 @@ struct PointResult {
   double efficiency = 0;  // peak requested / peak reserved
   uint64_t ooms = 0;
   std::optional<uint64_t> min_capacity;
+  double device_seconds = 0;  // every device memory call of the replay, priced by the model (stats.hpp)
   std::string error;  // when the replay itself failed
 };
 

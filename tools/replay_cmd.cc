@@ -12,6 +12,7 @@
 #include "policy/cca/cca_config.h"
 #include "policy/policy_catalog.h"
 #include "replay/replay.h"
+#include "report/explain.h"
 #include "report/frag_report.h"
 #include "report/html_report.h"
 #include "report/json_report.h"
@@ -174,6 +175,17 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
     std::printf("  no OOM (capacity unlimited; --capacity sets one, --min-capacity finds the least)\n");
 }
 
+// Explain's verdict and each recorded OOM's cause, first in "What to do".
+void add_verdict(const report::Explanation& e, report::FragReport& rep) {
+  std::vector<std::string> lines;
+  for (const report::OomCause& c : e.ooms)
+    if (!c.at_peak) lines.push_back("the recording's OOM at event " + std::to_string(c.event) + ": " + c.cause + ": " + c.detail);
+  lines.push_back("hbmalloc explain (the recorded settings, expandable_segments:True, tune's best and hbm's defaults "
+                  "replayed at " + (e.capacity ? format_bytes(*e.capacity) : std::string("an unlimited device")) + "): " +
+                  e.verdict);
+  rep.advice.insert(rep.advice.begin(), lines.begin(), lines.end());
+}
+
 }  // namespace
 
 int run_replay(int argc, char** argv) {
@@ -225,6 +237,15 @@ int run_replay(int argc, char** argv) {
     report::ReportOptions ro;
     ro.min_capacity = min_cap;
     report::FragReport rep = report::replay_and_report(t, options, ro);
+    // A page about a trace that recorded an OOM carries explain's verdict in
+    // its "What to do" (the settings are replayed at the recorded device).
+    if (args.has("--html") && !r.failed_requests.empty()) {
+      report::ExplainOptions eo;
+      eo.device = options.device;
+      Progress search("explain");
+      eo.progress = [&](uint64_t done, uint64_t total) { search.update(done, total); };
+      add_verdict(report::explain(t, eo), rep);
+    }
     if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(rep));
 
     if (args.has("--json")) {

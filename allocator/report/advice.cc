@@ -138,7 +138,7 @@ std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint
     out.push_back("efficiency " + percent(f.efficiency) + ": reserved exceeds requested by " +
                   format_bytes(minus(f.peak_reserved, f.peak_requested)) +
                   (report.run.static_snapshot ? " in the snapshot" : " at the peaks"));
-  if (out.size() == said && report.ooms.empty()) {
+  if (out.size() == said && report.ooms.empty() && report.failed_requests.empty()) {
     std::string cached;
     if (!f.moments.empty() && f.moments.front().reserved > 0)
       cached = ", cached free " + format_bytes(f.moments.front().cached_free) + " (" +

@@ -124,6 +124,14 @@ TEST(ExplainCli, ACapacityOomSaysNoAllocatorHelps) {
   const std::string page = hbmalloc::testing::slurp(html);
   EXPECT_NE(page.find("What to do about this OOM"), std::string::npos);
   EXPECT_NE(page.find("nothing fits"), std::string::npos);
+
+  // replay's page carries the same verdict in its "What to do".
+  const fs::path replay_html = dir / "replay.html";
+  CliResult replay = run_cli("replay --device 1 --html " + replay_html.string() + " " + file.string());
+  ASSERT_EQ(replay.code, 0) << replay.err;
+  const std::string replay_page = hbmalloc::testing::slurp(replay_html);
+  EXPECT_NE(replay_page.find("hbmalloc explain"), std::string::npos);
+  EXPECT_NE(replay_page.find(j["verdict"].get<std::string>()), std::string::npos);
 }
 
 TEST(ExplainCli, AFragmentationOomGetsALineAndNoOomIsExplainedAtThePeak) {

@@ -17,6 +17,7 @@
 #include "policy/cca/cca_config.h"
 #include "replay/replay.h"
 #include "trace/read_trace.h"
+#include "policy/policy_catalog.h"
 #include "tune/capacity_choice.h"
 #include "tune/grid.h"
 #include "tune/sweep.h"
@@ -27,8 +28,14 @@ namespace {
 using nlohmann::json;
 
 std::string settings_text(const tune::Point& p) {
-  if (p.settings.empty()) return p.policy == "cca" ? "(PyTorch's defaults)" : "(hbm's defaults)";
+  if (p.settings.empty()) return "(" + std::string(policy_named(p.policy).defaults_name) + ")";
   return cca::alloc_conf_text(p.settings);
+}
+
+// What runs with nothing tuned: the recorded settings for a policy that reads them.
+std::string baseline_name(const std::string& policy) {
+  const PolicyDescription& p = policy_named(policy);
+  return p.reads_pytorch_settings ? "the recorded settings" : std::string(p.defaults_name);
 }
 
 std::string capacity_text(std::optional<uint64_t> c) { return c ? format_bytes(*c) : "unlimited"; }
@@ -59,7 +66,7 @@ bool alike(const tune::PointResult& a, const tune::PointResult& b) {
 
 void print_row(const tune::PointResult& r, size_t rank, bool both, size_t same) {
   std::string name = (both ? r.point.policy + "  " : "") + settings_text(r.point);
-  if (r.point.baseline) name += r.point.policy == "cca" ? "  [as recorded]" : "  [defaults]";
+  if (r.point.baseline) name += policy_named(r.point.policy).reads_pytorch_settings ? "  [as recorded]" : "  [defaults]";
   if (same > 0) name += "  (+" + std::to_string(same) + " alike)";
   if (!r.error.empty()) {
     std::printf("%5zu  error: %s  %s\n", rank, r.error.c_str(), name.c_str());
@@ -104,7 +111,8 @@ void print_recommendation(const std::vector<tune::PointResult>& ranked, const st
   const tune::PointResult* base = baseline_of(ranked, policy);
   std::printf("\n%s, best that fits: %s, peak reserved %s", policy.c_str(), settings_text(best->point).c_str(),
               format_bytes(best->peak_reserved).c_str());
-  const char* what = policy == "cca" ? "the recorded settings" : "hbm's defaults";
+  const std::string what_text = baseline_name(policy);
+  const char* what = what_text.c_str();
   if (base != nullptr && base != best && base->error.empty()) {
     if (best->peak_reserved < base->peak_reserved) {
       const uint64_t saved = base->peak_reserved - best->peak_reserved;
@@ -137,21 +145,26 @@ int run_tune(int argc, char** argv) {
       !args.integer("--jobs", 1, 4096, jobs) || !args.integer("--top", 0, 1000000, top) ||
       !args.integer("--max-points", 1, 1L << 40, max_points))
     return 2;
-  const std::string policy = args.value("--policy").value_or("cca");
-  if (policy != "cca" && policy != "hbm" && policy != "both") {
-    args.fail("option '--policy' wants cca, hbm or both, got '" + policy + "'");
+  // By default the policy of people who stay on PyTorch's allocator; "both": every policy, that one first.
+  const std::string policy = args.value("--policy").value_or(std::string(recording_policy().name));
+  if (policy != "both" && find_policy(policy) == nullptr) {
+    args.fail("option '--policy' wants " + policy_names() + " or both, got '" + policy + "'");
     return 2;
   }
   try {
-    const std::vector<std::string> policies =
-        policy == "both" ? std::vector<std::string>{"cca", "hbm"} : std::vector<std::string>{policy};
+    std::vector<std::string> policies = {policy};
+    if (policy == "both") {
+      policies = {std::string(recording_policy().name)};
+      for (const PolicyDescription& p : policy_catalog())
+        if (!p.reproduces_recording) policies.emplace_back(p.name);
+    }
     // --grid names keys of either policy; each policy takes its own, or its defaults.
     std::vector<tune::Grid> grids;
     for (const std::string& p : policies) {
       if (auto text = args.value("--grid")) {
         cca::Settings mine;
         for (const auto& kv : cca::split_settings(*text))
-          if (policies.size() == 1 || (p == "cca") == cca::is_pytorch_key(kv.first)) mine.push_back(kv);
+          if (policies.size() == 1 || policy_named(p).owns_key(kv.first)) mine.push_back(kv);
         if (!mine.empty() || policies.size() == 1) {
           grids.push_back(tune::parse_grid(p, cca::alloc_conf_text(mine)));
           continue;

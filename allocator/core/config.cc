@@ -8,6 +8,7 @@
 
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_config.h"
+#include "policy/policy_catalog.h"
 
 namespace hbmalloc {
 
@@ -111,7 +112,7 @@ Config Config::parse(std::string_view text) {
     if (value.empty()) bad_value(key, value, "empty");
 
     if (key == "policy") {
-      if (value != "hbm" && value != "cca") bad_value(key, value, "known policies: hbm, cca");
+      if (find_policy(value) == nullptr) bad_value(key, value, "known policies: " + policy_names());
       c.policy = value;
     } else if (key == "backend") {
       if (value != "cuda" && value != "sim" && value != "host") bad_value(key, value, "expected cuda, sim or host");

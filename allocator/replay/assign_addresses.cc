@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "policy/policy_catalog.h"
 #include "replay/replay.h"
 #include "trace/segment_ranges.h"
 
@@ -35,7 +36,7 @@ void assign(const trace::Trace& trace, trace::DeviceTrace& d) {
 
   AddressLog log;
   ReplayOptions o;
-  o.config.policy = "cca";
+  o.config.policy = std::string(recording_policy().name);
   o.device = d.device;
   o.infer_empty_cache = false;  // the segment events are gone: nothing to infer from
   o.addresses = &log;

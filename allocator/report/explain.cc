@@ -5,6 +5,7 @@
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_config.h"
+#include "policy/policy_catalog.h"
 #include "tune/capacity_choice.h"
 #include "tune/grid.h"
 #include "tune/sweep.h"
@@ -122,8 +123,9 @@ SettingRow row_of(const std::string& name, const tune::PointResult& r) {
   SettingRow row;
   row.name = name;
   row.policy = r.point.policy;
-  // PyTorch's defaults are no line at all.
-  row.line = r.point.policy == "cca" && r.point.settings.empty() ? "unset PYTORCH_CUDA_ALLOC_CONF"
+  // A policy chosen by PyTorch's variable runs its defaults with the variable unset.
+  const PolicyDescription& p = policy_named(r.point.policy);
+  row.line = p.reads_pytorch_settings && r.point.settings.empty() ? "unset " + std::string(p.conf_variable)
                                                                   : tune::conf_line(r.point);
   row.fits = r.fits;
   row.peak_reserved = r.peak_reserved;
@@ -153,16 +155,18 @@ Explanation explain(const trace::Trace& trace, const ExplainOptions& o) {
   e.ooms = causes(d, e.capacity);
   for (OomCause& c : e.ooms) classify(c, fraction, trace.capacity);
 
-  // The recorded settings and expandable segments first, then tune's grid
-  // (its own baseline is the first point again), then hbm's defaults.
+  // PyTorch's allocator (the policy that reproduces the recording) under the
+  // recorded settings and with expandable segments, then tune's grid (its
+  // own baseline is the first point again), then hbmalloc's default policy.
+  const std::string pytorch(recording_policy().name), ours(policy_catalog().front().name);
   size_t skipped = 0;
-  std::vector<tune::Point> points = tune::expand(tune::parse_grid("cca", "expandable_segments:True"), recorded, skipped);
+  std::vector<tune::Point> points = tune::expand(tune::parse_grid(pytorch, "expandable_segments:True"), recorded, skipped);
   // One point when the recording ran with expandable segments already.
   const bool expandable_row = points.size() > 1;
-  const std::vector<tune::Point> grid = tune::expand(tune::default_grid("cca"), recorded, skipped);
+  const std::vector<tune::Point> grid = tune::expand(tune::default_grid(pytorch), recorded, skipped);
   points.insert(points.end(), grid.begin() + 1, grid.end());
   const size_t hbm_index = points.size();
-  points.push_back(tune::expand(tune::default_grid("hbm"), {}, skipped).front());
+  points.push_back(tune::expand(tune::default_grid(ours), {}, skipped).front());
 
   tune::SweepOptions so;
   so.device = d.device;
@@ -175,23 +179,23 @@ Explanation explain(const trace::Trace& trace, const ExplainOptions& o) {
   };
   const tune::PointResult* best = nullptr;
   for (const tune::PointResult& r : ranked)
-    if (r.point.policy == "cca" && r.error.empty()) {
+    if (r.point.policy == pytorch && r.error.empty()) {
       best = &r;
       break;
     }
   e.rows.push_back(row_of(expandable_row ? "recorded settings" : "recorded (expandable_segments:True)", at(0)));
   if (expandable_row) e.rows.push_back(row_of("expandable_segments:True", at(1)));
   if (best != nullptr) e.rows.push_back(row_of("best tune finds", *best));
-  e.rows.push_back(row_of("hbm defaults", at(hbm_index)));
+  e.rows.push_back(row_of(std::string(policy_catalog().front().defaults_name), at(hbm_index)));
 
   // PyTorch's allocator with a setting is the smaller change (the one that
   // reserves least of those that fit; the recorded one on a tie); hbmalloc next.
-  for (const char* policy : {"cca", "hbm"}) {
+  for (const std::string& policy : {pytorch, ours}) {
     const SettingRow* pick = nullptr;
     for (const SettingRow& r : e.rows)
       if (r.policy == policy && r.fits && r.error.empty() && (!pick || r.peak_reserved < pick->peak_reserved)) pick = &r;
     if (pick != nullptr && !e.use)
-      e.use = pick->policy == "cca" ? pick->line : pick->line + " python -m hbmalloc.run YOUR_SCRIPT.py";
+      e.use = pick->policy == pytorch ? pick->line : pick->line + " python -m hbmalloc.run YOUR_SCRIPT.py";
   }
   for (const SettingRow& r : e.rows)
     if (r.min_capacity && (!e.smallest_device || *r.min_capacity < *e.smallest_device)) e.smallest_device = r.min_capacity;

@@ -33,8 +33,8 @@ struct OomCause {
 
 // One setting replayed at the device.
 struct SettingRow {
-  std::string name;    // "recorded settings", "expandable_segments:True", "best tune finds", "hbm defaults"
-  std::string policy;  // "cca" or "hbm"
+  std::string name;    // "recorded settings", "expandable_segments:True", "best tune finds", "hbm's defaults"
+  std::string policy;  // a name of the policy catalog
   std::string line;    // the ready PYTORCH_CUDA_ALLOC_CONF= / HBMALLOC_CONF= line
   bool fits = false;
   uint64_t peak_reserved = 0;

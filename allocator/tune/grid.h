@@ -21,7 +21,7 @@ struct Knob {
 };
 
 struct Grid {
-  std::string policy;  // "cca" or "hbm"
+  std::string policy;  // a name of the policy catalog
   std::vector<Knob> knobs;
 };
 

@@ -74,7 +74,7 @@ TEST(ExplainCli, EverySharedOomGetsItsCauseTheTableAndAVerdict) {
     const json& rows = j["settings"];
     ASSERT_GE(rows.size(), 3u);
     EXPECT_EQ(rows.front()["setting"].get<std::string>().rfind("recorded", 0), 0u);
-    EXPECT_EQ(rows.back()["setting"].get<std::string>(), "hbm defaults");
+    EXPECT_EQ(rows.back()["setting"].get<std::string>(), "hbm's defaults");
     EXPECT_EQ(rows.back()["line"].get<std::string>(), "HBMALLOC_CONF=policy:hbm");
     uint64_t smallest = UINT64_MAX;
     bool any_fits = false;

@@ -76,6 +76,48 @@ TEST(ReplayCli, ReproducesEverySharedSnapshotToTheByte) {
   }
 }
 
+// The incoming/ table of ../shared/traces/incoming/README.md: file, events,
+// segment events, OOMs, peak requested, native peak reserved.
+std::vector<Row> incoming_rows() {
+  std::ifstream f(shared() / "incoming" / "README.md");
+  std::string line;
+  std::vector<Row> rows;
+  std::regex row(R"(^\| ([^ |]+\.(?:pickle|pkl)) \| (\d+) \| (\d+) \| \d+ \| (\d+) \| (\d+) \|)");
+  while (std::getline(f, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, row))
+      rows.push_back({m[1], std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4]), std::stoull(m[5])});
+  }
+  return rows;
+}
+
+// The newer real snapshots, folded in: every one with a history replays to
+// the README's figures (state-only ones, 0 or 1 event, are refused as such).
+TEST(ReplayCli, ReproducesEveryIncomingSnapshotToTheByte) {
+  ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
+  std::vector<Row> rows = incoming_rows();
+  ASSERT_GE(rows.size(), 30u) << "incoming README table not found";
+  size_t replayed = 0;
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.file);
+    Result r = run("replay " + (shared() / "incoming" / row.file).string() + " --json");
+    if (row.events <= 1) {
+      expect_bad_input(r, row.file);
+      continue;
+    }
+    ASSERT_EQ(r.code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["events"].get<uint64_t>(), row.events);
+    EXPECT_EQ(j["native"]["segment_events"].get<uint64_t>(), row.segment_events);
+    EXPECT_EQ(j["peak_requested"].get<uint64_t>(), row.peak_requested);
+    EXPECT_EQ(j["native"]["peak_reserved"].get<uint64_t>(), row.native_peak_reserved);
+    EXPECT_EQ(j["oom_count"].get<uint64_t>(), 0u);
+    EXPECT_GE(j["peak_reserved"].get<uint64_t>(), row.peak_requested);
+    ++replayed;
+  }
+  EXPECT_GE(replayed, 30u);
+}
+
 TEST(ReplayCli, MinCapacityFitsAndAnOomIsAResult) {
   ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   std::string file = (shared() / "snapshots" / "silmont_memory_forward_fp32_128.pickle").string();

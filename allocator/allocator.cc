@@ -15,6 +15,7 @@
 
 #include "absl/container/btree_map.h"
 #include "backend/backend.h"
+#include "core/helpers.h"
 #include "core/spin_lock.h"
 #include "hbmalloc/recorder.hpp"
 #include "policy/policy.h"
@@ -26,12 +27,6 @@
 namespace hbmalloc {
 
 namespace {
-
-std::string hex(const void* p) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, reinterpret_cast<uintptr_t>(p));
-  return buf;
-}
 
 // Largest request we accept: far above any device, far below overflow.
 constexpr uint64_t kMaxRequest = kMaxDeviceBytes;

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <string>
 
+#include "core/helpers.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
 
 namespace {
-uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
 uint64_t checked_granularity(uint64_t granularity) {
   if (granularity < 4096 || (granularity & (granularity - 1)) != 0 || granularity > (2ull << 20))

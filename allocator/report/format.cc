@@ -15,12 +15,6 @@ std::string percent(double fraction) {
   return buf;
 }
 
-std::string hex(uint64_t value) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, value);
-  return buf;
-}
-
 std::string duration_us(double us) {
   char buf[64];
   double a = std::fabs(us);

@@ -4,10 +4,11 @@
 #include <cstdint>
 #include <string>
 
+#include "core/helpers.h"  // hex(), shared with every layer
+
 namespace hbmalloc::report {
 
 std::string percent(double fraction);       // 0.9082 -> "90.8%"
-std::string hex(uint64_t value);            // "0x7f3a00000000"
 // "1.234 s", "12.5 ms". Takes a double so a difference of two times from a
 // hostile report cannot overflow.
 std::string duration_us(double us);

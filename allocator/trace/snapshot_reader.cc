@@ -10,6 +10,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "core/helpers.h"
 #include "hbmalloc/error.hpp"
 #include "trace/pickle_reader.h"
 #include "trace/read_trace.h"
@@ -22,12 +23,6 @@ constexpr int kMaxDevice = 1 << 16;
 constexpr size_t kMaxSettingText = 4096;
 constexpr size_t kMaxSettingValues = 4096;
 constexpr int kMaxSettingDepth = 16;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Python's repr of a float for the common cases: shortest digits, and a
 // trailing ".0" for integral values.

@@ -4,18 +4,13 @@
 #include <cstdio>
 #include <string>
 
+#include "core/helpers.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 #include "trace/segment_ranges.h"
 
 namespace hbmalloc::trace {
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 class DeviceCheck {
  public:

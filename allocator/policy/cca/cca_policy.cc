@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <string>
 
+#include "core/helpers.h"
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_rules.h"
 
 namespace hbmalloc::cca {
 
 namespace {
-[[noreturn]] void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }
 [[noreturn]] void bad_picture(const std::string& what) {
   throw Error(ErrorCode::kInvalidArgument, "start layout: " + what);
 }

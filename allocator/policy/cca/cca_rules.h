@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdint>
 
+#include "core/helpers.h"
 #include "policy/cca/cca_config.h"
 
 namespace hbmalloc::cca {
@@ -16,7 +17,6 @@ constexpr uint64_t kSmallBuffer = 2 * kMiB;     // small-pool segments (and expa
 constexpr uint64_t kMinLargeAlloc = 10 * kMiB;  // below this a large request gets a large_segment_size segment
 constexpr uint64_t kRoundLarge = 2 * kMiB;      // larger segments are rounded to this
 
-constexpr uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 
 // The next of `divisions` equal steps between the powers of two around size
 // (1200 with 4 divisions: steps 1024, 1280, 1536, 1792 -> 1280).

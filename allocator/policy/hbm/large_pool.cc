@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <string>
 
+#include "core/helpers.h"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
 
 namespace {
-uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
-[[noreturn]] void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }
 }  // namespace
 
 LargePool::LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size)

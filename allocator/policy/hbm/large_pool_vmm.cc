@@ -4,14 +4,13 @@
 #include <algorithm>
 #include <string>
 
+#include "core/helpers.h"
 #include "hbmalloc/error.hpp"
 #include "policy/hbm/large_pool.h"
 
 namespace hbmalloc {
 
 namespace {
-uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
-[[noreturn]] void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }
 void* ptr(uintptr_t addr) { return reinterpret_cast<void*>(addr); }
 }  // namespace
 

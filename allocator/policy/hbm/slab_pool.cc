@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "core/helpers.h"
 #include "hbmalloc/error.hpp"
 
 namespace hbmalloc {
@@ -22,7 +23,6 @@ void unlink(Slab*& head, Slab* s) {
   s->prev = s->next = nullptr;
 }
 
-[[noreturn]] void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }
 
 }  // namespace
 

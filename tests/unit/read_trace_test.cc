@@ -97,3 +97,45 @@ TEST(ReadTrace, DecompressionBombIsRefused) {
 
 }  // namespace
 }  // namespace hbmalloc::testing
+
+namespace hbmalloc::testing {
+namespace {
+
+using trace::InputLimits;
+using trace::kDefaultMaxInput;
+using trace::kInflateFloor;
+using trace::read_trace_file;
+
+// The input limits: a file past --max-input is refused by its size, a stream
+// that starts no format at its first bytes, and a gzip by the ratio rule
+// unless the user chose the cap.
+TEST(InputLimits, FilesStreamsAndGzipAreBounded) {
+  InputLimits defaults;
+  EXPECT_EQ(defaults.inflate_cap(1000), kInflateFloor);                 // small files: the floor
+  EXPECT_EQ(defaults.inflate_cap(10ull << 20), 1000ull << 20);          // 100 times the compressed size
+  EXPECT_EQ(defaults.inflate_cap(1ull << 30), kDefaultMaxInput);        // never past the input cap
+  InputLimits chosen{512ull << 20, true};
+  EXPECT_EQ(chosen.inflate_cap(1000), 512ull << 20);                    // the user's cap, no ratio
+
+  const std::string dir = ::testing::TempDir();
+  const std::string big = dir + "/big.jsonl";
+  {
+    std::FILE* f = std::fopen(big.c_str(), "wb");
+    const std::string text = trace::write_jsonl(SampleTrace());
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  const std::string message = ErrorOf([&] { read_trace_file(big, InputLimits{100, true}); });
+  EXPECT_NE(message.find("big.jsonl"), std::string::npos) << message;
+  EXPECT_NE(message.find("--max-input"), std::string::npos) << message;
+  EXPECT_EQ(read_trace_file(big).format, "jsonl");
+
+  EXPECT_NE(ErrorOf([] { read_trace_file("/dev/zero"); }).find("unknown trace format"), std::string::npos);
+
+  // A gzip of 64 MiB of zeros is refused from its first inflated bytes.
+  const std::string zeros = Gzip(std::string(64ull << 20, '\0'));
+  EXPECT_NE(ErrorOf([&] { read_trace_bytes(zeros, "z.gz"); }).find("unknown trace format"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hbmalloc::testing

@@ -1,0 +1,127 @@
+// Unit tests of trace/trace_checks.h and trace/safe_text.h: what every trace
+// must satisfy whatever its format, and text from files made safe to print.
+#include "trace/trace_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/error.hpp"
+#include "trace/safe_text.h"
+
+namespace hbmalloc::trace {
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+
+Trace one_device() {
+  Trace t;
+  t.source = "t.hbt";
+  t.has_history = true;
+  DeviceTrace& d = t.devices.emplace_back();
+  d.has_segment_picture = true;
+  return t;
+}
+
+Event segment(Action a, uint64_t addr, uint64_t size) {
+  Event e;
+  e.action = a;
+  e.addr = addr;
+  e.size = size;
+  return e;
+}
+
+std::string error_of(const Trace& t) {
+  try {
+    check_trace(t);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TraceChecks, AConsistentTraceAndProfilerSegmentsWithoutAddressesPass) {
+  Trace t = one_device();
+  DeviceTrace& d = t.devices[0];
+  d.segments_at_start.push_back({0x1000000, 20 * kMiB, 0, false, false, {}});
+  d.events = {segment(Action::kSegmentAlloc, 0x4000000, 2 * kMiB), segment(Action::kSegmentFree, 0x1000000, 20 * kMiB)};
+  EXPECT_EQ(error_of(t), "");
+  // Profiler traces know reserved bytes only: segments at address 0, counted not placed.
+  Trace k = one_device();
+  k.devices[0].segments_at_start.push_back({0, 4 * kMiB, 0, false, false, {}});
+  k.devices[0].events = {segment(Action::kSegmentAlloc, 0, 2 * kMiB), segment(Action::kSegmentFree, 0, 6 * kMiB)};
+  EXPECT_EQ(error_of(k), "");
+}
+
+TEST(TraceChecks, PicturesMustNotOverlapAndMustHoldTheirBlocks) {
+  Trace t = one_device();
+  t.devices[0].segments_at_start = {{0x1000000, 4 * kMiB, 0, false, false, {}}, {0x1200000, 4 * kMiB, 0, false, false, {}}};
+  EXPECT_NE(error_of(t).find("overlap"), std::string::npos) << error_of(t);
+
+  Trace b = one_device();
+  SegmentInfo s{0x1000000, 2 * kMiB, 0, false, false, {}};
+  s.blocks.push_back({kNoBlock, 0x9000000, 512, 512, 0, BlockState::kInactive});
+  b.devices[0].segments_at_end.push_back(s);
+  EXPECT_NE(error_of(b).find("outside its segment"), std::string::npos) << error_of(b);
+
+  Trace over = one_device();
+  SegmentInfo o{0x1000000, 2 * kMiB, 0, false, false, {}};
+  o.blocks = {{kNoBlock, 0x1000000, 1024, 1024, 0, BlockState::kInactive},
+              {kNoBlock, 0x1000200, 512, 512, 0, BlockState::kInactive}};  // starts inside the one before
+  over.devices[0].segments_at_end.push_back(o);
+  EXPECT_NE(error_of(over).find("over the block before it"), std::string::npos) << error_of(over);
+}
+
+TEST(TraceChecks, SegmentEventsFreeOnlyWhatWasHeld) {
+  Trace t = one_device();
+  t.devices[0].events = {segment(Action::kSegmentFree, 0x5000000, 2 * kMiB)};
+  const std::string held = error_of(t);
+  EXPECT_NE(held.find("t.hbt: device 0: event 0"), std::string::npos) << held;
+  EXPECT_NE(held.find("frees more segment bytes than are held"), std::string::npos) << held;
+
+  Trace wrong = one_device();
+  wrong.devices[0].segments_at_start.push_back({0x1000000, 4 * kMiB, 0, false, false, {}});
+  wrong.devices[0].events = {segment(Action::kSegmentFree, 0x3000000, 4 * kMiB)};
+  EXPECT_NE(error_of(wrong).find("no segment of that address and size"), std::string::npos) << error_of(wrong);
+
+  Trace twice = one_device();
+  twice.devices[0].events = {segment(Action::kSegmentAlloc, 0x1000000, 4 * kMiB),
+                             segment(Action::kSegmentAlloc, 0x1100000, 4 * kMiB)};
+  EXPECT_NE(error_of(twice).find("event 1"), std::string::npos) << error_of(twice);
+  EXPECT_NE(error_of(twice).find("overlaps"), std::string::npos) << error_of(twice);
+}
+
+TEST(TraceChecks, SizesPastTheLargestDeviceAreRefused) {
+  Trace big = one_device();
+  big.devices[0].segments_at_start.push_back({0x5000000, uint64_t(1) << 62, 0, false, false, {}});
+  EXPECT_NE(error_of(big).find("1 PiB"), std::string::npos) << error_of(big);
+
+  Trace request = one_device();
+  Event e;
+  e.action = Action::kAlloc;
+  e.id = 0;
+  e.size = kMaxDeviceBytes + 1;
+  request.devices[0].block_count = 1;
+  request.devices[0].events = {e};
+  EXPECT_NE(error_of(request).find("event 0"), std::string::npos) << error_of(request);
+  request.devices[0].events[0].size = kMaxDeviceBytes;  // the largest device's worth is fine
+  EXPECT_EQ(error_of(request), "");
+}
+
+TEST(SafeText, KeepsUtf8AndEscapesControlsAndInvalidBytes) {
+  EXPECT_EQ(safe_text("plain.pickle"), "plain.pickle");
+  EXPECT_EQ(safe_text("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(safe_text("a\nb\x1b[31m"), "a\\x0ab\\x1b[31m");
+  EXPECT_EQ(safe_text("\xff\xfe"), "\\xff\\xfe");
+  EXPECT_EQ(safe_text("\xc3\x28"), "\\xc3(");                 // a lead byte without its continuation
+  EXPECT_EQ(safe_text("\xed\xa0\x80"), "\\xed\\xa0\\x80");    // a surrogate
+  EXPECT_EQ(safe_text("\xc0\xaf"), "\\xc0\\xaf");             // overlong
+  EXPECT_EQ(safe_text("\xc2\x9b"), "\\xc2\\x9b");             // C1 control (CSI)
+  EXPECT_EQ(safe_text(std::string("a\0b", 3)), "a\\x00b");
+  for (const char* s : {"\xff\x1b\n", "ok", "\xc2\x9b x"}) EXPECT_EQ(safe_text(safe_text(s)), safe_text(s)) << s;
+}
+
+}  // namespace
+}  // namespace hbmalloc::trace

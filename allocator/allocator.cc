@@ -6,8 +6,6 @@
 #include "hbmalloc/allocator.hpp"
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string>

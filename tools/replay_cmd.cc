@@ -12,6 +12,7 @@
 #include "policy/cca/cca_config.h"
 #include "policy/policy_catalog.h"
 #include "replay/replay.h"
+#include "report/advice.h"
 #include "report/explain.h"
 #include "report/frag_report.h"
 #include "report/html_report.h"
@@ -50,14 +51,6 @@ json vmm_to_json(const replay::ReplayResult& r) {
   return j;
 }
 
-// The requests the recording failed, as this replay made them again.
-json failed_requests_json(const replay::ReplayResult& r) {
-  json out = json::array();
-  for (const replay::FailedRequest& f : r.failed_requests)
-    out.push_back({{"event", f.event}, {"size", f.size}, {"stream", f.stream}, {"served", f.served}});
-  return out;
-}
-
 json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
                     std::optional<uint64_t> min_cap, bool searched, const report::FragReport& rep) {
   json j;
@@ -76,7 +69,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   j["peak_reserved"] = r.peak_reserved;
   j["efficiency"] = r.efficiency;
   j["oom_count"] = r.ooms.size();
-  j["failed_requests"] = failed_requests_json(r);
+  j["failed_requests"] = report::failed_requests_json(r.failed_requests);
   j["seconds"] = r.seconds;
   j["events_per_second"] = r.events_per_second;
   json native;
@@ -165,8 +158,8 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
   if (r.native.native_ooms) std::printf("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
   for (const replay::FailedRequest& f : r.failed_requests)
     if (f.served)
-      std::printf("  event %llu, %s on stream %llu: served here; the recording failed it\n",
-                  (unsigned long long)f.event, format_bytes(f.size).c_str(), (unsigned long long)f.stream);
+      std::printf("  event %llu, %s on stream %llu: %s\n", (unsigned long long)f.event, format_bytes(f.size).c_str(),
+                  (unsigned long long)f.stream, report::failed_request_verdict(f).c_str());
   if (!r.ooms.empty())
     std::printf("  %zu OOM(s) in this replay: see \"Out of memory\" below\n", r.ooms.size());
   else if (r.capacity)
@@ -180,9 +173,10 @@ void add_verdict(const report::Explanation& e, report::FragReport& rep) {
   std::vector<std::string> lines;
   for (const report::OomCause& c : e.ooms)
     if (!c.at_peak) lines.push_back("the recording's OOM at event " + std::to_string(c.event) + ": " + c.cause + ": " + c.detail);
-  lines.push_back("hbmalloc explain (the recorded settings, expandable_segments:True, tune's best and hbm's defaults "
-                  "replayed at " + (e.capacity ? format_bytes(*e.capacity) : std::string("an unlimited device")) + "): " +
-                  e.verdict);
+  std::string settings;
+  for (const report::SettingRow& row : e.rows) settings += (settings.empty() ? "" : ", ") + row.name;
+  lines.push_back("hbmalloc explain (" + settings + " replayed at " +
+                  (e.capacity ? format_bytes(*e.capacity) : std::string("an unlimited device")) + "): " + e.verdict);
   rep.advice.insert(rep.advice.begin(), lines.begin(), lines.end());
 }
 

@@ -223,17 +223,22 @@ class Run {
                                                  std::to_string(event) + " " + what);
   }
 
-  void check_size(uint64_t size, uint64_t event) const {
-    if (size > kMaxDeviceBytes)
-      corrupt(event, "requests " + std::to_string(size) + " bytes, more than the largest device hbmalloc models (1 PiB)");
+  // The allocator refuses a request it cannot model (past 1 PiB) as an
+  // invalid argument: in a trace that is the event's fault, so name it.
+  void* malloc_for(uint64_t size, uint64_t stream, uint64_t event) {
+    try {
+      return allocator_->malloc(size, stream);
+    } catch (const Error& err) {
+      if (err.code() == ErrorCode::kInvalidArgument) corrupt(event, err.what());
+      throw;
+    }
   }
 
   void allocate(ReplayResult& r, uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) {
     check_id(id, event);
-    check_size(size, event);
     if (state_[id] == BlockState::kLive) corrupt(event, "allocates block " + std::to_string(id) + " that is already live");
     try {
-      ptrs_[id] = allocator_->malloc(size, stream);
+      ptrs_[id] = malloc_for(size, stream, event);
       state_[id] = BlockState::kLive;
       if (o_.addresses != nullptr) o_.addresses->block_addr[id] = reinterpret_cast<uint64_t>(ptrs_[id]);
     } catch (const Error& err) {
@@ -248,10 +253,9 @@ class Run {
   // is an OOM of this replay; served, it is let go at once, because the
   // recorded program never held it and what follows is what it really did.
   void retry_failed_request(ReplayResult& r, const Event& e, uint64_t event) {
-    check_size(e.size, event);
     FailedRequest f{event, e.size, e.stream, e.time_us, false};
     try {
-      allocator_->free(allocator_->malloc(e.size, e.stream));
+      allocator_->free(malloc_for(e.size, e.stream, event));
       f.served = true;
     } catch (const Error& err) {
       if (err.code() != ErrorCode::kOutOfMemory) throw;

@@ -65,48 +65,27 @@ void classify(OomCause& c, double fraction, std::optional<uint64_t> trace_capaci
 // Each recorded OOM with the figures of the trace just before it; with none,
 // the peak of live bytes.
 std::vector<OomCause> causes(const trace::DeviceTrace& d, std::optional<uint64_t> capacity) {
-  std::vector<uint64_t> live_of(d.block_count, 0);
-  uint64_t live = 0, reserved = 0, peak = 0, peak_event = 0;
-  for (const trace::BlockInfo& b : d.live_at_start) {
-    if (b.id < live_of.size()) live_of[b.id] = b.requested;
-    live += b.requested;
-  }
-  for (const trace::SegmentInfo& s : d.segments_at_start) reserved += s.size;
-  peak = live;
+  trace::FiguresTally tally(d);
+  uint64_t peak = tally.live_requested(), peak_event = 0;
   std::vector<OomCause> out;
   for (uint64_t i = 0; i < d.events.size(); ++i) {
     const trace::Event& e = d.events[i];
-    switch (e.action) {
-      case Action::kAlloc:
-        live_of[e.id] = e.size;
-        live += e.size;
-        if (live > peak) peak = live, peak_event = i;
-        break;
-      case Action::kFree:
-        live -= live_of[e.id];
-        live_of[e.id] = 0;
-        break;
-      case Action::kSegmentAlloc:
-      case Action::kSegmentMap: reserved += e.size; break;
-      case Action::kSegmentFree:
-      case Action::kSegmentUnmap: reserved -= std::min(reserved, e.size); break;
-      case Action::kOom: {
-        OomCause c;
-        c.event = i;
-        c.request = e.size;
-        c.stream = e.stream;
-        c.live = live;
-        // As FiguresTally reads it: with a segment picture, addr is the device's free bytes.
-        if (d.has_segment_picture) {
-          c.reserved = reserved;
-          c.device_free = e.addr;
-        }
-        c.capacity = capacity;
-        out.push_back(c);
-        break;
+    if (e.action == Action::kOom) {  // an OOM changes neither figure
+      OomCause c;
+      c.event = i;
+      c.request = e.size;
+      c.stream = e.stream;
+      c.live = tally.live_requested();
+      // As FiguresTally reads it: with a segment picture, addr is the device's free bytes.
+      if (d.has_segment_picture) {
+        c.reserved = tally.reserved();
+        c.device_free = e.addr;
       }
-      default: break;
+      c.capacity = capacity;
+      out.push_back(c);
     }
+    tally.add(e);
+    if (tally.live_requested() > peak) peak = tally.live_requested(), peak_event = i;
   }
   if (out.empty()) {
     OomCause c;

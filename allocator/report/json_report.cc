@@ -286,11 +286,7 @@ json to_json(const FragReport& r) {
                     {"advice", o.advice}});
   j["ooms"] = ooms;
 
-  json failed = json::array();
-  for (const replay::FailedRequest& f : r.failed_requests)
-    failed.push_back({{"event", f.event}, {"time_us", f.time_us}, {"size", f.size}, {"stream", f.stream},
-                      {"served", f.served}});
-  j["failed_requests"] = failed;
+  j["failed_requests"] = failed_requests_json(r.failed_requests);
 
   json timeline = json::array();  // [event, time_us, requested, allocated, reserved]: compact for long runs
   for (const replay::TimelinePoint& p : r.timeline)
@@ -466,6 +462,14 @@ FragReport report_from_json(const json& j, const std::string& source) {
   }
   r.advice = in.strings(j, "", "advice");
   return r;
+}
+
+json failed_requests_json(const std::vector<replay::FailedRequest>& failed) {
+  json out = json::array();
+  for (const replay::FailedRequest& f : failed)
+    out.push_back({{"event", f.event}, {"time_us", f.time_us}, {"size", f.size}, {"stream", f.stream},
+                   {"served", f.served}});
+  return out;
 }
 
 FragReport report_from_json_text(std::string_view text, const std::string& source) {

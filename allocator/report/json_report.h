@@ -13,6 +13,9 @@ namespace hbmalloc::report {
 
 // {"format": "hbmalloc-report", "version": 1, "run": ..., ...}
 nlohmann::json to_json(const FragReport& report);
+// The requests the recording failed, as a replay made them again:
+// [{event, time_us, size, stream, served}] (also a member of to_json's object).
+nlohmann::json failed_requests_json(const std::vector<replay::FailedRequest>& failed);
 
 // Whether `j` claims to be a report (its "format" field), to tell a saved
 // report from a trace without reading the rest.

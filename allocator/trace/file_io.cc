@@ -36,8 +36,10 @@ std::string read_whole_file(const std::string& path, uint64_t max_bytes,
   if (fstat(fileno(file.get()), &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) > max_bytes)
     too_large(path, uint64_t(st.st_size), max_bytes);
   std::string bytes;
-  if (S_ISREG(st.st_mode)) bytes.reserve(size_t(st.st_size));
   constexpr size_t kChunk = size_t{1} << 16;
+  // Room for the last read too (the one that finds the end), so a regular
+  // file is never reallocated to twice its size.
+  if (S_ISREG(st.st_mode)) bytes.reserve(size_t(st.st_size) + kChunk);
   constexpr size_t kStartBytes = 4096;  // enough to tell a format; a short file is judged whole later
   bool started = false;
   while (true) {

@@ -63,7 +63,8 @@ std::string read_input_file(const std::string& path, const InputLimits& limits) 
   const std::string name = safe_text(path);
   std::string bytes =
       read_whole_file(path, limits.max_bytes, [&](std::string_view start) { check_start(start, name); });
-  return is_gzip(bytes) ? inflate(bytes, name, limits) : bytes;
+  if (is_gzip(bytes)) return inflate(bytes, name, limits);
+  return bytes;  // moved: a conditional expression would copy it
 }
 
 Trace read_trace_bytes(std::string_view bytes, const std::string& source, const InputLimits& limits) {

@@ -162,6 +162,10 @@ class FiguresTally {
     }
   }
   TraceFigures finish() const;
+  // After the events added so far: requested bytes live, and what the
+  // recording allocator held (segments at start plus segment events).
+  uint64_t live_requested() const { return requested_; }
+  uint64_t reserved() const { return reserved_; }
 
  private:
   TraceFigures f_;

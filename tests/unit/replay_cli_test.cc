@@ -40,17 +40,20 @@ struct Row {
   uint64_t events, segment_events, peak_requested, native_peak_reserved;
 };
 
-// The snapshots/ table of ../shared/traces/README.md.
-std::vector<Row> readme_rows() {
-  std::ifstream f(shared() / "README.md");
+// The rows of a shared traces README table: file, events, segment events,
+// [OOMs,] peak requested, native peak reserved. `section` limits the rows to
+// those under a "## " heading holding it (empty: the whole file).
+std::vector<Row> readme_rows(const fs::path& readme, const std::string& section, bool ooms_column) {
+  std::ifstream f(readme);
   std::string line;
   std::vector<Row> rows;
-  std::regex row(R"(^\| ([^ |]+\.(?:pickle|pkl)) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|)");
-  bool in_snapshots = false;
+  std::regex row(ooms_column ? R"(^\| ([^ |]+\.(?:pickle|pkl)) \| (\d+) \| (\d+) \| \d+ \| (\d+) \| (\d+) \|)"
+                             : R"(^\| ([^ |]+\.(?:pickle|pkl)) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|)");
+  bool in_section = section.empty();
   while (std::getline(f, line)) {
-    if (line.rfind("## ", 0) == 0) in_snapshots = line.find("snapshots/") != std::string::npos;
+    if (!section.empty() && line.rfind("## ", 0) == 0) in_section = line.find(section) != std::string::npos;
     std::smatch m;
-    if (in_snapshots && std::regex_search(line, m, row))
+    if (in_section && std::regex_search(line, m, row))
       rows.push_back({m[1], std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4]), std::stoull(m[5])});
   }
   return rows;
@@ -58,7 +61,7 @@ std::vector<Row> readme_rows() {
 
 TEST(ReplayCli, ReproducesEverySharedSnapshotToTheByte) {
   ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
-  std::vector<Row> rows = readme_rows();
+  std::vector<Row> rows = readme_rows(shared() / "README.md", "snapshots/", false);
   ASSERT_GE(rows.size(), 30u) << "README table not found";
   for (const Row& row : rows) {
     SCOPED_TRACE(row.file);
@@ -76,26 +79,11 @@ TEST(ReplayCli, ReproducesEverySharedSnapshotToTheByte) {
   }
 }
 
-// The incoming/ table of ../shared/traces/incoming/README.md: file, events,
-// segment events, OOMs, peak requested, native peak reserved.
-std::vector<Row> incoming_rows() {
-  std::ifstream f(shared() / "incoming" / "README.md");
-  std::string line;
-  std::vector<Row> rows;
-  std::regex row(R"(^\| ([^ |]+\.(?:pickle|pkl)) \| (\d+) \| (\d+) \| \d+ \| (\d+) \| (\d+) \|)");
-  while (std::getline(f, line)) {
-    std::smatch m;
-    if (std::regex_search(line, m, row))
-      rows.push_back({m[1], std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4]), std::stoull(m[5])});
-  }
-  return rows;
-}
-
 // The newer real snapshots, folded in: every one with a history replays to
 // the README's figures (state-only ones, 0 or 1 event, are refused as such).
 TEST(ReplayCli, ReproducesEveryIncomingSnapshotToTheByte) {
   ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
-  std::vector<Row> rows = incoming_rows();
+  std::vector<Row> rows = readme_rows(shared() / "incoming" / "README.md", "", true);
   ASSERT_GE(rows.size(), 30u) << "incoming README table not found";
   size_t replayed = 0;
   for (const Row& row : rows) {

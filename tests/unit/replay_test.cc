@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 #include "policy/policy_catalog.h"
 
@@ -133,6 +134,25 @@ TEST(Replay, FreeingANeverAllocatedBlockIsAnError) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("built.hbt"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("never allocated"), std::string::npos) << e.what();
+  }
+}
+
+// A request past the largest device is the trace's fault: the error names the
+// trace and the event, whether the request was recorded as served or failed.
+TEST(Replay, ARequestPastTheLargestDeviceNamesItsEvent) {
+  for (bool failed : {false, true}) {
+    TraceBuilder b;
+    b.alloc(kMiB);
+    if (failed) b.oom(kMaxDeviceBytes + 1);
+    else b.alloc(kMaxDeviceBytes + 1);
+    try {
+      replay(b.t, ReplayOptions{});
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("built.hbt: device 0 event 1"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("1 PiB"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -21,18 +21,30 @@ void Backend::map(void*, GranuleId) { no_vmm(*this, "map"); }
 void Backend::set_access(void*, uint64_t) { no_vmm(*this, "set_access"); }
 void Backend::unmap(void*, uint64_t) { no_vmm(*this, "unmap"); }
 
-size_t Backend::create_granules(uint64_t bytes, size_t n, GranuleId* out) {
-  for (size_t i = 0; i < n; ++i)
-    if ((out[i] = create_granule(bytes)) == 0) return i;
-  return n;
+GranuleRun Backend::create_granules(uint64_t bytes, size_t n) {
+  GranuleRun run;
+  for (size_t i = 0; i < n; ++i) {
+    const GranuleId id = create_granule(bytes);
+    if (id == 0) break;
+    if (run.count == 0) run.first = id;
+    if (id != run.end()) {
+      release_granule(id);
+      release_granules(run);
+      throw Error(ErrorCode::kBackend, std::string(name()) + ": create_granules: granule ids " +
+                                           std::to_string(run.end() - 1) + " and " + std::to_string(id) +
+                                           " made one after the other are not consecutive");
+    }
+    ++run.count;
+  }
+  return run;
 }
 
-void Backend::release_granules(const GranuleId* granules, size_t n) {
-  for (size_t i = 0; i < n; ++i) release_granule(granules[i]);
+void Backend::release_granules(GranuleRun run) {
+  for (uint64_t i = 0; i < run.count; ++i) release_granule(run.first + i);
 }
 
-void Backend::map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) {
-  for (size_t i = 0; i < n; ++i) map(static_cast<char*>(addr) + i * bytes, granules[i]);
+void Backend::map_granules(void* addr, GranuleRun run, uint64_t bytes) {
+  for (uint64_t i = 0; i < run.count; ++i) map(static_cast<char*>(addr) + i * bytes, run.first + i);
 }
 
 }  // namespace hbmalloc

@@ -12,6 +12,14 @@ namespace hbmalloc {
 using EventId = std::uintptr_t;
 // A physical memory handle of the VMM interface (0 is never a handle).
 using GranuleId = std::uintptr_t;
+// Granules created together, with consecutive ids first .. first + count - 1:
+// policies keep runs, so their bookkeeping grows with how often memory was
+// mapped, never with how many bytes are.
+struct GranuleRun {
+  GranuleId first = 0;
+  uint64_t count = 0;
+  GranuleId end() const { return first + count; }
+};
 
 class Backend {
  public:
@@ -69,13 +77,14 @@ class Backend {
   // uses the range (an event on its streams is done).
   virtual void unmap(void* addr, uint64_t bytes);
 
-  // The same in batches, for backends where one call is cheaper than many
-  // (the defaults loop over the single operations):
-  // up to n granules of `bytes` each into out; how many (fewer: device full).
-  virtual size_t create_granules(uint64_t bytes, size_t n, GranuleId* out);
-  virtual void release_granules(const GranuleId* granules, size_t n);
-  // granules[i], each `bytes` long, mapped at addr + i * bytes.
-  virtual void map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes);
+  // The same in runs, for backends where one call is cheaper than many (the
+  // defaults loop over the single operations and throw Error(kBackend) when
+  // the ids they get are not consecutive):
+  // up to n granules of `bytes` each, as one run (fewer: device full).
+  virtual GranuleRun create_granules(uint64_t bytes, size_t n);
+  virtual void release_granules(GranuleRun run);
+  // Granule run.first + i, each `bytes` long, mapped at addr + i * bytes.
+  virtual void map_granules(void* addr, GranuleRun run, uint64_t bytes);
 };
 
 // The backend named by config.backend for `device`. Throws Error(kConfig) for

@@ -29,13 +29,9 @@ class ForwardingBackend : public Backend {
   void map(void* addr, GranuleId granule) override { inner_->map(addr, granule); }
   void set_access(void* addr, uint64_t bytes) override { inner_->set_access(addr, bytes); }
   void unmap(void* addr, uint64_t bytes) override { inner_->unmap(addr, bytes); }
-  size_t create_granules(uint64_t bytes, size_t n, GranuleId* out) override {
-    return inner_->create_granules(bytes, n, out);
-  }
-  void release_granules(const GranuleId* granules, size_t n) override { inner_->release_granules(granules, n); }
-  void map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) override {
-    inner_->map_granules(addr, granules, n, bytes);
-  }
+  GranuleRun create_granules(uint64_t bytes, size_t n) override { return inner_->create_granules(bytes, n); }
+  void release_granules(GranuleRun run) override { inner_->release_granules(run); }
+  void map_granules(void* addr, GranuleRun run, uint64_t bytes) override { inner_->map_granules(addr, run, bytes); }
 
  protected:
   Backend& inner() { return *inner_; }

@@ -87,36 +87,33 @@ void SimBackend::release_range(void* base, uint64_t bytes) {
   addresses_.give_back(address(base), round_up(bytes, kAlign));
 }
 
-GranuleId SimBackend::create_granule(uint64_t bytes) {
-  GranuleId id = 0;
-  create_granules(bytes, 1, &id);
-  return id;
-}
+GranuleId SimBackend::create_granule(uint64_t bytes) { return create_granules(bytes, 1).first; }
 
-size_t SimBackend::create_granules(uint64_t bytes, size_t n, GranuleId* out) {
+GranuleRun SimBackend::create_granules(uint64_t bytes, size_t n) {
   vmm_.check_size("create_granule", bytes);
   const uint64_t units = bytes / vmm_.granularity();
-  if (units >> kUnitBits != 0)
+  if (units >> (64 - kIndexBits) != 0)
     throw Error(ErrorCode::kInvalidArgument, "sim: create_granule: " + std::to_string(bytes) + " bytes is too large");
   const uint64_t room = capacity_ == 0 ? n : (used_ >= capacity_ ? 0 : (capacity_ - used_) / bytes);
   const size_t made = size_t(std::min<uint64_t>(n, room));
-  for (size_t i = 0; i < made; ++i) out[i] = ((granules_made_ + 1 + i) << kUnitBits) | units;
+  if (made == 0) return {};
+  if (made > kIndexMask - granules_made_)
+    throw Error(ErrorCode::kBackend, "sim: create_granule: more than 2^40 granules made over the device's life");
+  const GranuleRun run{(units << kIndexBits) | (granules_made_ + 1), made};
   granules_made_ += made;
   used_ += made * bytes;
   if (checked_)
-    for (size_t i = 0; i < made; ++i) vmm_.add_granule(bytes, 0, out[i]);
-  return made;
+    for (uint64_t i = 0; i < made; ++i) vmm_.add_granule(bytes, 0, run.first + i);
+  return run;
 }
 
-void SimBackend::release_granule(GranuleId granule) { release_granules(&granule, 1); }
+void SimBackend::release_granule(GranuleId granule) { release_granules({granule, 1}); }
 
-void SimBackend::release_granules(const GranuleId* granules, size_t n) {
+void SimBackend::release_granules(GranuleRun run) {
   if (checked_)
-    for (size_t i = 0; i < n; ++i) vmm_.remove_granule(granules[i]);
-  // Unchecked: accounting only, the sizes carried in the ids.
-  uint64_t units = 0;
-  for (size_t i = 0; i < n; ++i) units += granules[i] & ((uint64_t(1) << kUnitBits) - 1);
-  used_ -= units * vmm_.granularity();
+    for (uint64_t i = 0; i < run.count; ++i) vmm_.remove_granule(run.first + i);
+  // Unchecked: accounting only, the size carried in the ids (one run, one size).
+  used_ -= run.count * (run.first >> kIndexBits) * vmm_.granularity();
 }
 
 }  // namespace hbmalloc

@@ -41,10 +41,10 @@ class SimBackend final : public EmulatedBackend {
   void unmap(void* addr, uint64_t bytes) override {
     if (checked_) vmm_.unmap(address(addr), bytes, [](uint64_t, GranuleId) {});
   }
-  size_t create_granules(uint64_t bytes, size_t n, GranuleId* out) override;
-  void release_granules(const GranuleId* granules, size_t n) override;
-  void map_granules(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) override {
-    if (checked_) Backend::map_granules(addr, granules, n, bytes);
+  GranuleRun create_granules(uint64_t bytes, size_t n) override;
+  void release_granules(GranuleRun run) override;
+  void map_granules(void* addr, GranuleRun run, uint64_t bytes) override {
+    if (checked_) Backend::map_granules(addr, run, bytes);
   }
 
   // A segment at exactly [addr, addr + bytes) (a replay putting segments where
@@ -78,9 +78,11 @@ class SimBackend final : public EmulatedBackend {
 
   RangeAllocator addresses_;   // segments and reserved ranges share one window
   PointerMap<uint64_t> live_;  // addr -> size; a hash map: one lookup per segment malloc/free
-  // A granule id carries its size in granularity units in the low bits, so
-  // an unchecked backend can account a release without a table.
-  static constexpr int kUnitBits = 24;
+  // A granule id carries its size in granularity units above kIndexBits, so
+  // an unchecked backend can account a release without a table, and a run's
+  // ids stay consecutive (the index below counts granules made).
+  static constexpr int kIndexBits = 40;
+  static constexpr uint64_t kIndexMask = (uint64_t(1) << kIndexBits) - 1;
   bool checked_;
   uint64_t granules_made_ = 0;
   absl::btree_map<uint64_t, uint64_t> placed_;  // addr -> size of the live placed segments

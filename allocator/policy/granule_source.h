@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/backend.h"
@@ -34,45 +35,46 @@ class GranuleSource {
   }
   // A granule of `bytes` held for `pool`, or 0 when it would pass the limit or
   // the device is full.
-  GranuleId create(uint64_t bytes, Pool pool) {
-    GranuleId granule = 0;
-    return create_all(1, bytes, pool, &granule) ? granule : 0;
-  }
-  // Up to n granules of `bytes` held for `pool` appended to out, as many as
-  // the limit and the device allow; how many.
-  size_t create_many(uint64_t bytes, size_t n, Pool pool, std::vector<GranuleId>& out) {
+  GranuleId create(uint64_t bytes, Pool pool) { return create_all(1, bytes, pool).first; }
+  // Up to n granules of `bytes` held for `pool`, as many as the limit and the
+  // device allow, appended to out as one run (nothing when none); how many.
+  size_t create_many(uint64_t bytes, size_t n, Pool pool, std::vector<GranuleRun>& out) {
     n = std::min<uint64_t>(n, room(bytes));
     if (n == 0) return 0;
-    const size_t start = out.size();
-    out.resize(start + n);
-    n = backend_.create_granules(bytes, n, out.data() + start);
-    out.resize(start + n);
-    count_created(n, bytes);
-    if (n > 0) stats().reserved_bytes.increase(pool, int64_t(n * bytes));
-    return n;
+    const GranuleRun run = backend_.create_granules(bytes, n);
+    count_created(run.count, bytes);
+    if (run.count == 0) return 0;
+    stats().reserved_bytes.increase(pool, int64_t(run.count * bytes));
+    out.push_back(run);
+    return run.count;
   }
-  // `n` granules of `bytes` for `pool` into out[0..n), all or none (out all
-  // 0); what they reserve counts only once all exist, so a batch the device
-  // cannot finish never shows in peak reserved (PyTorch's expandable
-  // segments: cuMemCreate page by page, released on failure, reserved
-  // counted after the mapping).
-  bool create_all(uint64_t n, uint64_t bytes, Pool pool, GranuleId* out) {
-    if (n > room(bytes)) return false;
-    const size_t made = backend_.create_granules(bytes, n, out);
-    count_created(made, bytes);
-    if (made < n) {
-      free_granules(out, made, bytes);
-      std::fill_n(out, n, GranuleId(0));
-      return false;
+  // `n` granules of `bytes` for `pool`, all or none (a run of count 0); what
+  // they reserve counts only once all exist, so a batch the device cannot
+  // finish never shows in peak reserved (PyTorch's expandable segments:
+  // cuMemCreate page by page, released on failure, reserved counted after
+  // the mapping).
+  GranuleRun create_all(uint64_t n, uint64_t bytes, Pool pool) {
+    if (n > room(bytes)) return {};
+    const GranuleRun run = backend_.create_granules(bytes, n);
+    count_created(run.count, bytes);
+    if (run.count < n) {
+      free_granules(run, bytes);
+      return {};
     }
     stats().reserved_bytes.increase(pool, int64_t(n * bytes));
-    return true;
+    return run;
   }
-  // Frees an unmapped granule of `bytes` held for `pool`.
-  void release(GranuleId granule, uint64_t bytes, Pool pool) { release_many(&granule, 1, bytes, pool); }
-  void release_many(const GranuleId* granules, size_t n, uint64_t bytes, Pool pool) {
-    if (n == 0) return;
-    free_granules(granules, n, bytes);
+  // Frees unmapped granules of `bytes` held for `pool`.
+  void release(GranuleId granule, uint64_t bytes, Pool pool) {
+    const GranuleRun run{granule, 1};
+    release_runs({&run, 1}, bytes, pool);
+  }
+  void release_runs(std::span<const GranuleRun> runs, uint64_t bytes, Pool pool) {
+    uint64_t n = 0;
+    for (const GranuleRun& run : runs) {
+      free_granules(run, bytes);
+      n += run.count;
+    }
     stats().reserved_bytes.decrease(pool, int64_t(n * bytes));
   }
   // A held granule now serves the other pool (reserved moves with it).
@@ -85,10 +87,13 @@ class GranuleSource {
     backend_.map(addr, granule);
     stats().vmm.map += units(bytes);
   }
-  // granules[i], each `bytes` long, at addr + i * bytes.
-  void map_many(void* addr, const GranuleId* granules, size_t n, uint64_t bytes) {
-    backend_.map_granules(addr, granules, n, bytes);
-    stats().vmm.map += int64_t(n) * units(bytes);
+  // The runs' granules, each `bytes` long, one after the other from addr.
+  void map_runs(void* addr, std::span<const GranuleRun> runs, uint64_t bytes) {
+    for (const GranuleRun& run : runs) {
+      backend_.map_granules(addr, run, bytes);
+      stats().vmm.map += int64_t(run.count) * units(bytes);
+      addr = static_cast<char*>(addr) + run.count * bytes;
+    }
   }
   void set_access(void* addr, uint64_t bytes) {
     backend_.set_access(addr, bytes);
@@ -113,9 +118,10 @@ class GranuleSource {
     vmm.peak_held = std::max(vmm.peak_held, vmm.create - vmm.release);
   }
   // Gives unmapped granules back to the device (reserved is the caller's to count).
-  void free_granules(const GranuleId* granules, size_t n, uint64_t bytes) {
-    backend_.release_granules(granules, n);
-    stats().vmm.release += int64_t(n) * units(bytes);
+  void free_granules(GranuleRun run, uint64_t bytes) {
+    if (run.count == 0) return;
+    backend_.release_granules(run);
+    stats().vmm.release += int64_t(run.count) * units(bytes);
   }
 
   Backend& backend_;

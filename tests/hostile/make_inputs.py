@@ -125,6 +125,11 @@ def main(out):
     hist.append({"action": "segment_free", "addr": 0x90000000, "size": 40 << 20, "stream": 0})
     write(os.path.join(out, "segment_events.pickle"), pickle.dumps(snapshot([hist]), protocol=4))
 
+    # 8 and 9. One request of 2^48 bytes, and one of 2^49 on an unlimited device:
+    # bookkeeping that grows with bytes (a page-table entry per 2 MiB) took 2.1 GB.
+    write(os.path.join(out, "request_2e48.hbt"), hbt(b"r", [], [(0, 0, 1 << 48), (2, 0, 1 << 48)]))
+    write(os.path.join(out, "request_2e49.hbt"), hbt(b"r", [], [(0, 0, 1 << 49), (2, 0, 1 << 49)]))
+
     # 11. Terminal escapes and newlines in a file name and in trace strings.
     write(os.path.join(out, "esc\x1b[31mred\nline.jsonl"),
           b'{"hbmalloc_trace": 1, "recorder": "evil\\u001b[2J\\nrecorder", "history": true}\n'

@@ -128,6 +128,14 @@ def cases(d, cli):
         bad_input("2^64-1 capacity", ["replay", example, "--capacity", "18446744073709551615"], "1 PiB"),
         bad_input("2^64-1 capacity in tune", ["tune", example, "--policy", "hbm", "--capacity",
                                               "18446744073709551615"], "1 PiB"),
+        # 8 and 9. unlimited means unlimited, and bookkeeping follows blocks, not bytes
+        Case("one 2^48-byte request", ["replay", "--json", p("request_2e48.hbt")], 0, (), json_out(no_ooms)),
+        Case("one 2^49-byte request, unlimited", ["replay", "--json", p("request_2e49.hbt")], 0, (), json_out(no_ooms)),
+        Case("one 2^48-byte request, expandable segments", ["replay", "--json", "--policy", "cca", "--conf",
+                                                          "expandable_segments:True", p("request_2e48.hbt")], 0, (),
+             json_out(no_ooms)),
+        Case("one 2^48-byte request, tune --jobs 8", ["tune", "--json", "--jobs", "8", p("request_2e48.hbt")], 0, (),
+             json_out()),
         # 10. convert writes what it reads back
         Case("convert the example to a pickle", ["convert", example, converted], 0, (), loads_in_python),
         Case("the converted pickle reads back", ["info", converted], 0),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/sim_backend.h"
+#include "core/helpers.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
 #include "support/invariants.h"
@@ -259,6 +260,31 @@ TEST(CcaPolicy, ExpandableSegmentsUnmapOnOomAndMapAgain) {
   EXPECT_EQ(st.vmm.create, 40) << "in 2 MiB granules: 40 MiB twice; the failed map took none";
   EXPECT_EQ(st.vmm.unmap, 20);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// A request larger than the segment reserved for 9/8 of the device: on a
+// limited device it fails cleanly (it crashed walking past the segment's
+// end); on an unlimited one the segment is made large enough for it.
+TEST(CcaPolicy, ExpandableSegmentsPastTheirRange) {
+  Cca limited("expandable_segments:True", 1024 * kMiB);
+  try {
+    limited->malloc(2048 * kMiB, 0);
+    ADD_FAILURE() << "expected an OOM";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
+  }
+  void* p = limited->malloc(30 * kMiB, 0);
+  EXPECT_NE(p, nullptr) << "usable after the OOM";
+  limited->free(p);
+  EXPECT_TRUE(InvariantsHold(*limited.alloc));
+
+  Cca unlimited("expandable_segments:True");
+  const uint64_t huge = uint64_t(2) << 40;  // 2 TiB, past the 9/8 of 1 TiB an unlimited device counts as
+  void* h = unlimited->malloc(huge, 0);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(unlimited.events(), "map " + std::to_string(round_up(huge, 20 * kMiB) / kMiB) + "M");
+  EXPECT_TRUE(InvariantsHold(*unlimited.alloc));
+  unlimited->free(h);
 }
 
 TEST(CcaPolicy, ConfigErrorsNameTheKey) {

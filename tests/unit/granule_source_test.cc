@@ -85,15 +85,16 @@ TEST(GranuleSource, CreateAllGivesBackAPartBatch) {
   LiveStats stats;
   SegmentSource segments{sim, stats};
   GranuleSource granules{sim, segments};
-  GranuleId out[4] = {};
-  EXPECT_FALSE(granules.create_all(4, 2 * kMiB, Pool::kLarge, out));
-  for (GranuleId g : out) EXPECT_EQ(g, 0u);
+  EXPECT_EQ(granules.create_all(4, 2 * kMiB, Pool::kLarge).count, 0u);
   EXPECT_EQ(sim.used_bytes(), 0u);
   EXPECT_EQ(sim.live_granules(), 0u);
   EXPECT_EQ(stats.reserved_bytes.peak_all(), 0);
   EXPECT_EQ(stats.vmm.create, 3);
   EXPECT_EQ(stats.vmm.release, 3);
-  EXPECT_TRUE(granules.create_all(3, 2 * kMiB, Pool::kLarge, out));
+  const GranuleRun run = granules.create_all(3, 2 * kMiB, Pool::kLarge);
+  EXPECT_EQ(run.count, 3u);
+  EXPECT_EQ(sim.live_granules(), 3u);  // ids run.first, +1 and +2, each known to the device
+  for (uint64_t i = 0; i < 3; ++i) EXPECT_NE(sim.vmm().granule(run.first + i), nullptr);
   EXPECT_EQ(stats.reserved_bytes.current_all(), int64_t(6 * kMiB));
   EXPECT_EQ(stats.vmm.peak_held, 3);
 }

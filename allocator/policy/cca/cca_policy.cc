@@ -292,9 +292,12 @@ Block* CcaPolicy::find_expandable_block(const Request& r) {
     if (has_room(c)) return c;
   }
   const uint64_t page = pool.is_small ? kSmallBuffer : cfg_.large_segment_size;
-  // Room for 9/8 of the device, as PyTorch reserves (a 1 TiB device when unlimited).
-  const uint64_t device = capacity_ != 0 ? capacity_ : uint64_t(1) << 40;
+  // Room for 9/8 of the device, as PyTorch reserves; an unlimited device is
+  // taken as 1 TiB, or as the request when that is larger. A request past
+  // 9/8 of a limited device can never fit: no segment is made for it.
+  const uint64_t device = capacity_ != 0 ? capacity_ : std::max(uint64_t(1) << 40, r.size);
   const uint64_t pages = (device + device / 8 + page - 1) / page;
+  if (pages * page < r.size) return nullptr;
   auto es = std::make_unique<ExpandableSegment>(granules_, page, pages, pool_of(pool));
   if (es->base() == 0) return nullptr;  // no address space left
   expandable_.push_back(std::move(es));

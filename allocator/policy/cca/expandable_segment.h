@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "policy/granule_source.h"
+#include "policy/page_table.h"
 
 namespace hbmalloc::cca {
 
@@ -29,7 +30,7 @@ class ExpandableSegment {
   uintptr_t base() const { return base_; }
   uint64_t page() const { return page_; }
   uint64_t size() const { return page_ * pages_; }
-  uint64_t mapped_bytes() const { return mapped_ * page_; }
+  uint64_t mapped_bytes() const { return table_.mapped_pages() * page_; }
 
   // Maps every page that [addr, addr + bytes) touches; addr must start a
   // page. All or nothing: bytes 0 when the device ran out of memory.
@@ -44,8 +45,7 @@ class ExpandableSegment {
   const uint64_t pages_;
   const Pool pool_;
   uintptr_t base_ = 0;
-  std::vector<GranuleId> handles_;  // per page: its granule, 0 when unmapped
-  uint64_t mapped_ = 0;
+  PageTable table_;  // the granule behind each mapped page
 };
 
 }  // namespace hbmalloc::cca

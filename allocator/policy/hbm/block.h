@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "hbmalloc/allocator.hpp"
+#include "policy/page_table.h"
 
 namespace hbmalloc {
 
@@ -17,9 +18,8 @@ struct Block;
 struct LargeSegment {
   uintptr_t base = 0;
   uint64_t size = 0;
-  // VMM arenas: the granule mapped at each page from base (0: unmapped), as
-  // far as pages have ever been mapped.
-  std::vector<GranuleId> pages;
+  // VMM arenas: the granules mapped at the pages from base.
+  PageTable pages;
   // VMM arenas: the unmapped block at the end, if the last block is one. It is
   // kept out of the gap index: growing at the top, the common case, then
   // touches no index.

@@ -42,7 +42,7 @@ size_t GranuleSupply::growth_allowed(size_t n) const {
   return size_t(std::min(double(n), (ceiling - double(reserved)) / double(granule_)));
 }
 
-size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleId>& out) {
+size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleRun>& out) {
   if (capturing_) return 0;
   size_t got = 0;
   for (GranuleReclaimer* r : reclaimers_) {
@@ -52,30 +52,32 @@ size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleId>& out) {
   return got;
 }
 
-bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleId>& out) {
-  const size_t start = out.size();
+bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out) {
   idle_.reset();
-  std::vector<GranuleId>& remapped = remapped_;  // counted under the large pool
+  std::vector<GranuleRun>& remapped = remapped_;  // counted under the large pool
   remapped.clear();
+  size_t reclaimed = 0;
   // Under remap:always and remap:pressure growth stays within the limit, so
   // when the limit leaves no room for the rest, this has already gathered
   // every granule there is to remap.
-  if (const size_t grow = growth_allowed(n); grow < n) reclaim(n - grow, remapped);
-  // New ones go straight to out, counted under `pool`; only when the limit
-  // leaves room for all the rest, so a request that fails creates none.
-  const size_t rest = n - remapped.size();
-  const size_t created = rest > 0 && rest <= source_.room(granule_) ? source_.create_many(granule_, rest, pool, out) : 0;
+  if (const size_t grow = growth_allowed(n); grow < n) reclaimed += reclaim(n - grow, remapped);
+  // New ones are made only when the limit leaves room for all the rest, so a
+  // request that fails creates none; they count under `pool` at once.
+  std::vector<GranuleRun>& created = created_;
+  created.clear();
+  const size_t rest = n - reclaimed;
+  const size_t made = rest > 0 && rest <= source_.room(granule_) ? source_.create_many(granule_, rest, pool, created) : 0;
   // The device had less than the limit: remapping is the only way left.
-  if (remapped.size() + created < n && config_.remap != VmmConfig::Remap::kNever)
-    reclaim(n - remapped.size() - created, remapped);
-  if (remapped.size() + created < n) {
-    source_.release_many(remapped.data(), remapped.size(), granule_, Pool::kLarge);
-    source_.release_many(out.data() + start, created, granule_, pool);
-    out.resize(start);
+  if (reclaimed + made < n && config_.remap != VmmConfig::Remap::kNever)
+    reclaimed += reclaim(n - reclaimed - made, remapped);
+  if (reclaimed + made < n) {
+    source_.release_runs(remapped, granule_, Pool::kLarge);
+    source_.release_runs(created, granule_, pool);
     return false;
   }
-  if (pool != Pool::kLarge && !remapped.empty())
-    source_.transfer(remapped.size() * granule_, Pool::kLarge, pool);
+  if (pool != Pool::kLarge && reclaimed > 0) source_.transfer(reclaimed * granule_, Pool::kLarge, pool);
+  // New first, then remapped: the order the pages are mapped in.
+  out.insert(out.end(), created.begin(), created.end());
   out.insert(out.end(), remapped.begin(), remapped.end());
   return true;
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/backend.h"
@@ -44,8 +45,15 @@ class GranuleReclaimer {
   // Unmaps up to `want` granules of cached free memory (after idle.ensure of
   // their streams), appends them to `out` counted under the large pool's
   // reserved, and returns how many.
-  virtual size_t reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) = 0;
+  virtual size_t reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) = 0;
 };
+
+// Granules in all of `runs`.
+inline uint64_t granules_in(std::span<const GranuleRun> runs) {
+  uint64_t n = 0;
+  for (const GranuleRun& r : runs) n += r.count;
+  return n;
+}
 
 class GranuleSupply {
  public:
@@ -61,9 +69,9 @@ class GranuleSupply {
   // During a graph capture granules are only created, never remapped (that
   // would query events, synchronize and unmap).
   void set_capturing(bool capturing) { capturing_ = capturing; }
-  // n unmapped granules counted under `pool` appended to out, or false with
-  // nothing appended (whatever was gathered is released).
-  bool obtain(size_t n, Pool pool, std::vector<GranuleId>& out);
+  // n unmapped granules counted under `pool` appended to out (as runs), or
+  // false with nothing appended (whatever was gathered is released).
+  bool obtain(size_t n, Pool pool, std::vector<GranuleRun>& out);
 
   GranuleSource& source() { return source_; }
   StreamIdle& idle() { return idle_; }
@@ -71,14 +79,14 @@ class GranuleSupply {
  private:
   // How many of `n` granules may be new ones (the rest are remapped first).
   size_t growth_allowed(size_t n) const;
-  size_t reclaim(size_t want, std::vector<GranuleId>& out);
+  size_t reclaim(size_t want, std::vector<GranuleRun>& out);
 
   GranuleSource& source_;
   const VmmConfig config_;
   const uint64_t granule_;
   StreamIdle idle_;
   std::vector<GranuleReclaimer*> reclaimers_;
-  std::vector<GranuleId> remapped_;  // scratch of obtain()
+  std::vector<GranuleRun> remapped_, created_;  // scratch of obtain()
   bool capturing_ = false;
 };
 

@@ -119,15 +119,17 @@ uint64_t HbmPolicy::largest_free_block() const {
 
 Tally HbmPolicy::check() const {
   Tally tally;
-  std::vector<GranuleId> granules;
+  std::vector<GranuleRun> granules;
   std::vector<const Block*> allocated;
   slabs_.check(tally.of(Pool::kSmall), granules);
   large_.check(tally.of(Pool::kLarge), allocated, granules);
   if (supply_) {
     // Each granule is mapped in one place only, so no two blocks share physical memory.
-    std::sort(granules.begin(), granules.end());
-    if (auto dup = std::adjacent_find(granules.begin(), granules.end()); dup != granules.end())
-      throw Error(ErrorCode::kInvariant, "granule " + std::to_string(*dup) + " is mapped or pooled twice");
+    std::sort(granules.begin(), granules.end(), [](const GranuleRun& a, const GranuleRun& b) { return a.first < b.first; });
+    auto dup = std::adjacent_find(granules.begin(), granules.end(),
+                                  [](const GranuleRun& a, const GranuleRun& b) { return b.first < a.end(); });
+    if (dup != granules.end())
+      throw Error(ErrorCode::kInvariant, "granule " + std::to_string(std::next(dup)->first) + " is mapped or pooled twice");
   }
   // Every live pointer is an in-use slot or an allocated block at that address.
   live_.for_each([&](uintptr_t addr, const Live& live) {

@@ -131,10 +131,10 @@ uint64_t LargePool::release_cached() {
   if (vmm()) {  // every cached free page, unmapped as for a remap and given back
     StreamIdle& idle = supply_->idle();
     idle.reset();
-    std::vector<GranuleId> granules;
+    std::vector<GranuleRun> granules;
     reclaim(SIZE_MAX, granules, idle);
-    supply_->source().release_many(granules.data(), granules.size(), page_, Pool::kLarge);
-    return uint64_t(granules.size()) * page_;
+    supply_->source().release_runs(granules, page_, Pool::kLarge);
+    return granules_in(granules) * page_;
   }
   for (auto it = segment_heads_.begin(); it != segment_heads_.end();) {
     Block* b = it->second;
@@ -155,7 +155,7 @@ uint64_t LargePool::release_cached() {
 
 uint64_t LargePool::largest_free_block() const { return free_.largest(); }
 
-void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, std::vector<GranuleId>& granules) const {
+void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, std::vector<GranuleRun>& granules) const {
   size_t free_blocks = 0, gaps = 0;
   uintptr_t end_of_previous = 0;
   for (const auto& [base, head] : segment_heads_) {

@@ -53,11 +53,11 @@ class LargePool final : public GranuleReclaimer {
   // Walks every structure (throws Error(kInvariant)); adds what it holds to
   // tally, appends the allocated blocks (address order) and, with VMM, every
   // granule mapped.
-  void check(PoolTally& tally, std::vector<const Block*>& allocated, std::vector<GranuleId>& granules) const;
+  void check(PoolTally& tally, std::vector<const Block*>& allocated, std::vector<GranuleRun>& granules) const;
   // Appends each segment with its blocks (requested bytes from `requested_of`).
   void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
 
-  size_t reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) override;
+  size_t reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) override;
 
  private:
   // --- plain segments ---
@@ -77,7 +77,7 @@ class LargePool final : public GranuleReclaimer {
   // block (not indexed); nullptr when no granules could be had.
   Block* grow_mapped(uint64_t size, StreamId stream);
   // Unmaps [from, to) (whole pages) of free block v; its granules go to out.
-  void unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleId>* out);
+  void unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleRun>* out);
   // Indexes an unmapped block, first merging it with unmapped neighbours.
   void settle_gap(Block* gap);
   // An unmapped block enters / leaves the gap index, or is / stops being its arena's top.
@@ -85,7 +85,7 @@ class LargePool final : public GranuleReclaimer {
   void unindex_gap(Block* gap);
   // Whole pages of a free block that no other block touches, as [from, to).
   std::pair<uintptr_t, uintptr_t> stealable(uintptr_t addr, uint64_t size) const;
-  void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleId>& granules) const;
+  void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const;
   void release_all_vmm() noexcept;
 
   // --- both ---
@@ -112,7 +112,7 @@ class LargePool final : public GranuleReclaimer {
   FreeIndex gaps_;                                    // VMM: unmapped blocks but the arenas' tops
   absl::btree_map<StreamId, std::vector<LargeSegment*>> arenas_;  // VMM: each stream's arenas
   const Block* placing_ = nullptr;                    // VMM: the gap a request is landing on
-  std::vector<GranuleId> scratch_;                    // VMM: granules being mapped
+  std::vector<GranuleRun> scratch_;                   // VMM: granules being mapped
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
 };
 

@@ -77,26 +77,20 @@ Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
   // free blocks on its sides alone and no freed gap merges into it.
   unindex_gap(gap);
   placing_ = gap;
-  // Granules go straight into the arena's page table when the pages are
-  // its newest (growing at the top), else through scratch.
-  LargeSegment* seg = gap->segment;
-  const size_t first = (p.from - seg->base) / page_;
-  if (seg->pages.size() < first) seg->pages.resize(first, 0);
-  const bool at_end = seg->pages.size() == first;
-  std::vector<GranuleId>& granules = at_end ? seg->pages : scratch_;
-  if (!at_end) granules.clear();
-  const size_t got_at = granules.size();
-  const bool ok = supply_->obtain(pages, Pool::kLarge, granules);
+  scratch_.clear();
+  const bool ok = supply_->obtain(pages, Pool::kLarge, scratch_);
   placing_ = nullptr;
   if (!ok) {
     settle_gap(gap);
     return nullptr;
   }
   GranuleSource& source = supply_->source();
-  source.map_many(ptr(p.from), granules.data() + got_at, pages, page_);
-  if (!at_end) {
-    if (seg->pages.size() < first + pages) seg->pages.resize(first + pages, 0);
-    std::copy(granules.begin(), granules.end(), seg->pages.begin() + long(first));
+  source.map_runs(ptr(p.from), scratch_, page_);
+  LargeSegment* seg = gap->segment;
+  uint64_t page = (p.from - seg->base) / page_;
+  for (const GranuleRun& run : scratch_) {
+    seg->pages.map(page, run);
+    page += run.count;
   }
   source.set_access(ptr(p.from), p.to - p.from);
   // The common case, growing the free block before the gap over the gap's
@@ -132,15 +126,11 @@ Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
   return mid;
 }
 
-void LargePool::unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleId>* out) {
+void LargePool::unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleRun>* out) {
   account_inactive(v, -1);
   free_.erase(v);
   LargeSegment* seg = v->segment;
-  for (uintptr_t a = from; a < to; a += page_) {
-    GranuleId& g = seg->pages[(a - seg->base) / page_];
-    out->push_back(g);
-    g = 0;
-  }
+  seg->pages.unmap((from - seg->base) / page_, (to - from) / page_, *out);
   supply_->source().unmap(ptr(from), to - from);
   const bool left_mapped = from > v->addr || (v->prev && !v->prev->unmapped());
   const bool right_mapped = to < v->addr + v->size || (v->next && !v->next->unmapped());
@@ -188,7 +178,7 @@ void LargePool::settle_gap(Block* gap) {
   index_gap(gap);
 }
 
-size_t LargePool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) {
+size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
   if (!vmm() || want == 0) return 0;
   // Largest free blocks first: the fewest blocks cut for the pages wanted.
   std::vector<Block*> victims;
@@ -216,31 +206,44 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& 
   return got;
 }
 
-void LargePool::check_arena(const Block* head, PoolTally& tally, std::vector<GranuleId>& granules) const {
+namespace {
+// Stretches of pages as [first, end), sorted, apart from each other.
+using Stretches = std::vector<std::pair<uint64_t, uint64_t>>;
+
+bool covers(const Stretches& s, uint64_t page) {
+  auto it = std::upper_bound(s.begin(), s.end(), page, [](uint64_t p, const auto& r) { return p < r.first; });
+  return it != s.begin() && page < std::prev(it)->second;
+}
+}  // namespace
+
+void LargePool::check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const {
   const LargeSegment* seg = head->segment;
-  const std::string where = "arena at " + std::to_string(seg->base);
   // Pages that must be mapped: every page a free or allocated block touches.
-  std::vector<bool> needed(seg->pages.size(), false);
+  Stretches needed, mapped;
   for (const Block* b = head; b; b = b->next) {
     if (b->unmapped()) continue;
-    size_t first = (b->addr - seg->base) / page_, last = (b->addr + b->size - 1 - seg->base) / page_;
-    if (last >= needed.size())
-      violated(where + ": block at " + std::to_string(b->addr) + " reaches pages never mapped");
-    for (size_t i = first; i <= last; ++i) needed[i] = true;
+    const uint64_t first = (b->addr - seg->base) / page_, end = (b->addr + b->size - 1 - seg->base) / page_ + 1;
+    if (!needed.empty() && first <= needed.back().second) needed.back().second = std::max(needed.back().second, end);
+    else needed.emplace_back(first, end);
   }
-  bool in_run = false;
-  for (size_t i = 0; i < needed.size(); ++i) {
-    const bool mapped = seg->pages[i] != 0;
-    if (mapped != needed[i])
-      violated(where + ": page at " + std::to_string(seg->base + i * page_) +
-               (mapped ? " is mapped under no block" : " is not mapped under a block"));
-    if (mapped) {
-      granules.push_back(seg->pages[i]);
-      tally.reserved += int64_t(page_);
-      if (!in_run) ++tally.segments;
+  seg->pages.for_each_stretch([&](uint64_t first, uint64_t n) { mapped.emplace_back(first, first + n); });
+  if (needed != mapped) {
+    // Membership changes only where a stretch starts or ends: the first such
+    // page where the two disagree names the fault.
+    std::vector<uint64_t> edges;
+    for (const Stretches* s : {&needed, &mapped})
+      for (const auto& [first, end] : *s) edges.insert(edges.end(), {first, end});
+    std::sort(edges.begin(), edges.end());
+    for (uint64_t page : edges) {
+      const bool must = covers(needed, page), is = covers(mapped, page);
+      if (must != is)
+        violated("arena at " + std::to_string(seg->base) + ": page at " + std::to_string(seg->base + page * page_) +
+                 (is ? " is mapped under no block" : " is not mapped under a block"));
     }
-    in_run = mapped;
   }
+  seg->pages.for_each_run([&](uint64_t, const GranuleRun& run) { granules.push_back(run); });
+  tally.reserved += int64_t(seg->pages.mapped_pages() * page_);
+  tally.segments += mapped.size();
 }
 
 void LargePool::release_all_vmm() noexcept {
@@ -248,20 +251,14 @@ void LargePool::release_all_vmm() noexcept {
   // has no one left to tell.
   try {
     GranuleSource& source = supply_->source();
+    std::vector<GranuleRun> runs;
     for (const auto& [base, head] : segment_heads_) {
       LargeSegment* seg = head->segment;
-      size_t i = 0;
-      while (i < seg->pages.size()) {
-        if (seg->pages[i] == 0) {
-          ++i;
-          continue;
-        }
-        size_t j = i;
-        while (j < seg->pages.size() && seg->pages[j] != 0) ++j;
-        source.unmap(ptr(seg->base + i * page_), (j - i) * page_);
-        source.release_many(seg->pages.data() + i, j - i, page_, Pool::kLarge);
-        i = j;
-      }
+      seg->pages.for_each_stretch(
+          [&](uint64_t first, uint64_t n) { source.unmap(ptr(seg->base + first * page_), n * page_); });
+      runs.clear();
+      seg->pages.for_each_run([&](uint64_t, const GranuleRun& run) { runs.push_back(run); });
+      source.release_runs(runs, page_, Pool::kLarge);
       source.release_range(ptr(seg->base), seg->size);
     }
   } catch (...) {

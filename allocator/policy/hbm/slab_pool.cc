@@ -101,22 +101,22 @@ uintptr_t SlabPool::take_address() {
 
 uintptr_t SlabPool::new_memory(GranuleId& granule) {
   if (supply_ == nullptr) return reinterpret_cast<uintptr_t>(source_.grow(slab_size_, Pool::kSmall));
-  std::vector<GranuleId> got;
+  std::vector<GranuleRun> got;
   if (!supply_->obtain(1, Pool::kSmall, got)) return 0;
   uintptr_t base = take_address();
   if (base == 0) {
-    supply_->source().release(got[0], slab_size_, Pool::kSmall);
+    supply_->source().release_runs(got, slab_size_, Pool::kSmall);
     return 0;
   }
   GranuleSource& source = supply_->source();
-  source.map(reinterpret_cast<void*>(base), got[0], slab_size_);
+  source.map(reinterpret_cast<void*>(base), got[0].first, slab_size_);
   source.set_access(reinterpret_cast<void*>(base), slab_size_);
   source_.stats().segment.increase(Pool::kSmall, 1);
-  granule = got[0];
+  granule = got[0].first;
   return base;
 }
 
-void SlabPool::drop(Slab* slab, std::vector<GranuleId>* out) {
+void SlabPool::drop(Slab* slab, std::vector<GranuleRun>* out) {
   by_base_.erase(slab->base);
   if (supply_ == nullptr) {
     source_.release(reinterpret_cast<void*>(slab->base), slab_size_, Pool::kSmall);
@@ -126,7 +126,7 @@ void SlabPool::drop(Slab* slab, std::vector<GranuleId>* out) {
     source_.stats().segment.decrease(Pool::kSmall, 1);
     if (out != nullptr) {
       source.transfer(slab_size_, Pool::kSmall, Pool::kLarge);
-      out->push_back(slab->granule);
+      out->push_back({slab->granule, 1});
     } else {
       source.release(slab->granule, slab_size_, Pool::kSmall);
     }
@@ -135,7 +135,7 @@ void SlabPool::drop(Slab* slab, std::vector<GranuleId>* out) {
   pool_.recycle(slab);
 }
 
-size_t SlabPool::reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) {
+size_t SlabPool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
   if (supply_ == nullptr) return 0;
   size_t got = 0;
   // Empty-list slabs first: spares save reformatting on the next alloc/free pair.
@@ -251,7 +251,7 @@ uint64_t SlabPool::largest_free_block() const {
   return largest;
 }
 
-void SlabPool::check(PoolTally& tally, std::vector<GranuleId>& granules) const {
+void SlabPool::check(PoolTally& tally, std::vector<GranuleRun>& granules) const {
   uintptr_t end_of_previous = 0;
   for (const auto& [base, slab] : by_base_) {
     std::string where = "slab at " + std::to_string(base);
@@ -270,7 +270,7 @@ void SlabPool::check(PoolTally& tally, std::vector<GranuleId>& granules) const {
       if (slab->free.is_free(i)) violated(where + ": free bit past the last slot");
     if (supply_ != nullptr) {
       if (slab->granule == 0) violated(where + ": no granule behind it");
-      granules.push_back(slab->granule);
+      granules.push_back({slab->granule, 1});
     }
     ++tally.segments;
     tally.reserved += int64_t(slab_size_);

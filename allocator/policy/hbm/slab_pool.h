@@ -60,14 +60,14 @@ class SlabPool final : public GranuleReclaimer {
   // Structural checks; adds what the slabs hold to tally (live slots are
   // counted by the caller, which owns the live map) and, with VMM, appends
   // each slab's granule.
-  void check(PoolTally& tally, std::vector<GranuleId>& granules) const;
+  void check(PoolTally& tally, std::vector<GranuleRun>& granules) const;
   // Appends each slab as a small-pool segment: used slots one block each
   // (requested bytes from `requested_of`), runs of free slots and the tail
   // past the last slot as free blocks; a wholly free slab is one free block.
   void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
 
   // Empty slabs (other lists first, then the spares) give their granules up.
-  size_t reclaim(size_t want, std::vector<GranuleId>& out, StreamIdle& idle) override;
+  size_t reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) override;
 
  private:
   // A stream's slabs: per class, a list of slabs with free slots and one
@@ -90,7 +90,7 @@ class SlabPool final : public GranuleReclaimer {
   uintptr_t new_memory(GranuleId& granule);
   // Gives an empty slab's memory up: its granule goes to `out` (unmapped,
   // counted under the large pool) or, without `out`, back to the device.
-  void drop(Slab* slab, std::vector<GranuleId>* out);
+  void drop(Slab* slab, std::vector<GranuleRun>* out);
   uintptr_t take_address();
   void release_all_vmm() noexcept;
   void format(Slab* slab, int cls);

@@ -1,0 +1,63 @@
+// Which granule is mapped at each page of a reserved range, kept as runs of
+// pages whose granules have consecutive ids: a page-mapped segment costs
+// memory by how often it was mapped and unmapped, never by its bytes (a
+// 256 TiB request is one run, not 2^27 page entries).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "backend/backend.h"
+
+namespace hbmalloc {
+
+class PageTable {
+ public:
+  // Pages [page, page + run.count) now hold run's granules, in order. They
+  // must be unmapped (Error(kInvariant) otherwise, the table unchanged).
+  void map(uint64_t page, GranuleRun run);
+  // Pages [page, page + count), which must all be mapped (Error(kInvariant)
+  // otherwise, the table unchanged), lose their granules; these are appended
+  // to out in page order.
+  void unmap(uint64_t page, uint64_t count, std::vector<GranuleRun>& out);
+
+  // The granule at page, 0 when none is mapped there.
+  GranuleId at(uint64_t page) const;
+  uint64_t mapped_pages() const { return mapped_; }
+  // Runs kept: what the table costs.
+  size_t runs() const { return runs_.size(); }
+
+  // f(first page, run) for every run, in page order.
+  template <typename F>
+  void for_each_run(F&& f) const {
+    for (const auto& [page, run] : runs_) f(page, run);
+  }
+  // f(first page, pages) for each stretch of mapped pages with unmapped (or
+  // the table's ends) on both sides, in page order.
+  template <typename F>
+  void for_each_stretch(F&& f) const {
+    uint64_t from = 0, to = 0;
+    bool open = false;
+    for (const auto& [page, run] : runs_) {
+      if (open && page != to) {
+        f(from, to - from);
+        open = false;
+      }
+      if (!open) from = page;
+      to = page + run.count;
+      open = true;
+    }
+    if (open) f(from, to - from);
+  }
+
+ private:
+  using Runs = absl::btree_map<uint64_t, GranuleRun>;  // first page -> its run
+  // The run covering page, or end().
+  Runs::const_iterator covering(uint64_t page) const;
+
+  Runs runs_;
+  uint64_t mapped_ = 0;
+};
+
+}  // namespace hbmalloc

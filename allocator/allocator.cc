@@ -18,9 +18,9 @@
 #include "hbmalloc/recorder.hpp"
 #include "policy/policy.h"
 #include "private_pools.h"
-#include "trace/oom_dump.h"
-#include "trace/recorder.h"
-#include "trace/recording_backend.h"
+#include "record/oom_dump.h"
+#include "record/recorder.h"
+#include "record/recording_backend.h"
 
 namespace hbmalloc {
 
@@ -241,8 +241,7 @@ struct Allocator::Impl {
   static std::string dump_note(const std::string& dir, trace::Trace recent, const trace::OomFacts& facts) noexcept {
     try {
       trace::OomDumpFiles files = trace::write_oom_dump(dir, std::move(recent), facts);
-      return "; OOM dump: trace " + files.trace + ", report " + files.report +
-             (files.html.empty() ? std::string() : ", " + files.html);
+      return "; OOM dump: trace " + files.trace + ", summary " + files.summary;
     } catch (const std::exception& e) {
       return std::string("; OOM dump failed: ") + e.what();
     } catch (...) {

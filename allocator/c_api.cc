@@ -14,13 +14,13 @@
 #include <optional>
 #include <string>
 
+#include "core/memory_summary.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/recorder.hpp"
 #include "hbmalloc/registry.hpp"
-#include "report/text_report.h"
-#include "trace/file_io.h"
-#include "trace/live_snapshot.h"
-#include "trace/snapshot_writer.h"
+#include "record/live_snapshot.h"
+#include "record/snapshot_writer.h"
+#include "record/write_file.h"
 
 namespace hbmalloc {
 namespace {
@@ -226,7 +226,7 @@ size_t hbm_stats_json(int device, char* buf, size_t cap) {
 
 size_t hbm_memory_summary(int device, char* buf, size_t cap) {
   size_t needed = 0;
-  guarded([&] { needed = copy_text(report::render_summary_text(allocator_for(device).stats(), device), buf, cap); });
+  guarded([&] { needed = copy_text(render_memory_summary(allocator_for(device).stats(), device), buf, cap); });
   return needed;
 }
 

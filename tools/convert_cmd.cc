@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli_args.h"
-#include "trace/safe_text.h"
+#include "record/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/error.hpp"
 #include "replay/assign_addresses.h"

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "trace/safe_text.h"
+#include "record/safe_text.h"
 #include "hbmalloc/allocator.hpp"
 
 namespace hbmalloc::tools {

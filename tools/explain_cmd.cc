@@ -9,9 +9,9 @@
 #include "hbmalloc/error.hpp"
 #include "json_out.h"
 #include "report/explain.h"
-#include "trace/file_io.h"
+#include "record/write_file.h"
 #include "trace/read_trace.h"
-#include "trace/safe_text.h"
+#include "record/safe_text.h"
 
 namespace hbmalloc::tools {
 

@@ -8,7 +8,7 @@
 
 #include "cli_args.h"
 #include "json_out.h"
-#include "trace/safe_text.h"
+#include "record/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"

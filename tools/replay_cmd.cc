@@ -5,7 +5,7 @@
 
 #include "cli_args.h"
 #include "json_out.h"
-#include "trace/safe_text.h"
+#include "record/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
@@ -18,7 +18,7 @@
 #include "report/html_report.h"
 #include "report/json_report.h"
 #include "report/text_report.h"
-#include "trace/file_io.h"
+#include "record/write_file.h"
 #include "trace/read_trace.h"
 
 namespace hbmalloc::tools {

@@ -1,11 +1,11 @@
 // `hbmalloc synth --out FILE`: writes the project's own training-like trace
-// (allocator/trace/synthetic.h), the example the README replays.
+// (analysis/trace/synthetic.h), the example the README replays.
 #include <cstdio>
 #include <optional>
 #include <string>
 
 #include "cli_args.h"
-#include "trace/safe_text.h"
+#include "record/safe_text.h"
 #include "commands.h"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"

@@ -1,5 +1,5 @@
 // The few helpers every layer wants, written once: rounding up, an address
-// as hex text, and the invariant checker's failure.
+// as hex text, a percentage, and the invariant checker's failure.
 #pragma once
 
 #include <cinttypes>
@@ -21,6 +21,13 @@ inline std::string hex(uint64_t value) {
   return buf;
 }
 inline std::string hex(const void* p) { return hex(uint64_t(reinterpret_cast<uintptr_t>(p))); }
+
+// A fraction as a percentage with one decimal: 0.9082 -> "90.8%".
+inline std::string percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", fraction * 100.0);
+  return buf;
+}
 
 // An invariant does not hold: Error(kInvariant) naming it.
 [[noreturn]] inline void violated(const std::string& what) { throw Error(ErrorCode::kInvariant, what); }

@@ -11,7 +11,7 @@
 namespace hbmalloc {
 
 namespace trace {
-class TraceRecorder;  // allocator/trace/recorder.h
+class TraceRecorder;  // allocator/record/recorder.h
 }
 
 struct RecorderOptions {

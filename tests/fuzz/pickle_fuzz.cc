@@ -8,7 +8,7 @@
 
 #include "hbmalloc/error.hpp"
 #include "trace/read_trace.h"
-#include "trace/snapshot_writer.h"
+#include "record/snapshot_writer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

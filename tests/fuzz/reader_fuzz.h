@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "hbmalloc/error.hpp"
-#include "trace/trace.h"
+#include "record/trace.h"
 
 namespace hbmalloc::fuzz {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "hbmalloc/error.hpp"
-#include "trace/trace.h"
+#include "record/trace.h"
 
 namespace hbmalloc::testing {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "support/trace_samples.h"
-#include "trace/hbt_format.h"
+#include "record/hbt_writer.h"
 #include "trace/read_trace.h"
 
 namespace hbmalloc::testing {

@@ -8,7 +8,7 @@
 
 #include "support/trace_samples.h"
 #include "trace/gzip_input.h"
-#include "trace/hbt_format.h"
+#include "record/hbt_writer.h"
 #include "trace/jsonl_format.h"
 #include "trace/read_trace.h"
 

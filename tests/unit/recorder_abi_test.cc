@@ -159,9 +159,9 @@ TEST(RecorderAbi, OomDumpNamesItsFilesAndTheAllocatorStaysUsable) {
   EXPECT_NE(error.find("tried to allocate"), std::string::npos) << error;
   const size_t at = error.find("OOM dump: trace ");
   ASSERT_NE(at, std::string::npos) << error;
-  const std::string trace_file = error.substr(at + 16, error.find(", report ") - at - 16);
-  const size_t report_at = error.find(", report ") + 9;
-  const std::string report_file = error.substr(report_at, error.find(", ", report_at) - report_at);
+  const std::string trace_file = error.substr(at + 16, error.find(", summary ") - at - 16);
+  const size_t summary_at = error.find(", summary ") + 10;
+  const std::string report_file = error.substr(summary_at, error.find_first_of(",\n", summary_at) - summary_at);
   EXPECT_EQ(fs::path(trace_file).parent_path(), dumps);
   EXPECT_EQ(fs::path(trace_file).extension(), ".hbt");
   EXPECT_EQ(fs::path(report_file).extension(), ".txt");

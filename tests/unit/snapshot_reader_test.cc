@@ -12,7 +12,7 @@
 
 #include "hbmalloc/error.hpp"
 #include "support/slurp.h"
-#include "trace/pickle_writer.h"
+#include "record/pickle_writer.h"
 #include "trace/read_trace.h"
 
 namespace hbmalloc::trace {

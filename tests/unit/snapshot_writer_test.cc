@@ -12,7 +12,7 @@
 #include "support/slurp.h"
 #include "support/trace_samples.h"
 #include "trace/read_trace.h"
-#include "trace/snapshot_writer.h"
+#include "record/snapshot_writer.h"
 
 namespace hbmalloc::trace {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
-#include "trace/safe_text.h"
+#include "record/safe_text.h"
 
 namespace hbmalloc::trace {
 namespace {

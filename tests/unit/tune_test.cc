@@ -1,4 +1,4 @@
-// Unit tests for allocator/tune/: knob grids (defaults, --grid text, the
+// Unit tests for analysis/tune/: knob grids (defaults, --grid text, the
 // combinations and what is left out), ready *_CONF lines, the ranking, and a
 // parallel sweep giving what a one-thread sweep gives.
 #include <gtest/gtest.h>

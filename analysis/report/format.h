@@ -1,0 +1,16 @@
+// How report figures are written, the same in text and HTML.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/helpers.h"  // hex() and percent(), shared with every layer
+
+namespace hbmalloc::report {
+
+// "1.234 s", "12.5 ms". Takes a double so a difference of two times from a
+// hostile report cannot overflow.
+std::string duration_us(double us);
+std::string bucket_label(int log2);         // 10 -> "1 KiB", 9 -> "512 B"
+
+}  // namespace hbmalloc::report

@@ -1,0 +1,123 @@
+#include "trace/trace_checks.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "core/helpers.h"
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/error.hpp"
+#include "record/segment_ranges.h"
+
+namespace hbmalloc::trace {
+namespace {
+
+class DeviceCheck {
+ public:
+  DeviceCheck(const Trace& t, const DeviceTrace& d) : t_(t), d_(d) {}
+
+  void run() {
+    check_picture(d_.segments_at_start, "at start");
+    check_picture(d_.segments_at_end, "at end");
+    check_events();
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(ErrorCode::kInvalidArgument, t_.source + ": device " + std::to_string(d_.device) + ": " + what);
+  }
+  [[noreturn]] void fail_event(uint64_t i, const std::string& what) const {
+    const Event& e = d_.events[i];
+    fail("event " + std::to_string(i) + " (" + action_name(e.action) + " of " + std::to_string(e.size) +
+         " bytes at " + hex(e.addr) + "): " + what);
+  }
+
+  void check_size(uint64_t size, const std::string& what) const {
+    if (size > kMaxDeviceBytes)
+      fail(what + " of " + std::to_string(size) + " bytes: more than the largest device hbmalloc models (1 PiB)");
+  }
+
+  // Segments apart from each other, each within the largest device, together
+  // too, and each holding its blocks (in address order, apart).
+  void check_picture(const std::vector<SegmentInfo>& segments, const char* when) const {
+    std::vector<const SegmentInfo*> sorted;
+    uint64_t total = 0;
+    for (const SegmentInfo& s : segments) {
+      check_size(s.size, std::string("a segment ") + when + " at " + hex(s.addr));
+      total += s.size;
+      if (total > kMaxDeviceBytes)
+        fail(std::string("the segments ") + when + " hold more than the largest device hbmalloc models (1 PiB)");
+      if (s.addr != 0) sorted.push_back(&s);  // address 0: the format does not tell (profiler traces)
+    }
+    std::sort(sorted.begin(), sorted.end(), [](const SegmentInfo* a, const SegmentInfo* b) { return a->addr < b->addr; });
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      const SegmentInfo& s = *sorted[i];
+      if (s.size > UINT64_MAX - s.addr) fail(std::string("the segment ") + when + " at " + hex(s.addr) + " wraps around");
+      if (i + 1 < sorted.size() && s.addr + s.size > sorted[i + 1]->addr)
+        fail(std::string("segments ") + when + " at " + hex(s.addr) + " and " + hex(sorted[i + 1]->addr) + " overlap");
+      uint64_t end_of_last = s.addr;
+      for (const BlockInfo& b : s.blocks) {
+        if (b.addr < end_of_last || b.addr > s.addr + s.size || b.size > s.addr + s.size - b.addr)
+          fail("a block at " + hex(b.addr) + " of " + std::to_string(b.size) + " bytes lies outside its segment " +
+               when + " at " + hex(s.addr) + " (" + std::to_string(s.size) + " bytes) or over the block before it");
+        end_of_last = b.addr + b.size;
+      }
+    }
+  }
+
+  // Requests within the largest device; segment events that add up (never
+  // more freed than held), and, where addresses are known, that free or
+  // unmap only what was held and allocate only where nothing was.
+  void check_events() const {
+    bool addressed = d_.has_segment_picture;
+    for (const SegmentInfo& s : d_.segments_at_start) addressed = addressed && s.addr != 0;
+    SegmentRanges held;
+    uint64_t reserved = 0;
+    for (const SegmentInfo& s : d_.segments_at_start) {
+      reserved += s.size;
+      if (addressed) held.add(s.addr, {s.size, s.stream, s.small_pool, s.expandable});
+    }
+    for (uint64_t i = 0; i < d_.events.size(); ++i) {
+      const Event& e = d_.events[i];
+      switch (e.action) {
+        case Action::kAlloc:
+        case Action::kOom:
+          if (e.size > kMaxDeviceBytes) fail_event(i, "more than the largest device hbmalloc models (1 PiB)");
+          break;
+        case Action::kSegmentAlloc:
+        case Action::kSegmentMap:
+          if (reserved + e.size > kMaxDeviceBytes)
+            fail_event(i, "the segments would hold more than the largest device hbmalloc models (1 PiB)");
+          reserved += e.size;
+          addressed = addressed && e.addr != 0;
+          if (addressed && !(e.action == Action::kSegmentAlloc ? held.add(e.addr, {e.size, e.stream, false, false})
+                                                                 : held.map(e.addr, e.size, {e.size, e.stream, false, true})))
+            fail_event(i, "it overlaps a segment held then");
+          break;
+        case Action::kSegmentFree:
+        case Action::kSegmentUnmap:
+          if (e.size > reserved)
+            fail_event(i, "frees more segment bytes than are held then (" + std::to_string(reserved) + ")");
+          reserved -= e.size;
+          addressed = addressed && e.addr != 0;
+          if (addressed && !(e.action == Action::kSegmentFree ? held.remove(e.addr, e.size) : held.unmap(e.addr, e.size)))
+            fail_event(i, e.action == Action::kSegmentFree ? "no segment of that address and size was allocated"
+                                                           : "no segment holds that range then");
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  const Trace& t_;
+  const DeviceTrace& d_;
+};
+
+}  // namespace
+
+void check_trace(const Trace& trace) {
+  for (const DeviceTrace& d : trace.devices) DeviceCheck(trace, d).run();
+}
+
+}  // namespace hbmalloc::trace

@@ -460,6 +460,14 @@ Stats Allocator::stats() const {
   return impl_->stats_now();
 }
 
+bool Allocator::owns(const void* ptr) const noexcept {
+  void* p = const_cast<void*>(ptr);
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  LiveBlock b;
+  PrivatePool* pool = nullptr;
+  return p != nullptr && (impl_->find(p, b, pool) || impl_->pending.contains(p));
+}
+
 Usage Allocator::usage() const {
   std::lock_guard<SpinLock> lock(impl_->mu);
   const LiveStats& st = impl_->stats;

@@ -114,6 +114,12 @@ Allocator* existing_allocator(int device) noexcept {
   return registry().devices[device].load(std::memory_order_acquire);
 }
 
+int device_owning(const void* ptr) noexcept {
+  for (int d = 0; d < kMaxDevices; ++d)
+    if (const Allocator* a = existing_allocator(d); a != nullptr && a->owns(ptr)) return d;
+  return -1;
+}
+
 namespace {
 
 // Runs f, turning any exception into the thread's last error.
@@ -199,18 +205,10 @@ void hbm_set_memory_fraction(double fraction, int device) {
 void hbm_record_stream(void* ptr, cudaStream_t stream) {
   guarded([&] {
     if (ptr == nullptr) return;
-    // The pointer names its device: ask each live allocator whose it is.
-    for (auto& d : registry().devices) {
-      Allocator* a = d.load(std::memory_order_acquire);
-      if (a == nullptr) continue;
-      try {
-        a->record_stream(ptr, reinterpret_cast<StreamId>(stream));
-        return;
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::kUnknownPointer) throw;
-      }
-    }
-    throw Error(ErrorCode::kUnknownPointer, "record_stream on a pointer no hbmalloc device returned");
+    // The pointer names its device.
+    const int d = device_owning(ptr);
+    if (d < 0) throw Error(ErrorCode::kUnknownPointer, "record_stream on a pointer no hbmalloc device returned");
+    allocator_for(d).record_stream(ptr, reinterpret_cast<StreamId>(stream));
   });
 }
 

@@ -14,8 +14,8 @@
 
 namespace {
 
-using hbmalloc::Block;
-using hbmalloc::FreeIndex;
+using hbmalloc::hbm::Block;
+using hbmalloc::hbm::FreeIndex;
 
 void run(benchmark::State& state, bool equal) {
   const size_t n = size_t(state.range(0));

@@ -5,21 +5,10 @@
 #include <memory>
 #include <string_view>
 
-#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/config.hpp"
+#include "hbmalloc/types.hpp"
 
 namespace hbmalloc {
-
-using EventId = std::uintptr_t;
-// A physical memory handle of the VMM interface (0 is never a handle).
-using GranuleId = std::uintptr_t;
-// Granules created together, with consecutive ids first .. first + count - 1:
-// policies keep runs, so their bookkeeping grows with how often memory was
-// mapped, never with how many bytes are.
-struct GranuleRun {
-  GranuleId first = 0;
-  uint64_t count = 0;
-  GranuleId end() const { return first + count; }
-};
 
 class Backend {
  public:

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/error.hpp"
+#include "hbmalloc/layout.hpp"
+#include "hbmalloc/types.hpp"
 #include "core/live_stats.h"
 #include "hbmalloc/layout.hpp"
 #include "hbmalloc/stats.hpp"

@@ -14,7 +14,7 @@ namespace hbmalloc {
 namespace {
 
 std::unique_ptr<Policy> make_hbm(const Config& config, Backend& backend, LiveStats& stats) {
-  return std::make_unique<HbmPolicy>(config, backend, stats);
+  return std::make_unique<hbm::HbmPolicy>(config, backend, stats);
 }
 std::unique_ptr<Policy> make_cca(const Config& config, Backend& backend, LiveStats& stats) {
   return std::make_unique<cca::CcaPolicy>(config, backend, stats);

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "core/live_stats.h"
+#include "hbmalloc/layout.hpp"
 
 namespace hbmalloc {
 

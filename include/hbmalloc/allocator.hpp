@@ -11,12 +11,9 @@
 #include "hbmalloc/error.hpp"
 #include "hbmalloc/layout.hpp"
 #include "hbmalloc/stats.hpp"
+#include "hbmalloc/types.hpp"
 
 namespace hbmalloc {
-
-// A stream as an opaque integer (a cudaStream_t on the cuda backend; 0 is the
-// default stream).
-using StreamId = std::uintptr_t;
 
 class Backend;   // allocator/backend/backend.h
 class Recorder;  // hbmalloc/recorder.hpp
@@ -61,6 +58,10 @@ class Allocator {
   void release_pool(PoolId pool);
   // Uses of `pool` (0 for a pool that does not exist).
   int pool_use_count(PoolId pool) const;
+
+  // Whether ptr is a block this allocator handed out and has not got back
+  // (a block whose free waits on stream uses counts). Never throws.
+  bool owns(const void* ptr) const noexcept;
 
   // Current statistics, hbmalloc's own figures filled in.
   Stats stats() const;

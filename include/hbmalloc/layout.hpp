@@ -7,15 +7,9 @@
 #include <vector>
 
 #include "hbmalloc/stats.hpp"
+#include "hbmalloc/types.hpp"
 
 namespace hbmalloc {
-
-// A private pool's name (PyTorch's MempoolId_t: a CUDA graph's capture id or a
-// graph_pool_handle). {0, 0} is the default pool and names no private pool.
-struct PoolId {
-  uint64_t first = 0, second = 0;
-  auto operator<=>(const PoolId&) const = default;
-};
 
 struct BlockLayout {
   uint64_t addr = 0;

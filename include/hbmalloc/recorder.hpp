@@ -1,6 +1,6 @@
 // Recording what Allocators do: an .hbt trace (docs/hbt-format.md) written as
 // events happen, and the recent past kept in memory so that an out-of-memory
-// failure dumps a replayable trace and a report. One Recorder may serve the
+// failure dumps a replayable trace and a summary. One Recorder may serve the
 // Allocators of several devices (Allocator::attach_recorder); they share its file.
 #pragma once
 
@@ -16,7 +16,7 @@ class TraceRecorder;  // allocator/record/recorder.h
 
 struct RecorderOptions {
   std::string path;                   // .hbt file written from the start ("" for none)
-  std::string oom_dump_dir;           // on out of memory, a trace and a report go here ("" for none)
+  std::string oom_dump_dir;           // on out of memory, a trace and a summary go here ("" for none)
   size_t oom_dump_events = 1u << 18;  // events per device kept in memory for the dump
 };
 

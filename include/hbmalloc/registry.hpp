@@ -15,5 +15,8 @@ Allocator& device_allocator(int device);
 Allocator* existing_allocator(int device) noexcept;
 // How many device slots the registry has.
 constexpr int kMaxDevices = 64;
+// The device whose allocator handed out ptr (and has not got it back), or -1.
+// Devices' blocks never overlap, so at most one owns it. Never throws.
+int device_owning(const void* ptr) noexcept;
 
 }  // namespace hbmalloc

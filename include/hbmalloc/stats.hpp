@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "hbmalloc/types.hpp"
+
 namespace hbmalloc {
 
 // One counter as PyTorch keeps it: current value, its peak, and the running
@@ -15,8 +17,6 @@ struct StatCounter {
   int64_t allocated = 0;
   int64_t freed = 0;
 };
-
-enum class Pool : uint8_t { kSmall = 0, kLarge = 1 };
 
 // all / small_pool / large_pool, as PyTorch's StatArray.
 struct StatArray {

@@ -117,28 +117,20 @@ void TorchAllocator::free(void* ptr) {
   if (ptr == nullptr) return;
   Context context = history_.active() ? history_.free_context() : nullptr;
   try {
-    // Most processes use one device: its allocator is asked first.
+    // Most processes use one device: its allocator owns every pointer, and
+    // the free itself says when it does not. Otherwise the registry answers.
     const uint64_t used = used_devices_.load(std::memory_order_relaxed);
-    const int first = used != 0 && (used & (used - 1)) == 0 ? __builtin_ctzll(used) : c10::cuda::current_device();
-    for (int d = first, tried = 0; tried < kMaxDevices; ++tried, d = (d + 1) % kMaxDevices) {
-      if (tried > 0 && !(used & (uint64_t(1) << d))) continue;
-      HbmAllocator* a = existing_allocator(d);
-      if (a == nullptr) continue;
-      try {
-        if (!history_.active()) [[likely]] {
-          a->free(ptr);
-          return;
-        }
-        const uint64_t reserved = a->usage().reserved;
-        a->free(ptr);
-        history_.record_free(d, reinterpret_cast<uintptr_t>(ptr), context);
-        segments_changed(d, *a, reserved, context);
-        return;
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::kUnknownPointer) throw;
-      }
+    const int d = used != 0 && (used & (used - 1)) == 0 ? __builtin_ctzll(used) : device_owning(ptr);
+    HbmAllocator* a = d < 0 ? nullptr : existing_allocator(d);
+    if (a == nullptr) throw Error(ErrorCode::kUnknownPointer, "free of a pointer no hbmalloc device handed out");
+    if (!history_.active()) [[likely]] {
+      a->free(ptr);
+      return;
     }
-    throw Error(ErrorCode::kUnknownPointer, "free of a pointer no hbmalloc device handed out");
+    const uint64_t reserved = a->usage().reserved;
+    a->free(ptr);
+    history_.record_free(d, reinterpret_cast<uintptr_t>(ptr), context);
+    segments_changed(d, *a, reserved, context);
   } catch (const std::exception& e) {
     fail(e);
   }

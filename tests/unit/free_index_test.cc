@@ -12,7 +12,7 @@
 #include <set>
 #include <utility>
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 namespace {
 
 TEST(FreeIndexBins, AreMonotoneAndCoverEverySize) {
@@ -167,4 +167,4 @@ TEST(FreeIndex, MatchesAnOrderedSetOverRandomOperations) {
 }
 
 }  // namespace
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

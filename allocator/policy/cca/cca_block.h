@@ -7,7 +7,8 @@
 #include <cstdint>
 
 #include "absl/container/btree_set.h"
-#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/layout.hpp"
+#include "hbmalloc/types.hpp"
 
 namespace hbmalloc::cca {
 

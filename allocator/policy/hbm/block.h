@@ -7,10 +7,11 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/layout.hpp"
+#include "hbmalloc/types.hpp"
 #include "policy/page_table.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 struct Block;
 
@@ -49,4 +50,4 @@ struct Block {
   bool is_split() const { return (prev && prev->allocated()) || (next && next->allocated()); }
 };
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

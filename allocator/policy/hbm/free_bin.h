@@ -15,7 +15,7 @@
 #include "absl/container/btree_set.h"
 #include "policy/hbm/block.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 class FreeBin {
  public:
@@ -125,4 +125,4 @@ class FreeBin {
   std::unique_ptr<Tree> tree_;  // instead of flat_, past kFlatLimit entries
 };
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

@@ -22,7 +22,7 @@
 #include "policy/hbm/block.h"
 #include "policy/hbm/free_bin.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 class FreeIndex {
  public:
@@ -186,4 +186,4 @@ class FreeIndex {
   size_t count_ = 0;
 };
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

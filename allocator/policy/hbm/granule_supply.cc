@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 void StreamIdle::ensure(StreamId stream) {
   if (synced_ || std::find(settled_.begin(), settled_.end(), stream) != settled_.end()) return;
@@ -82,4 +82,4 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out) {
   return true;
 }
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

@@ -16,7 +16,7 @@
 #include "hbmalloc/vmm_config.hpp"
 #include "policy/granule_source.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 // Makes sure no queued work on a stream still uses memory about to be
 // unmapped: an event recorded on the stream now must be done, else the device
@@ -90,4 +90,4 @@ class GranuleSupply {
   bool capturing_ = false;
 };
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

@@ -7,7 +7,7 @@
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 namespace {
 // Address space reserved per arena: twice what the device holds (it costs
@@ -178,4 +178,4 @@ Layout HbmPolicy::layout() const {
   return out;
 }
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

@@ -16,7 +16,7 @@
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 class HbmPolicy final : public Policy {
  public:
@@ -61,4 +61,4 @@ class HbmPolicy final : public Policy {
   PointerMap<Live> live_;
 };
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

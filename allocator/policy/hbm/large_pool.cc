@@ -6,7 +6,7 @@
 #include "core/helpers.h"
 #include "hbmalloc/error.hpp"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 namespace {
 }  // namespace
@@ -238,4 +238,4 @@ void LargePool::append_layout(Layout& out, const std::function<uint64_t(uintptr_
   }
 }
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

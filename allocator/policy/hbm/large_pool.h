@@ -26,7 +26,7 @@
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 class LargePool final : public GranuleReclaimer {
  public:
@@ -116,4 +116,4 @@ class LargePool final : public GranuleReclaimer {
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
 };
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

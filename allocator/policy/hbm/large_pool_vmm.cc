@@ -8,7 +8,7 @@
 #include "hbmalloc/error.hpp"
 #include "policy/hbm/large_pool.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 namespace {
 void* ptr(uintptr_t addr) { return reinterpret_cast<void*>(addr); }
@@ -265,4 +265,4 @@ void LargePool::release_all_vmm() noexcept {
   }
 }
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

@@ -5,7 +5,7 @@
 #include "core/helpers.h"
 #include "hbmalloc/error.hpp"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 namespace {
 
@@ -336,4 +336,4 @@ void SlabPool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t
   }
 }
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

@@ -18,7 +18,7 @@
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
-namespace hbmalloc {
+namespace hbmalloc::hbm {
 
 struct Slab {
   uintptr_t base = 0;
@@ -117,4 +117,4 @@ class SlabPool final : public GranuleReclaimer {
   std::vector<std::pair<uintptr_t, uint64_t>> ranges_;  // reserved for slabs
 };
 
-}  // namespace hbmalloc
+}  // namespace hbmalloc::hbm

@@ -44,7 +44,19 @@ void Backend::release_granules(GranuleRun run) {
 }
 
 void Backend::map_granules(void* addr, GranuleRun run, uint64_t bytes) {
-  for (uint64_t i = 0; i < run.count; ++i) map(static_cast<char*>(addr) + i * bytes, run.first + i);
+  uint64_t i = 0;
+  try {
+    for (; i < run.count; ++i) map(static_cast<char*>(addr) + i * bytes, run.first + i);
+  } catch (...) {
+    // A failure maps nothing: what this call mapped goes again.
+    if (i > 0) {
+      try {
+        unmap(addr, i * bytes);
+      } catch (...) {
+      }
+    }
+    throw;
+  }
 }
 
 }  // namespace hbmalloc

@@ -72,7 +72,8 @@ class Backend {
   // up to n granules of `bytes` each, as one run (fewer: device full).
   virtual GranuleRun create_granules(uint64_t bytes, size_t n);
   virtual void release_granules(GranuleRun run);
-  // Granule run.first + i, each `bytes` long, mapped at addr + i * bytes.
+  // Granule run.first + i, each `bytes` long, mapped at addr + i * bytes. All
+  // or nothing: a call that throws leaves nothing of it mapped.
   virtual void map_granules(void* addr, GranuleRun run, uint64_t bytes);
 };
 

@@ -87,12 +87,27 @@ class GranuleSource {
     backend_.map(addr, granule);
     stats().vmm.map += units(bytes);
   }
-  // The runs' granules, each `bytes` long, one after the other from addr.
-  void map_runs(void* addr, std::span<const GranuleRun> runs, uint64_t bytes) {
-    for (const GranuleRun& run : runs) {
-      backend_.map_granules(addr, run, bytes);
-      stats().vmm.map += int64_t(run.count) * units(bytes);
-      addr = static_cast<char*>(addr) + run.count * bytes;
+  // The runs' granules, each `bytes` long, mapped one after the other from
+  // addr, and the device given access to them: memory ready to use. All or
+  // nothing: when a call fails, what was mapped is unmapped again and the
+  // error goes on (the granules stay the caller's to release).
+  void map_with_access(void* addr, std::span<const GranuleRun> runs, uint64_t bytes) {
+    uint64_t mapped = 0;
+    try {
+      for (const GranuleRun& run : runs) {
+        backend_.map_granules(static_cast<char*>(addr) + mapped, run, bytes);
+        stats().vmm.map += int64_t(run.count) * units(bytes);
+        mapped += run.count * bytes;
+      }
+      set_access(addr, mapped);
+    } catch (...) {
+      if (mapped > 0) {
+        try {
+          unmap(addr, mapped);
+        } catch (...) {
+        }
+      }
+      throw;
     }
   }
   void set_access(void* addr, uint64_t bytes) {

@@ -34,6 +34,11 @@ CcaPolicy::CcaPolicy(const Config& config, Backend& backend, LiveStats& stats)
   set_limit(std::numeric_limits<uint64_t>::max());
 }
 
+CcaPolicy::~CcaPolicy() {
+  for (const auto& [base, seg] : by_base_)
+    if (seg->expandable == nullptr) source_.release_at_exit(reinterpret_cast<void*>(base), seg->size);
+}
+
 void CcaPolicy::set_segment_log(std::vector<SegmentEvent>* log) { source_.set_log(log); }
 
 void CcaPolicy::set_limit(uint64_t bytes) {

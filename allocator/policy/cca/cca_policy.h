@@ -31,6 +31,9 @@ namespace hbmalloc::cca {
 class CcaPolicy final : public Policy {
  public:
   CcaPolicy(const Config& config, Backend& backend, LiveStats& stats);
+  // Gives every plain segment back to the device (expandable ones go with
+  // their ExpandableSegment).
+  ~CcaPolicy() override;
 
   Allocation allocate(uint64_t size, StreamId stream) override;
   Allocation allocate_after_release(uint64_t size, StreamId stream) override;

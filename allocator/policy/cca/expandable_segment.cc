@@ -21,9 +21,13 @@ PageRange ExpandableSegment::map(uintptr_t addr, uint64_t bytes) {
   // As PyTorch: every page's memory first (all or none), then the mappings, then access.
   const GranuleRun run = granules_.create_all(end - begin, page_, pool_);
   if (run.count == 0) return {base_ + begin * page_, 0};
-  granules_.map_runs(reinterpret_cast<void*>(base_ + begin * page_), {&run, 1}, page_);
+  try {
+    granules_.map_with_access(reinterpret_cast<void*>(base_ + begin * page_), {&run, 1}, page_);
+  } catch (...) {
+    granules_.release_runs({&run, 1}, page_, pool_);
+    throw;
+  }
   table_.map(begin, run);
-  granules_.set_access(reinterpret_cast<void*>(base_ + begin * page_), (end - begin) * page_);
   return {base_ + begin * page_, (end - begin) * page_};
 }
 

@@ -19,7 +19,13 @@ LargePool::LargePool(SegmentSource& source, uint64_t segment_round, GranuleSuppl
       arena_size_(supply ? round_up(arena_size, supply->granule()) : 0) {}
 
 LargePool::~LargePool() {
-  if (vmm()) release_all_vmm();
+  if (vmm()) {
+    release_all_vmm();
+    return;
+  }
+  // Plain segments go back too: an allocator destroyed with cached memory must
+  // not keep the device's memory (live blocks die with it).
+  for (const auto& [base, head] : segment_heads_) source_.release_at_exit(reinterpret_cast<void*>(base), head->segment->size);
 }
 
 Block* LargePool::new_segment(uint64_t size, StreamId stream) {

@@ -85,14 +85,20 @@ Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
     return nullptr;
   }
   GranuleSource& source = supply_->source();
-  source.map_runs(ptr(p.from), scratch_, page_);
+  try {
+    source.map_with_access(ptr(p.from), scratch_, page_);
+  } catch (...) {
+    // The device refused: the granules go back and the gap is as it was.
+    source.release_runs(scratch_, page_, Pool::kLarge);
+    settle_gap(gap);
+    throw;
+  }
   LargeSegment* seg = gap->segment;
   uint64_t page = (p.from - seg->base) / page_;
   for (const GranuleRun& run : scratch_) {
     seg->pages.map(page, run);
     page += run.count;
   }
-  source.set_access(ptr(p.from), p.to - p.from);
   // The common case, growing the free block before the gap over the gap's
   // start: that block grows and the gap shrinks, no block is made.
   if (Block* f = gap->prev; f && f->is_free() && p.from == gap->addr && p.to < gap->addr + gap->size) {

@@ -33,7 +33,11 @@ SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source,
       supply_(supply && supply->granule() == slab_size ? supply : nullptr) {}
 
 SlabPool::~SlabPool() {
-  if (supply_) release_all_vmm();
+  if (supply_) {
+    release_all_vmm();
+    return;
+  }
+  for (const auto& [base, slab] : by_base_) source_.release_at_exit(reinterpret_cast<void*>(base), slab_size_);
 }
 
 SlabPool::StreamSlabs& SlabPool::slabs_of_slow(StreamId stream) {
@@ -109,8 +113,13 @@ uintptr_t SlabPool::new_memory(GranuleId& granule) {
     return 0;
   }
   GranuleSource& source = supply_->source();
-  source.map(reinterpret_cast<void*>(base), got[0].first, slab_size_);
-  source.set_access(reinterpret_cast<void*>(base), slab_size_);
+  try {
+    source.map_with_access(reinterpret_cast<void*>(base), got, slab_size_);
+  } catch (...) {
+    source.release_runs(got, slab_size_, Pool::kSmall);
+    free_addresses_.push_back(base);
+    throw;
+  }
   source_.stats().segment.increase(Pool::kSmall, 1);
   granule = got[0].first;
   return base;

@@ -468,6 +468,11 @@ bool Allocator::owns(const void* ptr) const noexcept {
   return p != nullptr && (impl_->find(p, b, pool) || impl_->pending.contains(p));
 }
 
+void Allocator::enable_peer_access(int peer) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->backend->grant_peer(peer);
+}
+
 Usage Allocator::usage() const {
   std::lock_guard<SpinLock> lock(impl_->mu);
   const LiveStats& st = impl_->stats;

@@ -202,6 +202,10 @@ void hbm_set_memory_fraction(double fraction, int device) {
   guarded([&] { allocator_for(device).set_memory_fraction(fraction); });
 }
 
+int hbm_enable_peer_access(int device, int peer) {
+  return guarded([&] { allocator_for(device).enable_peer_access(peer); }) ? 0 : -1;
+}
+
 void hbm_record_stream(void* ptr, cudaStream_t stream) {
   guarded([&] {
     if (ptr == nullptr) return;

@@ -32,6 +32,13 @@ class Backend {
   // Waits for all work on the device.
   virtual void synchronize() = 0;
 
+  // From now on device `peer` may read and write every block of this device,
+  // those held now and those to come: page-mapped memory is reachable only by
+  // the devices named when its access was set, so this is more than the
+  // runtime's peer access. Backends whose memory every device reaches (sim,
+  // host) have nothing to do. Throws Error(kBackend) when the devices cannot.
+  virtual void grant_peer(int peer) { (void)peer; }
+
   // --- Virtual memory management (CUDA VMM: cuMemAddressReserve, cuMemCreate,
   // cuMemMap, cuMemSetAccess, cuMemUnmap, cuMemRelease) ---
   //

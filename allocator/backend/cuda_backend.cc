@@ -203,6 +203,26 @@ void CudaBackend::map(void* addr, GranuleId granule) {
   vmm_->map(addr, granule);
 }
 
+void CudaBackend::grant_peer(int peer) {
+  if (peer == device_) return;
+  int count = 0;
+  if (cudaError_t err = cudaGetDeviceCount(&count); err != cudaSuccess) throw_cuda(device_, "cudaGetDeviceCount", err);
+  if (peer < 0 || peer >= count)
+    throw Error(ErrorCode::kBackend, "cuda: device " + std::to_string(device_) + ": peer device " +
+                                         std::to_string(peer) + " out of range, " + std::to_string(count) +
+                                         " CUDA device(s) visible");
+  {
+    // cudaMalloc memory: the peer's context enables access to this device.
+    DeviceGuard guard(peer);
+    cudaError_t err = cudaDeviceEnablePeerAccess(device_, 0);
+    if (err == cudaErrorPeerAccessAlreadyEnabled) (void)cudaGetLastError();
+    else if (err != cudaSuccess) throw_cuda(device_, "cudaDeviceEnablePeerAccess from device " + std::to_string(peer), err);
+  }
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  if (vmm_->granularity() != 0) vmm_->grant_peer(peer);
+}
+
 void CudaBackend::set_access(void* addr, uint64_t bytes) {
   DeviceGuard guard(device_);
   std::lock_guard lock(mu_);

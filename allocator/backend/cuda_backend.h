@@ -41,6 +41,9 @@ class CudaBackend final : public Backend {
   bool event_done(EventId event) override;
   void release_event(EventId event) override;
   void synchronize() override;
+  // Runtime peer access for plain segments, and access set for `peer` on
+  // every mapping now and from now on.
+  void grant_peer(int peer) override;
 
   // 0 when the driver or device has no VMM (vmm_unavailable_reason() says why).
   uint64_t vmm_granularity() const override { return vmm_->granularity(); }

@@ -3,6 +3,7 @@
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <string>
 #include <type_traits>
 
@@ -144,14 +145,40 @@ void CudaVmm::map(void* addr, GranuleId granule) {
   }
 }
 
+namespace {
+// Read-write access for the device and each peer.
+std::vector<CUmemAccessDesc> access_for(int device, const std::vector<int>& peers) {
+  std::vector<CUmemAccessDesc> out(peers.size() + 1);
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    out[i].location.id = i < peers.size() ? peers[i] : device;
+    out[i].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  }
+  return out;
+}
+}  // namespace
+
 void CudaVmm::set_access(void* addr, uint64_t bytes) {
   require("set_access");
   table_->set_access(uint64_t(dptr(addr)), bytes);
-  CUmemAccessDesc access{};
-  access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  access.location.id = device_;
-  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  if (CUresult r = driver_->set_access(dptr(addr), bytes, &access, 1); r != CUDA_SUCCESS) fail("cuMemSetAccess", r);
+  const std::vector<CUmemAccessDesc> access = access_for(device_, peers_);
+  if (CUresult r = driver_->set_access(dptr(addr), bytes, access.data(), access.size()); r != CUDA_SUCCESS)
+    fail("cuMemSetAccess", r);
+}
+
+void CudaVmm::grant_peer(int peer) {
+  require("grant_peer");
+  if (peer == device_ || std::find(peers_.begin(), peers_.end(), peer) != peers_.end()) return;
+  std::vector<int> peers = peers_;
+  peers.push_back(peer);
+  const std::vector<CUmemAccessDesc> access = access_for(device_, peers);
+  // Every mapping the device may use now gets the peer too; the peer counts
+  // only once all have it, so a failure leaves the old grants in place.
+  table_->for_each_accessible([&](uint64_t addr, uint64_t bytes) {
+    if (CUresult r = driver_->set_access(CUdeviceptr(addr), bytes, access.data(), access.size()); r != CUDA_SUCCESS)
+      fail("cuMemSetAccess", r);
+  });
+  peers_ = std::move(peers);
 }
 
 void CudaVmm::unmap(void* addr, uint64_t bytes) {

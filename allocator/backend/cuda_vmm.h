@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/vmm_table.h"
@@ -35,6 +36,9 @@ class CudaVmm {
   void release_granule(GranuleId granule);
   void map(void* addr, GranuleId granule);
   void set_access(void* addr, uint64_t bytes);
+  // `peer` joins the devices every mapping grants access to: set again on
+  // those mapped now, and on every later set_access.
+  void grant_peer(int peer);
   void unmap(void* addr, uint64_t bytes);
 
  private:
@@ -47,6 +51,7 @@ class CudaVmm {
   std::string why_;
   std::unique_ptr<Driver> driver_;
   std::unique_ptr<VmmTable> table_;  // payload: the CUmemGenericAllocationHandle
+  std::vector<int> peers_;           // devices granted access besides this one
 };
 
 }  // namespace hbmalloc

@@ -21,6 +21,7 @@ class ForwardingBackend : public Backend {
   bool event_done(EventId event) override { return inner_->event_done(event); }
   void release_event(EventId event) override { inner_->release_event(event); }
   void synchronize() override { inner_->synchronize(); }
+  void grant_peer(int peer) override { inner_->grant_peer(peer); }
   uint64_t vmm_granularity() const override { return inner_->vmm_granularity(); }
   void* reserve_range(uint64_t bytes) override { return inner_->reserve_range(bytes); }
   void release_range(void* base, uint64_t bytes) override { inner_->release_range(base, bytes); }

@@ -66,6 +66,12 @@ class VmmTable {
   bool accessible(uint64_t addr, uint64_t bytes) const;
   size_t granules() const { return granules_.size(); }
   size_t mappings() const { return mappings_.size(); }
+  // f(addr, bytes) for every mapping with access set, in address order.
+  template <typename F>
+  void for_each_accessible(F&& f) const {
+    for (const auto& [addr, m] : mappings_)
+      if (m.access) f(addr, m.size);
+  }
   size_t ranges() const { return ranges_.size(); }
 
  private:

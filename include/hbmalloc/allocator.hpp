@@ -42,6 +42,10 @@ class Allocator {
   void empty_cache();
   // reserved <= fraction * capacity from now on.
   void set_memory_fraction(double fraction);
+  // Device `peer` may read and write every block of this allocator, now and
+  // from now on (page-mapped memory is reachable only by devices granted it).
+  // Throws Error(kBackend) when the devices cannot reach each other.
+  void enable_peer_access(int peer);
 
   // Private pools (CUDA graphs, torch.cuda.MemPool): memory a pool holds is
   // reused only by allocations routed to that pool, and stays reserved while

@@ -51,6 +51,11 @@ HBM_API void hbm_init(int device_count);
 HBM_API void hbm_empty_cache(void);
 /* Caps reserved memory of `device` at fraction * device capacity (0 < f <= 1). */
 HBM_API void hbm_set_memory_fraction(double fraction, int device);
+/* Device `peer` may read and write all memory of `device`, held now and
+ * later (page-mapped memory is reachable only by the devices granted access
+ * to it; cudaDeviceEnablePeerAccess does not extend to it). 0 on success, -1
+ * with hbm_last_error() set. */
+HBM_API int hbm_enable_peer_access(int device, int peer);
 /* The block at ptr is also used on `stream`: its memory is not reused until
  * the work queued on `stream` at free time has completed. */
 HBM_API void hbm_record_stream(void* ptr, cudaStream_t stream);

@@ -482,20 +482,23 @@ CCA::CheckpointDelta TorchAllocator::setCheckpointPoolState(c10::DeviceIndex, st
 
 // ---- peers and copies ------------------------------------------------------------
 
+// `dev` may reach the memory of `dev_to_access`. Runtime peer access alone
+// does not reach page-mapped memory (hbmalloc's default, as PyTorch's
+// expandable segments): the owning allocator grants `dev` on every mapping,
+// now and later, and enables runtime peer access for plain segments.
 void TorchAllocator::enablePeerAccess(c10::DeviceIndex dev, c10::DeviceIndex dev_to_access) {
-  c10::cuda::CUDAGuard guard(dev);
-  cudaError_t err = cudaDeviceEnablePeerAccess(dev_to_access, 0);
-  if (err == cudaErrorPeerAccessAlreadyEnabled) {
-    (void)cudaGetLastError();
-    return;
+  try {
+    device(dev_to_access).enable_peer_access(dev);
+  } catch (const std::exception& e) {
+    fail(e);
   }
-  C10_CUDA_CHECK(err);
 }
 
 cudaError_t TorchAllocator::memcpyAsync(void* dst, int dst_device, const void* src, int src_device, size_t count,
                                         cudaStream_t stream, bool p2p_enabled) {
-  // hbmalloc's segments are plain cudaMalloc memory, so a plain copy works
-  // across devices whenever peer access is on.
+  // With peer access on (enablePeerAccess: the owning allocator granted the
+  // other device on its mappings and plain segments), a plain copy works
+  // across devices; otherwise the runtime stages it.
   if (p2p_enabled || dst_device == src_device)
     return cudaMemcpyAsync(dst, src, count, cudaMemcpyDeviceToDevice, stream);
   return cudaMemcpyPeerAsync(dst, dst_device, src, src_device, count, stream);

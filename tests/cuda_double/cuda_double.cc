@@ -100,7 +100,7 @@ void init_devices() {
   static std::once_flag once;
   std::call_once(once, [] {
     Settings s = read_settings();
-    g_devices.assign(size_t(std::max(0, s.devices)), Device{s.capacity, s.granularity, 0});
+    g_devices.assign(size_t(std::clamp(s.devices, 0, 64)), Device{s.capacity, s.granularity, 0});  // access masks hold 64
   });
 }
 
@@ -276,13 +276,16 @@ struct Mapping {
   uint64_t size;
   uint64_t handle;
   int device;
-  bool access = false;
+  uint64_t access = 0;  // a bit per device granted read-write access
 };
 auto& g_plain = *new std::map<uintptr_t, Plain>;
 auto& g_physical = *new std::unordered_map<uint64_t, Physical>;
 auto& g_reservations = *new std::map<uintptr_t, Reservation>;
 auto& g_mappings = *new std::map<uintptr_t, Mapping>;
 uint64_t g_next_physical = 1;
+// Runtime peer access (cudaDeviceEnablePeerAccess): bit o of g_peers[a] says
+// device a may reach device o's cudaMalloc memory.
+auto& g_peers = *new std::vector<uint64_t>(64, 0);
 
 template <typename M>
 typename M::iterator containing(M& m, uintptr_t addr) {
@@ -292,14 +295,20 @@ typename M::iterator containing(M& m, uintptr_t addr) {
   return addr < it->first + it->second.size ? it : m.end();
 }
 
-// Whether [p, p + n) is device memory the device may touch (under g_mu): a
-// cudaMalloc block, or mappings with access granted, without a hole. Sets
-// `device` to its device.
-bool accessible(uintptr_t p, uint64_t n, int& device, std::string& why) {
+// Whether device `by` may touch [p, p + n) (under g_mu): a cudaMalloc block
+// of its own or of a peer it enabled, or mappings that granted it access,
+// without a hole. `by` -1: a copy, which the owner does (any access granted).
+// Sets `device` to the memory's device.
+bool accessible(uintptr_t p, uint64_t n, int by, int& device, std::string& why) {
   if (auto it = containing(g_plain, p); it != g_plain.end()) {
     device = it->second.device;
     if (p + n > it->first + it->second.size) {
       why = "runs past the end of its cudaMalloc block";
+      return false;
+    }
+    if (by >= 0 && by != device && !(g_peers[size_t(by)] >> device & 1)) {
+      why = "device " + std::to_string(by) + " has no peer access to device " + std::to_string(device) +
+            " (cudaDeviceEnablePeerAccess)";
       return false;
     }
     return true;
@@ -311,8 +320,13 @@ bool accessible(uintptr_t p, uint64_t n, int& device, std::string& why) {
       why = "byte " + std::to_string(at - p) + " is not mapped device memory";
       return false;
     }
-    if (!it->second.access) {
+    if (it->second.access == 0) {
       why = "byte " + std::to_string(at - p) + " is mapped but was never granted access";
+      return false;
+    }
+    if (by >= 0 && !(it->second.access >> by & 1)) {
+      why = "byte " + std::to_string(at - p) + " is mapped on device " + std::to_string(it->second.device) +
+            " and device " + std::to_string(by) + " was never granted access to it";
       return false;
     }
     device = it->second.device;
@@ -490,7 +504,7 @@ CUresult dbl_cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericA
   if (at == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
   ++ph->second.mappings;
   res->second.mapped_bytes += size;
-  g_mappings[uintptr_t(ptr)] = Mapping{size, handle, ph->second.device, false};
+  g_mappings[uintptr_t(ptr)] = Mapping{size, handle, ph->second.device, 0};
   return CUDA_SUCCESS;
 }
 
@@ -546,12 +560,12 @@ CUresult dbl_cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc*
   }
   if (at != ptr + size || (!covered.empty() && covered.front()->first != uintptr_t(ptr)))
     return broke("the range starts and ends on mapping boundaries", "ptr " + std::to_string(ptr));
+  uint64_t mask = 0;
+  for (size_t i = 0; i < count; ++i)
+    if (desc[i].flags == CU_MEM_ACCESS_FLAGS_PROT_READWRITE) mask |= uint64_t(1) << desc[i].location.id;
   for (auto& m : covered) {
-    const int owner = m->second.device;
-    bool granted = false;
-    for (size_t i = 0; i < count; ++i) granted |= desc[i].location.id == owner && desc[i].flags == CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-    m->second.access = granted;
-    mprotect(reinterpret_cast<void*>(m->first), m->second.size, granted ? PROT_READ | PROT_WRITE : PROT_NONE);
+    m->second.access = mask;
+    mprotect(reinterpret_cast<void*>(m->first), m->second.size, mask ? PROT_READ | PROT_WRITE : PROT_NONE);
   }
   return CUDA_SUCCESS;
 }
@@ -629,6 +643,7 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorPeerAccessAlreadyEnabled: return "cudaErrorPeerAccessAlreadyEnabled";
     default: return "cudaErrorUnknown";
   }
 }
@@ -643,6 +658,7 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorPeerAccessAlreadyEnabled: return "peer access is already enabled";
     default: return "unknown error";
   }
 }
@@ -705,6 +721,22 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attr, const void* pt
   attr->type = device >= 0 ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
   attr->device = device >= 0 ? device : 0;
   attr->devicePointer = device >= 0 ? const_cast<void*>(ptr) : nullptr;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceEnablePeerAccess(int peer, unsigned int flags) {
+  init_devices();
+  if (!device_ok(t_current)) return fail(cudaErrorNoDevice);
+  if (flags != 0) {
+    violated("cudaDeviceEnablePeerAccess", "flags are 0", "CUDA Runtime API, cudaDeviceEnablePeerAccess",
+             std::to_string(flags));
+    return fail(cudaErrorInvalidValue);
+  }
+  if (!device_ok(peer) || peer == t_current) return fail(cudaErrorInvalidDevice);
+  std::lock_guard<std::mutex> lock(g_mu);
+  uint64_t& mine = g_peers[size_t(t_current)];
+  if (mine >> peer & 1) return fail(cudaErrorPeerAccessAlreadyEnabled);
+  mine |= uint64_t(1) << peer;
   return cudaSuccess;
 }
 
@@ -842,10 +874,11 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t str
   int device = -1;
   std::string why;
   if (!s) return fail(cudaErrorInvalidResourceHandle);
-  if (count > 0 && !accessible(reinterpret_cast<uintptr_t>(ptr), count, device, why)) {
+  // A memset is work of the stream's device: that device must reach the memory.
+  if (count > 0 && !accessible(reinterpret_cast<uintptr_t>(ptr), count, s->device, device, why)) {
     lock.unlock();
-    violated("cudaMemsetAsync", "device memory is touched only where it is mapped and access was granted",
-             "CUDA Driver API, cuMemSetAccess", why);
+    violated("cudaMemsetAsync", "device memory is touched only by devices granted access to it",
+             "CUDA Driver API, cuMemSetAccess; CUDA Runtime API, cudaDeviceEnablePeerAccess", why);
     return fail(cudaErrorIllegalAddress);
   }
   enqueue(s, [ptr, value, count] { std::memset(ptr, value, count); });
@@ -862,7 +895,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind 
   int device = -1;
   std::string why;
   const void* dev = kind == cudaMemcpyDeviceToHost ? src : dst;
-  if (count > 0 && kind != cudaMemcpyHostToHost && !accessible(reinterpret_cast<uintptr_t>(dev), count, device, why)) {
+  if (count > 0 && kind != cudaMemcpyHostToHost && !accessible(reinterpret_cast<uintptr_t>(dev), count, -1, device, why)) {
     lock.unlock();
     violated("cudaMemcpy", "device memory is touched only where it is mapped and access was granted",
              "CUDA Driver API, cuMemSetAccess", why);

@@ -193,6 +193,49 @@ TEST_F(CudaDouble, EachRuleFiresAndNamesItsReference) {
   EXPECT_EQ(ctl_->mappings(), 0u);
 }
 
+// Page-mapped memory is reachable only by the devices its access names, and
+// runtime peer access does not extend to it: a write by device 1 into device
+// 0's block is refused until the allocator grants device 1, and then blocks
+// mapped later are reachable too. Plain segments need runtime peer access.
+TEST_F(CudaDouble, APeerReachesABlockOnlyAfterTheGrant) {
+  // Plain segments first: the runtime peer access their grant enables stays
+  // on, and page-mapped memory must still refuse the peer until its own grant.
+  for (const char* conf : {"backend:cuda,vmm:off", "backend:cuda"}) {
+    SCOPED_TRACE(conf);
+    ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+    hbmalloc::Allocator a(hbmalloc::Config::parse(conf), 0);
+    void* p = a.malloc(4 << 20);
+    ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+    cudaStream_t s1 = nullptr;
+    ASSERT_EQ(cudaStreamCreate(&s1), cudaSuccess);
+    EXPECT_NE(cudaMemsetAsync(p, 0x5C, 4096, s1), cudaSuccess);
+    expect_broke("device 1");
+    (void)cudaGetLastError();
+
+    a.enable_peer_access(1);
+    a.enable_peer_access(1);  // again: nothing more to do
+    EXPECT_EQ(cudaMemsetAsync(p, 0x5C, 4096, s1), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(s1), cudaSuccess);
+    unsigned char seen[4096];
+    ASSERT_EQ(cudaMemcpy(seen, p, sizeof seen, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(seen[0], 0x5C);
+    EXPECT_EQ(seen[4095], 0x5C);
+    // Memory mapped after the grant is the peer's to reach as well.
+    ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+    void* q = a.malloc(64 << 20);
+    ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+    EXPECT_EQ(cudaMemsetAsync(q, 0x3A, 64 << 20, s1), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(s1), cudaSuccess);
+    EXPECT_EQ(ctl_->violations(), violations_);
+    EXPECT_THROW(a.enable_peer_access(7), hbmalloc::Error) << "no device 7";
+    ASSERT_EQ(cudaStreamDestroy(s1), cudaSuccess);
+    ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+    a.free(q);
+    a.free(p);
+    a.check_invariants();
+  }
+}
+
 // hbmalloc on the cuda backend, with the double's faults: each failure is an
 // error hbmalloc names, and afterwards the allocator serves, its invariants
 // hold and it gives every handle back.

@@ -22,6 +22,7 @@ struct Abi {
   void (*empty_cache)();
   void (*set_memory_fraction)(double, int);
   void (*record_stream)(void*, cudaStream_t);
+  int (*enable_peer_access)(int, int);
   void (*reset_peak_stats)(int);
   size_t (*stats_json)(int, char*, size_t);
   size_t (*memory_summary)(int, char*, size_t);
@@ -72,6 +73,7 @@ Abi& Load(const char* conf = "backend:sim,capacity:1GiB") {
     a.empty_cache = reinterpret_cast<decltype(a.empty_cache)>(sym("hbm_empty_cache"));
     a.set_memory_fraction = reinterpret_cast<decltype(a.set_memory_fraction)>(sym("hbm_set_memory_fraction"));
     a.record_stream = reinterpret_cast<decltype(a.record_stream)>(sym("hbm_record_stream"));
+    a.enable_peer_access = reinterpret_cast<decltype(a.enable_peer_access)>(sym("hbm_enable_peer_access"));
     a.reset_peak_stats = reinterpret_cast<decltype(a.reset_peak_stats)>(sym("hbm_reset_peak_stats"));
     a.stats_json = reinterpret_cast<decltype(a.stats_json)>(sym("hbm_stats_json"));
     a.memory_summary = reinterpret_cast<decltype(a.memory_summary)>(sym("hbm_memory_summary"));
@@ -218,6 +220,16 @@ TEST_F(CAbi, RecordStreamAndUnknownPointer) {
   int x;
   abi_->record_stream(&x, Stream(2));
   EXPECT_NE(abi_->error().find("unknown pointer"), std::string::npos) << abi_->error();
+}
+
+// The sim's memory is every device's: the grant has nothing to do but must
+// answer; a device out of range is an error naming it. (The grant itself is
+// tested on the CUDA double: tests/cuda_double/double_test.cc.)
+TEST_F(CAbi, EnablePeerAccess) {
+  EXPECT_EQ(abi_->enable_peer_access(0, 1), 0) << abi_->error();
+  EXPECT_EQ(abi_->enable_peer_access(-1, 0), -1);
+  EXPECT_NE(abi_->error().find("device"), std::string::npos) << abi_->error();
+  abi_->clear_error();
 }
 
 TEST_F(CAbi, SecondDeviceHasItsOwnAllocator) {

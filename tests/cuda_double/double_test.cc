@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
+#include "backend/forwarding_backend.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
@@ -234,6 +236,26 @@ TEST_F(CudaDouble, APeerReachesABlockOnlyAfterTheGrant) {
     a.free(p);
     a.check_invariants();
   }
+}
+
+// What the double is for: a cuda backend that forgot cuMemSetAccess (a
+// mistake a GPU would show as an illegal address in some later kernel) is
+// caught at the first touch, by the rule's name.
+class ForgetsAccess final : public hbmalloc::ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  void set_access(void*, uint64_t) override {}
+};
+
+TEST_F(CudaDouble, ABackendThatSkipsSetAccessIsCaughtByTheRulesName) {
+  const hbmalloc::Config config = hbmalloc::Config::parse("backend:cuda");
+  hbmalloc::Allocator a(config, std::make_unique<ForgetsAccess>(hbmalloc::make_backend(config, 0)));
+  void* p = a.malloc(4 << 20);
+  ASSERT_NE(p, nullptr);
+  EXPECT_NE(cudaMemset(p, 0, 4096), cudaSuccess);
+  expect_broke("device memory is touched only by devices granted access to it");
+  (void)cudaGetLastError();
+  a.free(p);
 }
 
 // hbmalloc on the cuda backend, with the double's faults: each failure is an

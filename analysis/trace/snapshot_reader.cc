@@ -174,6 +174,7 @@ class SnapshotConverter {
       d.has_segment_picture = true;
       reconstruct_blocks(d);
       reconstruct_segments(d);
+      infer_start_sizes(d);
       trace.devices.push_back(std::move(d));
     }
     return trace;
@@ -543,6 +544,50 @@ class SnapshotConverter {
       }
     }
     d.segments_at_start = segs.segments();
+  }
+
+  // A block live at start that the trace frees has no size in the snapshot
+  // (events carry the requested bytes), yet PyTorch's block may be larger: a
+  // remainder too small to split stays with it. Free blocks always coalesce,
+  // so when the trace allocates at A, the byte before A is in a live block;
+  // if the nearest live block below A is such a start block, it ends exactly
+  // at A. Not in expandable segments, where unmapped space may lie before A.
+  static void infer_start_sizes(DeviceTrace& d) {
+    std::vector<const SegmentInfo*> segs;
+    for (const SegmentInfo& s : d.segments_at_start) segs.push_back(&s);
+    std::sort(segs.begin(), segs.end(), [](const SegmentInfo* a, const SegmentInfo* b) { return a->addr < b->addr; });
+    auto segment_of = [&](uint64_t addr) -> const SegmentInfo* {
+      auto it = std::upper_bound(segs.begin(), segs.end(), addr, [](uint64_t a, const SegmentInfo* s) { return a < s->addr; });
+      if (it == segs.begin()) return nullptr;
+      --it;
+      return addr < (*it)->addr + (*it)->size ? *it : nullptr;
+    };
+    const size_t starting = d.live_at_start.size();  // their ids are 0..starting-1, in address order
+    std::vector<bool> unknown(starting);
+    bool any = false;
+    for (const BlockInfo& b : d.live_at_start) any |= unknown[b.id] = b.size == 0;
+    if (!any) return;
+    std::map<uint64_t, uint32_t> live;  // address -> block id
+    for (const BlockInfo& b : d.live_at_start) live.emplace(b.addr, b.id);
+    for (const Event& e : d.events) {
+      if (e.action == Action::kFree) {
+        live.erase(e.addr);
+        continue;
+      }
+      if (e.action != Action::kAlloc) continue;
+      if (auto it = live.lower_bound(e.addr); it != live.begin()) {
+        const uint32_t id = std::prev(it)->second;
+        if (id < starting && unknown[id]) {
+          BlockInfo& p = d.live_at_start[id];
+          const SegmentInfo* seg = segment_of(p.addr);
+          if (seg != nullptr && !seg->expandable && e.addr < seg->addr + seg->size && e.addr - p.addr >= p.requested) {
+            p.size = e.addr - p.addr;
+            unknown[id] = false;
+          }
+        }
+      }
+      live.emplace(e.addr, e.id);
+    }
   }
 
   const PickleTree& t_;

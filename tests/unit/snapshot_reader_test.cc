@@ -302,6 +302,36 @@ TEST(SnapshotReader, ReconstructsTheStartFromASmallTrace) {
   EXPECT_EQ(f.segment_events, 1u);
 }
 
+// A block live at start that the trace frees has no size in the snapshot;
+// PyTorch kept an unsplit remainder with it. Free blocks coalesce, so a later
+// alloc right after it (no live block between) says where it ends: here the
+// 2.5 MiB request sat in a 3.125 MiB block, the 1.875 MiB gap after it being
+// the free block the 1.25 MiB alloc took whole (Hyperion-shuo_..._bf16's case).
+TEST(SnapshotReader, AStartBlockEndsWhereTheNextAllocBegins) {
+  constexpr uint64_t kMiB = 1 << 20;
+  const uint64_t start_block = kSeg, next = kSeg + 3276800, other = kSeg + 10 * kMiB;
+  const std::string bytes = snapshot(kSeg,
+                                     {{3276800, "inactive"}, {1966080, "active_allocated"},
+                                      {20 * kMiB - 3276800 - 1966080, "inactive"}},
+                                     {{"alloc", next, 1310720},
+                                      {"alloc", other, 2 * kMiB},  // its start block ends nowhere near: left alone
+                                      {"free_requested", other, 2 * kMiB},
+                                      {"free_completed", other, 2 * kMiB},
+                                      {"free_requested", start_block, 2621440},
+                                      {"free_completed", start_block, 2621440}});
+  const Trace t = read_pytorch_snapshot(bytes, "unsplit.pickle");
+  const DeviceTrace& d = t.devices[0];
+  ASSERT_EQ(d.live_at_start.size(), 1u);
+  EXPECT_EQ(d.live_at_start[0].addr, start_block);
+  EXPECT_EQ(d.live_at_start[0].requested, 2621440u);
+  EXPECT_EQ(d.live_at_start[0].size, 3276800u) << "the block reaches the next alloc";
+
+  // Without a later alloc after it, the size stays unknown (the policy rounds).
+  const std::string alone = snapshot(kSeg, {{20 * kMiB, "inactive"}},
+                                     {{"free_requested", start_block, 2621440}, {"free_completed", start_block, 2621440}});
+  EXPECT_EQ(read_pytorch_snapshot(alone, "alone.pickle").devices[0].live_at_start[0].size, 0u);
+}
+
 TEST(SnapshotReader, PendingFreeAtStart) {
   // free_completed with no free_requested in the trace: it was requested before.
   const Trace t = read_pytorch_snapshot(snapshot(kSeg, {}, {{"free_completed", 0x1000, 64}}), "p.pickle");

@@ -86,7 +86,9 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   else if (searched) j["min_capacity"] = nullptr;  // asked for, and no device serves the trace
   if (!config.pytorch_settings.empty()) j["pytorch_alloc_conf"] = cca::alloc_conf_text(config.pytorch_settings);
   if (policy_named(config.policy).reproduces_recording) j["started_from_picture"] = r.started_from_picture;
-  if (r.fidelity) {
+  if (!r.fidelity && policy_named(config.policy).reproduces_recording) {
+    j["fidelity"] = nullptr;  // the trace records no segment events: nothing to compare
+  } else if (r.fidelity) {
     const replay::Fidelity& f = *r.fidelity;
     j["fidelity"] = {{"recorded", f.recorded},
                      {"replayed", f.replayed},
@@ -148,6 +150,8 @@ void print_text(const trace::Trace& t, const replay::ReplayResult& r, const Conf
     if (r.started_from_picture) std::printf("  started from the trace's own segments and live blocks\n");
     else if (!r.start_note.empty()) std::printf("  started with the live blocks allocated anew (%s)\n", r.start_note.c_str());
   }
+  if (!r.fidelity && policy_named(config.policy).reproduces_recording)
+    std::printf("  %-16s %14s   the trace records no segment events to compare with\n", "fidelity", "not measurable");
   if (r.fidelity && r.fidelity->recorded > 0) {
     const replay::Fidelity& f = *r.fidelity;
     std::printf("  %-16s %14.4f   %s%llu of %llu recorded segment events matched (%llu replayed)%s\n", "fidelity",

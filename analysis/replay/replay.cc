@@ -331,7 +331,10 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   trace::FiguresTally figures(d);
   run.execute(r, UINT64_MAX, options.fidelity ? &replayed : nullptr, &figures);
   r.native = figures.finish();
-  if (options.fidelity) r.fidelity = compare_segment_events(recorded_segment_events(d), replayed);
+  if (options.fidelity) {
+    const std::vector<SegmentEvent> recorded = recorded_segment_events(d);
+    if (!recorded.empty()) r.fidelity = compare_segment_events(recorded, replayed);
+  }
 
   Stats s = run.allocator().stats();
   r.final_stats = s;

@@ -107,7 +107,9 @@ struct ReplayResult {
   // those blocks are allocated anew.
   bool started_from_picture = false;
   std::string start_note;  // why the picture could not be used, when it could not
-  std::optional<Fidelity> fidelity;  // when options.fidelity
+  // When options.fidelity and the trace records segment events: with none
+  // there is nothing to compare, and no fidelity (not 0).
+  std::optional<Fidelity> fidelity;
 };
 
 // Throws Error(kInvalidArgument) for a device the trace does not have or a

@@ -106,6 +106,23 @@ TEST(ReplayCli, ReproducesEveryIncomingSnapshotToTheByte) {
   EXPECT_GE(replayed, 30u);
 }
 
+// A trace that records no segment events has nothing to compare a cca replay
+// with: its fidelity is null and "not measurable", never 0.
+TEST(ReplayCli, FidelityWithoutRecordedSegmentEventsIsNotMeasurable) {
+  const std::string example = std::string(HBMALLOC_SOURCE_DIR) + "/examples/gpt_train.hbt";
+  Result r = run("replay " + example + " --json --policy cca");
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("fidelity"));
+  EXPECT_TRUE(j["fidelity"].is_null()) << j["fidelity"];
+  Result text = run("replay " + example + " --policy cca");
+  EXPECT_NE(text.out.find("not measurable"), std::string::npos) << text.out;
+  // One with segment events still has its figure.
+  const std::string snapshot = (shared() / "snapshots" / "wedsonlin_medium_512_training.pickle").string();
+  nlohmann::json k = nlohmann::json::parse(run("replay " + snapshot + " --json --policy cca").out);
+  EXPECT_DOUBLE_EQ(k["fidelity"]["matched_fraction"].get<double>(), 1.0);
+}
+
 TEST(ReplayCli, MinCapacityFitsAndAnOomIsAResult) {
   ASSERT_TRUE(fs::exists(shared())) << "../shared/traces must be beside the repository: no " << shared();
   std::string file = (shared() / "snapshots" / "silmont_memory_forward_fp32_128.pickle").string();

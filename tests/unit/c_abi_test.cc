@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "hbmalloc/hbmalloc.h"
@@ -48,10 +49,18 @@ const char* LibraryPath() {
   return env && *env ? env : HBMALLOC_BUILD_LIB;
 }
 
-// Loads the library once per process; conf goes into HBMALLOC_CONF first.
-Abi& Load(const char* conf = "backend:sim,capacity:1GiB") {
+// HBMALLOC_TEST_BACKEND=cuda runs these on the cuda backend (ctest does so on
+// the CUDA double, with devices of 1 GiB as the sim's); the default is the sim.
+bool OnCuda() {
+  const char* b = std::getenv("HBMALLOC_TEST_BACKEND");
+  return b != nullptr && std::string(b) == "cuda";
+}
+
+// Loads the library once per process; conf (by default the backend's)
+// goes into HBMALLOC_CONF first.
+Abi& Load(const char* conf = nullptr) {
   static Abi abi = [conf] {
-    setenv("HBMALLOC_CONF", conf, 1);
+    setenv("HBMALLOC_CONF", conf ? conf : OnCuda() ? "backend:cuda" : "backend:sim,capacity:1GiB", 1);
     void* h = dlopen(LibraryPath(), RTLD_NOW | RTLD_LOCAL);
     if (h == nullptr) {
       std::fprintf(stderr, "dlopen %s: %s\n", LibraryPath(), dlerror());
@@ -86,13 +95,29 @@ Abi& Load(const char* conf = "backend:sim,capacity:1GiB") {
   return abi;
 }
 
-cudaStream_t Stream(uintptr_t id) { return reinterpret_cast<cudaStream_t>(id); }
+// Stream `id` of the test: on the sim any number names a stream; on cuda a
+// real stream is made for each id on first use (0 stays the default stream).
+cudaStream_t Stream(uintptr_t id) {
+  if (!OnCuda() || id == 0) return reinterpret_cast<cudaStream_t>(id);
+  static std::map<uintptr_t, cudaStream_t> streams;
+  auto it = streams.find(id);
+  if (it != streams.end()) return it->second;
+  using Create = int (*)(cudaStream_t*);
+  static Create create = reinterpret_cast<Create>(dlsym(dlopen("libcudart.so.13", RTLD_NOW), "cudaStreamCreate"));
+  cudaStream_t s = nullptr;
+  if (create == nullptr || create(&s) != 0) std::abort();
+  return streams[id] = s;
+}
 
 class CAbi : public ::testing::Test {
  protected:
   void SetUp() override {
     abi_ = &Load();
     abi_->clear_error();
+    // On a device, a free that waits on another stream's work completes when
+    // that work does, after the test that made it: empty_cache waits for it,
+    // so each test starts from exact figures (the sim completes it at once).
+    if (OnCuda()) abi_->empty_cache();
   }
   void TearDown() override {
     EXPECT_EQ(abi_->check_invariants(0), 0) << abi_->error();

@@ -220,27 +220,6 @@ Layout Allocator::layout() const {
   return impl_->full_layout();
 }
 
-std::vector<void*> Allocator::adopt(const Layout& start) {
-  std::lock_guard<SpinLock> lock(impl_->mu);
-  if (impl_->stats.segment.current_all() != 0 || impl_->stats.reserved_bytes.current_all() != 0)
-    throw Error(ErrorCode::kInvalidArgument, "adopt: the allocator holds memory already");
-  std::vector<Allocation> live = impl_->policy->adopt(start);
-  std::vector<void*> ptrs;
-  ptrs.reserve(live.size());
-  size_t i = 0;
-  for (const SegmentLayout& seg : start)
-    for (const BlockLayout& b : seg.blocks) {
-      impl_->count_alloc(live[i], b.requested);
-      ptrs.push_back(live[i++].ptr);
-    }
-  return ptrs;
-}
-
-void Allocator::log_segment_events(std::vector<SegmentEvent>* log) {
-  std::lock_guard<SpinLock> lock(impl_->mu);
-  impl_->policy->set_segment_log(log);
-}
-
 void Allocator::attach_recorder(std::shared_ptr<Recorder> recorder) {
   std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->attach(std::move(recorder));

@@ -6,6 +6,7 @@
 
 #include "backend/sim_backend.h"
 #include "hbmalloc/allocator.hpp"
+#include "replay_hooks.h"
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_config.h"
 #include "policy/policy_catalog.h"
@@ -53,10 +54,10 @@ class Run {
     size_t placed_seen = 0;
     if (o_.addresses != nullptr) {
       o_.addresses->block_addr.assign(d_.block_count, 0);
-      allocator_->log_segment_events(&placed);
+      ReplayHooks::log_segment_events(*allocator_, &placed);
     }
     start(r);
-    if (log != nullptr) allocator_->log_segment_events(log);
+    if (log != nullptr) ReplayHooks::log_segment_events(*allocator_, log);
     const auto take_placed = [&](uint64_t event) {
       for (; placed_seen < placed.size(); ++placed_seen) o_.addresses->segment_events.emplace_back(event, placed[placed_seen]);
     };
@@ -119,7 +120,7 @@ class Run {
       }
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (o_.addresses != nullptr) allocator_->log_segment_events(nullptr);
+    if (o_.addresses != nullptr) ReplayHooks::log_segment_events(*allocator_, nullptr);
     if (figures != nullptr)
       for (; i < n; ++i) figures->add(d_.events[i]);
   }
@@ -195,7 +196,7 @@ class Run {
       seg->blocks.push_back({b->addr, b->size, b->requested, true});
       ids[size_t(seg - start.begin())].push_back(b->id);
     }
-    std::vector<void*> ptrs = allocator_->adopt(start);
+    std::vector<void*> ptrs = ReplayHooks::adopt(*allocator_, start);
     size_t i = 0;
     for (const std::vector<uint32_t>& seg_ids : ids)
       for (uint32_t id : seg_ids) {

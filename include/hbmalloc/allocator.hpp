@@ -78,17 +78,6 @@ class Allocator {
   // waiting on stream events count as allocated.
   Layout layout() const;
 
-  // Starts a fresh allocator from a recorded picture (a replay's trace
-  // start): each segment of `start` is taken anew and its listed blocks
-  // (allocated, requested bytes; size 0: as the policy rounds) are live at
-  // the same offsets, the rest free. Returns the live blocks' addresses in the
-  // order given. Throws Error(kInvalidArgument) when the allocator holds
-  // memory already, the picture is inconsistent or the policy cannot (hbm).
-  std::vector<void*> adopt(const Layout& start);
-  // Appends every segment change of the policy to `log` from now on (nullptr:
-  // stop); `log` must outlive that. What a fidelity check compares with a trace.
-  void log_segment_events(std::vector<SegmentEvent>* log);
-
   // Records this allocator's operations into `recorder` from now on (what it
   // holds now is the trace's starting picture); nullptr detaches. Throws
   // Error when the recorder already records this device.
@@ -100,6 +89,7 @@ class Allocator {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  friend struct ReplayHooks;  // what only a replay asks (allocator/replay_hooks.h)
 };
 
 }  // namespace hbmalloc

@@ -14,6 +14,7 @@
 #include "core/helpers.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
+#include "replay_hooks.h"
 #include "support/invariants.h"
 #include "support/no_vmm_backend.h"
 
@@ -33,7 +34,7 @@ struct Cca : SimAllocator {
   std::vector<SegmentEvent> log;
   explicit Cca(const std::string& conf = "", uint64_t capacity = 0)
       : SimAllocator(capacity, "policy:cca" + (conf.empty() ? "" : "," + conf)) {
-    alloc->log_segment_events(&log);
+    ReplayHooks::log_segment_events(*alloc, &log);
   }
   // "alloc 20971520, free 2097152, ..." of the logged events.
   std::string events() const {
@@ -318,7 +319,7 @@ TEST(CcaPolicy, AdoptsARecordedStart) {
       {base + 32 * kMiB, 2 * kMiB, Pool::kSmall, 7, {{base + 32 * kMiB + 1024, 0, 100, true}}},
       {base + 64 * kMiB, 12 * kMiB, Pool::kLarge, 0, {{base + 64 * kMiB, 0, 11 * kMiB + 1, true}}},  // absorbs < 1 MiB
   };
-  std::vector<void*> live = a->adopt(start);
+  std::vector<void*> live = ReplayHooks::adopt(*a.alloc, start);
   ASSERT_EQ(live.size(), 5u);
   EXPECT_TRUE(a.log.empty()) << "a start picture is not a segment event";
   EXPECT_EQ(a.block_size(live[0]), 3 * kMiB);
@@ -346,7 +347,7 @@ TEST(CcaPolicy, AdoptRefusesAnInconsistentPicture) {
   auto error_of = [](const Layout& start) -> std::string {
     Cca a;
     try {
-      a->adopt(start);
+      ReplayHooks::adopt(*a.alloc, start);
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
       return e.what();
@@ -363,7 +364,8 @@ TEST(CcaPolicy, AdoptRefusesAnInconsistentPicture) {
   // All or nothing: a picture that does not fit the device leaves the allocator empty and usable.
   Cca small("", 16 * kMiB);
   try {
-    small->adopt({{b, 12 * kMiB, Pool::kLarge, 0, {{b, 0, 5 * kMiB, true}}}, {b + 32 * kMiB, 12 * kMiB, Pool::kLarge, 0, {}}});
+    ReplayHooks::adopt(*small.alloc, {{b, 12 * kMiB, Pool::kLarge, 0, {{b, 0, 5 * kMiB, true}}},
+                                      {b + 32 * kMiB, 12 * kMiB, Pool::kLarge, 0, {}}});
     ADD_FAILURE() << "adopted more than the device holds";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
@@ -375,7 +377,7 @@ TEST(CcaPolicy, AdoptRefusesAnInconsistentPicture) {
 
   SimAllocator hbm;
   try {
-    hbm->adopt({{b, 2 * kMiB, Pool::kSmall, 0, {}}});
+    ReplayHooks::adopt(*hbm.alloc, {{b, 2 * kMiB, Pool::kSmall, 0, {}}});
     ADD_FAILURE() << "the hbm policy adopted a picture";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);

@@ -1,0 +1,31 @@
+#include "replay_hooks.h"
+
+#include <mutex>
+
+#include "allocator_impl.h"
+
+namespace hbmalloc {
+
+std::vector<void*> ReplayHooks::adopt(Allocator& a, const Layout& start) {
+  Allocator::Impl& impl = *a.impl_;
+  std::lock_guard<SpinLock> lock(impl.mu);
+  if (impl.stats.segment.current_all() != 0 || impl.stats.reserved_bytes.current_all() != 0)
+    throw Error(ErrorCode::kInvalidArgument, "adopt: the allocator holds memory already");
+  std::vector<Allocation> live = impl.policy->adopt(start);
+  std::vector<void*> ptrs;
+  ptrs.reserve(live.size());
+  size_t i = 0;
+  for (const SegmentLayout& seg : start)
+    for (const BlockLayout& b : seg.blocks) {
+      impl.count_alloc(live[i], b.requested);
+      ptrs.push_back(live[i++].ptr);
+    }
+  return ptrs;
+}
+
+void ReplayHooks::log_segment_events(Allocator& a, std::vector<SegmentEvent>* log) {
+  std::lock_guard<SpinLock> lock(a.impl_->mu);
+  a.impl_->policy->set_segment_log(log);
+}
+
+}  // namespace hbmalloc

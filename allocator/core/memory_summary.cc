@@ -76,10 +76,8 @@ void write_summary_table(std::ostream& out, const MemorySummary& s) {
 
 std::string render_memory_summary(const Stats& s, int device) {
   std::ostringstream out;
-  const std::string title = "hbmalloc memory summary, device " + std::to_string(device);
-  const std::string heading = "Memory summary (as torch.cuda.memory_summary)";
-  out << title << '\n' << std::string(title.size(), '=') << '\n';
-  out << '\n' << heading << '\n' << std::string(heading.size(), '-') << '\n';
+  title(out, "hbmalloc memory summary, device " + std::to_string(device));
+  heading(out, "Memory summary (as torch.cuda.memory_summary)");
   write_summary_table(out, summary_of(s, true));
   const int64_t cached = s.reserved_bytes.all.current - s.allocated_bytes.all.current;
   out << "  cached free " << format_bytes(uint64_t(std::max<int64_t>(0, cached))) << ", largest free block "

@@ -1,5 +1,6 @@
-// A plain-text table: columns padded to their widest cell. The live memory
-// summary and the analyser's text reports draw their tables with it.
+// Plain-text layout: a title, section headings, and a table whose columns
+// are padded to their widest cell. The live memory summary and the
+// analyser's text reports are drawn with them.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +10,14 @@
 #include <vector>
 
 namespace hbmalloc {
+
+// The page title, underlined with '='; sections below use heading().
+inline void title(std::ostream& out, const std::string& text) {
+  out << text << '\n' << std::string(text.size(), '=') << '\n';
+}
+inline void heading(std::ostream& out, const std::string& text) {
+  out << '\n' << text << '\n' << std::string(text.size(), '-') << '\n';
+}
 
 class TextTable {
  public:

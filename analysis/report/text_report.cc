@@ -17,13 +17,6 @@ namespace {
 
 using Table = TextTable;
 
-// The page title, underlined with '='; sections below use heading().
-void title(std::ostream& out, const std::string& text) { out << text << '\n' << std::string(text.size(), '=') << '\n'; }
-
-void heading(std::ostream& out, const std::string& text) {
-  out << '\n' << text << '\n' << std::string(text.size(), '-') << '\n';
-}
-
 void run_section(std::ostream& out, const FragReport& r) {
   const RunFacts& f = r.run;
   heading(out, "Run");

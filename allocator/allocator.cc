@@ -1,8 +1,8 @@
 // The per-device Allocator: the lock, block-level accounting, malloc and free
-// and the hooks of an attached recorder (allocator_impl.h says where the
-// other concerns live). Where a block lands is the policy's business;
-// segment-level statistics are kept by the policy's SegmentSource, segment
-// events reach the recorder through RecordingBackend.
+// and what its observers are told (allocator_impl.h says where the other
+// concerns live). Where a block lands is the policy's business; segment-level
+// statistics are kept by the policy's SegmentSource, segment events reach the
+// observers through ObservedBackend.
 #include "hbmalloc/allocator.hpp"
 
 #include <algorithm>
@@ -12,6 +12,8 @@
 
 #include "allocator_impl.h"
 #include "core/helpers.h"
+#include "hbmalloc/recorder.hpp"
+#include "record/recording_observer.h"
 
 namespace hbmalloc {
 
@@ -24,15 +26,18 @@ constexpr uint64_t kMaxRequest = kMaxDeviceBytes;
 
 Allocator::Impl::Impl(const Config& c, std::unique_ptr<Backend> b)
     : config(c),
-      backend(std::make_unique<trace::RecordingBackend>(std::move(b))),
+      backend(std::make_unique<ObservedBackend>(std::move(b), observers)),
       device(backend->device()),
       pools(config, *backend, stats) {
   policy = make_policy(config, *backend, stats);
   apply_fraction(config.memory_fraction);
 }
 
+// Observers hear of nothing past this: the policy's teardown gives memory
+// back to a device no one watches any more.
 Allocator::Impl::~Impl() {
-  if (recorder != nullptr) recorder->detach(device);
+  for (const auto& o : observers) o->detached(device);
+  observers.clear();
 }
 
 void* Allocator::Impl::malloc(uint64_t size, StreamId stream) {
@@ -53,8 +58,8 @@ void* Allocator::Impl::malloc(uint64_t size, StreamId stream) {
 void* Allocator::Impl::handed_out(const Allocation& a, uint64_t size, StreamId stream, PrivatePool* pool) {
   count_alloc(a, size);
   if (pool != nullptr) pools.handed_out(*pool);
-  if (recorder != nullptr) [[unlikely]]
-    recorder->alloc(device, address(a.ptr), size, a.allocated, a.pool == Pool::kSmall, stream);
+  if (!observers.empty()) [[unlikely]]
+    tell([&](AllocatorObserver& o) { o.allocated(device, address(a.ptr), size, a.allocated, a.pool, stream); });
   debug_check();
   return a.ptr;
 }
@@ -78,7 +83,7 @@ void Allocator::Impl::free(void* ptr, int64_t expected_size) {
   count_release(b);
   count_inactive(b);
   if (pool != nullptr) pools.returned(*pool);
-  if (recorder != nullptr) [[unlikely]] recorder->free(device, address(ptr));
+  if (!observers.empty()) [[unlikely]] tell([&](AllocatorObserver& o) { o.freed(device, address(ptr)); });
   debug_check();
 }
 
@@ -102,29 +107,26 @@ Stats Allocator::Impl::stats_now() const {
   return s;
 }
 
-void Allocator::Impl::attach(std::shared_ptr<Recorder> r) {
-  if (r != nullptr) {
-    trace::DeviceSetup setup;
-    setup.device = device;
-    if (uint64_t capacity = backend->capacity()) setup.capacity = capacity;
-    setup.settings = config.items();
-    for (const SegmentLayout& seg : full_layout()) {
-      setup.segments.push_back(
-          trace::SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, seg.expandable, {}});
-      for (const BlockLayout& b : seg.blocks) {
-        if (!b.allocated) continue;
-        const bool waiting = pending.contains(reinterpret_cast<void*>(b.addr));
-        setup.live.push_back(trace::BlockInfo{trace::kNoBlock, b.addr, b.size, b.requested, seg.stream,
-                                              waiting ? trace::BlockState::kActivePendingFree
-                                                      : trace::BlockState::kActiveAllocated});
-      }
-    }
-    r->engine().attach(setup);
-  }
-  if (recorder != nullptr) recorder->detach(device);
-  recorder_owner = std::move(r);
-  recorder = recorder_owner ? &recorder_owner->engine() : nullptr;
-  backend->set_recorder(recorder);
+void Allocator::Impl::add_observer(std::shared_ptr<AllocatorObserver> o) {
+  if (o == nullptr) throw Error(ErrorCode::kInvalidArgument, "add_observer: no observer given");
+  if (std::find(observers.begin(), observers.end(), o) != observers.end()) return;
+  ObservedStart start;
+  start.device = device;
+  start.capacity = backend->capacity();
+  start.settings = config.items();
+  start.layout = full_layout();
+  for (const auto& [ptr, p] : pending) start.pending_frees.push_back(address(ptr));
+  o->attached(start);
+  observers.push_back(std::move(o));
+}
+
+void Allocator::Impl::remove_observer(const AllocatorObserver* o) {
+  auto it = std::find_if(observers.begin(), observers.end(), [&](const auto& x) { return x.get() == o; });
+  if (it == observers.end()) return;
+  std::shared_ptr<AllocatorObserver> gone = std::move(*it);
+  observers.erase(it);
+  if (recording == gone) recording.reset();
+  gone->detached(device);
 }
 
 Allocator::Allocator(const Config& config, int device)
@@ -142,7 +144,7 @@ void Allocator::empty_cache() {
   impl_->sync_and_drain();
   // After the drained frees and before the segments go, so a replay of the
   // trace empties the same cache.
-  if (impl_->recorder != nullptr) impl_->recorder->empty_cache(impl_->device);
+  impl_->tell([&](AllocatorObserver& o) { o.cache_emptied(impl_->device); });
   impl_->release_cached();
 }
 
@@ -222,7 +224,24 @@ Layout Allocator::layout() const {
 
 void Allocator::attach_recorder(std::shared_ptr<Recorder> recorder) {
   std::lock_guard<SpinLock> lock(impl_->mu);
-  impl_->attach(std::move(recorder));
+  // The new one first: when the recorder refuses, the old one stays.
+  std::shared_ptr<AllocatorObserver> next;
+  if (recorder != nullptr) {
+    next = std::make_shared<trace::RecordingObserver>(std::move(recorder));
+    impl_->add_observer(next);
+  }
+  impl_->remove_observer(impl_->recording.get());
+  impl_->recording = std::move(next);
+}
+
+void Allocator::add_observer(std::shared_ptr<AllocatorObserver> observer) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->add_observer(std::move(observer));
+}
+
+void Allocator::remove_observer(const AllocatorObserver* observer) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->remove_observer(observer);
 }
 
 int Allocator::device() const { return impl_->device; }

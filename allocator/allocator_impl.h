@@ -1,6 +1,6 @@
 // The state of one device's Allocator, shared by the files that implement
 // it along its concerns: allocator.cc (the lock, malloc and free, counting,
-// the recorder's hooks), cross_stream_frees.cc (blocks used on other streams),
+// the observers), cross_stream_frees.cc (blocks used on other streams),
 // out_of_memory.cc (release, retry, fail, dump) and invariants.cc (the check
 // that the structures and the statistics agree).
 #pragma once
@@ -12,15 +12,13 @@
 
 #include "absl/container/btree_map.h"
 #include "backend/backend.h"
+#include "backend/observed_backend.h"
 #include "core/live_stats.h"
 #include "core/spin_lock.h"
 #include "hbmalloc/allocator.hpp"
-#include "hbmalloc/recorder.hpp"
+#include "hbmalloc/observer.hpp"
 #include "policy/policy.h"
 #include "private_pools.h"
-#include "record/oom_dump.h"
-#include "record/recorder.h"
-#include "record/recording_backend.h"
 
 namespace hbmalloc {
 
@@ -28,11 +26,11 @@ inline uint64_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); 
 
 struct Allocator::Impl {
   Config config;
-  // Outlives the policy and backend, which report to it until they are gone.
-  std::shared_ptr<Recorder> recorder_owner;
-  // Set while a recorder is attached (under mu): the one branch per operation.
-  trace::TraceRecorder* recorder = nullptr;
-  std::unique_ptr<trace::RecordingBackend> backend;
+  // Who watches (under mu); empty is the one branch per operation. Declared
+  // before the backend, which tells them of segments.
+  ObservedBackend::Observers observers;
+  std::shared_ptr<AllocatorObserver> recording;  // the attached Recorder's, among observers
+  std::unique_ptr<ObservedBackend> backend;
   const int device;
   LiveStats stats;
   std::unique_ptr<Policy> policy;
@@ -71,9 +69,15 @@ struct Allocator::Impl {
   [[noreturn]] void bad_free(void* ptr, int64_t expected_size, FreeStatus status, const LiveBlock& b);
   // Statistics with hbmalloc's own figures filled in (under mu).
   Stats stats_now() const;
-  // Hands `r` what this allocator holds now (its starting picture), then
-  // points the hooks at it; a refused attach changes nothing (under mu).
-  void attach(std::shared_ptr<Recorder> r);
+  // Tells `o` what this allocator holds now, then adds it; an observer that
+  // refuses (throws) is not added. Adding one already there does nothing.
+  void add_observer(std::shared_ptr<AllocatorObserver> o);
+  // Removes `o` (when there), telling it it is detached.
+  void remove_observer(const AllocatorObserver* o);
+  template <typename F>
+  void tell(F&& f) {
+    for (const auto& o : observers) f(*o);
+  }
 
   // --- cross_stream_frees.cc ---
   void record_stream(void* ptr, StreamId stream);
@@ -90,8 +94,6 @@ struct Allocator::Impl {
   std::string oom_message(uint64_t size) const;
   // What the device had left, as far as hbmalloc knows (0: unknown).
   uint64_t device_free() const;
-  // Never throws: a failed dump is told in the error text instead.
-  static std::string dump_note(const std::string& dir, trace::Trace recent, const trace::OomFacts& facts) noexcept;
 
   // --- invariants.cc ---
   // Throws Error(kInvariant) naming the first disagreement found.

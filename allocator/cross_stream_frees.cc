@@ -16,7 +16,8 @@ void Allocator::Impl::record_stream(void* ptr, StreamId stream) {
   PrivatePool* pool = nullptr;
   if (!find(ptr, b, pool) || pending.contains(ptr))
     throw Error(ErrorCode::kUnknownPointer, "record_stream on " + hex(ptr) + ", which is not a live hbmalloc block");
-  if (recorder != nullptr) [[unlikely]] recorder->record_stream(device, address(ptr), stream);
+  if (!observers.empty()) [[unlikely]]
+    tell([&](AllocatorObserver& o) { o.stream_recorded(device, address(ptr), stream); });
   if (stream == b.stream) return;  // its own stream orders its uses already
   std::vector<StreamId>& uses = stream_uses[ptr];
   for (StreamId s : uses)
@@ -35,7 +36,7 @@ void Allocator::Impl::free_used_elsewhere(void* ptr, int64_t expected_size, Stre
   stream_uses.erase(it);
   count_release(b);
   pending.emplace(ptr, std::move(p));
-  if (recorder != nullptr) [[unlikely]] recorder->free_requested(device, address(ptr));
+  if (!observers.empty()) [[unlikely]] tell([&](AllocatorObserver& o) { o.free_requested(device, address(ptr)); });
   if (!pools.routing()) drain_pending();  // events on idle streams are done at once
 }
 
@@ -53,7 +54,7 @@ void Allocator::Impl::drain_pending() {
     policy_of(p.pool).free(ptr, -1, b);
     count_inactive(b);
     if (p.pool != nullptr) pools.returned(*p.pool);
-    if (recorder != nullptr) [[unlikely]] recorder->free_completed(device, address(ptr));
+    if (!observers.empty()) [[unlikely]] tell([&](AllocatorObserver& o) { o.free_completed(device, address(ptr)); });
     it = pending.erase(it);
   }
 }

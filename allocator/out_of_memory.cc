@@ -1,8 +1,7 @@
 // The out-of-memory path: everything cached goes back to the device, one more
-// try, then a clean failure that names the figures, with an OOM dump of the
-// recent past when one is asked for. The allocator stays usable.
+// try, then a clean failure that names the figures; observers are told (the
+// recorder writes its OOM dump then). The allocator stays usable.
 #include <mutex>
-#include <optional>
 #include <string>
 
 #include "allocator_impl.h"
@@ -12,17 +11,16 @@
 namespace hbmalloc {
 
 // Slow path: everything cached goes back to the device, then one more try.
-// A failure throws; the OOM dump is written after the lock is let go, from
-// what was copied under it.
+// A failure throws; observers' slow work (the OOM dump) is done after the
+// lock is let go, from what they copied under it.
 // While a graph is being captured (a pool is routed to) nothing here may
 // query events, synchronize or free device memory: CUDA forbids it during
 // capture, so pending frees wait for the capture to end, and an allocation
 // that does not fit fails at once, as in PyTorch.
 void* Allocator::Impl::malloc_after_release(uint64_t size, StreamId stream) {
   std::string message;
-  std::optional<trace::Trace> recent;
-  trace::OomFacts facts;
-  std::string dump_dir;
+  // Observers told of the failure, to ask for their notes once the lock is let go.
+  ObservedBackend::Observers told;
   {
     std::lock_guard<SpinLock> lock(mu);
     if (!pools.routing()) {  // no pool is routed to: the retry is the default policy's
@@ -34,17 +32,14 @@ void* Allocator::Impl::malloc_after_release(uint64_t size, StreamId stream) {
     }
     ++stats.num_ooms;
     message = oom_message(size);
-    if (recorder != nullptr) {
-      recorder->oom(device, size, device_free());
-      dump_dir = recorder_owner->options().oom_dump_dir;
-      if (!dump_dir.empty()) {
-        recent = recorder->recent(device);
-        facts = trace::OomFacts{device,         std::string(backend->name()), size, stream, backend->capacity(),
-                                stats_now(),    full_layout()};
-      }
+    if (!observers.empty()) {
+      const ObservedOom oom{device,          size, stream, device_free(), backend->capacity(), backend->name(),
+                            [this] { return stats_now(); }, [this] { return full_layout(); }};
+      tell([&](AllocatorObserver& o) { o.out_of_memory(oom); });
+      told = observers;
     }
   }
-  if (recent) message += dump_note(dump_dir, std::move(*recent), facts);
+  for (const auto& o : told) message += o->out_of_memory_note(device);
   throw Error(ErrorCode::kOutOfMemory, message);
 }
 
@@ -63,18 +58,6 @@ uint64_t Allocator::Impl::device_free() const {
   const uint64_t capacity = backend->capacity();
   const uint64_t reserved = uint64_t(stats.reserved_bytes.current_all());
   return capacity > reserved ? capacity - reserved : 0;
-}
-
-// Never throws: a failed dump is told in the error text instead.
-std::string Allocator::Impl::dump_note(const std::string& dir, trace::Trace recent, const trace::OomFacts& facts) noexcept {
-  try {
-    trace::OomDumpFiles files = trace::write_oom_dump(dir, std::move(recent), facts);
-    return "; OOM dump: trace " + files.trace + ", summary " + files.summary;
-  } catch (const std::exception& e) {
-    return std::string("; OOM dump failed: ") + e.what();
-  } catch (...) {
-    return "; OOM dump failed";
-  }
 }
 
 }  // namespace hbmalloc

@@ -11,6 +11,11 @@ std::vector<void*> ReplayHooks::adopt(Allocator& a, const Layout& start) {
   std::lock_guard<SpinLock> lock(impl.mu);
   if (impl.stats.segment.current_all() != 0 || impl.stats.reserved_bytes.current_all() != 0)
     throw Error(ErrorCode::kInvalidArgument, "adopt: the allocator holds memory already");
+  struct Unobserved {  // the observers, set aside while the picture is taken
+    ObservedBackend::Observers& list;
+    ObservedBackend::Observers saved = std::move(list);
+    ~Unobserved() { list = std::move(saved); }
+  } unobserved{impl.observers};
   std::vector<Allocation> live = impl.policy->adopt(start);
   std::vector<void*> ptrs;
   ptrs.reserve(live.size());
@@ -21,11 +26,6 @@ std::vector<void*> ReplayHooks::adopt(Allocator& a, const Layout& start) {
       ptrs.push_back(live[i++].ptr);
     }
   return ptrs;
-}
-
-void ReplayHooks::log_segment_events(Allocator& a, std::vector<SegmentEvent>* log) {
-  std::lock_guard<SpinLock> lock(a.impl_->mu);
-  a.impl_->policy->set_segment_log(log);
 }
 
 }  // namespace hbmalloc

@@ -1,6 +1,6 @@
 // What only a replay asks of an Allocator, kept out of the public header:
-// starting from a recorded picture, and the policy's own segment events for
-// the fidelity measure. analysis/replay is its one user.
+// starting from a recorded picture. analysis/replay is its one user (its
+// fidelity log is an ordinary observer, hbmalloc/observer.hpp).
 #pragma once
 
 #include <vector>
@@ -17,10 +17,9 @@ struct ReplayHooks {
   // the same offsets, the rest free. Returns the live blocks' addresses in the
   // order given. Throws Error(kInvalidArgument) when the allocator holds
   // memory already, the picture is inconsistent or the policy cannot (hbm).
+  // Observers hear nothing of it: a start is where their story begins, not
+  // something that happened (nor is undoing a start that failed).
   static std::vector<void*> adopt(Allocator& a, const Layout& start);
-  // Appends every segment change of the policy to `log` from now on (nullptr:
-  // stop); `log` must outlive that. What a fidelity check compares with a trace.
-  static void log_segment_events(Allocator& a, std::vector<SegmentEvent>* log);
 };
 
 }  // namespace hbmalloc

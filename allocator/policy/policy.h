@@ -79,8 +79,6 @@ class Policy {
   // live blocks in the order given. Throws Error(kInvalidArgument) when the
   // picture is inconsistent or the policy cannot start from one.
   virtual std::vector<Allocation> adopt(const Layout& start);
-  // Appends every segment change from now on to `log` (nullptr: stop).
-  virtual void set_segment_log(std::vector<SegmentEvent>* log) = 0;
   // While a CUDA graph is captured nothing may query events, synchronize or
   // unmap device memory: a policy that would (to remap) holds back meanwhile.
   virtual void set_capturing(bool) {}

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "hbmalloc/layout.hpp"
+#include "hbmalloc/observer.hpp"
 #include "record/trace.h"
 
 namespace hbmalloc::replay {
@@ -20,7 +21,15 @@ struct Fidelity {
   bool exact = true;  // false: matched is a lower bound (the comparison's work was bounded, see lcs.h)
 };
 
-// The trace's own segment events, as the replay logs them.
+// An allocator's observer that keeps what it did to its segments, in order:
+// the replay's side of the comparison.
+class SegmentLog final : public AllocatorObserver {
+ public:
+  std::vector<SegmentEvent> events;
+  void segment_changed(int, const SegmentEvent& e) override { events.push_back(e); }
+};
+
+// The trace's own segment events, as a SegmentLog keeps them.
 std::vector<SegmentEvent> recorded_segment_events(const trace::DeviceTrace& d);
 
 Fidelity compare_segment_events(const std::vector<SegmentEvent>& recorded, const std::vector<SegmentEvent>& replayed);

@@ -6,11 +6,12 @@
 
 #include "backend/sim_backend.h"
 #include "hbmalloc/allocator.hpp"
-#include "replay_hooks.h"
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_config.h"
 #include "policy/policy_catalog.h"
+#include "replay/fidelity.h"
 #include "replay/recorded_addresses.h"
+#include "replay_hooks.h"
 
 namespace hbmalloc::replay {
 namespace {
@@ -50,16 +51,19 @@ class Run {
     TimelinePoint point;
     uint64_t running_peak = 0;
 
-    std::vector<SegmentEvent> placed;  // segment events while addresses are logged
+    // Segment events while addresses are logged.
+    const auto placed = o_.addresses != nullptr ? std::make_shared<SegmentLog>() : nullptr;
     size_t placed_seen = 0;
-    if (o_.addresses != nullptr) {
+    if (placed != nullptr) {
       o_.addresses->block_addr.assign(d_.block_count, 0);
-      ReplayHooks::log_segment_events(*allocator_, &placed);
+      allocator_->add_observer(placed);
     }
     start(r);
-    if (log != nullptr) ReplayHooks::log_segment_events(*allocator_, log);
+    const auto logged = log != nullptr ? std::make_shared<SegmentLog>() : nullptr;
+    if (logged != nullptr) allocator_->add_observer(logged);
     const auto take_placed = [&](uint64_t event) {
-      for (; placed_seen < placed.size(); ++placed_seen) o_.addresses->segment_events.emplace_back(event, placed[placed_seen]);
+      for (; placed_seen < placed->events.size(); ++placed_seen)
+        o_.addresses->segment_events.emplace_back(event, placed->events[placed_seen]);
     };
     if (o_.addresses != nullptr) take_placed(UINT64_MAX);
     if (watch_peak) running_peak = allocator_->usage().reserved;
@@ -120,7 +124,11 @@ class Run {
       }
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (o_.addresses != nullptr) ReplayHooks::log_segment_events(*allocator_, nullptr);
+    if (placed != nullptr) allocator_->remove_observer(placed.get());
+    if (logged != nullptr) {
+      allocator_->remove_observer(logged.get());
+      *log = std::move(logged->events);
+    }
     if (figures != nullptr)
       for (; i < n; ++i) figures->add(d_.events[i]);
   }
@@ -325,8 +333,7 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   r.events = d.events.size();
   r.capacity = options.capacity.value_or(0);
 
-  // The replay's own segment events, when options.fidelity; declared first, as
-  // the allocator logs into it until it is gone.
+  // The replay's own segment events, when options.fidelity.
   std::vector<SegmentEvent> replayed;
   Run run(trace, d, options);
   trace::FiguresTally figures(d);

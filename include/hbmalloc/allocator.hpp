@@ -15,8 +15,9 @@
 
 namespace hbmalloc {
 
-class Backend;   // allocator/backend/backend.h
-class Recorder;  // hbmalloc/recorder.hpp
+class AllocatorObserver;  // hbmalloc/observer.hpp
+class Backend;            // allocator/backend/backend.h
+class Recorder;           // hbmalloc/recorder.hpp
 
 class Allocator {
  public:
@@ -82,6 +83,13 @@ class Allocator {
   // holds now is the trace's starting picture); nullptr detaches. Throws
   // Error when the recorder already records this device.
   void attach_recorder(std::shared_ptr<Recorder> recorder);
+  // Tells `observer` what this allocator does from now on, after telling it
+  // what the allocator holds now (hbmalloc/observer.hpp); adding one already
+  // there does nothing. Throws what the observer throws on attaching, and
+  // Error(kInvalidArgument) for nullptr.
+  void add_observer(std::shared_ptr<AllocatorObserver> observer);
+  // Detaches `observer` (no-op when it is not attached).
+  void remove_observer(const AllocatorObserver* observer);
 
   int device() const;
   const Config& config() const;

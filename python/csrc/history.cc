@@ -26,6 +26,8 @@ Entry make_entry(typename Entry::Action action, int device, uint64_t addr, uint6
   }
 }
 
+void* to_stream(StreamId stream) { return reinterpret_cast<void*>(stream); }
+
 }  // namespace
 
 Context History::alloc_context() const {
@@ -46,7 +48,6 @@ void History::configure(bool enabled, CCA::CreateContextFn gather, size_t max_en
   when_ = enabled ? when : CCA::RecordContext::NEVER;
   max_entries_ = max_entries;
   if (!enabled || clear) entries_.clear();
-  if (!enabled) live_.clear();
   for (auto& [device, ring] : entries_)
     while (ring.size() > max_entries_) ring.pop_front();
   update_active();
@@ -64,7 +65,6 @@ void History::record(int device, typename TraceEntry::Action action, uint64_t ad
                      const Context& context) {
   TraceEntry e = make_entry(action, device, addr, size, stream, context);
   std::lock_guard<std::mutex> lock(mu_);
-  if (action == TraceEntry::ALLOC) live_[{device, addr}] = Live{size, stream};
   for (const auto& tracker : trackers_) tracker(e);
   if (!recording_ || max_entries_ == 0) return;
   std::deque<TraceEntry>& ring = entries_[device];
@@ -72,42 +72,59 @@ void History::record(int device, typename TraceEntry::Action action, uint64_t ad
   ring.push_back(std::move(e));
 }
 
-void History::record_free(int device, uint64_t addr, const Context& context) {
+void History::attached(const ObservedStart& start) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const SegmentLayout& seg : start.layout)
+    for (const BlockLayout& b : seg.blocks)
+      if (b.allocated) live_.try_emplace({start.device, b.addr}, Live{b.requested, to_stream(seg.stream), nullptr});
+}
+
+void History::detached(int device) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(live_, [&](const auto& kv) { return kv.first.first == device; });
+}
+
+void History::allocated(int device, uint64_t ptr, uint64_t requested, uint64_t, Pool, StreamId stream) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_[{device, ptr}] = Live{requested, to_stream(stream), nullptr};
+  }
+  record(device, TraceEntry::ALLOC, ptr, requested, to_stream(stream), current());
+}
+
+void History::free_requested(int device, uint64_t ptr) {
   Live block;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = live_.find({device, addr});
+    auto it = live_.find({device, ptr});
     if (it != live_.end()) {
+      it->second.freed_by = current();
       block = it->second;
+    }
+  }
+  record(device, TraceEntry::FREE_REQUESTED, ptr, block.size, block.stream, block.freed_by);
+}
+
+void History::free_completed(int device, uint64_t ptr) {
+  Live block;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find({device, ptr});
+    if (it != live_.end()) {
+      block = std::move(it->second);
       live_.erase(it);
     }
   }
-  record(device, TraceEntry::FREE_REQUESTED, addr, block.size, block.stream, context);
-  record(device, TraceEntry::FREE_COMPLETED, addr, block.size, block.stream, context);
+  record(device, TraceEntry::FREE_COMPLETED, ptr, block.size, block.stream, block.freed_by);
 }
 
-void History::seed_segments(int device, const Layout& layout) {
-  std::map<uint64_t, uint64_t> now;
-  for (const SegmentLayout& s : layout) now.emplace(s.addr, s.size);
-  std::lock_guard<std::mutex> lock(mu_);
-  segments_[device] = std::move(now);
-}
-
-void History::record_segments(int device, const Layout& layout, const Context& context) {
-  std::map<uint64_t, uint64_t> now;
-  for (const SegmentLayout& s : layout) now.emplace(s.addr, s.size);
-  std::vector<std::pair<uint64_t, uint64_t>> gone, added;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::map<uint64_t, uint64_t>& before = segments_[device];
-    for (const auto& [addr, bytes] : before)
-      if (!now.contains(addr)) gone.emplace_back(addr, bytes);
-    for (const auto& [addr, bytes] : now)
-      if (!before.contains(addr)) added.emplace_back(addr, bytes);
-    before = std::move(now);
-  }
-  for (const auto& [addr, bytes] : gone) record(device, TraceEntry::SEGMENT_FREE, addr, bytes, nullptr, context);
-  for (const auto& [addr, bytes] : added) record(device, TraceEntry::SEGMENT_ALLOC, addr, bytes, nullptr, context);
+void History::segment_changed(int device, const SegmentEvent& e) {
+  using Action = typename TraceEntry::Action;
+  const Action action = e.action == SegmentAction::kAlloc  ? TraceEntry::SEGMENT_ALLOC
+                        : e.action == SegmentAction::kFree ? TraceEntry::SEGMENT_FREE
+                        : e.action == SegmentAction::kMap  ? TraceEntry::SEGMENT_MAP
+                                                           : TraceEntry::SEGMENT_UNMAP;
+  record(device, action, e.addr, e.bytes, nullptr, current());
 }
 
 std::vector<std::vector<TraceEntry>> History::entries(int devices) const {

@@ -1,7 +1,9 @@
 // PyTorch's allocation history (torch.cuda.memory._record_memory_history):
 // TraceEntry records per device, kept in a ring of bounded size, plus the
-// trace trackers torch attaches. Entries are built here from what the
-// extension sees: allocs, frees, OOMs, and segments appearing or going.
+// trace trackers torch attaches. While active it observes the device
+// allocators (hbmalloc/observer.hpp): allocs, both moments of each free, and
+// segments taken, given back, mapped and unmapped, as they happen; the
+// extension adds the OOMs and the stacks (a Scope around each call).
 #pragma once
 
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -14,7 +16,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "hbmalloc/layout.hpp"
+#include "hbmalloc/observer.hpp"
 
 namespace hbmalloc::torch_ext {
 
@@ -22,8 +24,22 @@ namespace CCA = c10::cuda::CUDACachingAllocator;
 using TraceEntry = decltype(std::declval<CCA::SnapshotInfo>().device_traces)::value_type::value_type;
 using Context = std::shared_ptr<c10::GatheredContext>;
 
-class History {
+class History final : public AllocatorObserver {
  public:
+  // The stack to give the entries of the calls made while it lives, on this
+  // thread (the observer is told under the allocator's lock, where no stack
+  // may be gathered).
+  class Scope {
+   public:
+    explicit Scope(const Context& context) : saved_(current_) { current_ = &context; }
+    ~Scope() { current_ = saved_; }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    const Context* saved_;
+  };
+
   // One branch on the hot path: nothing is recorded or tracked.
   bool active() const { return active_.load(std::memory_order_relaxed); }
   bool recording() const { return recording_; }
@@ -37,19 +53,23 @@ class History {
 
   void record(int device, typename TraceEntry::Action action, uint64_t addr, uint64_t size, void* stream,
               const Context& context);
-  // The free of a block: requested and completed (hbmalloc tells no delay
-  // apart here), with the size and stream its alloc was recorded with.
-  void record_free(int device, uint64_t addr, const Context& context);
-  // What the device holds when recording starts (recorded as no event).
-  void seed_segments(int device, const Layout& layout);
-  // Compares the device's segments with those seen last and records each
-  // segment that appeared or went.
-  void record_segments(int device, const Layout& layout, const Context& context);
   // A copy of every device's entries, indexed by device number.
   std::vector<std::vector<TraceEntry>> entries(int devices) const;
 
+  // --- what the allocators tell (AllocatorObserver) ---
+  void attached(const ObservedStart& start) override;  // its live blocks, so their frees have sizes
+  void detached(int device) override;
+  void allocated(int device, uint64_t ptr, uint64_t requested, uint64_t size, Pool pool, StreamId stream) override;
+  void free_requested(int device, uint64_t ptr) override;
+  void free_completed(int device, uint64_t ptr) override;
+  void segment_changed(int device, const SegmentEvent& e) override;
+
  private:
   void update_active();
+  static const Context& current() { return current_ != nullptr ? *current_ : kNoContext; }
+
+  static inline thread_local const Context* current_ = nullptr;
+  static inline const Context kNoContext{};
 
   mutable std::mutex mu_;
   std::atomic<bool> active_{false};
@@ -58,13 +78,13 @@ class History {
   CCA::RecordContext when_ = CCA::RecordContext::NEVER;
   size_t max_entries_ = 0;
   std::map<int, std::deque<TraceEntry>> entries_;
-  std::map<int, std::map<uint64_t, uint64_t>> segments_;  // per device: address -> bytes
   std::vector<CCA::AllocatorTraceTracker> trackers_;
   struct Live {
     uint64_t size = 0;
     void* stream = nullptr;
+    Context freed_by;  // the stack of its free request, for its completion
   };
-  std::map<std::pair<int, uint64_t>, Live> live_;  // blocks whose alloc was recorded
+  std::map<std::pair<int, uint64_t>, Live> live_;  // blocks the allocators hold
 };
 
 }  // namespace hbmalloc::torch_ext

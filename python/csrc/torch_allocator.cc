@@ -52,23 +52,35 @@ HbmAllocator& TorchAllocator::device(c10::DeviceIndex d) {
   HbmAllocator& a = device_allocator(d);
   // A read first: the hot path stays free of atomic read-modify-writes.
   const uint64_t bit = uint64_t(1) << d;
-  if (!(used_devices_.load(std::memory_order_relaxed) & bit)) used_devices_.fetch_or(bit, std::memory_order_relaxed);
+  if (!(used_devices_.load(std::memory_order_relaxed) & bit)) [[unlikely]] {
+    used_devices_.fetch_or(bit, std::memory_order_relaxed);
+    watch(a);
+  }
   return a;
+}
+
+void TorchAllocator::watch(HbmAllocator& a) {
+  if (history_->active())
+    a.add_observer(history_);
+  else
+    a.remove_observer(history_.get());
+}
+
+void TorchAllocator::history_changed() {
+  for (int d = 0; d < kMaxDevices; ++d)
+    if (HbmAllocator* a = existing_allocator(d)) watch(*a);
 }
 
 void* TorchAllocator::allocate_on(c10::DeviceIndex d, size_t size, cudaStream_t stream) {
   if (size == 0) return nullptr;
-  Context context = history_.active() ? history_.alloc_context() : nullptr;
+  Context context = history_->active() ? history_->alloc_context() : nullptr;
   HbmAllocator* a = nullptr;
   try {
     a = &device(d);
-    if (!history_.active()) [[likely]]
+    if (!history_->active()) [[likely]]
       return a->malloc(size, to_id(stream));
-    const uint64_t reserved = a->usage().reserved;
-    void* ptr = a->malloc(size, to_id(stream));
-    segments_changed(d, *a, reserved, context);
-    history_.record(d, TraceEntry::ALLOC, reinterpret_cast<uintptr_t>(ptr), size, stream, context);
-    return ptr;
+    History::Scope scope(context);  // the entries the observed malloc makes carry its stack
+    return a->malloc(size, to_id(stream));
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kOutOfMemory && a != nullptr) out_of_memory(d, *a, size, stream, e);
     fail(e);
@@ -88,7 +100,7 @@ void* TorchAllocator::allocate_on(c10::DeviceIndex d, size_t size, cudaStream_t 
     (void)cudaGetLastError();
   }
   const Stats s = a.stats();
-  if (history_.active()) history_.record(d, TraceEntry::OOM, device_free, size, stream, nullptr);
+  if (history_->active()) history_->record(d, TraceEntry::OOM, device_free, size, stream, nullptr);
   std::vector<CCA::OutOfMemoryObserver> observers;
   std::vector<LimitObserver> limit_observers;
   {
@@ -115,7 +127,7 @@ void* TorchAllocator::allocate_on(c10::DeviceIndex d, size_t size, cudaStream_t 
 
 void TorchAllocator::free(void* ptr) {
   if (ptr == nullptr) return;
-  Context context = history_.active() ? history_.free_context() : nullptr;
+  Context context = history_->active() ? history_->free_context() : nullptr;
   try {
     // Most processes use one device: its allocator owns every pointer, and
     // the free itself says when it does not. Otherwise the registry answers.
@@ -123,21 +135,15 @@ void TorchAllocator::free(void* ptr) {
     const int d = used != 0 && (used & (used - 1)) == 0 ? __builtin_ctzll(used) : device_owning(ptr);
     HbmAllocator* a = d < 0 ? nullptr : existing_allocator(d);
     if (a == nullptr) throw Error(ErrorCode::kUnknownPointer, "free of a pointer no hbmalloc device handed out");
-    if (!history_.active()) [[likely]] {
+    if (!history_->active()) [[likely]] {
       a->free(ptr);
       return;
     }
-    const uint64_t reserved = a->usage().reserved;
+    History::Scope scope(context);
     a->free(ptr);
-    history_.record_free(d, reinterpret_cast<uintptr_t>(ptr), context);
-    segments_changed(d, *a, reserved, context);
   } catch (const std::exception& e) {
     fail(e);
   }
-}
-
-void TorchAllocator::segments_changed(int d, const HbmAllocator& a, uint64_t reserved_before, const Context& context) {
-  if (a.usage().reserved != reserved_before) history_.record_segments(d, a.layout(), context);
 }
 
 // A DataPtr's deleter runs in destructors, where an exception would end the
@@ -206,10 +212,7 @@ bool TorchAllocator::isEnabled() const { return enabled_; }
 void TorchAllocator::emptyCache() {
   try {
     for (int d = 0; d < kMaxDevices; ++d)
-      if (HbmAllocator* a = existing_allocator(d)) {
-        a->empty_cache();
-        if (history_.active()) history_.record_segments(d, a->layout(), nullptr);
-      }
+      if (HbmAllocator* a = existing_allocator(d)) a->empty_cache();
   } catch (const std::exception& e) {
     fail(e);
   }
@@ -356,7 +359,7 @@ CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool inc
       }
     }
   }
-  if (include_traces) info.device_traces = history_.entries(devices);
+  if (include_traces) info.device_traces = history_->entries(devices);
   else info.device_traces.resize(size_t(devices));
   if constexpr (requires { info.config_metadata.last_allocator_settings; }) {
     info.config_metadata.last_allocator_settings = "hbmalloc " + Config::from_env().to_string();
@@ -365,7 +368,7 @@ CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool inc
   return info;
 }
 
-bool TorchAllocator::isHistoryEnabled() { return history_.recording(); }
+bool TorchAllocator::isHistoryEnabled() { return history_->recording(); }
 
 void TorchAllocator::recordHistory(bool enabled, CCA::CreateContextFn gather, size_t max_entries,
                                    CCA::RecordContext when) {
@@ -374,10 +377,8 @@ void TorchAllocator::recordHistory(bool enabled, CCA::CreateContextFn gather, si
 
 void TorchAllocator::recordHistory(bool enabled, CCA::CreateContextFn gather, size_t max_entries,
                                    CCA::RecordContext when, bool clear) {
-  history_.configure(enabled, gather, max_entries, when, clear);
-  if (enabled)
-    for (int d = 0; d < kMaxDevices; ++d)
-      if (HbmAllocator* a = existing_allocator(d)) history_.seed_segments(d, a->layout());
+  history_->configure(enabled, gather, max_entries, when, clear);
+  history_changed();
 }
 
 void TorchAllocator::recordHistory(bool enabled, CCA::CreateContextFn gather, size_t max_entries,
@@ -396,7 +397,8 @@ void TorchAllocator::attachOomRejectionObserver(LimitObserver observer) {
 }
 
 void TorchAllocator::attachAllocatorTraceTracker(CCA::AllocatorTraceTracker tracker) {
-  history_.add_tracker(std::move(tracker));
+  history_->add_tracker(std::move(tracker));
+  history_changed();
 }
 
 // ---- CUDA graph private pools -------------------------------------------------
@@ -422,7 +424,6 @@ void TorchAllocator::endAllocateToPool(c10::DeviceIndex d, c10::cuda::MempoolId_
 void TorchAllocator::releasePool(c10::DeviceIndex d, c10::cuda::MempoolId_t pool) {
   try {
     device(d).release_pool(to_pool(pool));
-    if (history_.active()) history_.record_segments(d, device(d).layout(), nullptr);
   } catch (const std::exception& e) {
     fail(e);
   }

@@ -103,8 +103,9 @@ class TorchAllocator final : public CCA::CUDAAllocator {
 
   HbmAllocator& device(c10::DeviceIndex d);
   void free(void* ptr);
-  // Records the segments that appeared or went when reserved changed.
-  void segments_changed(int d, const HbmAllocator& a, uint64_t reserved_before, const Context& context);
+  // The history observes a device's allocator while it is active.
+  void watch(HbmAllocator& a);
+  void history_changed();  // watch() every device allocator there is
   [[noreturn]] void out_of_memory(c10::DeviceIndex d, HbmAllocator& a, size_t size, cudaStream_t stream,
                                   const Error& e);
   static void delete_block(void* ptr);
@@ -113,7 +114,7 @@ class TorchAllocator final : public CCA::CUDAAllocator {
   std::atomic<uint64_t> used_devices_{0};  // bit d: device d has allocated
   int device_count_ = 0;
   bool enabled_ = true;
-  History history_;
+  const std::shared_ptr<History> history_ = std::make_shared<History>();
   std::mutex mu_;  // guards the members below
   std::map<int, double> fractions_;
   std::map<int, Stats> accumulated_base_;

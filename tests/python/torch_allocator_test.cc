@@ -134,21 +134,44 @@ TEST(TorchAllocator, HistoryRecordsAllocsFreesAndSegments) {
   std::string actions;
   for (const TraceEntry& e : traces[0]) {
     actions += std::to_string(int(e.action_)) + ",";
-    if (e.action_ == TraceEntry::ALLOC) {
+    if (e.action_ == TraceEntry::ALLOC || e.action_ == TraceEntry::FREE_REQUESTED ||
+        e.action_ == TraceEntry::FREE_COMPLETED) {
       EXPECT_EQ(e.addr_, reinterpret_cast<uintptr_t>(p));
       EXPECT_EQ(e.size_, 6 * MiB);
+    } else {  // the pages behind the block, mapped and unmapped
+      EXPECT_EQ(e.size_, 6 * MiB) << int(e.action_);
     }
   }
-  // segment_alloc, alloc, free_requested, free_completed, segment_free
-  const std::string want = std::to_string(int(TraceEntry::SEGMENT_ALLOC)) + "," + std::to_string(int(TraceEntry::ALLOC)) +
+  // The default policy maps pages, as PyTorch's expandable segments do:
+  // segment_map, alloc, free_requested, free_completed, segment_unmap.
+  const std::string want = std::to_string(int(TraceEntry::SEGMENT_MAP)) + "," + std::to_string(int(TraceEntry::ALLOC)) +
                            "," + std::to_string(int(TraceEntry::FREE_REQUESTED)) + "," +
                            std::to_string(int(TraceEntry::FREE_COMPLETED)) + "," +
-                           std::to_string(int(TraceEntry::SEGMENT_FREE)) + ",";
+                           std::to_string(int(TraceEntry::SEGMENT_UNMAP)) + ",";
   EXPECT_EQ(actions, want);
   EXPECT_GE(tracked, 5);
   t.recordHistory(false, nullptr, 0, CCA::RecordContext::NEVER, false, {});
   EXPECT_FALSE(t.isHistoryEnabled());
   EXPECT_TRUE(t.snapshot(c10::cuda::MempoolId_t{0, 0}, true).device_traces[0].empty());
+}
+
+// A block allocated before recording began is freed with its own size: the
+// history learns what the allocator holds as it starts observing it.
+TEST(TorchAllocator, HistoryKnowsBlocksHeldBeforeItStarted) {
+  TorchAllocator& t = torch_allocator();
+  void* p = t.allocate_on(0, 3 * MiB + 5, stream(0));
+  t.recordHistory(true, nullptr, 1000, CCA::RecordContext::STATE, true, {});
+  t.raw_delete(p);
+  const auto traces = t.snapshot(c10::cuda::MempoolId_t{0, 0}, true).device_traces;
+  ASSERT_GE(traces.size(), 1u);
+  ASSERT_EQ(traces[0].size(), 2u);
+  EXPECT_EQ(traces[0][0].action_, TraceEntry::FREE_REQUESTED);
+  EXPECT_EQ(traces[0][1].action_, TraceEntry::FREE_COMPLETED);
+  for (const TraceEntry& e : traces[0]) {
+    EXPECT_EQ(e.addr_, reinterpret_cast<uintptr_t>(p));
+    EXPECT_EQ(e.size_, 3 * MiB + 5);
+  }
+  t.recordHistory(false, nullptr, 0, CCA::RecordContext::NEVER, false, {});
 }
 
 TEST(TorchAllocator, GraphPoolsRouteCaptureStreamAllocations) {

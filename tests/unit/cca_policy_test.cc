@@ -14,6 +14,7 @@
 #include "core/helpers.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
+#include "replay/fidelity.h"
 #include "replay_hooks.h"
 #include "support/invariants.h"
 #include "support/no_vmm_backend.h"
@@ -31,10 +32,11 @@ uintptr_t A(void* p) { return reinterpret_cast<uintptr_t>(p); }
 
 // An allocator of the cca policy with its segment events logged.
 struct Cca : SimAllocator {
-  std::vector<SegmentEvent> log;
+  std::shared_ptr<replay::SegmentLog> observer = std::make_shared<replay::SegmentLog>();
+  const std::vector<SegmentEvent>& log = observer->events;
   explicit Cca(const std::string& conf = "", uint64_t capacity = 0)
       : SimAllocator(capacity, "policy:cca" + (conf.empty() ? "" : "," + conf)) {
-    ReplayHooks::log_segment_events(*alloc, &log);
+    alloc->add_observer(observer);
   }
   // "alloc 20971520, free 2097152, ..." of the logged events.
   std::string events() const {

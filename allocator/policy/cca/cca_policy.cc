@@ -39,7 +39,6 @@ CcaPolicy::~CcaPolicy() {
     if (seg->expandable == nullptr) source_.release_at_exit(reinterpret_cast<void*>(base), seg->size);
 }
 
-void CcaPolicy::set_segment_log(std::vector<SegmentEvent>* log) { source_.set_log(log); }
 
 void CcaPolicy::set_limit(uint64_t bytes) {
   uint64_t limit = bytes;
@@ -346,7 +345,7 @@ bool CcaPolicy::map_block(Block* to_map, uint64_t size) {
   try_merge(to_map, to_map->prev);
   try_merge(to_map, to_map->next);
   pool.insert(to_map);
-  source_.mapped(range.addr, range.bytes);
+  source_.mapped();
   return true;
 }
 
@@ -378,7 +377,7 @@ void CcaPolicy::unmap_block(Block* b) {
   try_merge(b, b->prev);
   try_merge(b, b->next);
   pool.unmapped.insert(BlockPool::key_of(b));
-  source_.unmapped(range.addr, range.bytes);
+  source_.unmapped();
 }
 
 void CcaPolicy::release_expandable_segment(Block* b) {
@@ -554,14 +553,6 @@ Tally CcaPolicy::check() const {
 
 std::vector<Allocation> CcaPolicy::adopt(const Layout& start) {
   if (!by_base_.empty()) bad_picture("the policy already holds memory");
-  // The start is where the log begins, not something that happened; nor is
-  // undoing a start that failed.
-  struct Unlogged {
-    SegmentSource& source;
-    std::vector<SegmentEvent>* log = source.log();
-    explicit Unlogged(SegmentSource& s) : source(s) { source.set_log(nullptr); }
-    ~Unlogged() { source.set_log(log); }
-  } unlogged(source_);
   try {
     return adopt_segments(start);
   } catch (...) {

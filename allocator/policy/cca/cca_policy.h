@@ -46,7 +46,6 @@ class CcaPolicy final : public Policy {
   Tally check() const override;
   Layout layout() const override;
   std::vector<Allocation> adopt(const Layout& start) override;
-  void set_segment_log(std::vector<SegmentEvent>* log) override;
 
   const CcaConfig& settings() const { return cfg_; }
 
@@ -78,7 +77,7 @@ class CcaPolicy final : public Policy {
   void unmap_block(Block* b);
   void release_expandable_segment(Block* b);
 
-  // Both run with the segment log off (adopt's doing).
+  // A start and its undoing: no observer is told of either (ReplayHooks::adopt).
   std::vector<Allocation> adopt_segments(const Layout& start);
   void forget_everything();  // after a failed adopt: plain segments only
 

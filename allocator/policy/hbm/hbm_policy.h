@@ -36,7 +36,6 @@ class HbmPolicy final : public Policy {
   uint64_t largest_free_block() const override;
   Tally check() const override;
   Layout layout() const override;
-  void set_segment_log(std::vector<SegmentEvent>* log) override { source_.set_log(log); }
 
  private:
   // A live pointer: its slab slot or its large block, and what was asked.

@@ -69,7 +69,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   j["peak_reserved"] = r.peak_reserved;
   j["efficiency"] = r.efficiency;
   j["oom_count"] = r.ooms.size();
-  j["failed_requests"] = report::failed_requests_json(r.failed_requests);
+  j["failed_requests"] = r.failed_requests;
   j["seconds"] = r.seconds;
   j["events_per_second"] = r.events_per_second;
   json native;
@@ -99,7 +99,7 @@ json replay_to_json(const trace::Trace& t, const replay::ReplayResult& r, const 
   }
   // Each OOM, with its cause and advice, is in report.ooms; `hbmalloc report`
   // re-renders a saved replay from this member.
-  j["report"] = report::to_json(rep);
+  j["report"] = rep;
   return j;
 }
 

@@ -73,7 +73,7 @@ int run_report(int argc, char** argv) {
     }
     if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(*rep));
     if (args.has("--json"))
-      std::printf("%s\n", json_text(report::to_json(*rep)).c_str());
+      std::printf("%s\n", json_text(nlohmann::json(*rep)).c_str());
     else
       std::printf("%s", report::render_text(*rep).c_str());
   } catch (const Error& e) {

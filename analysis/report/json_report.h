@@ -1,5 +1,7 @@
-// A FragReport as JSON and back, so a saved report can be rendered again
-// (`hbmalloc report replay.json`).
+// A FragReport as JSON and back (nlohmann's to_json / from_json: `json(report)`
+// and `json.get<FragReport>()` both work), so a saved report can be rendered
+// again (`hbmalloc report replay.json`). report_from_json is the checked way
+// in: it names the file and the first bad field.
 #pragma once
 
 #include <string>
@@ -9,13 +11,20 @@
 
 #include "report/frag_report.h"
 
-namespace hbmalloc::report {
+namespace hbmalloc {
+namespace replay {
+// [{event, time_us, size, stream, served}]: the requests the recording failed,
+// as a replay made them again.
+void to_json(nlohmann::json& j, const FailedRequest& f);
+void from_json(const nlohmann::json& j, FailedRequest& f);
+}  // namespace replay
+
+namespace report {
 
 // {"format": "hbmalloc-report", "version": 1, "run": ..., ...}
-nlohmann::json to_json(const FragReport& report);
-// The requests the recording failed, as a replay made them again:
-// [{event, time_us, size, stream, served}] (also a member of to_json's object).
-nlohmann::json failed_requests_json(const std::vector<replay::FailedRequest>& failed);
+void to_json(nlohmann::json& j, const FragReport& report);
+// Throws json_io::FieldError (report/json_fields.h) at the first bad field.
+void from_json(const nlohmann::json& j, FragReport& report);
 
 // Whether `j` claims to be a report (its "format" field), to tell a saved
 // report from a trace without reading the rest.
@@ -27,4 +36,5 @@ bool is_report_json(const nlohmann::json& j);
 FragReport report_from_json(const nlohmann::json& j, const std::string& source);
 FragReport report_from_json_text(std::string_view text, const std::string& source);
 
-}  // namespace hbmalloc::report
+}  // namespace report
+}  // namespace hbmalloc

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.json");
     (void)hbmalloc::report::render_text(r);
     (void)hbmalloc::report::render_html(r);
-    (void)hbmalloc::report::to_json(r).dump();
+    (void)nlohmann::json(r).dump();
   } catch (const hbmalloc::Error&) {
   }
   return 0;

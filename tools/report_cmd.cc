@@ -14,6 +14,7 @@
 #include "report/frag_report.h"
 #include "report/html_report.h"
 #include "report/json_report.h"
+#include "report/replay_output.h"
 #include "report/text_report.h"
 #include "record/write_file.h"
 #include "trace/read_trace.h"
@@ -21,16 +22,23 @@
 namespace hbmalloc::tools {
 namespace {
 
-// A saved replay (its "report" member) or a bare report; nullopt when the
-// text is not JSON of either kind, so it is read as a trace instead.
-std::optional<report::FragReport> saved_report(const std::string& bytes, const std::string& source) {
+// A saved replay (its own lines and its report) or a bare report; nullopt
+// when the text is not JSON of either kind, so it is read as a trace instead.
+struct Saved {
+  report::FragReport report;
+  std::optional<report::ReplayRun> run;  // a saved replay's
+};
+std::optional<Saved> saved_report(const std::string& bytes, const std::string& source) {
   size_t first = bytes.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || bytes[first] != '{') return std::nullopt;
   if (trace::json_nests_deeper_than(bytes)) return std::nullopt;  // the trace readers name the problem
   nlohmann::json j = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  if (j.contains("report") && report::is_report_json(j["report"])) return report::report_from_json(j["report"], source);
-  if (report::is_report_json(j)) return report::report_from_json(j, source);
+  if (report::is_replay_output_json(j)) {
+    report::ReplayOutput out = report::replay_output_from_json(j, source);
+    return Saved{std::move(out.report), std::move(out.run)};
+  }
+  if (report::is_report_json(j)) return Saved{report::report_from_json(j, source), std::nullopt};
   return std::nullopt;
 }
 
@@ -60,22 +68,24 @@ int run_report(int argc, char** argv) {
   if (!args.integer("--device", 0, 1023, device)) return 2;
   const std::string& in = args.positional()[0];
   try {
-    std::optional<report::FragReport> rep;
     std::string bytes = trace::read_input_file(in, limits);
-    rep = saved_report(bytes, in);
-    if (!rep) {
+    std::optional<Saved> saved = saved_report(bytes, in);
+    if (!saved) {
       trace::Trace t = trace::read_trace_bytes(bytes, in);
       if (t.devices.empty()) throw Error(ErrorCode::kInvalidArgument, in + ": nothing to report (the trace is empty)");
       Config config = Config::parse(args.value("--conf").value_or(""));
       if (auto p = args.value("--policy")) config.policy = *p;
       config.backend = "sim";
-      rep = report_of_trace(t, device >= 0 ? int(device) : t.devices.front().device, config);
+      saved = Saved{report_of_trace(t, device >= 0 ? int(device) : t.devices.front().device, config), std::nullopt};
     }
-    if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(*rep));
+    const report::FragReport& rep = saved->report;
+    if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(rep));
     if (args.has("--json"))
-      std::printf("%s\n", json_text(nlohmann::json(*rep)).c_str());
+      std::printf("%s\n", json_text(nlohmann::json(rep)).c_str());
+    else if (saved->run)  // a saved replay reads as `hbmalloc replay` printed it
+      std::printf("%s", report::render_text(report::ReplayOutput{*saved->run, rep}).c_str());
     else
-      std::printf("%s", report::render_text(*rep).c_str());
+      std::printf("%s", report::render_text(rep).c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "hbmalloc report: %s\n", trace::safe_text(e.what()).c_str());
     return 2;

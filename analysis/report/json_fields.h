@@ -99,18 +99,23 @@ void read(const json& v, std::pair<A, B>& out) {
   read(v[1], out.second);
 }
 
-// obj[key] read into out; a missing key is an error.
-template <typename T>
-void field(const json& obj, const char* key, T& out) {
+// Calls read(obj[key]), errors placed under key; a missing key is an error.
+template <typename F>
+void within(const json& obj, const char* key, F&& read_value) {
   if (!obj.is_object()) fail("expected an object");
   auto it = obj.find(key);
   if (it == obj.end()) throw FieldError{std::string(".") + key, "missing"};
   try {
-    read(*it, out);
+    read_value(*it);
   } catch (FieldError& e) {
     e.path = std::string(".") + key + e.path;
     throw;
   }
+}
+// obj[key] read into out; a missing key is an error.
+template <typename T>
+void field(const json& obj, const char* key, T& out) {
+  within(obj, key, [&](const json& v) { read(v, out); });
 }
 // The same for a key that files of an earlier version lack: out keeps its value.
 template <typename T>

@@ -269,6 +269,11 @@ TEST(ReportCli, ReplayHtmlAndSavedJsonRenderTheSameReport) {
   Result again = run("report " + saved.string());
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_NE(again.out.find("Out of memory (2)"), std::string::npos) << again.out;
+  // A saved replay reads as the replay printed it, timings apart.
+  Result text = run("replay " + example.string() + " --capacity 13GiB");
+  ASSERT_EQ(text.code, 0) << text.err;
+  const std::regex timing("(in [0-9.]+ ms: [0-9.]+ M events/s|replay time +[0-9.]+ [mu]?s)");
+  EXPECT_EQ(std::regex_replace(again.out, timing, "T"), std::regex_replace(text.out, timing, "T"));
   Result direct = run("report " + example.string());
   ASSERT_EQ(direct.code, 0) << direct.err;
   EXPECT_NE(direct.out.find("fragmentation report"), std::string::npos);
@@ -300,7 +305,14 @@ TEST(ReportCli, StaticSnapshotsAndBadInput) {
   fs::path bad_field = temp_file("bad_field.json", bad.dump());
   Result refused = run("report " + bad_field.string());
   expect_bad_input(refused, bad_field.string());
-  EXPECT_NE(refused.err.find("peak_reserved"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("report.fragmentation.peak_reserved"), std::string::npos) << refused.err;
+  bad = nlohmann::json::parse(saved.out);
+  bad["vmm"]["create"] = -1;
+  fs::path bad_count = temp_file("bad_count.json", bad.dump());
+  refused = run("report " + bad_count.string());
+  expect_bad_input(refused, bad_count.string());
+  EXPECT_NE(refused.err.find("replay field vmm.create: expected a non-negative integer"), std::string::npos)
+      << refused.err;
 }
 
 TEST(SynthCli, WritesTheExampleAndRefusesUnknownExtensions) {

@@ -195,6 +195,28 @@ bool Allocator::owns(const void* ptr) const noexcept {
   return p != nullptr && (impl_->find(p, b, pool) || impl_->pending.contains(p));
 }
 
+IpcBlock Allocator::share(void* ptr) const {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  LiveBlock b;
+  PrivatePool* pool = nullptr;
+  if (ptr == nullptr || !impl_->find(ptr, b, pool))
+    throw Error(ErrorCode::kUnknownPointer, "share: " + hex(ptr) + " is not a live block of device " +
+                                                std::to_string(impl_->device));
+  return impl_->backend->share_range(ptr, b.requested);
+}
+
+// Another process's memory: not reserved here, so the observers and the
+// statistics hear nothing of it (the unobserved backend maps it).
+void* Allocator::open_shared(const IpcBlock& block) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  return impl_->backend->unobserved().open_shared(block);
+}
+
+void Allocator::close_shared(void* ptr) {
+  std::lock_guard<SpinLock> lock(impl_->mu);
+  impl_->backend->unobserved().close_shared(ptr);
+}
+
 void Allocator::enable_peer_access(int peer) {
   std::lock_guard<SpinLock> lock(impl_->mu);
   impl_->backend->grant_peer(peer);

@@ -3,6 +3,8 @@
 // when HBMALLOC_TRACE / HBMALLOC_OOM_DUMP ask for it or hbm_trace_start runs.
 #include "hbmalloc/hbmalloc.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -204,6 +206,42 @@ void hbm_set_memory_fraction(double fraction, int device) {
 
 int hbm_enable_peer_access(int device, int peer) {
   return guarded([&] { allocator_for(device).enable_peer_access(peer); }) ? 0 : -1;
+}
+
+long hbm_ipc_export(void* ptr, int device, hbm_ipc_piece* pieces, size_t max_pieces, uint64_t* offset,
+                    uint64_t* size) {
+  long count = -1;
+  guarded([&] {
+    if (offset == nullptr || size == nullptr || (pieces == nullptr && max_pieces > 0))
+      throw Error(ErrorCode::kInvalidArgument, "hbm_ipc_export: offset, size and (with max_pieces) pieces are needed");
+    IpcBlock block = allocator_for(device).share(ptr);
+    count = long(block.pieces.size());
+    if (block.pieces.size() > max_pieces) {
+      for (const IpcPiece& p : block.pieces) ::close(p.fd);
+      return;
+    }
+    for (size_t i = 0; i < block.pieces.size(); ++i) pieces[i] = {block.pieces[i].fd, block.pieces[i].bytes};
+    *offset = block.offset;
+    *size = block.size;
+  });
+  return count;
+}
+
+void* hbm_ipc_open(int device, const hbm_ipc_piece* pieces, size_t n_pieces, uint64_t offset, uint64_t size) {
+  void* ptr = nullptr;
+  guarded([&] {
+    if (pieces == nullptr || n_pieces == 0) throw Error(ErrorCode::kInvalidArgument, "hbm_ipc_open: no pieces given");
+    IpcBlock block;
+    block.offset = offset;
+    block.size = size;
+    for (size_t i = 0; i < n_pieces; ++i) block.pieces.push_back({pieces[i].fd, pieces[i].bytes});
+    ptr = allocator_for(device).open_shared(block);
+  });
+  return ptr;
+}
+
+int hbm_ipc_close(void* ptr, int device) {
+  return guarded([&] { allocator_for(device).close_shared(ptr); }) ? 0 : -1;
 }
 
 void hbm_record_stream(void* ptr, cudaStream_t stream) {

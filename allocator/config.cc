@@ -139,6 +139,9 @@ Config Config::parse(std::string_view text) {
       double d = parse_double(key, value);
       if (d != std::floor(d) || d < 1 || d > 1024) bad_value(key, value, "must be a whole number in 1..1024");
       c.sim_devices = int(d);
+    } else if (key == "ipc") {
+      if (value != "on" && value != "off") bad_value(key, value, "expected on or off");
+      c.ipc = value == "on";
     } else if (c.vmm.parse_key(key, value)) {
     } else if (cca::is_pytorch_key(key)) {
       cca::set_setting(c.pytorch_settings, key, value);
@@ -146,7 +149,7 @@ Config Config::parse(std::string_view text) {
       throw Error(ErrorCode::kConfig,
                   "unknown key '" + std::string(key) +
                       "' (known: policy, backend, capacity, memory_fraction, small_size, slab_size, "
-                      "segment_round, sim_devices, " + VmmConfig::kKeys +
+                      "segment_round, sim_devices, ipc, " + VmmConfig::kKeys +
                       ", and PyTorch's allocator keys for policy cca)");
     }
   }
@@ -171,6 +174,9 @@ std::vector<std::pair<std::string, std::string>> Config::items() const {
           {"slab_size", std::to_string(slab_size)},
           {"segment_round", std::to_string(segment_round)},
           {"sim_devices", std::to_string(sim_devices)}};
+  // Listed only when off: it changes nothing but the cuda backend's sharing,
+  // and the text of every replay and trace would otherwise grow by it.
+  if (!ipc) out.emplace_back("ipc", "off");
   for (auto& item : vmm.items()) out.push_back(std::move(item));
   out.insert(out.end(), pytorch_settings.begin(), pytorch_settings.end());
   return out;

@@ -54,7 +54,10 @@ void Allocator::Impl::drain_pending() {
     policy_of(p.pool).free(ptr, -1, b);
     count_inactive(b);
     if (p.pool != nullptr) pools.returned(*p.pool);
-    if (!observers.empty()) [[unlikely]] tell([&](AllocatorObserver& o) { o.free_completed(device, address(ptr)); });
+    if (!observers.empty()) [[unlikely]] {
+      const uint64_t addr = address(ptr);  // a lambda may not capture a structured binding (clang)
+      tell([&](AllocatorObserver& o) { o.free_completed(device, addr); });
+    }
     it = pending.erase(it);
   }
 }

@@ -11,8 +11,15 @@ namespace {
   throw Error(ErrorCode::kBackend,
               std::string(b.name()) + ": " + op + ": this backend has no virtual memory management (vmm_granularity 0)");
 }
+[[noreturn]] void no_sharing(const Backend& b, const char* op) {
+  throw Error(ErrorCode::kBackend, std::string(b.name()) + ": " + op +
+                                       ": this backend cannot share memory with other processes (the cuda backend can)");
+}
 }  // namespace
 
+IpcBlock Backend::share_range(void*, uint64_t) { no_sharing(*this, "share_range"); }
+void* Backend::open_shared(const IpcBlock&) { no_sharing(*this, "open_shared"); }
+void Backend::close_shared(void*) { no_sharing(*this, "close_shared"); }
 void* Backend::reserve_range(uint64_t) { no_vmm(*this, "reserve_range"); }
 void Backend::release_range(void*, uint64_t) { no_vmm(*this, "release_range"); }
 GranuleId Backend::create_granule(uint64_t) { no_vmm(*this, "create_granule"); }

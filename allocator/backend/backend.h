@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "hbmalloc/config.hpp"
+#include "hbmalloc/ipc.hpp"
 #include "hbmalloc/types.hpp"
 
 namespace hbmalloc {
@@ -82,6 +83,20 @@ class Backend {
   // Granule run.first + i, each `bytes` long, mapped at addr + i * bytes. All
   // or nothing: a call that throws leaves nothing of it mapped.
   virtual void map_granules(void* addr, GranuleRun run, uint64_t bytes);
+
+  // --- Sharing memory with another process (IPC) ---
+  //
+  // The physical memory behind [addr, addr + bytes) as descriptors another
+  // process can open (hbmalloc/ipc.hpp): new descriptors the caller owns.
+  // Throws Error(kBackend) naming why when the memory cannot be shared (a
+  // backend without it, memory created unshareable).
+  virtual IpcBlock share_range(void* addr, uint64_t bytes);
+  // Maps another process's shared block on this device and returns where the
+  // block starts; the descriptors stay the caller's. Throws Error(kBackend).
+  virtual void* open_shared(const IpcBlock& block);
+  // Unmaps a block open_shared returned (the pointer it gave). Throws
+  // Error(kInvalidArgument) for any other pointer.
+  virtual void close_shared(void* ptr);
 };
 
 // The backend named by config.backend for `device`. Throws Error(kConfig) for

@@ -58,7 +58,7 @@ EventId to_id(cudaEvent_t event) { return reinterpret_cast<EventId>(event); }
 
 }  // namespace
 
-CudaBackend::CudaBackend(int device) : device_(device) {
+CudaBackend::CudaBackend(int device, bool shareable) : device_(device) {
   const std::string where = "cuda: device " + std::to_string(device);
   if (device < 0) throw Error(ErrorCode::kBackend, where + " unavailable: negative device index");
   // The first runtime call is where a missing driver or device shows up.
@@ -80,7 +80,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     throw Error(ErrorCode::kBackend, where + " unavailable: cudaMemGetInfo failed: " + cuda_message(err));
   }
   capacity_ = total_bytes;
-  vmm_ = std::make_unique<CudaVmm>(device_);
+  vmm_ = std::make_unique<CudaVmm>(device_, shareable);
 }
 
 CudaBackend::~CudaBackend() {
@@ -233,6 +233,24 @@ void CudaBackend::unmap(void* addr, uint64_t bytes) {
   DeviceGuard guard(device_);
   std::lock_guard lock(mu_);
   vmm_->unmap(addr, bytes);
+}
+
+IpcBlock CudaBackend::share_range(void* addr, uint64_t bytes) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  return vmm_->share_range(addr, bytes);
+}
+
+void* CudaBackend::open_shared(const IpcBlock& block) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  return vmm_->open_shared(block);
+}
+
+void CudaBackend::close_shared(void* ptr) {
+  DeviceGuard guard(device_);
+  std::lock_guard lock(mu_);
+  vmm_->close_shared(ptr);
 }
 
 size_t CudaBackend::pooled_events() const {

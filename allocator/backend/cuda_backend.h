@@ -25,7 +25,8 @@ class CudaBackend final : public Backend {
  public:
   // Throws Error(kBackend) when `device` does not exist or cannot be used
   // (no driver, no device, index out of range).
-  explicit CudaBackend(int device);
+  // `shareable`: page-mapped memory is created exportable (Config::ipc).
+  explicit CudaBackend(int device, bool shareable = true);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -55,6 +56,10 @@ class CudaBackend final : public Backend {
   void map(void* addr, GranuleId granule) override;
   void set_access(void* addr, uint64_t bytes) override;
   void unmap(void* addr, uint64_t bytes) override;
+  // Page-mapped memory only (plain segments cannot be shared yet).
+  IpcBlock share_range(void* addr, uint64_t bytes) override;
+  void* open_shared(const IpcBlock& block) override;
+  void close_shared(void* ptr) override;
 
   // Test hooks.
   size_t pooled_events() const;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +20,9 @@ namespace hbmalloc {
 class CudaVmm {
  public:
   // Looks the entry points up and asks the device; never throws. The caller
-  // has made the device current.
-  explicit CudaVmm(int device);
+  // has made the device current. `shareable`: granules are created so that
+  // they can be exported as POSIX file descriptors (where the device offers it).
+  CudaVmm(int device, bool shareable);
   ~CudaVmm();
   CudaVmm(const CudaVmm&) = delete;
   CudaVmm& operator=(const CudaVmm&) = delete;
@@ -41,6 +43,14 @@ class CudaVmm {
   void grant_peer(int peer);
   void unmap(void* addr, uint64_t bytes);
 
+  // IPC (Backend::share_range, open_shared, close_shared).
+  IpcBlock share_range(void* addr, uint64_t bytes);
+  void* open_shared(const IpcBlock& block);
+  void close_shared(void* ptr);
+  // Whether granules are created exportable; why_unshared() says why not.
+  bool shareable() const { return shareable_; }
+  const std::string& why_unshared() const { return why_unshared_; }
+
  private:
   struct Driver;  // the resolved entry points
   [[noreturn]] void fail(const char* call, int result) const;
@@ -52,6 +62,14 @@ class CudaVmm {
   std::unique_ptr<Driver> driver_;
   std::unique_ptr<VmmTable> table_;  // payload: the CUmemGenericAllocationHandle
   std::vector<int> peers_;           // devices granted access besides this one
+  bool shareable_ = false;
+  std::string why_unshared_;
+  // Blocks of other processes mapped here: reservation base -> its bytes and granules.
+  struct Opened {
+    uint64_t bytes = 0;
+    std::vector<GranuleId> granules;
+  };
+  std::map<uint64_t, Opened> opened_;
 };
 
 }  // namespace hbmalloc

@@ -33,6 +33,9 @@ class ForwardingBackend : public Backend {
   GranuleRun create_granules(uint64_t bytes, size_t n) override { return inner_->create_granules(bytes, n); }
   void release_granules(GranuleRun run) override { inner_->release_granules(run); }
   void map_granules(void* addr, GranuleRun run, uint64_t bytes) override { inner_->map_granules(addr, run, bytes); }
+  IpcBlock share_range(void* addr, uint64_t bytes) override { return inner_->share_range(addr, bytes); }
+  void* open_shared(const IpcBlock& block) override { return inner_->open_shared(block); }
+  void close_shared(void* ptr) override { inner_->close_shared(ptr); }
 
  protected:
   Backend& inner() { return *inner_; }

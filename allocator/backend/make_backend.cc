@@ -28,7 +28,7 @@ std::unique_ptr<Backend> make_backend(const Config& config, int device) {
   if (config.backend == "host") return std::make_unique<HostBackend>(device, config.capacity, config.vmm.granule_size);
   if (config.backend == "cuda") {
 #ifdef HBMALLOC_HAVE_CUDA
-    return std::make_unique<CudaBackend>(device);
+    return std::make_unique<CudaBackend>(device, config.ipc);
 #else
     throw Error(ErrorCode::kConfig, "backend:cuda is not available: hbmalloc was built without the CUDA toolkit");
 #endif

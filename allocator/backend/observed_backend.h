@@ -40,6 +40,8 @@ class ObservedBackend final : public ForwardingBackend {
     inner().unmap(addr, bytes);
     if (!observers_.empty()) [[unlikely]] tell({SegmentAction::kUnmap, address(addr), bytes});
   }
+  // For what the allocator does that reserves nothing (another process's memory).
+  Backend& unobserved() { return inner(); }
 
  private:
   static uint64_t address(void* ptr) { return reinterpret_cast<uintptr_t>(ptr); }

@@ -9,6 +9,7 @@
 
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
+#include "hbmalloc/ipc.hpp"
 #include "hbmalloc/layout.hpp"
 #include "hbmalloc/stats.hpp"
 #include "hbmalloc/types.hpp"
@@ -47,6 +48,21 @@ class Allocator {
   // from now on (page-mapped memory is reachable only by devices granted it).
   // Throws Error(kBackend) when the devices cannot reach each other.
   void enable_peer_access(int peer);
+
+  // Sharing with another process (hbmalloc/ipc.hpp). The physical memory
+  // behind the live block at ptr, as new descriptors the caller owns. The
+  // block's memory goes back to this allocator when it is freed here, whoever
+  // else maps it (keeping it alive meanwhile is the caller's protocol, as
+  // torch.multiprocessing's reference counts are). Throws
+  // Error(kUnknownPointer) for a pointer that is no live block of this
+  // allocator, Error(kBackend) when its memory cannot be shared (backends
+  // other than cuda, plain segments, ipc:off).
+  IpcBlock share(void* ptr) const;
+  // Maps a block another process shared on this device and returns where it
+  // starts; the descriptors stay the caller's. It is no block of this
+  // allocator: close it with close_shared, never free. Throws Error(kBackend).
+  void* open_shared(const IpcBlock& block);
+  void close_shared(void* ptr);
 
   // Private pools (CUDA graphs, torch.cuda.MemPool): memory a pool holds is
   // reused only by allocations routed to that pool, and stays reserved while

@@ -24,6 +24,9 @@ struct Config {
   uint64_t slab_size = 2ull << 20;         // slab chunk (one small-pool segment)
   uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
   int sim_devices = 8;                     // devices the sim backend pretends to have
+  // cuda: page-mapped memory is created exportable (POSIX file descriptors),
+  // so another process can open a block (Allocator::share); ipc:off turns it off.
+  bool ipc = true;
   VmmConfig vmm;                           // hbm: page-mapped large blocks (vmm_config.hpp)
   // PyTorch's own allocator keys (max_split_size_mb, roundup_power2_divisions,
   // expandable_segments, ...) as given, for the cca policy, which reads them

@@ -5,7 +5,8 @@
 //
 // * physical allocations (cuMemCreate) are memfd files, mapped with
 //   MAP_SHARED|MAP_FIXED into reservations (cuMemAddressReserve: PROT_NONE),
-//   so two mappings of one handle really alias;
+//   so two mappings of one handle really alias, in one process or, exported
+//   as a descriptor (cuMemExportToShareableHandle), in two;
 // * cuMemSetAccess becomes the pages' protection: memory never granted
 //   faults, and memset / memcpy check it first and name the rule;
 // * streams are worker threads running their queue in order, with the legacy
@@ -22,6 +23,7 @@
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -262,11 +264,13 @@ struct Plain {  // cudaMalloc
   uint64_t size;
   int device;
 };
-struct Physical {  // cuMemCreate
+struct Physical {  // cuMemCreate, or cuMemImportFromShareableHandle
   int fd;
   uint64_t size;
   int device;
   int mappings = 0;
+  bool shareable = false;  // created asking for POSIX file descriptor handles
+  bool imported = false;   // another process's memory: counts against no device here
 };
 struct Reservation {
   uint64_t size;
@@ -343,7 +347,10 @@ CUresult dbl_cuDeviceGetAttribute(int* value, CUdevice_attribute attr, CUdevice 
   if (!device_ok(dev) && violated("cuDeviceGetAttribute", "a device ordinal is below the device count",
                                   "CUDA Driver API, cuDeviceGetAttribute", "device " + std::to_string(dev)))
     return CUDA_ERROR_INVALID_DEVICE;
-  *value = attr == CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED ? 1 : 0;
+  *value = attr == CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED ||
+                   attr == CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED
+               ? 1
+               : 0;
   return CUDA_SUCCESS;
 }
 
@@ -438,6 +445,12 @@ CUresult dbl_cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, cons
     violated("cuMemCreate", "flags are 0", "CUDA Driver API, cuMemCreate", std::to_string(flags));
     return CUDA_ERROR_INVALID_VALUE;
   }
+  const bool shareable = prop->requestedHandleTypes == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  if (!shareable && prop->requestedHandleTypes != CU_MEM_HANDLE_TYPE_NONE) {
+    violated("cuMemCreate", "requestedHandleTypes is a type the device supports (here: none or POSIX file descriptor)",
+             "CUDA Driver API, CUmemAllocationProp", std::to_string(int(prop->requestedHandleTypes)));
+    return CUDA_ERROR_INVALID_VALUE;
+  }
   if (int e = injected("cuMemCreate")) return CUresult(e);
   std::lock_guard<std::mutex> lock(g_mu);
   Device& dev = g_devices[size_t(d)];
@@ -449,7 +462,52 @@ CUresult dbl_cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, cons
   }
   dev.used += size;
   const uint64_t id = g_next_physical++;
-  g_physical[id] = Physical{fd, size, d, 0};
+  g_physical[id] = Physical{fd, size, d, 0, shareable, false};
+  *handle = id;
+  return CUDA_SUCCESS;
+}
+
+// The handle's memory as a file descriptor another process can import: a
+// duplicate of its memfd, which the caller owns.
+CUresult dbl_cuMemExportToShareableHandle(void* shareable, CUmemGenericAllocationHandle handle,
+                                          CUmemAllocationHandleType type, unsigned long long flags) {
+  if (int e = injected("cuMemExportToShareableHandle")) return CUresult(e);
+  std::unique_lock<std::mutex> lock(g_mu);
+  auto broke = [&](const char* rule, const std::string& detail) {
+    lock.unlock();
+    violated("cuMemExportToShareableHandle", rule, "CUDA Driver API, cuMemExportToShareableHandle", detail);
+    return CUDA_ERROR_INVALID_VALUE;
+  };
+  auto it = g_physical.find(handle);
+  if (shareable == nullptr || flags != 0) return broke("a place for the handle is given and flags are 0", "");
+  if (it == g_physical.end()) return broke("the handle is one cuMemCreate returned", "handle " + std::to_string(handle));
+  if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR || !it->second.shareable)
+    return broke("the handle type was among the requestedHandleTypes the handle was created with",
+                 "handle " + std::to_string(handle) + (it->second.shareable ? "" : " was created with none"));
+  const int fd = dup(it->second.fd);
+  if (fd < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+  *static_cast<int*>(shareable) = fd;
+  return CUDA_SUCCESS;
+}
+
+// A handle to memory another process exported; the descriptor stays the caller's.
+CUresult dbl_cuMemImportFromShareableHandle(CUmemGenericAllocationHandle* handle, void* os_handle,
+                                            CUmemAllocationHandleType type) {
+  init_devices();
+  if (int e = injected("cuMemImportFromShareableHandle")) return CUresult(e);
+  const int fd = int(reinterpret_cast<uintptr_t>(os_handle));
+  struct stat st {};
+  if (handle == nullptr || type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR || fstat(fd, &st) != 0 || st.st_size <= 0) {
+    violated("cuMemImportFromShareableHandle", "the handle is a POSIX file descriptor cuMemExportToShareableHandle gave",
+             "CUDA Driver API, cuMemImportFromShareableHandle", "descriptor " + std::to_string(fd));
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  if (!device_ok(t_current)) return CUDA_ERROR_INVALID_DEVICE;
+  const int own = dup(fd);
+  if (own < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+  std::lock_guard<std::mutex> lock(g_mu);
+  const uint64_t id = g_next_physical++;
+  g_physical[id] = Physical{own, uint64_t(st.st_size), t_current, 0, true, true};
   *handle = id;
   return CUDA_SUCCESS;
 }
@@ -472,7 +530,7 @@ CUresult dbl_cuMemRelease(CUmemGenericAllocationHandle handle) {
     return CUDA_ERROR_INVALID_VALUE;
   }
   close(it->second.fd);
-  g_devices[size_t(it->second.device)].used -= it->second.size;
+  if (!it->second.imported) g_devices[size_t(it->second.device)].used -= it->second.size;
   g_physical.erase(it);
   return CUDA_SUCCESS;
 }
@@ -597,6 +655,8 @@ const EntryPoint kEntryPoints[] = {
     {"cuMemUnmap", reinterpret_cast<void*>(&dbl_cuMemUnmap)},
     {"cuMemSetAccess", reinterpret_cast<void*>(&dbl_cuMemSetAccess)},
     {"cuGetErrorString", reinterpret_cast<void*>(&dbl_cuGetErrorString)},
+    {"cuMemExportToShareableHandle", reinterpret_cast<void*>(&dbl_cuMemExportToShareableHandle)},
+    {"cuMemImportFromShareableHandle", reinterpret_cast<void*>(&dbl_cuMemImportFromShareableHandle)},
 };
 
 }  // namespace

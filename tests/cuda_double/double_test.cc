@@ -66,6 +66,10 @@ struct Driver {
   decltype(&::cuMemMap) map = entry<decltype(map)>("cuMemMap");
   decltype(&::cuMemUnmap) unmap = entry<decltype(unmap)>("cuMemUnmap");
   decltype(&::cuMemSetAccess) set_access = entry<decltype(set_access)>("cuMemSetAccess");
+  decltype(&::cuMemExportToShareableHandle) export_handle =
+      entry<decltype(export_handle)>("cuMemExportToShareableHandle");
+  decltype(&::cuMemImportFromShareableHandle) import_handle =
+      entry<decltype(import_handle)>("cuMemImportFromShareableHandle");
 };
 
 constexpr size_t kG = size_t(2) << 20;
@@ -169,6 +173,15 @@ TEST_F(CudaDouble, EachRuleFiresAndNamesItsReference) {
   EXPECT_NE(cudaMemset(reinterpret_cast<void*>(r), 0, 16), cudaSuccess);
   expect_broke("never granted access");
   (void)cudaGetLastError();
+
+  // Only a handle created exportable may be exported, and only a descriptor imported.
+  int fd = -1;
+  EXPECT_NE(drv_.export_handle(&fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0), CUDA_SUCCESS);
+  expect_broke("requestedHandleTypes the handle was created with");
+  CUmemGenericAllocationHandle imported = 0;
+  EXPECT_NE(drv_.import_handle(&imported, reinterpret_cast<void*>(uintptr_t(-1)), CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR),
+            CUDA_SUCCESS);
+  expect_broke("POSIX file descriptor cuMemExportToShareableHandle gave");
 
   EXPECT_EQ(drv_.unmap(r, kG), CUDA_SUCCESS);
   EXPECT_EQ(drv_.release(h), CUDA_SUCCESS);

@@ -1,0 +1,229 @@
+// Sharing a block between two processes through the C ABI (hbm_ipc_export,
+// hbm_ipc_open, hbm_ipc_close) on the cuda backend: the descriptors travel
+// over a Unix socket, bytes written by one process are read by the other, and
+// the block stays readable in the importer after the exporter freed it and
+// emptied its cache. Every process that touches CUDA is a fresh child of the
+// test (forked before any CUDA call), as two training processes would be.
+// Skips without a CUDA device.
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gpu_support.h"
+#include "hbmalloc/hbmalloc.h"
+
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr int kMaxPieces = 64;
+
+// What the exporter sends beside the descriptors.
+struct Header {
+  long pieces = 0;
+  uint64_t offset = 0, size = 0;
+  uint64_t bytes[kMaxPieces] = {};
+};
+
+bool send_block(int sock, const Header& h, const hbm_ipc_piece* pieces) {
+  std::vector<int> fds;
+  for (long i = 0; i < h.pieces; ++i) fds.push_back(pieces[i].fd);
+  iovec io{const_cast<Header*>(&h), sizeof h};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  msghdr msg{};
+  msg.msg_iov = &io;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  return sendmsg(sock, &msg, 0) == ssize_t(sizeof h);
+}
+
+bool receive_block(int sock, Header& h, hbm_ipc_piece* pieces) {
+  iovec io{&h, sizeof h};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxPieces));
+  msghdr msg{};
+  msg.msg_iov = &io;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  if (recvmsg(sock, &msg, MSG_WAITALL) != ssize_t(sizeof h)) return false;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS || h.pieces <= 0 || h.pieces > kMaxPieces) return false;
+  std::vector<int> fds(size_t(h.pieces));
+  std::memcpy(fds.data(), CMSG_DATA(c), sizeof(int) * fds.size());
+  for (long i = 0; i < h.pieces; ++i) pieces[i] = {fds[size_t(i)], h.bytes[i]};
+  return true;
+}
+
+bool say(int sock, char c) { return write(sock, &c, 1) == 1; }
+bool hear(int sock, char want) {
+  char c = 0;
+  return read(sock, &c, 1) == 1 && c == want;
+}
+
+uint8_t pattern(uint64_t i, int round) { return uint8_t((i * 131 + i / 4096 + round * 7) & 0xFF); }
+
+// Whether the device bytes at p are pattern `round` on [from, to) (other rounds elsewhere are not checked).
+bool holds(const void* p, uint64_t from, uint64_t to, int round) {
+  std::vector<uint8_t> host(to - from);
+  if (cudaMemcpy(host.data(), static_cast<const uint8_t*>(p) + from, host.size(), cudaMemcpyDeviceToHost) != cudaSuccess)
+    return false;
+  for (uint64_t i = from; i < to; ++i)
+    if (host[i - from] != pattern(i, round)) return false;
+  return true;
+}
+bool fill(void* p, uint64_t from, uint64_t to, int round) {
+  std::vector<uint8_t> host(to - from);
+  for (uint64_t i = from; i < to; ++i) host[i - from] = pattern(i, round);
+  return cudaMemcpy(static_cast<uint8_t*>(p) + from, host.data(), host.size(), cudaMemcpyHostToDevice) == cudaSuccess;
+}
+
+// Runs body in a child with HBMALLOC_CONF=conf; its exit code is body's result.
+pid_t spawn(const std::string& conf, const std::function<int()>& body) {
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("HBMALLOC_CONF", conf.c_str(), 1);
+    _exit(body());
+  }
+  return pid;
+}
+int wait_for(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+// Whether a device is there, asked in a child so this process stays free of CUDA.
+bool device_visible() {
+  return wait_for(spawn("backend:cuda", [] { return hbmalloc::gpu_test::visible_devices() > 0 ? 0 : 1; })) == 0;
+}
+
+using DoubleHandles = uint64_t (*)(void);
+
+int exporter(int sock, uint64_t bytes) {
+  void* p = hbm_malloc(ssize_t(bytes), 0, nullptr);
+  if (p == nullptr || !fill(p, 0, bytes, 1)) return 10;
+  Header h;
+  hbm_ipc_piece pieces[kMaxPieces];
+  h.pieces = hbm_ipc_export(p, 0, pieces, kMaxPieces, &h.offset, &h.size);
+  if (h.pieces <= 0) {
+    std::fprintf(stderr, "export: %s\n", hbm_last_error());
+    return 11;
+  }
+  if (h.size != bytes) return 12;
+  for (long i = 0; i < h.pieces; ++i) h.bytes[i] = pieces[i].bytes;
+  if (!send_block(sock, h, pieces)) return 13;
+  for (long i = 0; i < h.pieces; ++i) close(pieces[i].fd);
+  if (!hear(sock, 'A')) return 14;
+  // The importer's writes are here.
+  if (!holds(p, 0, 4096, 2) || !holds(p, 4096, bytes, 1)) return 15;
+  hbm_free(p, ssize_t(bytes), 0, nullptr);
+  hbm_empty_cache();
+  if (auto handles = reinterpret_cast<DoubleHandles>(dlsym(RTLD_DEFAULT, "hbm_double_handles")))
+    if (handles() != 0) return 16;  // every granule given back here
+  return say(sock, 'F') && hear(sock, 'B') ? 0 : 17;
+}
+
+int importer(int sock, uint64_t bytes) {
+  Header h;
+  hbm_ipc_piece pieces[kMaxPieces];
+  if (!receive_block(sock, h, pieces)) return 20;
+  void* q = hbm_ipc_open(0, pieces, size_t(h.pieces), h.offset, h.size);
+  for (long i = 0; i < h.pieces; ++i) close(pieces[i].fd);  // the mapping keeps the memory
+  if (q == nullptr) {
+    std::fprintf(stderr, "open: %s\n", hbm_last_error());
+    return 21;
+  }
+  if (!holds(q, 0, bytes, 1)) return 22;
+  if (!fill(q, 0, 4096, 2) || !say(sock, 'A')) return 23;
+  if (!hear(sock, 'F')) return 24;
+  // The exporter freed the block and gave its memory back: this mapping holds it still.
+  if (!holds(q, 0, 4096, 2) || !holds(q, 4096, bytes, 1)) return 25;
+  if (hbm_ipc_close(q, 0) != 0) return 26;
+  if (hbm_ipc_close(q, 0) != -1 || std::string(hbm_last_error()).find("not a block") == std::string::npos) return 27;
+  return say(sock, 'B') ? 0 : 28;
+}
+
+TEST(CudaIpc, TwoProcessesShareABlock) {
+  if (!device_visible()) GTEST_SKIP() << "no CUDA device visible";
+  for (uint64_t bytes : {5 * kMiB + 123, uint64_t(300) << 10, 40 * kMiB}) {
+    int socks[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, socks), 0);
+    pid_t a = spawn("backend:cuda", [&] { return exporter(socks[0], bytes); });
+    pid_t b = spawn("backend:cuda", [&] { return importer(socks[1], bytes); });
+    close(socks[0]);
+    close(socks[1]);
+    EXPECT_EQ(wait_for(a), 0) << bytes << " bytes: the exporter";
+    EXPECT_EQ(wait_for(b), 0) << bytes << " bytes: the importer";
+  }
+}
+
+// Each refusal is -1 with a message naming why, and leaks no descriptor.
+TEST(CudaIpc, RefusalsAreNamed) {
+  if (!device_visible()) GTEST_SKIP() << "no CUDA device visible";
+  auto refused = [](void* p, const char* want) {
+    hbm_ipc_piece pieces[kMaxPieces];
+    uint64_t offset = 0, size = 0;
+    if (hbm_ipc_export(p, 0, pieces, kMaxPieces, &offset, &size) != -1) return false;
+    if (std::string(hbm_last_error()).find(want) == std::string::npos) {
+      std::fprintf(stderr, "expected \"%s\" in: %s\n", want, hbm_last_error());
+      return false;
+    }
+    return true;
+  };
+  const auto fds_open = [] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+  };
+  EXPECT_EQ(wait_for(spawn("backend:cuda", [&] {
+              int x = 0;
+              if (!refused(&x, "not a live block")) return 1;
+              void* p = hbm_malloc(9 * kMiB, 0, nullptr);
+              hbm_ipc_piece few[1];
+              uint64_t offset = 0, size = 0;
+              const size_t before = fds_open();
+              const long n = hbm_ipc_export(p, 0, few, 1, &offset, &size);
+              if (n < 2 || fds_open() != before) return 2;  // told how many, none opened
+              hbm_ipc_piece bad{-1, 2 * kMiB};
+              if (hbm_ipc_open(0, &bad, 1, 0, 4096) != nullptr) return 3;
+              int y = 0;
+              if (hbm_ipc_close(&y, 0) != -1) return 4;
+              return 0;
+            })),
+            0);
+  EXPECT_EQ(wait_for(spawn("backend:cuda,ipc:off", [&] {
+              void* p = hbm_malloc(9 * kMiB, 0, nullptr);
+              return p != nullptr && refused(p, "ipc:off") ? 0 : 1;
+            })),
+            0);
+  EXPECT_EQ(wait_for(spawn("backend:cuda,vmm:off", [&] {
+              void* p = hbm_malloc(9 * kMiB, 0, nullptr);
+              return p != nullptr && refused(p, "plain segment") ? 0 : 1;
+            })),
+            0);
+  EXPECT_EQ(wait_for(spawn("backend:sim", [&] {
+              void* p = hbm_malloc(9 * kMiB, 0, nullptr);
+              return p != nullptr && refused(p, "cannot share memory with other processes") ? 0 : 1;
+            })),
+            0);
+}
+
+}  // namespace

@@ -208,34 +208,40 @@ int hbm_enable_peer_access(int device, int peer) {
   return guarded([&] { allocator_for(device).enable_peer_access(peer); }) ? 0 : -1;
 }
 
-long hbm_ipc_export(void* ptr, int device, hbm_ipc_piece* pieces, size_t max_pieces, uint64_t* offset,
-                    uint64_t* size) {
+long hbm_ipc_export(void* ptr, int device, hbm_ipc_block* block, hbm_ipc_piece* pieces, size_t max_pieces) {
   long count = -1;
   guarded([&] {
-    if (offset == nullptr || size == nullptr || (pieces == nullptr && max_pieces > 0))
-      throw Error(ErrorCode::kInvalidArgument, "hbm_ipc_export: offset, size and (with max_pieces) pieces are needed");
-    IpcBlock block = allocator_for(device).share(ptr);
-    count = long(block.pieces.size());
-    if (block.pieces.size() > max_pieces) {
-      for (const IpcPiece& p : block.pieces) ::close(p.fd);
+    if (block == nullptr || (pieces == nullptr && max_pieces > 0))
+      throw Error(ErrorCode::kInvalidArgument, "hbm_ipc_export: block and (with max_pieces) pieces are needed");
+    IpcBlock shared = allocator_for(device).share(ptr);
+    count = long(shared.pieces.size());
+    if (shared.pieces.size() > max_pieces) {
+      for (const IpcPiece& p : shared.pieces) ::close(p.fd);
       return;
     }
-    for (size_t i = 0; i < block.pieces.size(); ++i) pieces[i] = {block.pieces[i].fd, block.pieces[i].bytes};
-    *offset = block.offset;
-    *size = block.size;
+    for (size_t i = 0; i < shared.pieces.size(); ++i) pieces[i] = {shared.pieces[i].fd, shared.pieces[i].bytes};
+    block->offset = shared.offset;
+    block->size = shared.size;
+    block->segment = shared.segment ? 1 : 0;
+    std::memcpy(block->segment_handle, shared.segment_handle.data(), sizeof block->segment_handle);
   });
   return count;
 }
 
-void* hbm_ipc_open(int device, const hbm_ipc_piece* pieces, size_t n_pieces, uint64_t offset, uint64_t size) {
+void* hbm_ipc_open(int device, const hbm_ipc_block* block, const hbm_ipc_piece* pieces, size_t n_pieces) {
   void* ptr = nullptr;
   guarded([&] {
-    if (pieces == nullptr || n_pieces == 0) throw Error(ErrorCode::kInvalidArgument, "hbm_ipc_open: no pieces given");
-    IpcBlock block;
-    block.offset = offset;
-    block.size = size;
-    for (size_t i = 0; i < n_pieces; ++i) block.pieces.push_back({pieces[i].fd, pieces[i].bytes});
-    ptr = allocator_for(device).open_shared(block);
+    if (block == nullptr || (pieces == nullptr && n_pieces > 0))
+      throw Error(ErrorCode::kInvalidArgument, "hbm_ipc_open: block and (with n_pieces) pieces are needed");
+    IpcBlock shared;
+    shared.offset = block->offset;
+    shared.size = block->size;
+    shared.segment = block->segment != 0;
+    std::memcpy(shared.segment_handle.data(), block->segment_handle, sizeof block->segment_handle);
+    for (size_t i = 0; i < n_pieces; ++i) shared.pieces.push_back({pieces[i].fd, pieces[i].bytes});
+    if (!shared.segment && shared.pieces.empty())
+      throw Error(ErrorCode::kInvalidArgument, "hbm_ipc_open: a page-mapped block needs its pieces");
+    ptr = allocator_for(device).open_shared(shared);
   });
   return ptr;
 }

@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstring>
 #include <string>
 
 #include "hbmalloc/error.hpp"
@@ -104,6 +105,8 @@ void* CudaBackend::malloc_segment(uint64_t bytes) {
     return nullptr;
   }
   if (err != cudaSuccess) throw_cuda(device_, "cudaMalloc(" + std::to_string(bytes) + " bytes)", err);
+  std::lock_guard lock(mu_);
+  plain_[reinterpret_cast<uintptr_t>(ptr)] = bytes;
   return ptr;
 }
 
@@ -111,6 +114,8 @@ void CudaBackend::free_segment(void* ptr, uint64_t bytes) {
   DeviceGuard guard(device_);
   if (cudaError_t err = cudaFree(ptr); err != cudaSuccess)
     throw_cuda(device_, "cudaFree(" + std::to_string(bytes) + " bytes)", err);
+  std::lock_guard lock(mu_);
+  plain_.erase(reinterpret_cast<uintptr_t>(ptr));
 }
 
 EventId CudaBackend::record_event(StreamId stream) {
@@ -235,22 +240,57 @@ void CudaBackend::unmap(void* addr, uint64_t bytes) {
   vmm_->unmap(addr, bytes);
 }
 
+namespace {
+// The entry of `m` (base -> bytes) whose range holds addr, or end().
+std::map<uintptr_t, uint64_t>::iterator holding(std::map<uintptr_t, uint64_t>& m, uintptr_t addr) {
+  auto it = m.upper_bound(addr);
+  if (it == m.begin()) return m.end();
+  --it;
+  return addr < it->first + it->second ? it : m.end();
+}
+}  // namespace
+
 IpcBlock CudaBackend::share_range(void* addr, uint64_t bytes) {
   DeviceGuard guard(device_);
   std::lock_guard lock(mu_);
-  return vmm_->share_range(addr, bytes);
+  auto seg = holding(plain_, reinterpret_cast<uintptr_t>(addr));
+  if (seg == plain_.end()) return vmm_->share_range(addr, bytes);
+  IpcBlock block;
+  block.segment = true;
+  block.offset = reinterpret_cast<uintptr_t>(addr) - seg->first;
+  block.size = bytes;
+  cudaIpcMemHandle_t handle{};
+  if (cudaError_t err = cudaIpcGetMemHandle(&handle, reinterpret_cast<void*>(seg->first)); err != cudaSuccess)
+    throw_cuda(device_, "cudaIpcGetMemHandle", err);
+  static_assert(sizeof handle == sizeof block.segment_handle);
+  std::memcpy(block.segment_handle.data(), &handle, sizeof handle);
+  return block;
 }
 
 void* CudaBackend::open_shared(const IpcBlock& block) {
   DeviceGuard guard(device_);
   std::lock_guard lock(mu_);
-  return vmm_->open_shared(block);
+  if (!block.segment) return vmm_->open_shared(block);
+  if (block.size == 0 || block.offset > UINT64_MAX - block.size)
+    throw Error(ErrorCode::kInvalidArgument, "cuda: open_shared: a block of " + std::to_string(block.size) +
+                                                 " bytes at offset " + std::to_string(block.offset));
+  cudaIpcMemHandle_t handle{};
+  std::memcpy(&handle, block.segment_handle.data(), sizeof handle);
+  void* base = nullptr;
+  if (cudaError_t err = cudaIpcOpenMemHandle(&base, handle, cudaIpcMemLazyEnablePeerAccess); err != cudaSuccess)
+    throw_cuda(device_, "cudaIpcOpenMemHandle", err);
+  opened_plain_[reinterpret_cast<uintptr_t>(base)] = block.offset + block.size;
+  return static_cast<char*>(base) + block.offset;
 }
 
 void CudaBackend::close_shared(void* ptr) {
   DeviceGuard guard(device_);
   std::lock_guard lock(mu_);
-  vmm_->close_shared(ptr);
+  auto opened = holding(opened_plain_, reinterpret_cast<uintptr_t>(ptr));
+  if (opened == opened_plain_.end()) return vmm_->close_shared(ptr);
+  if (cudaError_t err = cudaIpcCloseMemHandle(reinterpret_cast<void*>(opened->first)); err != cudaSuccess)
+    throw_cuda(device_, "cudaIpcCloseMemHandle", err);
+  opened_plain_.erase(opened);
 }
 
 size_t CudaBackend::pooled_events() const {

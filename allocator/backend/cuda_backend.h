@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -56,7 +57,8 @@ class CudaBackend final : public Backend {
   void map(void* addr, GranuleId granule) override;
   void set_access(void* addr, uint64_t bytes) override;
   void unmap(void* addr, uint64_t bytes) override;
-  // Page-mapped memory only (plain segments cannot be shared yet).
+  // Page-mapped memory as its granules' descriptors, a plain segment as its
+  // CUDA IPC handle (cudaIpcGetMemHandle / cudaIpcOpenMemHandle).
   IpcBlock share_range(void* addr, uint64_t bytes) override;
   void* open_shared(const IpcBlock& block) override;
   void close_shared(void* ptr) override;
@@ -83,6 +85,8 @@ class CudaBackend final : public Backend {
   std::vector<Event> pool_;                     // created, not in use
   std::unordered_set<Event> outstanding_;      // handed out, not yet released
   std::unique_ptr<CudaVmm> vmm_;               // guarded by mu_ too
+  std::map<uintptr_t, uint64_t> plain_;        // segments from cudaMalloc: base -> bytes
+  std::map<uintptr_t, uint64_t> opened_plain_; // other processes' segments opened here: base -> bytes used
 };
 
 }  // namespace hbmalloc

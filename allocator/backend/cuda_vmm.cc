@@ -224,8 +224,8 @@ IpcBlock CudaVmm::share_range(void* addr, uint64_t bytes) {
   const uint64_t at = uint64_t(dptr(addr));
   const auto [first, m] = granularity_ != 0 ? table_->mapping_covering(at) : std::pair<uint64_t, const VmmTable::Mapping*>{};
   if (m == nullptr)
-    throw Error(ErrorCode::kBackend, "cuda: device " + std::to_string(device_) +
-                                         ": only page-mapped memory can be shared (this block is a plain segment)");
+    throw Error(ErrorCode::kInvalidArgument, "cuda: device " + std::to_string(device_) + ": share_range: " +
+                                                 std::to_string(at) + " is neither mapped memory nor a segment");
   if (!shareable_)
     throw Error(ErrorCode::kBackend, "cuda: device " + std::to_string(device_) +
                                          ": memory was created unshareable (" + why_unshared_ + ")");
@@ -256,6 +256,9 @@ IpcBlock CudaVmm::share_range(void* addr, uint64_t bytes) {
 
 void* CudaVmm::open_shared(const IpcBlock& block) {
   require("open_shared");
+  if (!shareable_)
+    throw Error(ErrorCode::kBackend, "cuda: device " + std::to_string(device_) + ": open_shared: cannot import (" +
+                                         why_unshared_ + ")");
   uint64_t total = 0;
   for (const IpcPiece& p : block.pieces) {
     if (p.fd < 0) throw Error(ErrorCode::kInvalidArgument, "cuda: open_shared: a piece has no file descriptor");

@@ -57,26 +57,31 @@ HBM_API void hbm_set_memory_fraction(double fraction, int device);
  * to it; cudaDeviceEnablePeerAccess does not extend to it). 0 on success, -1
  * with hbm_last_error() set. */
 HBM_API int hbm_enable_peer_access(int device, int peer);
-/* Sharing a block with another process. One piece of the physical memory
- * behind a block: a POSIX file descriptor (send it over a Unix socket with
- * SCM_RIGHTS) and its bytes. */
+/* Sharing a block with another process. Page-mapped memory goes as pieces:
+ * a POSIX file descriptor per granule (send them over a Unix socket with
+ * SCM_RIGHTS) and its bytes. A plain segment (vmm:off) goes as its CUDA IPC
+ * handle, in the block's segment_handle, with no pieces. */
 typedef struct hbm_ipc_piece {
   int fd;
   uint64_t bytes;
 } hbm_ipc_piece;
-/* The pieces behind the live block at ptr of `device`, in address order, and
- * where the block starts in the first (offset) and its bytes (size). Returns
- * how many pieces the block has; when more than max_pieces, nothing is
- * written (no descriptor opened): call again with room for them. The
- * descriptors written are new and the caller's to close. -1 with
- * hbm_last_error() set when the block cannot be shared (not a live block,
- * not page-mapped memory, backend other than cuda, ipc:off). */
-HBM_API long hbm_ipc_export(void* ptr, int device, hbm_ipc_piece* pieces, size_t max_pieces, uint64_t* offset,
-                            uint64_t* size);
+typedef struct hbm_ipc_block {
+  uint64_t offset; /* where the block starts in its first piece, or in its segment */
+  uint64_t size;   /* the block's bytes */
+  int segment;     /* 1: a plain segment, segment_handle holds its cudaIpcMemHandle_t */
+  unsigned char segment_handle[64];
+} hbm_ipc_block;
+/* Describes the live block at ptr of `device` in *block and writes its pieces
+ * (address order). Returns how many pieces it has (0 for a plain segment);
+ * when more than max_pieces, no descriptor is opened and nothing written to
+ * pieces: call again with room for them. The descriptors written are new and
+ * the caller's to close. -1 with hbm_last_error() set when the block cannot be
+ * shared (not a live block, backend other than cuda, ipc:off). */
+HBM_API long hbm_ipc_export(void* ptr, int device, hbm_ipc_block* block, hbm_ipc_piece* pieces, size_t max_pieces);
 /* Maps a block another process exported on `device`: returns where it
  * starts, or NULL with hbm_last_error() set. The descriptors stay the
  * caller's. Close it with hbm_ipc_close, never hbm_free. */
-HBM_API void* hbm_ipc_open(int device, const hbm_ipc_piece* pieces, size_t n_pieces, uint64_t offset, uint64_t size);
+HBM_API void* hbm_ipc_open(int device, const hbm_ipc_block* block, const hbm_ipc_piece* pieces, size_t n_pieces);
 /* Unmaps a block hbm_ipc_open returned. 0 on success, -1 with hbm_last_error() set. */
 HBM_API int hbm_ipc_close(void* ptr, int device);
 /* The block at ptr is also used on `stream`: its memory is not reused until

@@ -23,6 +23,7 @@
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -260,10 +261,22 @@ uint64_t g_next_handle = 0x1000;  // streams and events: fake handles, never 0, 
 
 // ---- memory ---------------------------------------------------------------------
 
-struct Plain {  // cudaMalloc
+struct Plain {  // cudaMalloc, or cudaIpcOpenMemHandle
   uint64_t size;
   int device;
+  int fd = -1;            // a memfd, so that another process can open it (cudaIpcGetMemHandle)
+  bool opened = false;    // another process's, opened here: closed with cudaIpcCloseMemHandle
 };
+// What a cudaIpcMemHandle_t holds here: enough for another process to open
+// the exporter's memfd through /proc.
+struct IpcWire {
+  char magic[8];
+  int32_t pid;
+  int32_t fd;
+  uint64_t size;
+};
+constexpr char kIpcMagic[8] = "hbmdbl1";
+static_assert(sizeof(IpcWire) <= sizeof(cudaIpcMemHandle_t::reserved));
 struct Physical {  // cuMemCreate, or cuMemImportFromShareableHandle
   int fd;
   uint64_t size;
@@ -744,10 +757,18 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
   std::lock_guard<std::mutex> lock(g_mu);
   Device& d = g_devices[size_t(t_current)];
   if (d.used + size > d.capacity) return fail(cudaErrorMemoryAllocation);
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
+  int fd = memfd_create("hbm-cuda-double-plain", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, off_t(size)) != 0) {
+    if (fd >= 0) close(fd);
+    return fail(cudaErrorMemoryAllocation);
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (p == MAP_FAILED) {
+    close(fd);
+    return fail(cudaErrorMemoryAllocation);
+  }
   d.used += size;
-  g_plain[reinterpret_cast<uintptr_t>(p)] = Plain{size, t_current};
+  g_plain[reinterpret_cast<uintptr_t>(p)] = Plain{size, t_current, fd, false};
   *ptr = p;
   return cudaSuccess;
 }
@@ -762,10 +783,81 @@ cudaError_t cudaFree(void* ptr) {
              "ptr " + std::to_string(reinterpret_cast<uintptr_t>(ptr)));
     return fail(cudaErrorInvalidValue);
   }
+  if (it->second.opened) {
+    lock.unlock();
+    violated("cudaFree", "memory opened from another process is closed with cudaIpcCloseMemHandle, not freed",
+             "CUDA Runtime API, cudaIpcOpenMemHandle", "ptr " + std::to_string(reinterpret_cast<uintptr_t>(ptr)));
+    return fail(cudaErrorInvalidValue);
+  }
   // cudaFree synchronizes the device: no queued work still uses the block.
   drain_device(lock, it->second.device);
   g_devices[size_t(it->second.device)].used -= it->second.size;
   munmap(ptr, it->second.size);
+  close(it->second.fd);
+  g_plain.erase(it);
+  return cudaSuccess;
+}
+
+cudaError_t cudaIpcGetMemHandle(cudaIpcMemHandle_t* handle, void* ptr) {
+  std::unique_lock<std::mutex> lock(g_mu);
+  auto it = g_plain.find(reinterpret_cast<uintptr_t>(ptr));
+  if (handle == nullptr || it == g_plain.end() || it->second.opened) {
+    lock.unlock();
+    violated("cudaIpcGetMemHandle", "the pointer is the base of an allocation cudaMalloc returned",
+             "CUDA Runtime API, cudaIpcGetMemHandle", "ptr " + std::to_string(reinterpret_cast<uintptr_t>(ptr)));
+    return fail(cudaErrorInvalidValue);
+  }
+  IpcWire wire{};
+  std::memcpy(wire.magic, kIpcMagic, sizeof wire.magic);
+  wire.pid = int32_t(getpid());
+  wire.fd = it->second.fd;
+  wire.size = it->second.size;
+  std::memset(handle, 0, sizeof *handle);
+  std::memcpy(handle->reserved, &wire, sizeof wire);
+  return cudaSuccess;
+}
+
+cudaError_t cudaIpcOpenMemHandle(void** ptr, cudaIpcMemHandle_t handle, unsigned int flags) {
+  init_devices();
+  IpcWire wire{};
+  std::memcpy(&wire, handle.reserved, sizeof wire);
+  auto broke = [&](const char* rule, const std::string& detail) {
+    violated("cudaIpcOpenMemHandle", rule, "CUDA Runtime API, cudaIpcOpenMemHandle", detail);
+    return fail(cudaErrorInvalidValue);
+  };
+  if (ptr == nullptr || flags != cudaIpcMemLazyEnablePeerAccess)
+    return broke("a place for the pointer is given and flags is cudaIpcMemLazyEnablePeerAccess", std::to_string(flags));
+  if (std::memcmp(wire.magic, kIpcMagic, sizeof wire.magic) != 0)
+    return broke("the handle is one cudaIpcGetMemHandle gave", "unknown handle");
+  if (wire.pid == int32_t(getpid()))
+    return broke("the handle is opened in another process than the one that exported it", "pid " + std::to_string(wire.pid));
+  if (!device_ok(t_current)) return fail(cudaErrorNoDevice);
+  const std::string path = "/proc/" + std::to_string(wire.pid) + "/fd/" + std::to_string(wire.fd);
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return fail(cudaErrorInvalidResourceHandle);  // the exporter freed it, or is gone
+  void* p = mmap(nullptr, wire.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (p == MAP_FAILED) {
+    close(fd);
+    return fail(cudaErrorMemoryAllocation);
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_plain[reinterpret_cast<uintptr_t>(p)] = Plain{wire.size, t_current, fd, true};
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaIpcCloseMemHandle(void* ptr) {
+  std::unique_lock<std::mutex> lock(g_mu);
+  auto it = g_plain.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == g_plain.end() || !it->second.opened) {
+    lock.unlock();
+    violated("cudaIpcCloseMemHandle", "the pointer is one cudaIpcOpenMemHandle returned",
+             "CUDA Runtime API, cudaIpcCloseMemHandle", "ptr " + std::to_string(reinterpret_cast<uintptr_t>(ptr)));
+    return fail(cudaErrorInvalidValue);
+  }
+  drain_device(lock, it->second.device);
+  munmap(ptr, it->second.size);
+  close(it->second.fd);
   g_plain.erase(it);
   return cudaSuccess;
 }

@@ -182,6 +182,18 @@ TEST_F(CudaDouble, EachRuleFiresAndNamesItsReference) {
   EXPECT_NE(drv_.import_handle(&imported, reinterpret_cast<void*>(uintptr_t(-1)), CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR),
             CUDA_SUCCESS);
   expect_broke("POSIX file descriptor cuMemExportToShareableHandle gave");
+  // A plain allocation is shared from its base, and opened in another process only.
+  void* plain = nullptr;
+  ASSERT_EQ(cudaMalloc(&plain, kG), cudaSuccess);
+  cudaIpcMemHandle_t ipc{};
+  EXPECT_NE(cudaIpcGetMemHandle(&ipc, static_cast<char*>(plain) + 4096), cudaSuccess);
+  expect_broke("the base of an allocation cudaMalloc returned");
+  ASSERT_EQ(cudaIpcGetMemHandle(&ipc, plain), cudaSuccess);
+  void* opened = nullptr;
+  EXPECT_NE(cudaIpcOpenMemHandle(&opened, ipc, cudaIpcMemLazyEnablePeerAccess), cudaSuccess);
+  expect_broke("opened in another process than the one that exported it");
+  EXPECT_EQ(cudaFree(plain), cudaSuccess);
+  (void)cudaGetLastError();
 
   EXPECT_EQ(drv_.unmap(r, kG), CUDA_SUCCESS);
   EXPECT_EQ(drv_.release(h), CUDA_SUCCESS);

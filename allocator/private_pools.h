@@ -34,6 +34,9 @@ class PrivatePools {
   void release(PoolId id);
   int use_count(PoolId id) const;
 
+  // The pool named id; throws Error(kInvalidArgument) naming `what` and the pool when there is none.
+  PrivatePool& get(PoolId id, const char* what);
+
   // One branch on the hot path: no pool is being routed to.
   bool routing() const { return !routes_.empty(); }
   bool empty() const { return pools_.empty(); }
@@ -60,7 +63,6 @@ class PrivatePools {
   void add_to(Layout& layout) const;
 
  private:
-  PrivatePool& get(PoolId id, const char* what);
   void drop_if_done(std::map<PoolId, PrivatePool>::iterator it);
 
   const Config& config_;

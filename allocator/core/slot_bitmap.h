@@ -31,6 +31,11 @@ class SlotBitmap {
     if (words_[w] == 0) summary_ &= ~(uint64_t(1) << w);
     return w * 64 + b;
   }
+  // Takes `slot`, which must be free.
+  void take(uint32_t slot) {
+    words_[slot / 64] &= ~(uint64_t(1) << (slot % 64));
+    if (words_[slot / 64] == 0) summary_ &= ~(uint64_t(1) << (slot / 64));
+  }
   void put(uint32_t slot) {
     words_[slot / 64] |= uint64_t(1) << (slot % 64);
     summary_ |= uint64_t(1) << (slot / 64);

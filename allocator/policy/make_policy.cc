@@ -19,4 +19,9 @@ std::vector<Allocation> Policy::adopt(const Layout&) {
   throw Error(ErrorCode::kInvalidArgument, "this policy cannot start from a recorded layout (one that reproduces the recording allocator can)");
 }
 
+Allocation Policy::allocate_at(uint64_t addr, uint64_t, uint64_t) {
+  throw Error(ErrorCode::kInvalidArgument,
+              "this policy cannot place a block at a given address (" + std::to_string(addr) + ")");
+}
+
 }  // namespace hbmalloc

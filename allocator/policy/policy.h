@@ -79,6 +79,12 @@ class Policy {
   // live blocks in the order given. Throws Error(kInvalidArgument) when the
   // picture is inconsistent or the policy cannot start from one.
   virtual std::vector<Allocation> adopt(const Layout& start);
+  // A block exactly at [addr, addr + size) for `requested` bytes, carved out
+  // of cached free memory this policy holds: a private pool's checkpoint
+  // restored (a CUDA graph addresses the block there). Throws
+  // Error(kInvalidArgument) naming the address when that range is not wholly
+  // free memory here (nothing changed then).
+  virtual Allocation allocate_at(uint64_t addr, uint64_t size, uint64_t requested);
   // While a CUDA graph is captured nothing may query events, synchronize or
   // unmap device memory: a policy that would (to remap) holds back meanwhile.
   virtual void set_capturing(bool) {}

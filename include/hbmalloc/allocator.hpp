@@ -17,6 +17,20 @@
 namespace hbmalloc {
 
 class AllocatorObserver;  // hbmalloc/observer.hpp
+
+// What a private pool holds at one moment: CUDA graph trees (torch.compile's
+// reduce-overhead mode) checkpoint a pool after each recording and restore it
+// before recording a new branch, so the pool's allocator knows the tensors a
+// replayed graph left live.
+struct PoolCheckpoint {
+  PoolId pool;
+  Layout segments;  // address order; the allocated blocks are what was live
+};
+// What a restore changed.
+struct PoolRestore {
+  std::vector<void*> freed;            // live before the restore and freed by it (some live again below)
+  std::vector<BlockLayout> allocated;  // the checkpoint's live blocks, live again at their addresses
+};
 class Backend;            // allocator/backend/backend.h
 class Recorder;           // hbmalloc/recorder.hpp
 
@@ -79,6 +93,15 @@ class Allocator {
   void release_pool(PoolId pool);
   // Uses of `pool` (0 for a pool that does not exist).
   int pool_use_count(PoolId pool) const;
+  // The state of every block of `pool`. Throws Error(kInvalidArgument) when
+  // there is no such pool.
+  PoolCheckpoint checkpoint_pool(PoolId pool) const;
+  // Returns the pool to `checkpoint`: every block live in it now is freed,
+  // and every block live in the checkpoint is live again, at its address.
+  // Waits for pending stream work first. Throws Error(kInvalidArgument),
+  // changing nothing, when the pool is gone, a graph is being captured, or a
+  // checkpointed block lies outside the pool's memory now.
+  PoolRestore restore_pool(const PoolCheckpoint& checkpoint);
 
   // Whether ptr is a block this allocator handed out and has not got back
   // (a block whose free waits on stream uses counts). Never throws.

@@ -473,12 +473,47 @@ std::shared_ptr<void> TorchAllocator::getIpcDevPtr(std::string) {
   TORCH_CHECK(false, "hbmalloc does not open CUDA IPC handles (receiving CUDA tensors from another process)");
 }
 
-std::shared_ptr<CCA::AllocatorState> TorchAllocator::getCheckpointState(c10::DeviceIndex, c10::cuda::MempoolId_t) {
-  TORCH_CHECK(false, "hbmalloc does not checkpoint private pool state (torch.compile CUDA graph trees)");
+// ---- CUDA graph trees: a private pool's state, kept and given back ----------------
+
+namespace {
+// What getCheckpointState hands PyTorch, which keeps it opaque until setCheckpointPoolState.
+struct PoolState final : CCA::AllocatorState {
+  c10::DeviceIndex device = 0;
+  PoolCheckpoint checkpoint;
+};
+}  // namespace
+
+std::shared_ptr<CCA::AllocatorState> TorchAllocator::getCheckpointState(c10::DeviceIndex d, c10::cuda::MempoolId_t id) {
+  try {
+    auto state = std::make_shared<PoolState>();
+    state->device = d;
+    state->checkpoint = device(d).checkpoint_pool(to_pool(id));
+    return state;
+  } catch (const std::exception& e) {
+    fail(e);
+  }
 }
 
-CCA::CheckpointDelta TorchAllocator::setCheckpointPoolState(c10::DeviceIndex, std::shared_ptr<CCA::AllocatorState>) {
-  TORCH_CHECK(false, "hbmalloc does not checkpoint private pool state (torch.compile CUDA graph trees)");
+// The pool's live blocks now are freed (PyTorch drops their storages), and
+// the checkpoint's live again, each as a DataPtr with this allocator's
+// deleter, as PyTorch's own allocator gives them.
+CCA::CheckpointDelta TorchAllocator::setCheckpointPoolState(c10::DeviceIndex d, std::shared_ptr<CCA::AllocatorState> pps) {
+  const auto* state = dynamic_cast<const PoolState*>(pps.get());
+  TORCH_CHECK(state != nullptr, "hbmalloc: setCheckpointPoolState: a state its own getCheckpointState did not give");
+  TORCH_CHECK(state->device == d, "hbmalloc: setCheckpointPoolState: a state of device ", int(state->device),
+              " given for device ", int(d));
+  try {
+    PoolRestore restored = device(d).restore_pool(state->checkpoint);
+    CCA::CheckpointDelta delta;
+    delta.ptrs_freed = std::move(restored.freed);
+    for (const BlockLayout& b : restored.allocated) {
+      void* p = reinterpret_cast<void*>(b.addr);
+      delta.dataptrs_allocd.emplace_back(p, p, &delete_block, c10::Device(c10::DeviceType::CUDA, d));
+    }
+    return delta;
+  } catch (const std::exception& e) {
+    fail(e);
+  }
 }
 
 // ---- peers and copies ------------------------------------------------------------

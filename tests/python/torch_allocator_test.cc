@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "hbmalloc/registry.hpp"
@@ -194,6 +195,36 @@ TEST(TorchAllocator, GraphPoolsRouteCaptureStreamAllocations) {
   EXPECT_EQ(t.getPoolUseCount(0, pool), 0);
   EXPECT_TRUE(t.snapshot(pool, false).segments.empty());
   EXPECT_THROW(t.releasePool(0, pool), c10::Error);
+}
+
+// CUDA graph trees: the pool checkpointed after one recording and restored
+// before the next branch, as torch.compile's reduce-overhead mode does.
+TEST(TorchAllocator, GraphTreesCheckpointAndRestoreAPrivatePool) {
+  TorchAllocator& t = torch_allocator();
+  const c10::cuda::MempoolId_t pool{0, 78};
+  const auto capture = [](cudaStream_t s) { return s == stream(9); };
+  t.beginAllocateToPool(0, pool, capture);
+  void* kept = t.allocate_on(0, 3 * MiB, stream(9));
+  void* small = t.allocate_on(0, 4000, stream(9));
+  void* dies = t.allocate_on(0, 5 * MiB, stream(9));
+  t.endAllocateToPool(0, pool);
+  t.raw_delete(dies);
+  const std::shared_ptr<CCA::AllocatorState> state = t.getCheckpointState(0, pool);
+  // The next branch: a tensor of the checkpoint dies, new ones are made.
+  t.raw_delete(small);
+  t.beginAllocateToPool(0, pool, capture);
+  void* later = t.allocate_on(0, 7 * MiB, stream(9));
+  t.endAllocateToPool(0, pool);
+  CCA::CheckpointDelta delta = t.setCheckpointPoolState(0, state);
+  std::set<void*> freed(delta.ptrs_freed.begin(), delta.ptrs_freed.end()), made;
+  for (const c10::DataPtr& p : delta.dataptrs_allocd) made.insert(p.get());
+  EXPECT_EQ(freed, (std::set<void*>{kept, later}));
+  EXPECT_EQ(made, (std::set<void*>{kept, small}));
+  EXPECT_TRUE(t.checkPoolLiveAllocations(0, pool, {kept, small}));
+  delta.dataptrs_allocd.clear();  // their deleters free the blocks
+  EXPECT_TRUE(t.checkPoolLiveAllocations(0, pool, {}));
+  EXPECT_THROW(t.setCheckpointPoolState(1, state), c10::Error) << "another device's state";
+  t.releasePool(0, pool);
 }
 
 TEST(TorchAllocator, OutOfMemoryCallsObserversAndRaisesWithHbmallocsFigures) {

@@ -13,6 +13,7 @@
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
 #include "support/invariants.h"
+#include "support/policies.h"
 
 namespace hbmalloc {
 namespace {
@@ -231,15 +232,7 @@ TEST_P(ObserverLedger, AddsUpToTheAllocatorsFiguresOverRandomOperations) {
   EXPECT_EQ(log->live.size(), live.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(Policies, ObserverLedger,
-                         ::testing::Values("", "vmm:off", "policy:cca", "policy:cca,expandable_segments:True"),
-                         [](const auto& info) {
-                           const std::string conf = info.param;
-                           if (conf.empty()) return std::string("hbm");
-                           if (conf == "vmm:off") return std::string("hbm_plain");
-                           return conf.find("expandable") != std::string::npos ? std::string("cca_expandable")
-                                                                                : std::string("cca");
-                         });
+INSTANTIATE_TEST_SUITE_P(Policies, ObserverLedger, testing::EveryPolicy(), testing::PolicyName);
 
 }  // namespace
 }  // namespace hbmalloc

@@ -202,6 +202,42 @@ Allocation CcaPolicy::hand_out(Request& r, uint64_t requested) {
   return {reinterpret_cast<void*>(b->addr), b->size, pool_of(pool)};
 }
 
+// A checkpoint's block, at its own address: the free block around it keeps
+// what lies before and after as free blocks of their own.
+Allocation CcaPolicy::allocate_at(uint64_t addr, uint64_t size, uint64_t requested) {
+  Block* b = const_cast<Block*>(block_at(addr));
+  if (b == nullptr || b->allocated || !b->mapped || size == 0 || size > b->addr + b->size - addr)
+    throw Error(ErrorCode::kInvalidArgument, "cca: no free block holds " + std::to_string(size) + " bytes at " +
+                                                 std::to_string(addr) + " (the checkpoint's segment is gone or in use)");
+  BlockPool& pool = *b->pool;
+  pool.erase(b);
+  account_inactive(b, -1);
+  Block* front = nullptr;
+  Block* back = nullptr;
+  if (addr > b->addr) {
+    front = new_block(b->addr, addr - b->addr, b->stream, &pool, b->segment);
+    front->mapped = true;
+    link_after(front, b->prev, b);
+    b->size -= front->size;
+    b->addr = addr;
+  }
+  if (b->size > size) {
+    back = new_block(addr + size, b->size - size, b->stream, &pool, b->segment);
+    back->mapped = true;
+    link_after(back, b, b->next);
+    b->size = size;
+  }
+  b->allocated = true;
+  b->requested = requested;
+  live_.insert(b->addr, b);
+  for (Block* n : {front, back})
+    if (n != nullptr) {
+      pool.insert(n);
+      account_inactive(n, +1);
+    }
+  return {reinterpret_cast<void*>(b->addr), b->size, pool_of(pool)};
+}
+
 // ---- free -----------------------------------------------------------------------
 
 FreeStatus CcaPolicy::free(void* ptr, int64_t expected_requested, LiveBlock& out) {

@@ -76,6 +76,20 @@ Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
 }
 
 
+Allocation HbmPolicy::allocate_at(uint64_t addr, uint64_t size, uint64_t requested) {
+  if (slabs_.slab_at(addr) != nullptr) {
+    SlabPool::Slot slot = slabs_.take_at(addr, size);
+    if (slot.slab != nullptr) {
+      live_.insert(addr, Live{requested, slot.slab, slot.index, Pool::kSmall});
+      return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
+    }
+  } else if (Block* block = large_.take_at(addr, size)) {
+    return handed_out(block, requested);
+  }
+  throw Error(ErrorCode::kInvalidArgument, "hbm: no free memory holds " + std::to_string(size) + " bytes at " +
+                                               std::to_string(addr) + " (the checkpoint's segment is gone or in use)");
+}
+
 FreeStatus HbmPolicy::free(void* ptr, int64_t expected_requested, LiveBlock& out) {
   uintptr_t addr = reinterpret_cast<uintptr_t>(ptr);
   Live* found = live_.find(addr);

@@ -25,6 +25,7 @@ class HbmPolicy final : public Policy {
   Allocation allocate(uint64_t size, StreamId stream) override;
   FreeStatus free(void* ptr, int64_t expected_requested, LiveBlock& out) override;
   bool find(void* ptr, LiveBlock& out) const override;
+  Allocation allocate_at(uint64_t addr, uint64_t size, uint64_t requested) override;
   ErrorCode classify_bad_pointer(void* ptr) const override;
   uint64_t release_cached() override;
   void set_limit(uint64_t bytes) override { source_.set_limit(bytes); }

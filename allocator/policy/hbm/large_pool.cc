@@ -90,6 +90,27 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
   return b;
 }
 
+Block* LargePool::take_at(uintptr_t addr, uint64_t size) {
+  Block* b = const_cast<Block*>(block_at(addr));
+  if (b == nullptr || !b->is_free() || size == 0 || size % kRound != 0 || size > b->addr + b->size - addr)
+    return nullptr;
+  free_.erase(b);
+  account_inactive(b, -1);
+  Block* front = nullptr;
+  if (addr > b->addr) {
+    front = b;
+    b = split_off(front, addr - front->addr, BlockState::kFree);
+  }
+  Block* back = b->size > size ? split_off(b, size, BlockState::kFree) : nullptr;
+  b->state = BlockState::kAllocated;  // before its neighbours are counted: they are split because of it
+  for (Block* n : {front, back})
+    if (n != nullptr) {
+      free_.insert(n);
+      account_inactive(n, +1);
+    }
+  return b;
+}
+
 // Takes b's free neighbours out of the index and the inactive-split count,
 // while b is still what made them split (or not).
 void LargePool::detach_free_neighbours(const Block* b) {

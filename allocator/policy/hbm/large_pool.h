@@ -45,6 +45,9 @@ class LargePool final : public GranuleReclaimer {
   // (or, without may_grow, when no cached free block fits).
   Block* allocate(uint64_t size, StreamId stream, bool may_grow = true);
   void free(Block* block);
+  // The block [addr, addr + size) carved out of the free block holding it
+  // (size a multiple of kRound), or nullptr when no free block holds it.
+  Block* take_at(uintptr_t addr, uint64_t size);
 
   // The block (free or not) covering addr, or nullptr.
   const Block* block_at(uintptr_t addr) const;

@@ -208,6 +208,28 @@ SlabPool::Slot SlabPool::allocate(int cls, StreamId stream) {
   return {slab, index};
 }
 
+SlabPool::Slot SlabPool::take_at(uintptr_t addr, uint64_t size) {
+  Slab* slab = const_cast<Slab*>(slab_at(addr));
+  if (slab == nullptr || size == 0 || size > classes_.max_size()) return {};
+  const int cls = class_of(size);
+  if (SizeClasses::size_of(cls) != size) return {};  // no class has slots of this size
+  StreamSlabs& st = slabs_of(slab->stream);
+  if (slab->used == 0) {  // the spare of its class, or in the empty list: it joins the class wanted
+    if (st.spare[size_t(slab->cls)] == slab) st.spare[size_t(slab->cls)] = nullptr;
+    else unlink(st.empty, slab);
+    if (slab->cls != cls) format(slab, cls);
+    push_front(st.partial[size_t(cls)], slab);
+  }
+  const uint64_t offset = addr - slab->base;
+  const uint64_t index = offset / slab->slot_size;
+  if (slab->cls != cls || offset % slab->slot_size != 0 || index >= slab->slots || !slab->free.is_free(uint32_t(index)))
+    return {};
+  slab->free.take(uint32_t(index));
+  account_inactive(slab, ++slab->used == 1 ? int64_t(slab->slots) - 1 : -1);
+  if (!slab->free.any()) unlink(st.partial[size_t(cls)], slab);
+  return {slab, uint32_t(index)};
+}
+
 void SlabPool::free(Slab* slab, uint32_t index) {
   StreamSlabs& st = slabs_of(slab->stream);
   Slab*& head = st.partial[size_t(slab->cls)];

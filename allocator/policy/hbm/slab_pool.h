@@ -52,6 +52,9 @@ class SlabPool final : public GranuleReclaimer {
   };
   Slot allocate(int cls, StreamId stream);
   void free(Slab* slab, uint32_t index);
+  // The slot at addr of a slab of the class whose slots are `size` bytes (an
+  // empty slab is formatted to it), or {} when the slot is not free there.
+  Slot take_at(uintptr_t addr, uint64_t size);
 
   // The slab holding addr, or nullptr.
   const Slab* slab_at(uintptr_t addr) const;

@@ -10,6 +10,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -135,6 +136,8 @@ void TorchAllocator::free(void* ptr) {
     const int d = used != 0 && (used & (used - 1)) == 0 ? __builtin_ctzll(used) : device_owning(ptr);
     HbmAllocator* a = d < 0 ? nullptr : existing_allocator(d);
     if (a == nullptr) throw Error(ErrorCode::kUnknownPointer, "free of a pointer no hbmalloc device handed out");
+    if (shared_count_.load(std::memory_order_relaxed) != 0) [[unlikely]]
+      unshare(ptr);  // its descriptors close: no other process opens it after this
     if (!history_->active()) [[likely]] {
       a->free(ptr);
       return;
@@ -235,16 +238,21 @@ void TorchAllocator::cacheInfo(c10::DeviceIndex d, size_t* largest_block) {
   *largest_block = std::max(device_free, cached);
 }
 
+// The block holding ptr, not its segment: PyTorch shares what this returns
+// (shareIpcHandle) and hbmalloc shares a block's own memory, whatever the
+// segment (a page-mapped one may span gigabytes of granules).
 void* TorchAllocator::getBaseAllocation(void* ptr, size_t* size) {
   const uint64_t addr = reinterpret_cast<uintptr_t>(ptr);
   for (int d = 0; d < kMaxDevices; ++d) {
     HbmAllocator* a = existing_allocator(d);
     if (a == nullptr) continue;
     for (const SegmentLayout& seg : a->layout()) {
-      if (addr >= seg.addr && addr < seg.addr + seg.size) {
-        if (size != nullptr) *size = seg.size;
-        return reinterpret_cast<void*>(seg.addr);
-      }
+      if (addr < seg.addr || addr >= seg.addr + seg.size) continue;
+      for (const BlockLayout& b : seg.blocks)
+        if (b.allocated && addr >= b.addr && addr < b.addr + b.size) {
+          if (size != nullptr) *size = b.size;
+          return reinterpret_cast<void*>(b.addr);
+        }
     }
   }
   TORCH_CHECK(false, "hbmalloc: getBaseAllocation of a pointer no hbmalloc device handed out");
@@ -463,14 +471,76 @@ bool TorchAllocator::checkPoolLiveAllocations(c10::DeviceIndex d, c10::cuda::Mem
 
 // ---- what hbmalloc does not do (each says so by name) ---------------------------
 
+// ---- CUDA tensors between processes (torch.multiprocessing) ----------------------
+
+// The block's handle (hbmalloc/ipc.hpp). Its descriptors stay open here
+// until the block is freed, so that the other process can take them.
+std::string TorchAllocator::share_block(void* ptr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = shared_.find(ptr); it != shared_.end()) return ipc_handle_bytes(it->second);
+  const int d = device_owning(ptr);
+  HbmAllocator* a = d < 0 ? nullptr : existing_allocator(d);
+  if (a == nullptr) throw Error(ErrorCode::kUnknownPointer, "shareIpcHandle of a pointer no hbmalloc device handed out");
+  IpcBlock block = a->share(ptr);
+  std::string handle = ipc_handle_bytes(block);
+  shared_.emplace(ptr, std::move(block));
+  shared_count_.store(shared_.size(), std::memory_order_relaxed);
+  return handle;
+}
+
+void TorchAllocator::unshare(void* ptr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = shared_.find(ptr);
+  if (it == shared_.end()) return;
+  for (const IpcPiece& p : it->second.pieces) ::close(p.fd);
+  shared_.erase(it);
+  shared_count_.store(shared_.size(), std::memory_order_relaxed);
+}
+
 #if HBMT_TORCH_VERSION >= 205
-CCA::ShareableHandle TorchAllocator::shareIpcHandle(void*) {
-  TORCH_CHECK(false, "hbmalloc does not share CUDA IPC handles (sending CUDA tensors between processes)");
+// getBaseAllocation gave the block itself: no offset beyond it.
+CCA::ShareableHandle TorchAllocator::shareIpcHandle(void* ptr) {
+  try {
+    return CCA::ShareableHandle{0, share_block(ptr)};
+  } catch (const std::exception& e) {
+    fail(e);
+  }
 }
 #endif
 
-std::shared_ptr<void> TorchAllocator::getIpcDevPtr(std::string) {
-  TORCH_CHECK(false, "hbmalloc does not open CUDA IPC handles (receiving CUDA tensors from another process)");
+// The block on the current device, opened once per handle while any tensor
+// holds it (CUDA opens a segment's handle once per process), closed after.
+std::shared_ptr<void> TorchAllocator::getIpcDevPtr(std::string handle) {
+  try {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = opened_.find(handle); it != opened_.end())
+      if (std::shared_ptr<void> open = it->second.lock()) return open;
+    IpcBlock block = ipc_block_from_handle(handle);  // first: junk is told as junk
+    c10::DeviceIndex d = 0;
+    void* ptr = nullptr;
+    try {
+      d = c10::cuda::current_device();
+      ptr = device(d).open_shared(block);
+    } catch (...) {
+      for (const IpcPiece& p : block.pieces) ::close(p.fd);
+      throw;
+    }
+    for (const IpcPiece& p : block.pieces) ::close(p.fd);  // the mapping keeps the memory
+    std::shared_ptr<void> open(ptr, [d](void* p) {
+      if (HbmAllocator* a = existing_allocator(d)) {
+        try {
+          a->close_shared(p);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "hbmalloc: closing a block of another process: %s\n", e.what());
+        }
+      }
+    });
+    std::erase_if(opened_, [](const auto& kv) { return kv.second.expired(); });
+    opened_[handle] = open;
+    return open;
+  } catch (const std::exception& e) {
+    fail(e);
+  }
 }
 
 // ---- CUDA graph trees: a private pool's state, kept and given back ----------------

@@ -19,6 +19,7 @@
 #include "history.h"
 #include "hbmalloc/allocator.hpp"
 #include "hbmalloc/error.hpp"
+#include "hbmalloc/ipc.hpp"
 
 #ifndef HBMT_TORCH_VERSION
 #error "HBMT_TORCH_VERSION (torch major * 100 + minor) must be defined by the build"
@@ -109,6 +110,8 @@ class TorchAllocator final : public CCA::CUDAAllocator {
   [[noreturn]] void out_of_memory(c10::DeviceIndex d, HbmAllocator& a, size_t size, cudaStream_t stream,
                                   const Error& e);
   static void delete_block(void* ptr);
+  std::string share_block(void* ptr);
+  void unshare(void* ptr);
 
   std::atomic<bool> initialized_{false};
   std::atomic<uint64_t> used_devices_{0};  // bit d: device d has allocated
@@ -120,6 +123,9 @@ class TorchAllocator final : public CCA::CUDAAllocator {
   std::map<int, Stats> accumulated_base_;
   std::vector<CCA::OutOfMemoryObserver> oom_observers_;
   std::vector<LimitObserver> limit_observers_;  // told when the memory limit refuses a request
+  std::map<void*, IpcBlock> shared_;            // blocks shared with other processes, their descriptors open
+  std::atomic<size_t> shared_count_{0};         // shared_.size(), read on every free
+  std::map<std::string, std::weak_ptr<void>> opened_;  // other processes' blocks open here, by handle
 };
 
 }  // namespace hbmalloc::torch_ext

@@ -22,7 +22,10 @@
 #include <vector>
 
 #include "gpu_support.h"
+#include "hbmalloc/allocator.hpp"
+#include "hbmalloc/error.hpp"
 #include "hbmalloc/hbmalloc.h"
+#include "hbmalloc/ipc.hpp"
 
 namespace {
 
@@ -179,6 +182,62 @@ TEST(CudaIpc, TwoProcessesShareABlock) {
       EXPECT_EQ(wait_for(a), 0) << conf << ", " << bytes << " bytes: the exporter";
       EXPECT_EQ(wait_for(b), 0) << conf << ", " << bytes << " bytes: the importer";
     }
+}
+
+// The handle as bytes (what torch.multiprocessing pickles): no descriptor
+// travels, the importer takes them from the exporter with pidfd_getfd.
+TEST(CudaIpc, AHandleAsBytesOpensInAnotherProcess) {
+  if (!device_visible()) GTEST_SKIP() << "no CUDA device visible";
+  for (const char* conf : {"backend:cuda", "backend:cuda,vmm:off"}) {
+    const uint64_t bytes = 6 * kMiB + 512;
+    int socks[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, socks), 0);
+    pid_t a = spawn(conf, [&] {
+      hbmalloc::Allocator alloc(hbmalloc::Config::from_env(), 0);
+      void* p = alloc.malloc(bytes);
+      if (!fill(p, 0, bytes, 3)) return 1;
+      hbmalloc::IpcBlock block = alloc.share(p);
+      const std::string handle = hbmalloc::ipc_handle_bytes(block);
+      const uint64_t n = handle.size();
+      if (write(socks[0], &n, sizeof n) != ssize_t(sizeof n) || write(socks[0], handle.data(), n) != ssize_t(n)) return 2;
+      if (!hear(socks[0], 'A')) return 3;  // opened and checked there: the descriptors may close
+      for (const hbmalloc::IpcPiece& piece : block.pieces) close(piece.fd);
+      alloc.free(p);
+      return 0;
+    });
+    pid_t b = spawn(conf, [&] {
+      uint64_t n = 0;
+      if (read(socks[1], &n, sizeof n) != ssize_t(sizeof n) || n > (1u << 20)) return 10;
+      std::string handle(n, '\0');
+      if (recv(socks[1], handle.data(), n, MSG_WAITALL) != ssize_t(n)) return 11;
+      hbmalloc::Allocator alloc(hbmalloc::Config::from_env(), 0);
+      hbmalloc::IpcBlock block = hbmalloc::ipc_block_from_handle(handle);
+      void* q = alloc.open_shared(block);
+      for (const hbmalloc::IpcPiece& piece : block.pieces) close(piece.fd);
+      if (!holds(q, 0, bytes, 3)) return 12;
+      alloc.close_shared(q);
+      return say(socks[1], 'A') ? 0 : 13;
+    });
+    close(socks[0]);
+    close(socks[1]);
+    EXPECT_EQ(wait_for(a), 0) << conf << ": the exporter";
+    EXPECT_EQ(wait_for(b), 0) << conf << ": the importer";
+  }
+  // Bytes that are no handle, and a handle whose process is gone.
+  EXPECT_THROW(hbmalloc::ipc_block_from_handle("hbmipc1 but nothing more"), hbmalloc::Error);
+  hbmalloc::IpcBlock gone;
+  gone.pieces.push_back({3, 2 * kMiB});
+  gone.size = 4096;
+  std::string handle = hbmalloc::ipc_handle_bytes(gone);
+  const int32_t no_such_pid = 0x3FFFFFF0;
+  std::memcpy(handle.data() + 12, &no_such_pid, sizeof no_such_pid);  // the pid field, after magic and kind
+  try {
+    hbmalloc::ipc_block_from_handle(handle);
+    ADD_FAILURE() << "a handle of no process opened";
+  } catch (const hbmalloc::Error& e) {
+    EXPECT_EQ(e.code(), hbmalloc::ErrorCode::kBackend);
+    EXPECT_NE(std::string(e.what()).find("pidfd_open"), std::string::npos) << e.what();
+  }
 }
 
 // Each refusal is -1 with a message naming why, and leaks no descriptor.

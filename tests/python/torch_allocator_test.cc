@@ -227,6 +227,29 @@ TEST(TorchAllocator, GraphTreesCheckpointAndRestoreAPrivatePool) {
   t.releasePool(0, pool);
 }
 
+// CUDA tensors between processes need the cuda backend (tests/gpu/ipc_gpu_test.cc
+// shares blocks across processes there); here each refusal names why.
+TEST(TorchAllocator, IpcRefusalsNameWhy) {
+  TorchAllocator& t = torch_allocator();
+  void* p = t.allocate_on(0, 3 * MiB, stream(0));
+  size_t size = 0;
+  EXPECT_EQ(t.getBaseAllocation(static_cast<char*>(p) + 10, &size), p) << "the block itself is what is shared";
+  EXPECT_GE(size, 3 * MiB);
+  try {
+    t.shareIpcHandle(p);
+    ADD_FAILURE() << "the sim backend shared a block";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot share memory with other processes"), std::string::npos) << e.what();
+  }
+  try {
+    t.getIpcDevPtr("not a handle at all");
+    ADD_FAILURE() << "junk opened";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not an hbmalloc IPC handle"), std::string::npos) << e.what();
+  }
+  t.raw_delete(p);
+}
+
 TEST(TorchAllocator, OutOfMemoryCallsObserversAndRaisesWithHbmallocsFigures) {
   TorchAllocator& t = torch_allocator();
   static int64_t observed_device = -1;  // observers stay attached, as in PyTorch

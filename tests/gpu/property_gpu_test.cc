@@ -4,7 +4,8 @@
 // independent shadow (no two live blocks overlap) and by the invariant
 // checker; on the CUDA double also against what the device itself holds
 // (reserved == the double's bytes in use; nothing left once the allocator
-// goes). Skips without a CUDA device.
+// goes); and a private pool restored to a checkpoint keeps the bytes of its
+// live blocks. Skips without a CUDA device.
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -119,6 +120,64 @@ TEST_P(GpuProperty, RandomOperationsKeepEveryInvariant) {
     EXPECT_EQ(dbl.mappings(), 0u);
   }
   for (cudaStream_t s : streams) (void)cudaStreamDestroy(s);
+}
+
+// CUDA graph trees: a private pool restored to a checkpoint keeps the bytes
+// of the checkpoint's live blocks (a replayed graph's tensors live there), and
+// the device holds what the allocator says.
+TEST_P(GpuProperty, PoolRestoreKeepsTheBytesOfTheCheckpointsBlocks) {
+  if (visible_devices() == 0) GTEST_SKIP() << "no CUDA device visible";
+  const Double dbl;
+  std::mt19937_64 rng(test_seed());
+  cudaStream_t capture = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&capture), cudaSuccess);
+  const PoolId graph{3, 9};
+  const StreamId on = reinterpret_cast<StreamId>(capture);
+  const auto fill = [](void* p, uint64_t size, int round) {
+    std::vector<uint8_t> host(size);
+    for (uint64_t i = 0; i < size; ++i) host[i] = uint8_t(i * 7 + round);
+    return cudaMemcpy(p, host.data(), size, cudaMemcpyHostToDevice) == cudaSuccess;
+  };
+  const auto holds = [](const void* p, uint64_t size, int round) {
+    std::vector<uint8_t> host(size);
+    if (cudaMemcpy(host.data(), p, size, cudaMemcpyDeviceToHost) != cudaSuccess) return false;
+    for (uint64_t i = 0; i < size; ++i)
+      if (host[i] != uint8_t(i * 7 + round)) return false;
+    return true;
+  };
+  {
+    Allocator a(Config::parse(std::string("backend:cuda,") + GetParam()), 0);
+    a.create_pool(graph);
+    std::vector<std::pair<void*, uint64_t>> live;
+    a.begin_allocate_to_pool(graph, [on](StreamId s) { return s == on; });
+    for (int i = 0; i < 30; ++i) {
+      const uint64_t size = 1 + rng() % (i % 3 == 0 ? 9 << 20 : 200 << 10);
+      live.emplace_back(a.malloc(size, on), size);
+      ASSERT_TRUE(fill(live.back().first, size, i));
+    }
+    a.end_allocate_to_pool(graph);
+    const PoolCheckpoint checkpoint = a.checkpoint_pool(graph);
+    // The next branch: half the tensors die, new ones are recorded.
+    for (size_t i = 0; i < live.size(); i += 2) a.free(live[i].first);
+    a.begin_allocate_to_pool(graph, [on](StreamId s) { return s == on; });
+    for (int i = 0; i < 20; ++i) a.malloc(1 + rng() % (4 << 20), on);
+    a.end_allocate_to_pool(graph);
+    // The dead tensors' memory was reused: only the survivors keep their bytes.
+    const PoolRestore r = a.restore_pool(checkpoint);
+    ASSERT_EQ(r.allocated.size(), live.size());
+    ASSERT_TRUE(testing::InvariantsHold(a));
+    for (size_t i = 1; i < live.size(); i += 2) EXPECT_TRUE(holds(live[i].first, live[i].second, int(i))) << i;
+    if (dbl.present()) ASSERT_EQ(uint64_t(a.stats().reserved_bytes.all.current), dbl.used(0));
+    for (const auto& [p, size] : live) a.free(p);
+    while (a.pool_use_count(graph) > 0) a.release_pool(graph);  // create and each recording added a use
+    a.empty_cache();
+    EXPECT_EQ(a.stats().reserved_bytes.all.current, 0);
+  }
+  if (dbl.present()) {
+    EXPECT_EQ(dbl.handles(), 0u);
+    EXPECT_EQ(dbl.mappings(), 0u);
+  }
+  (void)cudaStreamDestroy(capture);
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, GpuProperty,

@@ -13,6 +13,10 @@ results are compared here:
   conv     a conv net with cudnn.benchmark (uses cacheInfo)
   streams  two streams and record_stream: no reuse while another stream reads
   oom      an OOM caught as torch.OutOfMemoryError, then allocations succeed
+  graph_trees  torch.compile(mode="reduce-overhead") over two input shapes
+           (CUDA graph trees: pool checkpoint and restore), matching eager
+  ipc      a CUDA tensor sent to a child process with torch.multiprocessing,
+           changed there and read back here
   late_install  hbmalloc.install() after the first CUDA tensor fails clearly
                 (run once, on the native allocator)
 """
@@ -26,7 +30,7 @@ import subprocess
 import sys
 import time
 
-PARTS = ("gpt", "latency", "graph", "conv", "streams", "oom", "late_install")
+PARTS = ("gpt", "latency", "graph", "conv", "streams", "oom", "graph_trees", "ipc", "late_install")
 
 
 # --------------------------------------------------------------------------- parts
@@ -262,6 +266,48 @@ def part_oom(torch, hbm):
     return out
 
 
+def part_graph_trees(torch, hbm):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(512, 2048), torch.nn.GELU(), torch.nn.Linear(2048, 512)).cuda()
+    compiled = torch.compile(model, mode="reduce-overhead")
+    ok = True
+    for step in range(6):
+        for batch in (32, 48):  # two shapes: two recordings in one tree
+            x = torch.randn(batch, 512, device="cuda")
+            with torch.no_grad():
+                ok = ok and torch.allclose(compiled(x), model(x), atol=1e-4)
+    torch.cuda.synchronize()
+    return {"matches_eager": bool(ok)}
+
+
+def _ipc_child(queue, done, install):
+    if install:  # the receiving process opens the handle with the allocator that made it
+        import hbmalloc
+
+        hbmalloc.install()
+    t = queue.get()
+    t.add_(1)
+    torch_module = sys.modules["torch"]
+    torch_module.cuda.synchronize()
+    done.put(float(t.sum().item()))
+
+
+def part_ipc(torch, hbm):
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue, done = ctx.Queue(), ctx.Queue()
+    t = torch.zeros(1 << 20, device="cuda")
+    worker = ctx.Process(target=_ipc_child, args=(queue, done, hbm is not None))
+    worker.start()
+    queue.put(t)
+    seen_there = done.get(timeout=300)
+    worker.join(timeout=300)
+    torch.cuda.synchronize()
+    return {"child_saw": seen_there, "changed_here": float(t.sum().item()) == float(1 << 20),
+            "child_exit": worker.exitcode}
+
+
 def part_late_install(torch, hbm):
     import hbmalloc
 
@@ -327,6 +373,9 @@ def compare(results: dict) -> dict:
     o = results["oom"]["hbmalloc"]
     s["oom_ok"] = bool(o.get("caught_out_of_memory_error") and o.get("allocations_after_oom_ok"))
     s["oom_text_ok"] = bool(o.get("message_has_fragmentation_summary") and o.get("message_names_dump"))
+    s["graph_trees_ok"] = results.get("graph_trees", {}).get("hbmalloc", {}).get("matches_eager")
+    ipc = results.get("ipc", {}).get("hbmalloc", {})
+    s["ipc_ok"] = bool(ipc.get("changed_here") and ipc.get("child_exit") == 0)
     s["late_install_refused"] = results.get("late_install", {}).get("native", {}).get("refused")
     s["targets"] = {
         "identical_losses": s.get("losses_identical"),

@@ -43,6 +43,16 @@ struct Event {
 // A block as a snapshot shows it.
 enum class BlockState : uint8_t { kActiveAllocated, kActivePendingFree, kInactive };
 
+// A frame of a recorded stack, as PyTorch's snapshots give it.
+struct Frame {
+  std::string filename;
+  std::string name;
+  int64_t line = 0;  // 0 (or -1) when unknown
+  bool operator==(const Frame&) const = default;
+};
+// Indexes into Trace::stacks; no stack recorded.
+constexpr uint32_t kNoStack = UINT32_MAX;
+
 struct BlockInfo {
   uint32_t id = kNoBlock;  // block id for live blocks in DeviceTrace::live_at_start
   uint64_t addr = 0;
@@ -50,6 +60,7 @@ struct BlockInfo {
   uint64_t requested = 0;  // bytes the caller asked for
   uint64_t stream = 0;
   BlockState state = BlockState::kActiveAllocated;
+  uint32_t stack = kNoStack;  // where it was allocated, when the trace tells
 };
 
 struct SegmentInfo {
@@ -71,6 +82,9 @@ struct DeviceTrace {
   std::vector<Event> events;
   uint32_t block_count = 0;
   bool has_segment_picture = false;  // segments_at_start / _at_end are meaningful
+  // By block id, the stack its allocation recorded (kNoStack: none); empty
+  // when the trace records no stacks.
+  std::vector<uint32_t> block_stacks;
 };
 
 struct Trace {
@@ -83,6 +97,10 @@ struct Trace {
   // key / value text in the order found.
   std::vector<std::pair<std::string, std::string>> settings;
   std::vector<DeviceTrace> devices;  // sorted by device number
+  // Each distinct frame and each distinct stack once (a stack: frame ids,
+  // innermost first); blocks refer to stacks by index.
+  std::vector<Frame> frames;
+  std::vector<std::vector<uint32_t>> stacks;
 
   const DeviceTrace* device(int number) const;
   // The device, or Error(kInvalidArgument) naming the source and the devices there.

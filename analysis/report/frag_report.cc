@@ -124,6 +124,20 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
     if (!oom.layout.empty()) r.maps.push_back({"OOM " + std::to_string(i + 1), oom.event, oom.layout});
   }
   r.failed_requests = result.failed_requests;
+  r.has_stacks = !trace.stacks.empty();
+  if (r.has_stacks) {
+    r.sites.push_back(sites_at(trace, d, result.peak_reserved_event + 1, "peak reserved"));
+    // What the replay held when each request failed: not the blocks it
+    // failed before, nor, during its start, the start's blocks not reached.
+    std::vector<char> failed(d.block_count, 0);
+    for (size_t i = 0; i < result.ooms.size(); ++i) {
+      const replay::OomRecord& oom = result.ooms[i];
+      const bool at_start = oom.block != trace::kNoBlock && oom.block < d.live_at_start.size();
+      r.sites.push_back(sites_at(trace, d, at_start ? 0 : oom.event, "OOM " + std::to_string(i + 1),
+                                 NotAllocated{&failed, at_start ? oom.block : trace::kNoBlock}));
+      if (oom.block != trace::kNoBlock && oom.block < failed.size()) failed[oom.block] = 1;
+    }
+  }
   // Holes from the peak map, or the first OOM's when the peak was not captured.
   if (!r.maps.empty()) describe_map(f, r.maps.front().layout, options);
 
@@ -202,6 +216,8 @@ FragReport build_static_report(const trace::Trace& trace, int device, const Repo
     for (const BlockLayout& b : seg.blocks)
       if (b.allocated) sizes.add(b.requested ? b.requested : b.size);
   r.sizes = sizes.buckets();
+  r.has_stacks = !trace.stacks.empty();
+  if (r.has_stacks) r.sites.push_back(sites_of_picture(trace, d.segments_at_end, "snapshot"));
   r.maps.push_back({"snapshot", 0, std::move(layout)});
   r.advice = what_to_do(r, options.min_capacity);
   return r;

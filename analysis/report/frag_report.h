@@ -13,6 +13,7 @@
 #include "hbmalloc/layout.hpp"
 #include "hbmalloc/stats.hpp"
 #include "record/trace.h"
+#include "report/alloc_sites.h"
 #include "replay/replay.h"
 
 namespace hbmalloc::report {
@@ -128,6 +129,11 @@ struct FragReport {
   std::vector<SizeBucket> sizes;  // contiguous from the smallest bucket used to the largest
   std::vector<SegmentMap> maps;
   std::vector<std::string> advice;  // what to do, most important first
+  // Who holds the memory: the live blocks by allocation site at peak
+  // reserved and at each OOM (at the snapshot, for a static one); empty
+  // when the trace records no stacks (has_stacks false).
+  bool has_stacks = false;
+  std::vector<SitesAt> sites;
 };
 
 // From a replay of `trace` (result.device names the device replayed).

@@ -205,6 +205,30 @@ std::string holes_section(const FragReport& r) {
   return out + t.finish();
 }
 
+std::string sites_section(const FragReport& r) {
+  std::string out = h2("Who holds the memory (allocation sites)");
+  if (!r.has_stacks)
+    return out + "<p class=\"note\">No stacks recorded (torch.cuda.memory._record_memory_history() records them).</p>\n";
+  for (const SitesAt& at : r.sites) {
+    out += "<p class=\"note\">At " + escape_html(at.moment) +
+           (r.run.static_snapshot ? std::string() : " (event " + std::to_string(at.event) + ")") + ": " +
+           escape_html(format_bytes(at.live_bytes)) + " requested in " + std::to_string(at.live_blocks) +
+           " live blocks, by the innermost frame outside PyTorch and Python.</p>\n";
+    HtmlTable t({"site", "live", "share", "blocks"}, "-nnn");
+    for (const Site& s : at.sites)
+      t.row({s.where, format_bytes(s.bytes), at.live_bytes ? percent(double(s.bytes) / double(at.live_bytes)) : "-",
+             std::to_string(s.blocks)});
+    out += t.finish();
+    for (const Site& s : at.sites) {
+      if (s.stack.empty()) continue;
+      out += "<details><summary>" + escape_html(s.where) + ": the whole stack</summary><pre>";
+      for (const std::string& frame : s.stack) out += escape_html(frame) + "\n";
+      out += "</pre></details>\n";
+    }
+  }
+  return out;
+}
+
 std::string sizes_section(const FragReport& r) {
   std::string out = h2(std::string("Request sizes (") + (r.run.static_snapshot ? "live blocks" : "alloc events") + ")");
   return out + "<div class=\"charts\">\n" + histogram_svg(r.sizes, false) + histogram_svg(r.sizes, true) + "</div>\n";
@@ -258,6 +282,7 @@ std::string render_html(const FragReport& r) {
   out += failed_requests_section(r);
   out += maps_section(r);
   out += fragmentation_section(r);
+  out += sites_section(r);
   out += holes_section(r);
   out += sizes_section(r);
   out += summary_section(r.summary);

@@ -144,6 +144,9 @@ void from_json(const json& j, OomReport& o) {
   field(j, "advice", o.advice);
 }
 
+HBM_JSON_FIELDS(Site, where, bytes, blocks, stack)
+HBM_JSON_FIELDS(SitesAt, moment, event, live_bytes, live_blocks, sites)
+
 void to_json(json& j, const SizeBucket& b) { j = {{"log2", b.log2}, {"count", b.count}, {"bytes", b.bytes}}; }
 void from_json(const json& j, SizeBucket& b) {
   field(j, "log2", b.log2);
@@ -170,7 +173,9 @@ void to_json(json& j, const FragReport& r) {
        {"timeline", r.timeline},
        {"sizes", r.sizes},
        {"maps", r.maps},
-       {"advice", r.advice}};
+       {"advice", r.advice},
+       {"has_stacks", r.has_stacks},
+       {"sites", r.sites}};
   json_io::write(j["native"], r.native);
 }
 void from_json(const json& j, FragReport& r) {
@@ -189,6 +194,9 @@ void from_json(const json& j, FragReport& r) {
   field(j, "sizes", r.sizes);
   field(j, "maps", r.maps);
   field(j, "advice", r.advice);
+  // Reports saved before stacks were kept lack these.
+  json_io::optional_field(j, "has_stacks", r.has_stacks);
+  json_io::optional_field(j, "sites", r.sites);
 }
 
 bool is_report_json(const json& j) {

@@ -82,6 +82,24 @@ void native_section(std::ostream& out, const FragReport& r) {
   t.write(out);
 }
 
+void sites_section(std::ostream& out, const FragReport& r) {
+  heading(out, "Who holds the memory (allocation sites)");
+  if (!r.has_stacks) {
+    out << "  no stacks recorded (torch.cuda.memory._record_memory_history() records them)\n";
+    return;
+  }
+  for (const SitesAt& at : r.sites) {
+    out << "  at " << at.moment << (r.run.static_snapshot ? "" : " (event " + std::to_string(at.event) + ")") << ": "
+        << format_bytes(at.live_bytes) << " requested in " << at.live_blocks << " live blocks\n";
+    Table t;
+    t.row({"site", "live", "share", "blocks"});
+    for (const Site& s : at.sites)
+      t.row({s.where, format_bytes(s.bytes), at.live_bytes ? percent(double(s.bytes) / double(at.live_bytes)) : "-",
+             std::to_string(s.blocks)});
+    t.write(out);
+  }
+}
+
 void holes_section(std::ostream& out, const FragReport& r) {
   const Fragmentation& f = r.frag;
   if (r.maps.empty()) return;
@@ -164,6 +182,7 @@ std::string render_text(const FragReport& r) {
   summary_section(out, r.summary);
   fragmentation_section(out, r);
   native_section(out, r);
+  sites_section(out, r);
   holes_section(out, r);
   oom_section(out, r);
   failed_requests_section(out, r);

@@ -67,6 +67,8 @@ class PickleTree {
   };
 
   PickleNode root() const { return root_; }
+  // Nodes are numbered 0 .. node_count() - 1.
+  size_t node_count() const { return nodes_.size(); }
 
   PickleKind kind(PickleNode n) const { return nodes_[n].kind; }
   bool is_int(PickleNode n) const { return kind(n) == PickleKind::kInt || kind(n) == PickleKind::kBool; }

@@ -158,13 +158,14 @@ class SnapshotConverter {
 
     std::map<int, DeviceTrace> devices;
     read_segments(*segments, devices);
+    std::map<int, std::vector<uint32_t>> alloc_stacks;  // per device, per event: the alloc's stack
     if (device_traces) {
       if (t_.kind(*device_traces) != PickleKind::kList) fail("'device_traces' is not a list");
       if (t_.size(*device_traces) > static_cast<size_t>(kMaxDevice)) fail("more than 65536 device traces");
       int number = 0;
       for (PickleNode events : t_.items(*device_traces)) {
         DeviceTrace& d = devices[number];
-        read_events(events, number, d.events);
+        read_events(events, number, d.events, alloc_stacks[number]);
         for (const Event& e : d.events) trace.has_history |= e.action == Action::kAlloc;
         ++number;
       }
@@ -175,8 +176,11 @@ class SnapshotConverter {
       reconstruct_blocks(d);
       reconstruct_segments(d);
       infer_start_sizes(d);
+      if (!stacks_.empty()) attach_stacks(d, alloc_stacks[number]);
       trace.devices.push_back(std::move(d));
     }
+    trace.frames = std::move(frames_);
+    trace.stacks = std::move(stacks_);
     return trace;
   }
 
@@ -269,6 +273,61 @@ class SnapshotConverter {
     }
   }
 
+  // ---- stacks: each distinct frame and stack once ----
+
+  // The stack a 'frames' list names (innermost first); `where` (a callable
+  // giving the entry's path) is built only for an error.
+  template <typename Where>
+  uint32_t stack_of(PickleNode list, const Where& where) {
+    if (t_.kind(list) != PickleKind::kList && t_.kind(list) != PickleKind::kTuple) require_list(list, where() + ": 'frames'");
+    charge(t_.size(list));
+    scratch_.clear();
+    size_t i = 0;
+    if (frame_of_node_.empty()) frame_of_node_.assign(t_.node_count(), kNoStack);
+    if (const uint32_t known = frame_of_node_[list]; known != kNoStack) return known;  // a list seen before
+    for (PickleNode f : t_.items(list)) {
+      const uint32_t known = frame_of_node_[f];
+      scratch_.push_back(known != kNoStack ? known : new_frame(f, where() + ".frames[" + std::to_string(i) + "]"));
+      ++i;
+    }
+    // Consecutive allocations mostly come from the same code.
+    if (last_stack_ != kNoStack && stacks_[last_stack_] == scratch_) return frame_of_node_[list] = last_stack_;
+    auto [it, added] = stack_ids_.try_emplace(scratch_, uint32_t(stacks_.size()));
+    if (added) {
+      if (stacks_.size() >= kNoStack - 1) fail(where() + ": more than 2^32 distinct stacks");
+      stacks_.push_back(scratch_);
+    }
+    return frame_of_node_[list] = last_stack_ = it->second;
+  }
+  // A frame dict not seen before (snapshots share them among stacks).
+  uint32_t new_frame(PickleNode f, const std::string& where) {
+    require_dict(f, where);
+    charge(t_.size(f));
+    Frame frame;
+    t_.for_each_pair(f, [&](PickleNode key, PickleNode item) {
+      const std::string_view k = key_of(key);
+      if (k == "filename") frame.filename = str_of(item, "filename", where);
+      else if (k == "name") frame.name = str_of(item, "name", where);
+      else if (k == "line") frame.line = t_.is_big_uint(item) ? -1 : int_of(item, "line", where);  // C++ frames: 2^64-1
+    });
+    charge(frame.filename.size() + frame.name.size());
+    std::string key = frame.filename + '\0' + frame.name + '\0' + std::to_string(frame.line);
+    auto [it, added] = frame_ids_.try_emplace(std::move(key), uint32_t(frames_.size()));
+    if (added) frames_.push_back(std::move(frame));
+    frame_of_node_[f] = it->second;
+    return it->second;
+  }
+  // Each block's allocation stack: its alloc event's, or, for a block live
+  // since before the trace began, the final picture's.
+  void attach_stacks(DeviceTrace& d, const std::vector<uint32_t>& alloc_stacks) const {
+    d.block_stacks.assign(d.block_count, kNoStack);
+    for (size_t i = 0; i < d.events.size() && i < alloc_stacks.size(); ++i)
+      if (d.events[i].action == Action::kAlloc && d.events[i].id != kNoBlock) d.block_stacks[d.events[i].id] = alloc_stacks[i];
+    for (const SegmentInfo& s : d.segments_at_end)
+      for (const BlockInfo& b : s.blocks)
+        if (b.id != kNoBlock && b.stack != kNoStack && d.block_stacks[b.id] == kNoStack) d.block_stacks[b.id] = b.stack;
+  }
+
   void read_blocks(PickleNode blocks, const std::string& seg_where, SegmentInfo& s) {
     require_list(blocks, seg_where + ": 'blocks'");
     charge(t_.size(blocks));
@@ -294,6 +353,8 @@ class SnapshotConverter {
           requested = count_of(item, "requested_size", where);
         } else if (k == "state") {
           state = str_of(item, "state", where);
+        } else if (k == "frames") {
+          b.stack = stack_of(item, [&] { return where; });
         }
       });
       if (!size) fail(where + ": no 'size'");
@@ -337,7 +398,7 @@ class SnapshotConverter {
     return a;
   }
 
-  void read_events(PickleNode list, int device, std::vector<Event>& out) {
+  void read_events(PickleNode list, int device, std::vector<Event>& out, std::vector<uint32_t>& alloc_stacks) {
     const std::string list_where = "device_traces[" + std::to_string(device) + "]";
     require_list(list, list_where);
     charge(t_.size(list));
@@ -348,6 +409,7 @@ class SnapshotConverter {
       if (t_.kind(entry) != PickleKind::kDict) require_dict(entry, where());
       charge(t_.size(entry));
       Event e;
+      std::optional<PickleNode> frames;
       bool have_action = false, have_addr = false, have_size = false, have_free = false;
       uint64_t device_free = 0;
       t_.for_each_pair(entry, [&](PickleNode key, PickleNode item) {
@@ -371,6 +433,8 @@ class SnapshotConverter {
               have_action = true;
             } else if (k == "stream") {
               e.stream = static_cast<uint64_t>(int_of(item, "stream", where()));
+            } else if (k == "frames") {
+              frames = item;
             }
             break;
           case 7:
@@ -405,6 +469,11 @@ class SnapshotConverter {
           break;
         default:
           break;
+      }
+      // Only where a block was allocated is kept: the sites that hold memory.
+      if (e.action == Action::kAlloc && frames) {
+        alloc_stacks.resize(out.size() + 1, kNoStack);
+        alloc_stacks[out.size()] = stack_of(*frames, where);
       }
       out.push_back(e);
       ++index;
@@ -597,6 +666,23 @@ class SnapshotConverter {
   static constexpr uint64_t kWorkPerByte = 4;
   static constexpr uint64_t kWorkFloor = uint64_t{1} << 20;
   uint64_t work_left_;
+
+  struct StackHash {
+    size_t operator()(const std::vector<uint32_t>& v) const {
+      uint64_t h = 1469598103934665603ull;
+      for (uint32_t x : v) h = (h ^ x) * 1099511628211ull;
+      return size_t(h);
+    }
+  };
+  std::vector<Frame> frames_;
+  std::vector<std::vector<uint32_t>> stacks_;
+  std::vector<uint32_t> scratch_;  // the stack being read
+  // By pickle node: a frame dict's frame id, or a frames list's stack id
+  // (kNoStack: not seen yet); pickles share both.
+  std::vector<uint32_t> frame_of_node_;
+  uint32_t last_stack_ = kNoStack;
+  std::unordered_map<std::string, uint32_t> frame_ids_;
+  std::unordered_map<std::vector<uint32_t>, uint32_t, StackHash> stack_ids_;
 };
 
 }  // namespace

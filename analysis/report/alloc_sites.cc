@@ -1,0 +1,139 @@
+#include "report/alloc_sites.h"
+
+#include <algorithm>
+#include <unordered_map>
+#include <utility>
+
+namespace hbmalloc::report {
+
+namespace {
+
+constexpr const char* kNoStackSite = "(no stack recorded)";
+// A block live when the trace began whose stack the trace never gave.
+constexpr const char* kBeforeTrace = "(allocated before the trace began)";
+
+bool ends_with(std::string_view s, std::string_view tail) {
+  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
+}
+
+// PyTorch's own Python (torch/, its C++ frames), the interpreter's library,
+// frozen importlib: none of them is the code a user would change.
+bool internal(const trace::Frame& f) {
+  const std::string_view file = f.filename;
+  if (!ends_with(file, ".py")) return true;
+  return file.find("/torch/") != std::string_view::npos || file.starts_with("torch/") ||
+         file.find("/lib/python3") != std::string_view::npos || file.find("<frozen") != std::string_view::npos;
+}
+
+std::string frame_text(const trace::Frame& f, bool short_file) {
+  std::string_view file = f.filename;
+  if (short_file)
+    if (size_t slash = file.rfind('/'); slash != std::string_view::npos) file = file.substr(slash + 1);
+  std::string out(file);
+  if (f.line > 0) out += ":" + std::to_string(f.line);
+  if (!f.name.empty()) out += " " + f.name;
+  return out;
+}
+
+struct Tally {
+  uint64_t bytes = 0, blocks = 0;
+  uint32_t stack = trace::kNoStack;
+};
+
+SitesAt group(const trace::Trace& t, std::unordered_map<std::string, Tally>& by_site, std::string moment,
+              uint64_t event, size_t top) {
+  SitesAt out;
+  out.moment = std::move(moment);
+  out.event = event;
+  std::vector<std::pair<std::string, Tally>> sorted(by_site.begin(), by_site.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.bytes != b.second.bytes ? a.second.bytes > b.second.bytes : a.first < b.first;
+  });
+  Site other{"(other sites)", 0, 0, {}};
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const auto& [where, tally] = sorted[i];
+    out.live_bytes += tally.bytes;
+    out.live_blocks += tally.blocks;
+    if (i >= top) {
+      other.bytes += tally.bytes;
+      other.blocks += tally.blocks;
+      continue;
+    }
+    Site s{where, tally.bytes, tally.blocks, {}};
+    if (tally.stack != trace::kNoStack)
+      for (uint32_t f : t.stacks[tally.stack]) s.stack.push_back(frame_text(t.frames[f], false));
+    out.sites.push_back(std::move(s));
+  }
+  if (other.blocks > 0) out.sites.push_back(std::move(other));
+  return out;
+}
+
+}  // namespace
+
+std::string site_of(const trace::Trace& t, uint32_t stack) {
+  if (stack == trace::kNoStack || stack >= t.stacks.size() || t.stacks[stack].empty()) return kNoStackSite;
+  const std::vector<uint32_t>& frames = t.stacks[stack];
+  const trace::Frame* first_python = nullptr;
+  for (uint32_t id : frames) {
+    const trace::Frame& f = t.frames[id];
+    if (!internal(f)) return frame_text(f, true);
+    if (first_python == nullptr && ends_with(f.filename, ".py")) first_python = &f;
+  }
+  return frame_text(first_python != nullptr ? *first_python : t.frames[frames.front()], true);
+}
+
+SitesAt sites_at(const trace::Trace& t, const trace::DeviceTrace& d, uint64_t events, std::string moment,
+                 NotAllocated replayed, size_t top) {
+  // Each block's requested bytes, and whether it is live, by id.
+  std::vector<uint64_t> requested(d.block_count, 0);
+  std::vector<char> live(d.block_count, 0);
+  for (const trace::BlockInfo& b : d.live_at_start)
+    if (b.id < live.size() && b.id < replayed.start_done) {
+      requested[b.id] = b.requested;
+      live[b.id] = 1;
+    }
+  const uint64_t n = std::min<uint64_t>(events, d.events.size());
+  for (uint64_t i = 0; i < n; ++i) {
+    const trace::Event& e = d.events[i];
+    if (e.id >= live.size()) continue;
+    if (e.action == trace::Action::kAlloc) {
+      requested[e.id] = e.size;
+      live[e.id] = 1;
+    } else if (e.action == trace::Action::kFree) {
+      live[e.id] = 0;
+    }
+  }
+  if (replayed.failed != nullptr)
+    for (uint32_t id = 0; id < live.size() && id < replayed.failed->size(); ++id)
+      if ((*replayed.failed)[id]) live[id] = 0;
+  std::unordered_map<uint32_t, std::string> site_of_stack;
+  std::unordered_map<std::string, Tally> by_site;
+  for (uint32_t id = 0; id < live.size(); ++id) {
+    if (!live[id]) continue;
+    const uint32_t stack = id < d.block_stacks.size() ? d.block_stacks[id] : trace::kNoStack;
+    auto [it, added] = site_of_stack.try_emplace(stack);
+    if (added) it->second = site_of(t, stack);
+    const bool before = stack == trace::kNoStack && id < d.live_at_start.size();
+    Tally& tally = by_site[before ? std::string(kBeforeTrace) : it->second];
+    tally.bytes += requested[id];
+    ++tally.blocks;
+    if (tally.stack == trace::kNoStack) tally.stack = stack;
+  }
+  return group(t, by_site, std::move(moment), events == 0 ? 0 : events - 1, top);
+}
+
+SitesAt sites_of_picture(const trace::Trace& t, const std::vector<trace::SegmentInfo>& segments, std::string moment,
+                         size_t top) {
+  std::unordered_map<std::string, Tally> by_site;
+  for (const trace::SegmentInfo& s : segments)
+    for (const trace::BlockInfo& b : s.blocks) {
+      if (b.state == trace::BlockState::kInactive) continue;
+      Tally& tally = by_site[site_of(t, b.stack)];
+      tally.bytes += b.requested;
+      ++tally.blocks;
+      if (tally.stack == trace::kNoStack) tally.stack = b.stack;
+    }
+  return group(t, by_site, std::move(moment), 0, top);
+}
+
+}  // namespace hbmalloc::report

@@ -1,0 +1,125 @@
+// Who holds the memory (report/alloc_sites.h): stacks read from real
+// snapshots, each block's site, and the sites at the peak adding up to the
+// live bytes there, in the text, JSON and HTML reports.
+#include "report/alloc_sites.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <numeric>
+#include <string>
+
+#include "report/frag_report.h"
+#include "report/html_report.h"
+#include "report/json_report.h"
+#include "report/text_report.h"
+#include "support/cli_run.h"
+#include "trace/read_trace.h"
+#include "trace/synthetic.h"
+
+namespace hbmalloc::report {
+namespace {
+
+trace::Trace shared_snapshot(const std::string& name) {
+  return trace::read_trace_file((hbmalloc::testing::shared_traces() / "snapshots" / name).string());
+}
+
+FragReport report_of(const trace::Trace& t) {
+  replay::ReplayOptions o;
+  o.config.backend = "sim";
+  return replay_and_report(t, o, ReportOptions{});
+}
+
+uint64_t sum_of(const SitesAt& at) {
+  return std::accumulate(at.sites.begin(), at.sites.end(), uint64_t(0),
+                         [](uint64_t n, const Site& s) { return n + s.bytes; });
+}
+
+TEST(AllocSites, SnapshotStacksAreKeptOnceAndEachBlockHasItsAllocationsStack) {
+  const trace::Trace t = shared_snapshot("kkaitlyn_memory_files_memory_ctx128_forward.pickle");
+  ASSERT_FALSE(t.stacks.empty());
+  EXPECT_LT(t.stacks.size(), 200u) << "thousands of blocks share a few stacks";
+  const trace::DeviceTrace& d = t.devices.front();
+  ASSERT_EQ(d.block_stacks.size(), d.block_count);
+  size_t allocs = 0, with_stack = 0;
+  for (const trace::Event& e : d.events)
+    if (e.action == trace::Action::kAlloc) {
+      ++allocs;
+      with_stack += d.block_stacks[e.id] != trace::kNoStack;
+    }
+  EXPECT_EQ(with_stack, allocs) << "every alloc of this snapshot recorded its frames";
+  for (const std::vector<uint32_t>& stack : t.stacks)
+    for (uint32_t f : stack) ASSERT_LT(f, t.frames.size());
+}
+
+TEST(AllocSites, TheSiteIsTheInnermostFrameOutsidePyTorchAndPython) {
+  trace::Trace t;
+  t.frames = {{"??", "torch::unwind::unwind()", 0},
+              {"/usr/lib/python3/dist-packages/torch/nn/modules/linear.py", "forward", 125},
+              {"/usr/lib/python3.11/contextlib.py", "__exit__", 144},
+              {"/home/me/model/attention.py", "forward", 88},
+              {"/home/me/train.py", "main", 12}};
+  t.stacks = {{0, 1, 2, 3, 4}, {0, 1, 2}, {0}};
+  EXPECT_EQ(site_of(t, 0), "attention.py:88 forward");
+  EXPECT_EQ(site_of(t, 1), "linear.py:125 forward") << "all internal: the innermost Python frame";
+  EXPECT_EQ(site_of(t, 2), "?? torch::unwind::unwind()");
+  EXPECT_EQ(site_of(t, trace::kNoStack), "(no stack recorded)");
+}
+
+TEST(AllocSites, AtThePeakTheSitesAddUpToTheLiveBytes) {
+  const trace::Trace t = shared_snapshot("kkaitlyn_memory_files_memory_ctx128_forward.pickle");
+  const FragReport r = report_of(t);
+  ASSERT_TRUE(r.has_stacks);
+  ASSERT_FALSE(r.sites.empty());
+  const SitesAt& peak = r.sites.front();
+  EXPECT_EQ(peak.moment, "peak reserved");
+  EXPECT_EQ(sum_of(peak), peak.live_bytes);
+  ASSERT_FALSE(r.frag.moments.empty());
+  EXPECT_EQ(peak.live_bytes, r.frag.moments.front().requested) << "the live requested bytes of the peak's picture";
+  EXPECT_LE(peak.sites.size(), 11u);
+  const std::string text = render_text(r);
+  EXPECT_NE(text.find("Who holds the memory"), std::string::npos);
+  EXPECT_NE(text.find("transformer.py:22 forward"), std::string::npos) << text.substr(text.find("Who holds"), 1500);
+  const std::string html = render_html(r);
+  EXPECT_NE(html.find("transformer.py:22 forward: the whole stack"), std::string::npos);
+  const FragReport back = report_from_json(nlohmann::json(r), "x");
+  ASSERT_EQ(back.sites.size(), r.sites.size());
+  EXPECT_EQ(back.sites.front().sites.front().where, peak.sites.front().where);
+  EXPECT_EQ(back.sites.front().sites.front().stack, peak.sites.front().stack);
+}
+
+TEST(AllocSites, EachOomAndAStaticSnapshotHaveTheirSites) {
+  const trace::Trace t = shared_snapshot("kkaitlyn_memory_files_memory_ctx128_forward.pickle");
+  replay::ReplayOptions o;
+  o.config.backend = "sim";
+  o.capacity = 8ull << 30;  // well under the run's peak
+  const FragReport r = replay_and_report(t, o, ReportOptions{});
+  ASSERT_FALSE(r.ooms.empty());
+  ASSERT_EQ(r.sites.size(), 1 + r.ooms.size());
+  EXPECT_EQ(r.sites[1].moment, "OOM 1");
+  for (size_t i = 0; i < r.ooms.size(); ++i) {
+    EXPECT_EQ(sum_of(r.sites[i + 1]), r.sites[i + 1].live_bytes);
+    EXPECT_EQ(r.sites[i + 1].live_bytes, r.ooms[i].usage.requested) << "what the replay held when OOM " << i + 1 << " failed";
+  }
+
+  const trace::Trace still = trace::read_trace_file((hbmalloc::testing::shared_traces() / "static" / "verl_mem.pickle").string());
+  const FragReport s = build_static_report(still, still.devices.front().device);
+  if (s.has_stacks) {
+    ASSERT_EQ(s.sites.size(), 1u);
+    EXPECT_EQ(sum_of(s.sites.front()), s.sites.front().live_bytes);
+  }
+}
+
+TEST(AllocSites, ATraceWithoutStacksSaysSo) {
+  trace::SyntheticOptions so;
+  so.steps = 2;
+  so.layers = 2;
+  const FragReport r = report_of(trace::synthetic_training_trace(so));
+  EXPECT_FALSE(r.has_stacks);
+  EXPECT_TRUE(r.sites.empty());
+  EXPECT_NE(render_text(r).find("no stacks recorded"), std::string::npos);
+  EXPECT_NE(render_html(r).find("No stacks recorded"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hbmalloc::report

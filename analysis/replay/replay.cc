@@ -134,6 +134,14 @@ class Run {
   }
 
   Allocator& allocator() { return *allocator_; }
+  // Each live block's address and trace block id, in address order.
+  std::vector<std::pair<uint64_t, uint32_t>> live_block_ids() const {
+    std::vector<std::pair<uint64_t, uint32_t>> out;
+    for (uint32_t id = 0; id < state_.size(); ++id)
+      if (state_[id] == BlockState::kLive) out.emplace_back(reinterpret_cast<uintptr_t>(ptrs_[id]), id);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
 
  private:
   // A policy that reproduces the recording puts its segments where the
@@ -363,6 +371,7 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
     Run second(trace, d, again);
     second.execute(scratch, r.peak_reserved_event);
     r.layout_at_peak = second.allocator().layout();
+    r.peak_block_ids = second.live_block_ids();
   }
   return r;
 }

@@ -102,6 +102,9 @@ struct ReplayResult {
   std::vector<TimelinePoint> timeline;
   uint64_t peak_reserved_event = 0;  // first event at which peak_reserved was reached
   Layout layout_at_peak;             // when capture_layouts
+  // With it, the trace's block id of each block live at the peak, by the
+  // block's address in layout_at_peak (address order).
+  std::vector<std::pair<uint64_t, uint32_t>> peak_block_ids;
   // A policy that reproduces the recording starts from the trace's own
   // segments, with the blocks live then at their recorded offsets; otherwise
   // those blocks are allocated anew.

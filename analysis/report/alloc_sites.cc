@@ -68,6 +68,10 @@ SitesAt group(const trace::Trace& t, std::unordered_map<std::string, Tally>& by_
   return out;
 }
 
+// A block's site: its stack's, or, for a block live since before the trace
+// with no stack, that.
+std::string site_of_block(const trace::Trace& t, const trace::DeviceTrace& d, uint32_t id);
+
 }  // namespace
 
 std::string site_of(const trace::Trace& t, uint32_t stack) {
@@ -113,8 +117,7 @@ SitesAt sites_at(const trace::Trace& t, const trace::DeviceTrace& d, uint64_t ev
     const uint32_t stack = id < d.block_stacks.size() ? d.block_stacks[id] : trace::kNoStack;
     auto [it, added] = site_of_stack.try_emplace(stack);
     if (added) it->second = site_of(t, stack);
-    const bool before = stack == trace::kNoStack && id < d.live_at_start.size();
-    Tally& tally = by_site[before ? std::string(kBeforeTrace) : it->second];
+    Tally& tally = by_site[stack == trace::kNoStack && id < d.live_at_start.size() ? std::string(kBeforeTrace) : it->second];
     tally.bytes += requested[id];
     ++tally.blocks;
     if (tally.stack == trace::kNoStack) tally.stack = stack;
@@ -135,5 +138,79 @@ SitesAt sites_of_picture(const trace::Trace& t, const std::vector<trace::Segment
     }
   return group(t, by_site, std::move(moment), 0, top);
 }
+
+PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout& layout,
+               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top) {
+  struct Tally {
+    uint64_t pinned = 0, blocks = 0, live = 0, segments = 0;
+  };
+  std::unordered_map<std::string, Tally> by_site;
+  std::unordered_map<uint32_t, std::string> site_of_id;
+  const auto site_at = [&](uint64_t addr) -> const std::string& {
+    auto it = std::lower_bound(ids.begin(), ids.end(), std::make_pair(addr, uint32_t(0)));
+    const uint32_t id = it != ids.end() && it->first == addr ? it->second : trace::kNoBlock;
+    auto [s, added] = site_of_id.try_emplace(id);
+    if (added) s->second = site_of_block(t, d, id);
+    return s->second;
+  };
+  PinsAt out;
+  out.moment = std::move(moment);
+  for (const SegmentLayout& seg : layout) {
+    uint64_t free = 0, live = 0;
+    for (const BlockLayout& b : seg.blocks) (b.allocated ? live : free) += b.size;
+    if (free == 0 || live == 0) continue;
+    out.pinned += free;
+    // This segment's live bytes by site, then its free bytes shared out; the
+    // rounding remainder goes to the site holding the most.
+    std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> here;  // site -> (bytes, blocks)
+    for (const BlockLayout& b : seg.blocks) {
+      if (!b.allocated) continue;
+      const std::string& where = site_at(b.addr);
+      auto it = std::find_if(here.begin(), here.end(), [&](const auto& h) { return h.first == where; });
+      if (it == here.end()) here.push_back({where, {b.size, 1}});
+      else it->second.first += b.size, ++it->second.second;
+    }
+    uint64_t given = 0;
+    size_t biggest = 0;
+    for (size_t i = 0; i < here.size(); ++i) {
+      const auto& [where, bytes_blocks] = here[i];
+      const uint64_t share = uint64_t((unsigned __int128)free * bytes_blocks.first / live);
+      Tally& tally = by_site[where];
+      tally.pinned += share;
+      tally.blocks += bytes_blocks.second;
+      tally.live += bytes_blocks.first;
+      ++tally.segments;
+      given += share;
+      if (bytes_blocks.first > here[biggest].second.first) biggest = i;
+    }
+    by_site[here[biggest].first].pinned += free - given;
+  }
+  std::vector<std::pair<std::string, Tally>> sorted(by_site.begin(), by_site.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.pinned != b.second.pinned ? a.second.pinned > b.second.pinned : a.first < b.first;
+  });
+  Pin other{"(other sites)", 0, 0, 0, 0};
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const auto& [where, tally] = sorted[i];
+    if (i < top) {
+      out.sites.push_back({where, tally.pinned, tally.blocks, tally.live, tally.segments});
+    } else {
+      other.pinned += tally.pinned;
+      other.blocks += tally.blocks;
+      other.live += tally.live;
+      other.segments += tally.segments;
+    }
+  }
+  if (other.blocks > 0) out.sites.push_back(other);
+  return out;
+}
+
+namespace {
+std::string site_of_block(const trace::Trace& t, const trace::DeviceTrace& d, uint32_t id) {
+  const uint32_t stack = id < d.block_stacks.size() ? d.block_stacks[id] : trace::kNoStack;
+  if (stack == trace::kNoStack && id < d.live_at_start.size()) return kBeforeTrace;
+  return site_of(t, stack);
+}
+}  // namespace
 
 }  // namespace hbmalloc::report

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "hbmalloc/layout.hpp"
 #include "record/trace.h"
 
 namespace hbmalloc::report {
@@ -41,6 +42,27 @@ SitesAt sites_at(const trace::Trace& t, const trace::DeviceTrace& d, uint64_t ev
 // The same for the live blocks of a final picture (a static snapshot).
 SitesAt sites_of_picture(const trace::Trace& t, const std::vector<trace::SegmentInfo>& segments, std::string moment,
                          size_t top = 10);
+
+// What pins the fragmentation: the free bytes of segments that also hold
+// live blocks can be neither released nor used for a request larger than
+// their pieces while those blocks live. Each such segment's free bytes are
+// charged to the sites of its live blocks, in proportion to their bytes there.
+struct Pin {
+  std::string where;      // the site, as in Site
+  uint64_t pinned = 0;    // cached free bytes its blocks keep
+  uint64_t blocks = 0;    // its live blocks in those segments
+  uint64_t live = 0;      // their bytes
+  uint64_t segments = 0;  // segments it shares in
+};
+struct PinsAt {
+  std::string moment;
+  uint64_t pinned = 0;  // every free byte of segments that hold live blocks (the pins add up to it)
+  std::vector<Pin> sites;  // most pinned first: the top ones, then "(other sites)"
+};
+// `layout` is a replay's picture and `ids` the trace block id of each live
+// block there, by address (ReplayResult::peak_block_ids).
+PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout& layout,
+               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top = 10);
 
 // The innermost frame outside PyTorch and Python internals, as "file:line
 // name" (the file's last path component); the innermost Python frame when

@@ -127,6 +127,8 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   r.has_stacks = !trace.stacks.empty();
   if (r.has_stacks) {
     r.sites.push_back(sites_at(trace, d, result.peak_reserved_event + 1, "peak reserved"));
+    if (!result.layout_at_peak.empty())
+      r.pins.push_back(pins_at(trace, d, result.layout_at_peak, result.peak_block_ids, "peak reserved"));
     // What the replay held when each request failed: not the blocks it
     // failed before, nor, during its start, the start's blocks not reached.
     std::vector<char> failed(d.block_count, 0);

@@ -146,6 +146,8 @@ void from_json(const json& j, OomReport& o) {
 
 HBM_JSON_FIELDS(Site, where, bytes, blocks, stack)
 HBM_JSON_FIELDS(SitesAt, moment, event, live_bytes, live_blocks, sites)
+HBM_JSON_FIELDS(Pin, where, pinned, blocks, live, segments)
+HBM_JSON_FIELDS(PinsAt, moment, pinned, sites)
 
 void to_json(json& j, const SizeBucket& b) { j = {{"log2", b.log2}, {"count", b.count}, {"bytes", b.bytes}}; }
 void from_json(const json& j, SizeBucket& b) {
@@ -175,7 +177,8 @@ void to_json(json& j, const FragReport& r) {
        {"maps", r.maps},
        {"advice", r.advice},
        {"has_stacks", r.has_stacks},
-       {"sites", r.sites}};
+       {"sites", r.sites},
+       {"pins", r.pins}};
   json_io::write(j["native"], r.native);
 }
 void from_json(const json& j, FragReport& r) {
@@ -197,6 +200,7 @@ void from_json(const json& j, FragReport& r) {
   // Reports saved before stacks were kept lack these.
   json_io::optional_field(j, "has_stacks", r.has_stacks);
   json_io::optional_field(j, "sites", r.sites);
+  json_io::optional_field(j, "pins", r.pins);
 }
 
 bool is_report_json(const json& j) {

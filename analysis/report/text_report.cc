@@ -98,6 +98,19 @@ void sites_section(std::ostream& out, const FragReport& r) {
              std::to_string(s.blocks)});
     t.write(out);
   }
+  for (const PinsAt& at : r.pins) {
+    out << "\n  what pins the fragmentation at " << at.moment << ": " << format_bytes(at.pinned)
+        << " cached free in segments that also hold live blocks, kept by\n";
+    if (at.sites.empty()) {
+      out << "  nothing: every cached free byte is in a wholly free segment\n";
+      continue;
+    }
+    Table t;
+    t.row({"site", "pins", "blocks", "their bytes", "segments"});
+    for (const Pin& p : at.sites)
+      t.row({p.where, format_bytes(p.pinned), std::to_string(p.blocks), format_bytes(p.live), std::to_string(p.segments)});
+    t.write(out);
+  }
 }
 
 void holes_section(std::ostream& out, const FragReport& r) {

@@ -283,6 +283,7 @@ class SnapshotConverter {
     charge(t_.size(list));
     scratch_.clear();
     size_t i = 0;
+    if (t_.size(list) == 0) return kNoStack;  // PyTorch's for a block allocated before its history began
     if (frame_of_node_.empty()) frame_of_node_.assign(t_.node_count(), kNoStack);
     if (const uint32_t known = frame_of_node_[list]; known != kNoStack) return known;  // a list seen before
     for (PickleNode f : t_.items(list)) {

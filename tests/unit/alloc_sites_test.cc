@@ -88,6 +88,45 @@ TEST(AllocSites, AtThePeakTheSitesAddUpToTheLiveBytes) {
   EXPECT_EQ(back.sites.front().sites.front().stack, peak.sites.front().stack);
 }
 
+// What pins the fragmentation: every free byte of the peak's segments that
+// hold live blocks is charged to one site, and those are the inactive split
+// bytes the peak's figures count.
+TEST(AllocSites, ThePinsAddUpToTheFreeBytesOfSegmentsHoldingLiveBlocks) {
+  for (const char* name : {"kkaitlyn_memory_files_memory_ctx128_forward.pickle", "bcrafton_memory_snapshot.pickle"}) {
+    SCOPED_TRACE(name);
+    const FragReport r = report_of(shared_snapshot(name));
+    ASSERT_EQ(r.pins.size(), 1u);
+    const PinsAt& at = r.pins.front();
+    uint64_t pinned = 0, blocks = 0;
+    for (const Pin& p : at.sites) {
+      pinned += p.pinned;
+      blocks += p.blocks;
+    }
+    EXPECT_EQ(pinned, at.pinned);
+    EXPECT_EQ(at.pinned, r.frag.moments.front().inactive_split_bytes);
+    EXPECT_GT(blocks, 0u);
+    EXPECT_NE(render_text(r).find("what pins the fragmentation at peak reserved"), std::string::npos);
+    const FragReport back = report_from_json(nlohmann::json(r), "x");
+    ASSERT_EQ(back.pins.size(), 1u);
+    EXPECT_EQ(back.pins.front().pinned, at.pinned);
+  }
+  // A hand-made picture: one segment, 6 MiB free beside two sites' blocks of 1 and 2 MiB.
+  trace::Trace t;
+  t.frames = {{"/a/x.py", "f", 1}, {"/a/y.py", "g", 2}};
+  t.stacks = {{0}, {1}};
+  trace::DeviceTrace d;
+  d.block_count = 2;
+  d.block_stacks = {0, 1};
+  Layout layout{{0x1000000, 9u << 20, Pool::kLarge, 0,
+                 {{0x1000000, 1u << 20, 1u << 20, true}, {0x1100000, 2u << 20, 2u << 20, true},
+                  {0x1300000, 6u << 20, 0, false}}}};
+  const PinsAt at = pins_at(t, d, layout, {{0x1000000, 0}, {0x1100000, 1}}, "here");
+  ASSERT_EQ(at.sites.size(), 2u);
+  EXPECT_EQ(at.sites[0].where, "y.py:2 g");
+  EXPECT_EQ(at.sites[0].pinned, 4u << 20);
+  EXPECT_EQ(at.sites[1].pinned, 2u << 20);
+}
+
 TEST(AllocSites, EachOomAndAStaticSnapshotHaveTheirSites) {
   const trace::Trace t = shared_snapshot("kkaitlyn_memory_files_memory_ctx128_forward.pickle");
   replay::ReplayOptions o;

@@ -12,5 +12,6 @@ int run_demo(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_tune(int argc, char** argv);
 int run_explain(int argc, char** argv);
+int run_diff(int argc, char** argv);
 
 }  // namespace hbmalloc::tools

@@ -80,6 +80,14 @@ constexpr Command kCommands[] = {
      "  report IN [--html FILE] [--json] [--device N] [--policy P] [--conf K:V,...]\n"
      "      A fragmentation report from a trace (replayed with the given policy), a\n"
      "      saved `replay --json` output, or a static snapshot (segments only).\n"},
+    {"diff", &hbmalloc::tools::run_diff,
+     "  diff A [B] [--policy P] [--conf K:V,...] [--b-policy P] [--b-conf K:V,...]\n"
+     "       [--device N] [--json] [--html FILE]\n"
+     "      Two runs side by side: two traces (say, before and after a change to the\n"
+     "      training script), or one trace under two policies or settings (--b-*\n"
+     "      give B's; without them B runs as A). Peaks, live bytes by allocation\n"
+     "      site at each peak reserved (the sites that grew most first), and each\n"
+     "      run's segment picture at its peak.\n"},
     {"convert", &hbmalloc::tools::run_convert,
      "  convert IN OUT\n"
      "      Reads IN (any format above) and writes it in the format OUT's extension\n"

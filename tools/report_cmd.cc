@@ -42,18 +42,6 @@ std::optional<Saved> saved_report(const std::string& bytes, const std::string& s
   return std::nullopt;
 }
 
-report::FragReport report_of_trace(const trace::Trace& t, int device, const Config& config) {
-  report::ReportOptions ro;
-  ro.config = config;
-  if (!t.has_history) return report::build_static_report(t, device, ro);
-  replay::ReplayOptions o;
-  o.config = config;
-  o.device = device;
-  replay::as_recorded(t, o);  // cca: the recording's own settings and device
-  ro.config = o.config;
-  return report::replay_and_report(t, o, ro);
-}
-
 }  // namespace
 
 int run_report(int argc, char** argv) {
@@ -76,7 +64,7 @@ int run_report(int argc, char** argv) {
       Config config = Config::parse(args.value("--conf").value_or(""));
       if (auto p = args.value("--policy")) config.policy = *p;
       config.backend = "sim";
-      saved = Saved{report_of_trace(t, device >= 0 ? int(device) : t.devices.front().device, config), std::nullopt};
+      saved = Saved{report::report_of(t, device >= 0 ? int(device) : t.devices.front().device, config), std::nullopt};
     }
     const report::FragReport& rep = saved->report;
     if (auto html = args.value("--html")) trace::write_whole_file(*html, report::render_html(rep));

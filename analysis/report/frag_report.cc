@@ -152,6 +152,17 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   return r;
 }
 
+FragReport report_of(const trace::Trace& t, int device, const Config& config) {
+  ReportOptions ro;
+  ro.config = config;
+  if (!t.has_history) return build_static_report(t, device, ro);
+  replay::ReplayOptions o;
+  o.config = config;
+  o.device = device;
+  replay::as_recorded(t, o);  // cca: the recording's own settings and device
+  return replay_and_report(t, o, ro);
+}
+
 FragReport replay_and_report(const trace::Trace& trace, replay::ReplayOptions options,
                              const ReportOptions& report_options) {
   ReportOptions ro = report_options;

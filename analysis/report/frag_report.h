@@ -153,6 +153,11 @@ FragReport replay_and_report(const trace::Trace& trace, replay::ReplayOptions op
 FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& result,
                         const ReportOptions& options);
 
+// The report of one device of a trace, as `hbmalloc report` and `diff` make
+// it: a static snapshot's picture as it is, else a replay under `config` (a
+// policy that reproduces the recording runs with the recording's settings).
+FragReport report_of(const trace::Trace& trace, int device, const Config& config);
+
 // From the segment picture of one device of a snapshot (segments_at_end),
 // no replay. Throws Error(kInvalidArgument) naming trace.source when the
 // device is missing, has no segment picture, or its blocks overlap or

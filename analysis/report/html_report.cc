@@ -279,6 +279,39 @@ std::string run_section(const FragReport& r) {
 
 }  // namespace
 
+std::string render_html(const DiffReport& d) {
+  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>hbmalloc diff</title>\n<style>" +
+                    std::string(kStyle) + "</style></head>\n<body>\n<h1>hbmalloc diff</h1>\n";
+  out += "<p class=\"sub\">A: " + escape_html(d.a_name) + "<br>B: " + escape_html(d.b_name) + "</p>\n";
+  out += h2("Peaks");
+  HtmlTable t({"", "A", "B"}, "-nn");
+  t.row({"peak requested", format_bytes(d.a.frag.peak_requested), format_bytes(d.b.frag.peak_requested)});
+  t.row({"peak allocated", format_bytes(d.a.frag.peak_allocated), format_bytes(d.b.frag.peak_allocated)});
+  t.row({"peak reserved", format_bytes(d.a.frag.peak_reserved), format_bytes(d.b.frag.peak_reserved)});
+  t.row({"efficiency", percent(d.a.frag.efficiency), percent(d.b.frag.efficiency)});
+  t.row({"OOMs", std::to_string(d.a.ooms.size()), std::to_string(d.b.ooms.size())});
+  out += t.finish();
+  out += h2("Live bytes by site at each peak reserved");
+  if (!d.has_stacks) {
+    out += "<p class=\"note\">No stacks recorded in one of the traces.</p>\n";
+  } else {
+    HtmlTable s({"site", "A", "B", "change"}, "-nnn");
+    for (size_t i = 0; i < d.sites.size() && i < 40; ++i) {
+      const SiteChange& c = d.sites[i];
+      const int64_t ch = c.change();
+      s.row({c.where, format_bytes(c.a), format_bytes(c.b),
+             ch == 0 ? "0" : (ch > 0 ? "+" : "-") + format_bytes(uint64_t(ch > 0 ? ch : -ch))});
+    }
+    out += s.finish();
+  }
+  for (const auto& [label, r] : {std::pair<const char*, const FragReport*>{"A", &d.a}, {"B", &d.b}}) {
+    if (r->maps.empty()) continue;
+    out += h2(std::string(label) + ": segment map at " + r->maps.front().title);
+    out += segment_map_svg(r->maps.front());
+  }
+  return out + "</body></html>\n";
+}
+
 std::string render_html(const FragReport& r) {
   std::string subtitle = r.run.source + " \u00b7 device " + std::to_string(r.run.device) + " \u00b7 " +
                          (r.run.static_snapshot ? std::string("static snapshot") : "policy " + r.run.policy);

@@ -4,10 +4,13 @@
 
 #include <string>
 
+#include "report/diff_report.h"
 #include "report/frag_report.h"
 
 namespace hbmalloc::report {
 
 std::string render_html(const FragReport& report);
+// `hbmalloc diff --html`: the two runs' peaks, sites and segment maps.
+std::string render_html(const DiffReport& diff);
 
 }  // namespace hbmalloc::report

@@ -22,7 +22,7 @@ namespace hbmalloc::trace {
 // CR LF / ^Z / LF that text-mode transfers would mangle.
 inline constexpr std::string_view kHbtMagic{"\x89HBT\r\n\x1a\n", 8};
 constexpr uint16_t kHbtMajor = 1;  // a reader refuses other majors
-constexpr uint16_t kHbtMinor = 0;  // newer minors only add record types or trailing fields
+constexpr uint16_t kHbtMinor = 1;  // newer minors only add record types or trailing fields (1: stacks)
 
 inline bool is_hbt(std::string_view bytes) { return bytes.substr(0, kHbtMagic.size()) == kHbtMagic; }
 
@@ -33,6 +33,11 @@ enum class HbtRecord : uint16_t {
   kSegment = 4,
   kEvent = 5,
   kEnd = 6,  // last: a file without it was cut short
+  // 1.1: stacks, each frame and stack once, and which stack a block's
+  // allocation recorded.
+  kFrame = 7,
+  kStack = 8,
+  kBlockStack = 9,
 };
 
 enum class SegmentWhen : uint8_t { kAtStart = 0, kAtEnd = 1 };
@@ -55,6 +60,9 @@ inline constexpr size_t kSegmentBytes = 32;       // before its blocks
 inline constexpr size_t kSegmentBlockBytes = 40;
 inline constexpr size_t kEventBytes = 40;
 inline constexpr size_t kEndBytes = 8;            // u64 records before it
+inline constexpr size_t kFrameMinBytes = 16;      // str filename, str name (lengths), i64 line
+inline constexpr size_t kStackMinBytes = 4;       // u32 frame count, then the frame ids
+inline constexpr size_t kBlockStackBytes = 12;    // u16 device, u16 reserved, u32 block id, u32 stack id
 
 inline constexpr uint32_t kHeaderHasHistory = 1u << 0;
 inline constexpr uint32_t kHeaderHasCapacity = 1u << 1;

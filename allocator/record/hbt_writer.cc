@@ -168,6 +168,33 @@ void HbtWriter::event(int device, const Event& e) {
   emit();
 }
 
+void HbtWriter::frame(const Frame& f) {
+  begin(HbtRecord::kFrame, 0);
+  put_string(record_, f.filename);
+  put_string(record_, f.name);
+  put_u64(record_, static_cast<uint64_t>(f.line));
+  end_record(record_);
+  emit();
+}
+
+void HbtWriter::stack(const std::vector<uint32_t>& frames) {
+  begin(HbtRecord::kStack, 0);
+  put_u32(record_, static_cast<uint32_t>(frames.size()));
+  for (uint32_t f : frames) put_u32(record_, f);
+  end_record(record_);
+  emit();
+}
+
+void HbtWriter::block_stack(int device, uint32_t block, uint32_t stack) {
+  begin(HbtRecord::kBlockStack, device);
+  put_u16(record_, static_cast<uint16_t>(device));
+  put_u16(record_, 0);
+  put_u32(record_, block);
+  put_u32(record_, stack);
+  end_record(record_);
+  emit();
+}
+
 void HbtWriter::finish() {
   begin(HbtRecord::kEnd, 0);
   put_u64(record_, records_);
@@ -179,12 +206,16 @@ void HbtWriter::finish() {
 
 void write_hbt(const Trace& trace, HbtWriter& writer) {
   writer.header({trace.recorder, trace.capacity, trace.has_history, trace.settings});
+  for (const Frame& f : trace.frames) writer.frame(f);
+  for (const std::vector<uint32_t>& s : trace.stacks) writer.stack(s);
   for (const DeviceTrace& d : trace.devices) {
     writer.device(d.device, d.has_segment_picture);
     for (const BlockInfo& b : d.live_at_start) writer.live_block(d.device, b);
     for (const SegmentInfo& s : d.segments_at_start) writer.segment(d.device, SegmentWhen::kAtStart, s);
     for (const Event& e : d.events) writer.event(d.device, e);
     for (const SegmentInfo& s : d.segments_at_end) writer.segment(d.device, SegmentWhen::kAtEnd, s);
+    for (uint32_t id = 0; id < d.block_stacks.size(); ++id)
+      if (d.block_stacks[id] != kNoStack) writer.block_stack(d.device, id, d.block_stacks[id]);
   }
   writer.finish();
 }

@@ -31,6 +31,11 @@ class HbtWriter {
   void segment(int device, SegmentWhen when, const SegmentInfo& s);
   void event(int device, const Event& e);
   void flush();   // throws Error naming the file when a write failed
+  // 1.1: a frame and a stack (numbered in the order written), and a block's
+  // allocation stack; frames before the stacks naming them.
+  void frame(const Frame& f);
+  void stack(const std::vector<uint32_t>& frames);
+  void block_stack(int device, uint32_t block, uint32_t stack);
   void finish();  // the end record, then flush; nothing may follow
 
  private:

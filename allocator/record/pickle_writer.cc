@@ -75,23 +75,32 @@ void PickleWriter::floating(double v) {
   for (int i = 7; i >= 0; --i) out_.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
 }
 
-void PickleWriter::str(std::string_view s) {
+void PickleWriter::memo_get(uint32_t index) {
   before_value();
-  if (auto it = memo_.find(std::string(s)); it != memo_.end()) {
-    if (it->second <= 0xff) {
-      op(kBinGet);
-      le(it->second, 1);
-    } else {
-      op(kLongBinGet);
-      le(it->second, 4);
-    }
-    return;
+  if (index <= 0xff) {
+    op(kBinGet);
+    le(index, 1);
+  } else {
+    op(kLongBinGet);
+    le(index, 4);
   }
+}
+
+void PickleWriter::str(std::string_view s) {
+  if (auto it = memo_.find(std::string(s)); it != memo_.end()) return memo_get(it->second);
+  before_value();
   length_prefixed(kShortBinUnicode, kBinUnicode, kBinUnicode8, s);
-  if (memo_.size() < UINT32_MAX) {
+  if (memo_count_ < UINT32_MAX) {
     op(kMemoize);
-    memo_.emplace(std::string(s), static_cast<uint32_t>(memo_.size()));
+    memo_.emplace(std::string(s), memo_count_++);
   }
+}
+
+uint32_t PickleWriter::begin_memoized_dict() {
+  if (memo_count_ == UINT32_MAX) throw Error(ErrorCode::kInvalidArgument, "pickle writer: memo full");
+  begin_dict();
+  op(kMemoize);
+  return memo_count_++;
 }
 
 void PickleWriter::bytes(std::string_view b) {

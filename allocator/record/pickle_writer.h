@@ -26,6 +26,10 @@ class PickleWriter {
 
   // A dict's items are key, value, key, value...
   void begin_dict();
+  // The same, remembered in the memo: what it returns names the dict (filled
+  // by then) to memo_get, so an object written many times is written once.
+  uint32_t begin_memoized_dict();
+  void memo_get(uint32_t index);
   void begin_list();
   void begin_tuple();
   void end();  // closes the innermost open container
@@ -47,7 +51,8 @@ class PickleWriter {
 
   std::string out_;
   std::vector<Frame> open_;
-  std::unordered_map<std::string, uint32_t> memo_;
+  std::unordered_map<std::string, uint32_t> memo_;  // strings, by their memo index
+  uint32_t memo_count_ = 0;                         // memo entries so far (strings and dicts)
 };
 
 }  // namespace hbmalloc::trace

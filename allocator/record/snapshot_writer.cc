@@ -149,7 +149,38 @@ std::vector<SegmentInfo> derive_end_picture(const Trace& t, const DeviceTrace& d
   return segs;
 }
 
-void write_segment(PickleWriter& w, int device, const SegmentInfo& s) {
+// A stack as PyTorch's `frames`: innermost first, one dict per frame, each
+// distinct frame written once and referenced after (as PyTorch's pickles do).
+struct FrameWriter {
+  const Trace& trace;
+  std::vector<uint32_t> memo;  // by frame id: its dict's memo index (UINT32_MAX: not written yet)
+
+  explicit FrameWriter(const Trace& t) : trace(t), memo(t.frames.size(), UINT32_MAX) {}
+  void write(PickleWriter& w, uint32_t stack) {
+    w.begin_list();
+    if (stack < trace.stacks.size())
+      for (uint32_t f : trace.stacks[stack]) {
+        if (memo[f] != UINT32_MAX) {
+          w.memo_get(memo[f]);
+          continue;
+        }
+        const Frame& frame = trace.frames[f];
+        memo[f] = w.begin_memoized_dict();
+        w.str("name"); w.str(frame.name);
+        w.str("filename"); w.str(frame.filename);
+        w.str("line"); w.integer(frame.line);
+        w.end();
+      }
+    w.end();
+  }
+};
+
+uint32_t stack_of(const DeviceTrace& d, uint32_t block) {
+  return block < d.block_stacks.size() ? d.block_stacks[block] : kNoStack;
+}
+
+void write_segment(PickleWriter& w, FrameWriter& frames, const DeviceTrace& d, const SegmentInfo& s) {
+  const int device = d.device;
   uint64_t allocated = 0, active = 0, requested = 0;
   for (const BlockInfo& b : s.blocks) {
     if (b.state == BlockState::kInactive) continue;
@@ -177,14 +208,15 @@ void write_segment(PickleWriter& w, int device, const SegmentInfo& s) {
     w.str("size"); w.uinteger(b.size);
     w.str("requested_size"); w.uinteger(b.requested);
     w.str("state"); w.str(state_name(b.state));
-    w.str("frames"); w.begin_list(); w.end();
+    w.str("frames");
+    frames.write(w, b.stack != kNoStack ? b.stack : stack_of(d, b.id));
     w.end();
   }
   w.end();
   w.end();
 }
 
-void write_events(PickleWriter& w, const DeviceTrace& d) {
+void write_events(PickleWriter& w, FrameWriter& frames, const DeviceTrace& d) {
   // Frees carry the block's requested bytes, as PyTorch records them.
   std::vector<uint64_t> requested(d.block_count, 0);
   for (const BlockInfo& b : d.live_at_start)
@@ -202,7 +234,8 @@ void write_events(PickleWriter& w, const DeviceTrace& d) {
     w.str("size"); w.uinteger(size);
     w.str("stream"); w.uinteger(e.stream);
     w.str("time_us"); w.integer(e.time_us);
-    w.str("frames"); w.begin_list(); w.end();
+    w.str("frames");
+    frames.write(w, e.action == Action::kAlloc ? stack_of(d, e.id) : kNoStack);
     w.end();
   }
   w.end();
@@ -214,13 +247,14 @@ std::string write_pytorch_snapshot(const Trace& trace) {
   PickleWriter w;
   w.begin_dict();
 
+  FrameWriter frames(trace);
   w.str("segments");
   w.begin_list();
   for (const DeviceTrace& d : trace.devices) {
     if (d.has_segment_picture) {
-      for (const SegmentInfo& s : d.segments_at_end) write_segment(w, d.device, s);
+      for (const SegmentInfo& s : d.segments_at_end) write_segment(w, frames, d, s);
     } else {
-      for (const SegmentInfo& s : derive_end_picture(trace, d)) write_segment(w, d.device, s);
+      for (const SegmentInfo& s : derive_end_picture(trace, d)) write_segment(w, frames, d, s);
     }
   }
   w.end();
@@ -234,7 +268,7 @@ std::string write_pytorch_snapshot(const Trace& trace) {
       w.begin_list();
       w.end();
     }
-    write_events(w, d);
+    write_events(w, frames, d);
     next = d.device + 1;
   }
   w.end();

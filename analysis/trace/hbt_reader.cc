@@ -140,6 +140,12 @@ class HbtReader {
         return segment(payload);
       case HbtRecord::kEvent:
         return event(payload);
+      case HbtRecord::kFrame:
+        return frame(payload);
+      case HbtRecord::kStack:
+        return stack(payload);
+      case HbtRecord::kBlockStack:
+        return block_stack(payload);
       case HbtRecord::kEnd:
         break;  // handled by read()
     }
@@ -174,6 +180,42 @@ class HbtReader {
       std::string value = c.str("setting value");
       trace_.settings.emplace_back(std::move(key), std::move(value));
     }
+  }
+
+  void frame(std::string_view payload) {
+    need(payload, kFrameMinBytes, "frame");
+    Cursor c(payload, where_);
+    Frame f;
+    f.filename = c.str("frame filename");
+    f.name = c.str("frame name");
+    f.line = static_cast<int64_t>(c.u64());
+    trace_.frames.push_back(std::move(f));
+  }
+
+  void stack(std::string_view payload) {
+    need(payload, kStackMinBytes, "stack");
+    Cursor c(payload, where_);
+    const uint32_t n = c.u32();
+    if (uint64_t{n} * 4 > c.left()) fail("stack of " + std::to_string(n) + " frames overruns the record");
+    std::vector<uint32_t> frames(n);
+    for (uint32_t& f : frames) {
+      f = c.u32();
+      if (f >= trace_.frames.size()) fail("stack names frame " + std::to_string(f) + ", not written before it");
+    }
+    if (trace_.stacks.size() >= kNoStack - 1) fail("more than 2^32 stacks");
+    trace_.stacks.push_back(std::move(frames));
+  }
+
+  // Checked against the block count once every event is read.
+  void block_stack(std::string_view payload) {
+    need(payload, kBlockStackBytes, "block stack");
+    Cursor c(payload, where_);
+    const uint16_t number = c.u16();
+    c.u16();
+    const uint32_t block = c.u32(), stack = c.u32();
+    known_device(number);
+    if (stack >= trace_.stacks.size()) fail("block stack names stack " + std::to_string(stack) + ", not written before it");
+    block_stacks_.push_back({number, block, stack, where_});
   }
 
   DeviceState& known_device(uint16_t number) {
@@ -291,6 +333,21 @@ class HbtReader {
   }
 
   Trace finish() {
+    for (const auto& [number, block, stack, where] : block_stacks_) {
+      DeviceTrace& d = devices_[number].trace;
+      if (block >= d.block_count)
+        throw Error(ErrorCode::kInvalidArgument,
+                    where + ": block stack of block " + std::to_string(block) + ", which device " +
+                        std::to_string(number) + " does not have (" + std::to_string(d.block_count) + " blocks)");
+      d.block_stacks.resize(d.block_count, kNoStack);
+      d.block_stacks[block] = stack;
+    }
+    // The final picture's blocks carry their stacks too (what a static report reads).
+    for (auto& [number, state] : devices_)
+      if (!state.trace.block_stacks.empty())
+        for (SegmentInfo& s : state.trace.segments_at_end)
+          for (BlockInfo& b : s.blocks)
+            if (b.id != kNoBlock && b.id < state.trace.block_stacks.size()) b.stack = state.trace.block_stacks[b.id];
     trace_.source = source_;
     trace_.format = "hbt";
     for (auto& [number, d] : devices_) trace_.devices.push_back(std::move(d.trace));
@@ -304,6 +361,12 @@ class HbtReader {
   bool seen_end_ = false;
   Trace trace_;
   std::map<int, DeviceState> devices_;
+  struct BlockStack {
+    uint16_t device;
+    uint32_t block, stack;
+    std::string where;
+  };
+  std::vector<BlockStack> block_stacks_;
 };
 
 }  // namespace

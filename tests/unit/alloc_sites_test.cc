@@ -13,6 +13,8 @@
 #include "report/html_report.h"
 #include "report/json_report.h"
 #include "report/text_report.h"
+#include "record/hbt_writer.h"
+#include "record/snapshot_writer.h"
 #include "support/cli_run.h"
 #include "trace/read_trace.h"
 #include "trace/synthetic.h"
@@ -50,6 +52,40 @@ TEST(AllocSites, SnapshotStacksAreKeptOnceAndEachBlockHasItsAllocationsStack) {
   EXPECT_EQ(with_stack, allocs) << "every alloc of this snapshot recorded its frames";
   for (const std::vector<uint32_t>& stack : t.stacks)
     for (uint32_t f : stack) ASSERT_LT(f, t.frames.size());
+}
+
+// Each alloc's stack as text, in event order (ids and numbering may differ
+// between two readings; the frames may not).
+std::vector<std::vector<std::string>> alloc_stacks(const trace::Trace& t) {
+  std::vector<std::vector<std::string>> out;
+  for (const trace::DeviceTrace& d : t.devices)
+    for (const trace::Event& e : d.events) {
+      if (e.action != trace::Action::kAlloc) continue;
+      std::vector<std::string>& frames = out.emplace_back();
+      const uint32_t s = e.id < d.block_stacks.size() ? d.block_stacks[e.id] : trace::kNoStack;
+      if (s == trace::kNoStack) continue;
+      for (uint32_t f : t.stacks[s])
+        frames.push_back(t.frames[f].filename + ":" + std::to_string(t.frames[f].line) + " " + t.frames[f].name);
+    }
+  return out;
+}
+
+TEST(AllocSites, EveryStackSurvivesSnapshotToHbtToPickle) {
+  const trace::Trace original = shared_snapshot("kkaitlyn_memory_files_memory_ctx128_forward.pickle");
+  const trace::Trace hbt = trace::read_trace_bytes(trace::write_hbt(original), "roundtrip.hbt");
+  EXPECT_EQ(hbt.frames.size(), original.frames.size());
+  EXPECT_EQ(hbt.stacks, original.stacks);
+  EXPECT_EQ(hbt.devices.front().block_stacks, original.devices.front().block_stacks);
+  const trace::Trace pickle = trace::read_trace_bytes(trace::write_pytorch_snapshot(hbt), "roundtrip.pickle");
+  const auto want = alloc_stacks(original);
+  EXPECT_EQ(alloc_stacks(hbt), want);
+  EXPECT_EQ(alloc_stacks(pickle), want);
+  // Blocks live since before the trace keep the final picture's stacks too.
+  const FragReport a = report_of(original), b = report_of(pickle);
+  ASSERT_FALSE(a.sites.empty());
+  ASSERT_EQ(b.sites.size(), a.sites.size());
+  for (size_t i = 0; i < a.sites.front().sites.size(); ++i)
+    EXPECT_EQ(b.sites.front().sites[i].where, a.sites.front().sites[i].where);
 }
 
 TEST(AllocSites, TheSiteIsTheInnermostFrameOutsidePyTorchAndPython) {

@@ -94,6 +94,10 @@ TEST(SnapshotWriter, PythonPickleLoadsItAsMemoryVizExpects) {
   const fs::path script = dir / "check.py";
   std::ofstream(script) << R"(import pickle, sys
 s = pickle.load(open(sys.argv[1], 'rb'))
+def check_frames(frames):
+    assert isinstance(frames, list), frames
+    for f in frames:
+        assert isinstance(f['name'], str) and isinstance(f['filename'], str) and isinstance(f['line'], int), f
 assert set(s) >= {'segments', 'device_traces', 'allocator_settings'}, s.keys()
 for seg in s['segments']:
     for k, t in [('device', int), ('address', int), ('total_size', int), ('allocated_size', int),
@@ -107,13 +111,14 @@ for seg in s['segments']:
         assert b['state'] in ('active_allocated', 'active_pending_free', 'inactive'), b
         for k in ('address', 'size', 'requested_size'):
             assert isinstance(b[k], int), b
-        assert b['frames'] == []
+        check_frames(b['frames'])
 assert isinstance(s['device_traces'], list)
 for trace in s['device_traces']:
     for e in trace:
         assert isinstance(e['action'], str) and isinstance(e['size'], int) and isinstance(e['time_us'], int)
         assert isinstance(e['device_free'] if e['action'] == 'oom' else e['addr'], int), e
-        assert e['frames'] == []
+        check_frames(e['frames'])
+        assert e['action'] == 'alloc' or e['frames'] == [], e  # stacks are kept where blocks are allocated
 assert isinstance(s['allocator_settings'], dict)
 print('ok', len(s['segments']), sum(len(t) for t in s['device_traces']))
 )";

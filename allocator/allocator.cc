@@ -38,6 +38,7 @@ Allocator::Impl::Impl(const Config& c, std::unique_ptr<Backend> b)
 Allocator::Impl::~Impl() {
   for (const auto& o : observers) o->detached(device);
   observers.clear();
+  observed = false;
 }
 
 void* Allocator::Impl::malloc(uint64_t size, StreamId stream) {
@@ -58,7 +59,7 @@ void* Allocator::Impl::malloc(uint64_t size, StreamId stream) {
 void* Allocator::Impl::handed_out(const Allocation& a, uint64_t size, StreamId stream, PrivatePool* pool) {
   count_alloc(a, size);
   if (pool != nullptr) pools.handed_out(*pool);
-  if (!observers.empty()) [[unlikely]]
+  if (observed) [[unlikely]]
     tell([&](AllocatorObserver& o) { o.allocated(device, address(a.ptr), size, a.allocated, a.pool, stream); });
   debug_check();
   return a.ptr;
@@ -83,7 +84,7 @@ void Allocator::Impl::free(void* ptr, int64_t expected_size) {
   count_release(b);
   count_inactive(b);
   if (pool != nullptr) pools.returned(*pool);
-  if (!observers.empty()) [[unlikely]] tell([&](AllocatorObserver& o) { o.freed(device, address(ptr)); });
+  if (observed) [[unlikely]] tell([&](AllocatorObserver& o) { o.freed(device, address(ptr)); });
   debug_check();
 }
 
@@ -118,6 +119,7 @@ void Allocator::Impl::add_observer(std::shared_ptr<AllocatorObserver> o) {
   for (const auto& [ptr, p] : pending) start.pending_frees.push_back(address(ptr));
   o->attached(start);
   observers.push_back(std::move(o));
+  observed = true;
 }
 
 void Allocator::Impl::remove_observer(const AllocatorObserver* o) {
@@ -125,6 +127,7 @@ void Allocator::Impl::remove_observer(const AllocatorObserver* o) {
   if (it == observers.end()) return;
   std::shared_ptr<AllocatorObserver> gone = std::move(*it);
   observers.erase(it);
+  observed = !observers.empty();
   if (recording == gone) recording.reset();
   gone->detached(device);
 }

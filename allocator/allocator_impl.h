@@ -29,6 +29,8 @@ struct Allocator::Impl {
   // Who watches (under mu); empty is the one branch per operation. Declared
   // before the backend, which tells them of segments.
   ObservedBackend::Observers observers;
+  // !observers.empty(), kept beside it: the hot path's one byte to test.
+  bool observed = false;
   std::shared_ptr<AllocatorObserver> recording;  // the attached Recorder's, among observers
   std::unique_ptr<ObservedBackend> backend;
   const int device;

@@ -16,7 +16,7 @@ void Allocator::Impl::record_stream(void* ptr, StreamId stream) {
   PrivatePool* pool = nullptr;
   if (!find(ptr, b, pool) || pending.contains(ptr))
     throw Error(ErrorCode::kUnknownPointer, "record_stream on " + hex(ptr) + ", which is not a live hbmalloc block");
-  if (!observers.empty()) [[unlikely]]
+  if (observed) [[unlikely]]
     tell([&](AllocatorObserver& o) { o.stream_recorded(device, address(ptr), stream); });
   if (stream == b.stream) return;  // its own stream orders its uses already
   std::vector<StreamId>& uses = stream_uses[ptr];
@@ -36,7 +36,7 @@ void Allocator::Impl::free_used_elsewhere(void* ptr, int64_t expected_size, Stre
   stream_uses.erase(it);
   count_release(b);
   pending.emplace(ptr, std::move(p));
-  if (!observers.empty()) [[unlikely]] tell([&](AllocatorObserver& o) { o.free_requested(device, address(ptr)); });
+  if (observed) [[unlikely]] tell([&](AllocatorObserver& o) { o.free_requested(device, address(ptr)); });
   if (!pools.routing()) drain_pending();  // events on idle streams are done at once
 }
 
@@ -54,7 +54,7 @@ void Allocator::Impl::drain_pending() {
     policy_of(p.pool).free(ptr, -1, b);
     count_inactive(b);
     if (p.pool != nullptr) pools.returned(*p.pool);
-    if (!observers.empty()) [[unlikely]] {
+    if (observed) [[unlikely]] {
       const uint64_t addr = address(ptr);  // a lambda may not capture a structured binding (clang)
       tell([&](AllocatorObserver& o) { o.free_completed(device, addr); });
     }

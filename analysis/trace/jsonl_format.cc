@@ -104,6 +104,8 @@ class JsonlReader {
   void line_object(const Json& o) {
     std::optional<std::string> action = json_string(o, "action", where_);
     if (!action) fail("missing \"action\"");
+    if (*action == "frame") return frame_line(o);
+    if (*action == "stack") return stack_line(o);
     int device = checked_device(json_i64(o, "device", where_).value_or(0), where_);
     DeviceTrace& d = assembler_.device(device, where_);
     if (*action == "device") return device_line(o, device);
@@ -112,6 +114,37 @@ class JsonlReader {
     std::optional<Action> a = *action == "free" ? Action::kFree : action_from_name(*action);
     if (!a) fail("unknown action \"" + printable(*action) + "\"");
     event_line(o, d, *a);
+  }
+
+  // Stacks: frames and stacks are numbered in the order their lines come,
+  // each before a line that names it.
+  void frame_line(const Json& o) {
+    allow_only(o, {"action", "filename", "name", "line"});
+    Frame f;
+    f.filename = json_string(o, "filename", where_).value_or("");
+    f.name = json_string(o, "name", where_).value_or("");
+    f.line = json_i64(o, "line", where_).value_or(0);
+    trace_.frames.push_back(std::move(f));
+  }
+  void stack_line(const Json& o) {
+    allow_only(o, {"action", "frames"});
+    const Json* frames = json_field(o, "frames");
+    if (frames == nullptr || !frames->is_array()) fail("a stack needs \"frames\", an array of frame numbers");
+    std::vector<uint32_t> ids;
+    for (const Json& f : *frames) {
+      if (!f.is_number_unsigned() || f.get<uint64_t>() >= trace_.frames.size())
+        fail("a stack names a frame that no line before it gives");
+      ids.push_back(uint32_t(f.get<uint64_t>()));
+    }
+    if (trace_.stacks.size() >= kNoStack - 1) fail("more than 2^32 stacks");
+    trace_.stacks.push_back(std::move(ids));
+  }
+  // A block's "stack", kept by its dense id until the blocks are counted.
+  void stack_of_block(const Json& o, int device, uint32_t id) {
+    std::optional<uint64_t> stack = json_u64(o, "stack", where_);
+    if (!stack) return;
+    if (*stack >= trace_.stacks.size()) fail("names stack " + std::to_string(*stack) + ", which no line before it gives");
+    block_stacks_[device].emplace_back(id, uint32_t(*stack));
   }
 
   void device_line(const Json& o, int device) {
@@ -128,7 +161,7 @@ class JsonlReader {
   }
 
   void live_block_line(const Json& o, DeviceTrace& d) {
-    allow_only(o, {"action", "device", "id", "addr", "size", "requested", "stream", "state"});
+    allow_only(o, {"action", "device", "id", "addr", "size", "requested", "stream", "state", "stack"});
     if (!d.events.empty()) fail("live_block lines must come before the device's events");
     std::optional<uint64_t> key = json_u64(o, "id", where_);
     if (!key) fail("live_block needs an \"id\"");
@@ -141,6 +174,7 @@ class JsonlReader {
     b.requested = u64(o, "requested");
     b.stream = address(o, "stream");
     b.state = block_state(o);
+    stack_of_block(o, d.device, b.id);
     d.live_at_start.push_back(b);
   }
 
@@ -182,7 +216,7 @@ class JsonlReader {
   }
 
   void event_line(const Json& o, DeviceTrace& d, Action action) {
-    allow_only(o, {"action", "device", "id", "size", "stream", "addr", "t"});
+    allow_only(o, {"action", "device", "id", "size", "stream", "addr", "t", "stack"});
     Event e;
     e.action = action;
     e.size = u64(o, "size");
@@ -194,6 +228,8 @@ class JsonlReader {
     if (names_block && !key) fail(std::string(action_name(action)) + " needs an \"id\"");
     if (!names_block && key) fail(std::string(action_name(action)) + " takes no \"id\"");
     if (names_block) e.id = block_id(d.device, action, *key);
+    if (action == Action::kAlloc) stack_of_block(o, d.device, e.id);
+    else if (json_field(o, "stack") != nullptr) fail("only an alloc or a live block has a \"stack\"");
     if (is_segment_action(action)) has_segments_[d.device] = true;
     d.events.push_back(e);
   }
@@ -218,6 +254,14 @@ class JsonlReader {
       auto explicit_picture = picture_.find(d.device);
       d.has_segment_picture =
           explicit_picture != picture_.end() ? explicit_picture->second : has_segments_[d.device];
+      auto stacks = block_stacks_.find(d.device);
+      if (stacks == block_stacks_.end()) continue;
+      d.block_stacks.assign(d.block_count, kNoStack);
+      for (const auto& [id, stack] : stacks->second)
+        if (id < d.block_count) d.block_stacks[id] = stack;
+      for (SegmentInfo& s : d.segments_at_end)
+        for (BlockInfo& b : s.blocks)
+          if (b.id < d.block_count) b.stack = d.block_stacks[b.id];
     }
     return std::move(trace_);
   }
@@ -228,6 +272,7 @@ class JsonlReader {
   TraceAssembler assembler_;
   std::map<int, bool> picture_;       // "segment_picture" as written
   std::map<int, bool> has_segments_;  // segment lines or segment events seen
+  std::map<int, std::vector<std::pair<uint32_t, uint32_t>>> block_stacks_;  // per device: (dense id, stack)
 };
 
 // --- writer --------------------------------------------------------------------
@@ -267,6 +312,10 @@ Json segment_object(int device, const char* at, const SegmentInfo& s) {
   return o;
 }
 
+void put_stack(Json& o, const DeviceTrace& d, uint32_t id) {
+  if (id < d.block_stacks.size() && d.block_stacks[id] != kNoStack) o["stack"] = d.block_stacks[id];
+}
+
 Json event_object(int device, const Event& e) {
   Json o = {{"action", action_name(e.action)}, {"device", device}};
   if (e.action == Action::kAlloc || e.action == Action::kFreeRequested || e.action == Action::kFree)
@@ -299,16 +348,24 @@ std::string write_jsonl(const Trace& trace) {
   for (const auto& [key, value] : trace.settings) settings[key] = value;
   header["settings"] = std::move(settings);
   std::string out = line_of(header);
+  for (const Frame& f : trace.frames)
+    out += line_of({{"action", "frame"}, {"filename", f.filename}, {"name", f.name}, {"line", f.line}});
+  for (const std::vector<uint32_t>& s : trace.stacks) out += line_of({{"action", "stack"}, {"frames", s}});
   for (const DeviceTrace& d : trace.devices) {
     out += line_of({{"action", "device"}, {"device", d.device}, {"segment_picture", d.has_segment_picture}});
     for (const BlockInfo& b : d.live_at_start) {
       Json o = block_object(b);
       o["action"] = "live_block";
       o["device"] = d.device;
+      put_stack(o, d, b.id);
       out += line_of(o);
     }
     for (const SegmentInfo& s : d.segments_at_start) out += line_of(segment_object(d.device, "start", s));
-    for (const Event& e : d.events) out += line_of(event_object(d.device, e));
+    for (const Event& e : d.events) {
+      Json o = event_object(d.device, e);
+      if (e.action == Action::kAlloc) put_stack(o, d, e.id);
+      out += line_of(o);
+    }
     for (const SegmentInfo& s : d.segments_at_end) out += line_of(segment_object(d.device, "end", s));
   }
   return out;

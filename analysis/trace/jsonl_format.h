@@ -15,6 +15,10 @@
 // non-negative integers, unique among live blocks of a device; the reader
 // maps them to dense ids. live_block lines come before the device's events.
 // Addresses and streams may also be written as "0x..." strings.
+// Stacks: {"action": "frame", "filename": ..., "name": ..., "line": n} and
+// {"action": "stack", "frames": [frame numbers, innermost first]} are
+// numbered in the order they come, each before a line naming it; an alloc or
+// live_block line names its allocation's stack with "stack": n.
 #pragma once
 
 #include <string>

@@ -3,6 +3,8 @@
 // live bytes there, in the text, JSON and HTML reports.
 #include "report/alloc_sites.h"
 
+#include "hbmalloc/error.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +18,7 @@
 #include "record/hbt_writer.h"
 #include "record/snapshot_writer.h"
 #include "support/cli_run.h"
+#include "trace/jsonl_format.h"
 #include "trace/read_trace.h"
 #include "trace/synthetic.h"
 
@@ -70,16 +73,21 @@ std::vector<std::vector<std::string>> alloc_stacks(const trace::Trace& t) {
   return out;
 }
 
-TEST(AllocSites, EveryStackSurvivesSnapshotToHbtToPickle) {
+TEST(AllocSites, EveryStackSurvivesHbtPickleAndJsonLines) {
   const trace::Trace original = shared_snapshot("kkaitlyn_memory_files_memory_ctx128_forward.pickle");
   const trace::Trace hbt = trace::read_trace_bytes(trace::write_hbt(original), "roundtrip.hbt");
   EXPECT_EQ(hbt.frames.size(), original.frames.size());
   EXPECT_EQ(hbt.stacks, original.stacks);
   EXPECT_EQ(hbt.devices.front().block_stacks, original.devices.front().block_stacks);
   const trace::Trace pickle = trace::read_trace_bytes(trace::write_pytorch_snapshot(hbt), "roundtrip.pickle");
+  const trace::Trace jsonl = trace::read_trace_bytes(trace::write_jsonl(original), "roundtrip.jsonl");
   const auto want = alloc_stacks(original);
   EXPECT_EQ(alloc_stacks(hbt), want);
   EXPECT_EQ(alloc_stacks(pickle), want);
+  EXPECT_EQ(alloc_stacks(jsonl), want);
+  EXPECT_EQ(jsonl.devices.front().block_stacks, original.devices.front().block_stacks);
+  EXPECT_THROW(trace::read_trace_bytes("{\"hbmalloc_trace\": 1}\n{\"action\": \"stack\", \"frames\": [0]}\n", "bad.jsonl"),
+               Error) << "a stack naming a frame no line gave";
   // Blocks live since before the trace keep the final picture's stacks too.
   const FragReport a = report_of(original), b = report_of(pickle);
   ASSERT_FALSE(a.sites.empty());

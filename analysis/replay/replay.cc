@@ -319,7 +319,10 @@ class Run {
     o.cached_free = o.usage.reserved - o.usage.allocated;
     o.largest_free_block = uint64_t(s.largest_free_block);
     o.capacity = o_.capacity.value_or(0);
-    if (o_.capture_layouts) o.layout = allocator_->layout();
+    if (o_.capture_layouts) {
+      o.layout = allocator_->layout();
+      o.block_ids = live_block_ids();
+    }
     return o;
   }
 

@@ -74,6 +74,8 @@ struct OomRecord {
   uint64_t capacity = 0;
   bool recorded_failure = false;  // the recording failed this request too (its OOM event)
   Layout layout;              // filled when capture_layouts
+  // With it, the trace's block id of each block live then, by address.
+  std::vector<std::pair<uint64_t, uint32_t>> block_ids;
 };
 
 // A request the recording failed, as this replay made it again.

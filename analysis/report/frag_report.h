@@ -134,7 +134,7 @@ struct FragReport {
   // when the trace records no stacks (has_stacks false).
   bool has_stacks = false;
   std::vector<SitesAt> sites;
-  std::vector<PinsAt> pins;  // at peak reserved, when its picture was captured
+  std::vector<PinsAt> pins;  // at peak reserved and at each OOM, where their pictures were captured
 };
 
 // From a replay of `trace` (result.device names the device replayed).

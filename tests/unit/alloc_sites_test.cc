@@ -185,6 +185,25 @@ TEST(AllocSites, EachOomAndAStaticSnapshotHaveTheirSites) {
     EXPECT_EQ(r.sites[i + 1].live_bytes, r.ooms[i].usage.requested) << "what the replay held when OOM " << i + 1 << " failed";
   }
 
+  // What pins the fragmentation at each OOM: its picture's free bytes beside live blocks.
+  ASSERT_EQ(r.pins.size(), 1 + r.ooms.size());
+  for (size_t i = 0; i < r.ooms.size(); ++i) {
+    const PinsAt& at = r.pins[i + 1];
+    EXPECT_EQ(at.moment, "OOM " + std::to_string(i + 1));
+    uint64_t want = 0;
+    for (const SegmentMap& m : r.maps)
+      if (m.title == at.moment)
+        for (const SegmentLayout& seg : m.layout) {
+          uint64_t free = 0, live = 0;
+          for (const BlockLayout& blk : seg.blocks) (blk.allocated ? live : free) += blk.size;
+          if (live > 0) want += free;
+        }
+    uint64_t pinned = 0;
+    for (const Pin& p : at.sites) pinned += p.pinned;
+    EXPECT_EQ(pinned, at.pinned);
+    EXPECT_EQ(at.pinned, want) << at.moment;
+  }
+
   const trace::Trace still = trace::read_trace_file((hbmalloc::testing::shared_traces() / "static" / "verl_mem.pickle").string());
   const FragReport s = build_static_report(still, still.devices.front().device);
   if (s.has_stacks) {

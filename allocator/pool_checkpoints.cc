@@ -14,10 +14,6 @@ namespace hbmalloc {
 
 namespace {
 
-std::string pool_name(PoolId id) {
-  return "pool (" + std::to_string(id.first) + ", " + std::to_string(id.second) + ")";
-}
-
 // Whether every live block of `checkpoint` lies inside a segment of `now`
 // (both in address order): freeing the pool's blocks leaves those free.
 std::string first_outside(const Layout& checkpoint, const Layout& now) {

@@ -9,8 +9,6 @@ namespace hbmalloc {
 
 namespace {
 
-std::string name(PoolId id) { return "pool (" + std::to_string(id.first) + ", " + std::to_string(id.second) + ")"; }
-
 void add(PoolTally& to, const PoolTally& from) {
   to.segments += from.segments;
   to.reserved += from.reserved;
@@ -23,6 +21,10 @@ void add(PoolTally& to, const PoolTally& from) {
 }
 
 }  // namespace
+
+std::string pool_name(PoolId id) {
+  return "pool (" + std::to_string(id.first) + ", " + std::to_string(id.second) + ")";
+}
 
 void PrivatePools::add_use(PoolId id) {
   if (id == PoolId{}) throw Error(ErrorCode::kInvalidArgument, "pool (0, 0) is the default pool, not a private one");
@@ -39,8 +41,8 @@ void PrivatePools::add_use(PoolId id) {
 
 void PrivatePools::begin_routing(PoolId id, std::function<bool(StreamId)> route) {
   for (const auto& r : routes_)
-    if (r.first == id) throw Error(ErrorCode::kInvalidArgument, "already allocating to " + name(id));
-  if (!route) throw Error(ErrorCode::kInvalidArgument, "allocating to " + name(id) + " needs a stream filter");
+    if (r.first == id) throw Error(ErrorCode::kInvalidArgument, "already allocating to " + pool_name(id));
+  if (!route) throw Error(ErrorCode::kInvalidArgument, "allocating to " + pool_name(id) + " needs a stream filter");
   add_use(id);
   routes_.emplace_back(id, std::move(route));
   for (auto& [pool_id, pool] : pools_) pool.policy->set_capturing(true);
@@ -54,18 +56,18 @@ void PrivatePools::end_routing(PoolId id) {
       return;
     }
   }
-  throw Error(ErrorCode::kInvalidArgument, "not allocating to " + name(id));
+  throw Error(ErrorCode::kInvalidArgument, "not allocating to " + pool_name(id));
 }
 
 PrivatePool& PrivatePools::get(PoolId id, const char* what) {
   auto it = pools_.find(id);
-  if (it == pools_.end()) throw Error(ErrorCode::kInvalidArgument, std::string(what) + ": no " + name(id));
+  if (it == pools_.end()) throw Error(ErrorCode::kInvalidArgument, std::string(what) + ": no " + pool_name(id));
   return it->second;
 }
 
 void PrivatePools::release(PoolId id) {
   PrivatePool& pool = get(id, "release_pool");
-  if (pool.uses == 0) throw Error(ErrorCode::kInvalidArgument, "release_pool: " + name(id) + " has no use left");
+  if (pool.uses == 0) throw Error(ErrorCode::kInvalidArgument, "release_pool: " + pool_name(id) + " has no use left");
   if (--pool.uses == 0) {
     pool.policy->release_cached();
     drop_if_done(pools_.find(id));

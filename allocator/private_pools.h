@@ -7,12 +7,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "policy/policy.h"
 
 namespace hbmalloc {
+
+// "pool (7, 1)", as errors name a pool.
+std::string pool_name(PoolId id);
 
 struct PrivatePool {
   std::unique_ptr<Policy> policy;

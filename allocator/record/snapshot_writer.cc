@@ -175,10 +175,6 @@ struct FrameWriter {
   }
 };
 
-uint32_t stack_of(const DeviceTrace& d, uint32_t block) {
-  return block < d.block_stacks.size() ? d.block_stacks[block] : kNoStack;
-}
-
 void write_segment(PickleWriter& w, FrameWriter& frames, const DeviceTrace& d, const SegmentInfo& s) {
   const int device = d.device;
   uint64_t allocated = 0, active = 0, requested = 0;
@@ -209,7 +205,7 @@ void write_segment(PickleWriter& w, FrameWriter& frames, const DeviceTrace& d, c
     w.str("requested_size"); w.uinteger(b.requested);
     w.str("state"); w.str(state_name(b.state));
     w.str("frames");
-    frames.write(w, b.stack != kNoStack ? b.stack : stack_of(d, b.id));
+    frames.write(w, stack_of(d, b));
     w.end();
   }
   w.end();
@@ -235,7 +231,7 @@ void write_events(PickleWriter& w, FrameWriter& frames, const DeviceTrace& d) {
     w.str("stream"); w.uinteger(e.stream);
     w.str("time_us"); w.integer(e.time_us);
     w.str("frames");
-    frames.write(w, e.action == Action::kAlloc ? stack_of(d, e.id) : kNoStack);
+    frames.write(w, e.action == Action::kAlloc && e.id < d.block_stacks.size() ? d.block_stacks[e.id] : kNoStack);
     w.end();
   }
   w.end();

@@ -87,6 +87,13 @@ struct DeviceTrace {
   std::vector<uint32_t> block_stacks;
 };
 
+// The stack a block's allocation recorded: its own (a final picture's
+// block), else its id's in the device's block_stacks; kNoStack when neither.
+inline uint32_t stack_of(const DeviceTrace& d, const BlockInfo& b) {
+  if (b.stack != kNoStack) return b.stack;
+  return b.id < d.block_stacks.size() ? d.block_stacks[b.id] : kNoStack;
+}
+
 struct Trace {
   std::string source;  // the file it was read from
   std::string format;  // "pytorch-snapshot", "kineto", "rmm-csv", "hbt", "jsonl"

@@ -12,15 +12,11 @@ constexpr const char* kNoStackSite = "(no stack recorded)";
 // A block live when the trace began whose stack the trace never gave.
 constexpr const char* kBeforeTrace = "(allocated before the trace began)";
 
-bool ends_with(std::string_view s, std::string_view tail) {
-  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
-}
-
 // PyTorch's own Python (torch/, its C++ frames), the interpreter's library,
 // frozen importlib: none of them is the code a user would change.
 bool internal(const trace::Frame& f) {
   const std::string_view file = f.filename;
-  if (!ends_with(file, ".py")) return true;
+  if (!file.ends_with(".py")) return true;
   return file.find("/torch/") != std::string_view::npos || file.starts_with("torch/") ||
          file.find("/lib/python3") != std::string_view::npos || file.find("<frozen") != std::string_view::npos;
 }
@@ -68,9 +64,27 @@ SitesAt group(const trace::Trace& t, std::unordered_map<std::string, Tally>& by_
   return out;
 }
 
-// A block's site: its stack's, or, for a block live since before the trace
-// with no stack, that.
-std::string site_of_block(const trace::Trace& t, const trace::DeviceTrace& d, uint32_t id);
+// Blocks' sites, each stack's worked out once: a block's stack's site, or,
+// for a block live since before the trace with no stack, that.
+class SiteNames {
+ public:
+  SiteNames(const trace::Trace& t, const trace::DeviceTrace& d) : t_(t), d_(d) {}
+  const std::string& of(uint32_t id, uint32_t stack) {
+    if (stack == trace::kNoStack && id < d_.live_at_start.size()) return before_;
+    auto [it, added] = by_stack_.try_emplace(stack);
+    if (added) it->second = site_of(t_, stack);
+    return it->second;
+  }
+  const std::string& of_block(uint32_t id) {
+    return of(id, id < d_.block_stacks.size() ? d_.block_stacks[id] : trace::kNoStack);
+  }
+
+ private:
+  const trace::Trace& t_;
+  const trace::DeviceTrace& d_;
+  const std::string before_ = kBeforeTrace;
+  std::unordered_map<uint32_t, std::string> by_stack_;
+};
 
 }  // namespace
 
@@ -81,7 +95,7 @@ std::string site_of(const trace::Trace& t, uint32_t stack) {
   for (uint32_t id : frames) {
     const trace::Frame& f = t.frames[id];
     if (!internal(f)) return frame_text(f, true);
-    if (first_python == nullptr && ends_with(f.filename, ".py")) first_python = &f;
+    if (first_python == nullptr && std::string_view(f.filename).ends_with(".py")) first_python = &f;
   }
   return frame_text(first_python != nullptr ? *first_python : t.frames[frames.front()], true);
 }
@@ -110,14 +124,12 @@ SitesAt sites_at(const trace::Trace& t, const trace::DeviceTrace& d, uint64_t ev
   if (replayed.failed != nullptr)
     for (uint32_t id = 0; id < live.size() && id < replayed.failed->size(); ++id)
       if ((*replayed.failed)[id]) live[id] = 0;
-  std::unordered_map<uint32_t, std::string> site_of_stack;
+  SiteNames names(t, d);
   std::unordered_map<std::string, Tally> by_site;
   for (uint32_t id = 0; id < live.size(); ++id) {
     if (!live[id]) continue;
     const uint32_t stack = id < d.block_stacks.size() ? d.block_stacks[id] : trace::kNoStack;
-    auto [it, added] = site_of_stack.try_emplace(stack);
-    if (added) it->second = site_of(t, stack);
-    Tally& tally = by_site[stack == trace::kNoStack && id < d.live_at_start.size() ? std::string(kBeforeTrace) : it->second];
+    Tally& tally = by_site[names.of(id, stack)];
     tally.bytes += requested[id];
     ++tally.blocks;
     if (tally.stack == trace::kNoStack) tally.stack = stack;
@@ -125,16 +137,16 @@ SitesAt sites_at(const trace::Trace& t, const trace::DeviceTrace& d, uint64_t ev
   return group(t, by_site, std::move(moment), events == 0 ? 0 : events - 1, top);
 }
 
-SitesAt sites_of_picture(const trace::Trace& t, const std::vector<trace::SegmentInfo>& segments, std::string moment,
-                         size_t top) {
+SitesAt sites_of_picture(const trace::Trace& t, const trace::DeviceTrace& d, std::string moment, size_t top) {
   std::unordered_map<std::string, Tally> by_site;
-  for (const trace::SegmentInfo& s : segments)
+  for (const trace::SegmentInfo& s : d.segments_at_end)
     for (const trace::BlockInfo& b : s.blocks) {
       if (b.state == trace::BlockState::kInactive) continue;
-      Tally& tally = by_site[site_of(t, b.stack)];
+      const uint32_t stack = trace::stack_of(d, b);
+      Tally& tally = by_site[site_of(t, stack)];
       tally.bytes += b.requested;
       ++tally.blocks;
-      if (tally.stack == trace::kNoStack) tally.stack = b.stack;
+      if (tally.stack == trace::kNoStack) tally.stack = stack;
     }
   return group(t, by_site, std::move(moment), 0, top);
 }
@@ -145,13 +157,10 @@ PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout&
     uint64_t pinned = 0, blocks = 0, live = 0, segments = 0;
   };
   std::unordered_map<std::string, Tally> by_site;
-  std::unordered_map<uint32_t, std::string> site_of_id;
+  SiteNames names(t, d);
   const auto site_at = [&](uint64_t addr) -> const std::string& {
     auto it = std::lower_bound(ids.begin(), ids.end(), std::make_pair(addr, uint32_t(0)));
-    const uint32_t id = it != ids.end() && it->first == addr ? it->second : trace::kNoBlock;
-    auto [s, added] = site_of_id.try_emplace(id);
-    if (added) s->second = site_of_block(t, d, id);
-    return s->second;
+    return names.of_block(it != ids.end() && it->first == addr ? it->second : trace::kNoBlock);
   };
   PinsAt out;
   out.moment = std::move(moment);
@@ -204,13 +213,5 @@ PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout&
   if (other.blocks > 0) out.sites.push_back(other);
   return out;
 }
-
-namespace {
-std::string site_of_block(const trace::Trace& t, const trace::DeviceTrace& d, uint32_t id) {
-  const uint32_t stack = id < d.block_stacks.size() ? d.block_stacks[id] : trace::kNoStack;
-  if (stack == trace::kNoStack && id < d.live_at_start.size()) return kBeforeTrace;
-  return site_of(t, stack);
-}
-}  // namespace
 
 }  // namespace hbmalloc::report

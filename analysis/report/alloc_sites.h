@@ -39,9 +39,8 @@ struct NotAllocated {
 // site: the `top` largest sites, then one "(other sites)" for the rest.
 SitesAt sites_at(const trace::Trace& t, const trace::DeviceTrace& d, uint64_t events, std::string moment,
                  NotAllocated replayed = {}, size_t top = 10);
-// The same for the live blocks of a final picture (a static snapshot).
-SitesAt sites_of_picture(const trace::Trace& t, const std::vector<trace::SegmentInfo>& segments, std::string moment,
-                         size_t top = 10);
+// The same for the live blocks of `d`'s final picture (a static snapshot).
+SitesAt sites_of_picture(const trace::Trace& t, const trace::DeviceTrace& d, std::string moment, size_t top = 10);
 
 // What pins the fragmentation: the free bytes of segments that also hold
 // live blocks can be neither released nor used for a request larger than

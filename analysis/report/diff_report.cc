@@ -27,7 +27,7 @@ std::map<std::string, uint64_t> sites_at_peak(const trace::Trace& t, const FragR
   if (t.stacks.empty()) return out;
   const trace::DeviceTrace& d = t.device_or_error(r.run.device);
   const SitesAt at = r.run.static_snapshot
-                         ? sites_of_picture(t, d.segments_at_end, "snapshot", SIZE_MAX)
+                         ? sites_of_picture(t, d, "snapshot", SIZE_MAX)
                          : sites_at(t, d, r.frag.peak_reserved_event + 1, "peak reserved", {}, SIZE_MAX);
   for (const Site& s : at.sites) out[s.where] = s.bytes;
   return out;
@@ -35,11 +35,6 @@ std::map<std::string, uint64_t> sites_at_peak(const trace::Trace& t, const FragR
 
 const MomentFigures* peak_moment(const FragReport& r) {
   return r.frag.moments.empty() ? nullptr : &r.frag.moments.front();
-}
-
-std::string signed_bytes(int64_t v) {
-  if (v == 0) return "0";
-  return (v > 0 ? "+" : "-") + format_bytes(uint64_t(v > 0 ? v : -v));
 }
 
 // The side-by-side figures: name, A, B, change (text).

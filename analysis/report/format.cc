@@ -25,4 +25,9 @@ std::string bucket_label(int log2) {
   return std::to_string(uint64_t(1) << (log2 % 10)) + " " + kUnits[log2 / 10];
 }
 
+std::string signed_bytes(int64_t bytes) {
+  if (bytes == 0) return "0";
+  return (bytes > 0 ? "+" : "-") + format_bytes(bytes > 0 ? uint64_t(bytes) : uint64_t(0) - uint64_t(bytes));
+}
+
 }  // namespace hbmalloc::report

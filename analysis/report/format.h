@@ -12,5 +12,6 @@ namespace hbmalloc::report {
 // hostile report cannot overflow.
 std::string duration_us(double us);
 std::string bucket_label(int log2);         // 10 -> "1 KiB", 9 -> "512 B"
+std::string signed_bytes(int64_t bytes);    // "+1.25 GiB", "-3.00 MiB", "0"
 
 }  // namespace hbmalloc::report

@@ -232,7 +232,7 @@ FragReport build_static_report(const trace::Trace& trace, int device, const Repo
       if (b.allocated) sizes.add(b.requested ? b.requested : b.size);
   r.sizes = sizes.buckets();
   r.has_stacks = !trace.stacks.empty();
-  if (r.has_stacks) r.sites.push_back(sites_of_picture(trace, d.segments_at_end, "snapshot"));
+  if (r.has_stacks) r.sites.push_back(sites_of_picture(trace, d, "snapshot"));
   r.maps.push_back({"snapshot", 0, std::move(layout)});
   r.advice = what_to_do(r, options.min_capacity);
   return r;

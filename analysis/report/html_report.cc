@@ -298,9 +298,7 @@ std::string render_html(const DiffReport& d) {
     HtmlTable s({"site", "A", "B", "change"}, "-nnn");
     for (size_t i = 0; i < d.sites.size() && i < 40; ++i) {
       const SiteChange& c = d.sites[i];
-      const int64_t ch = c.change();
-      s.row({c.where, format_bytes(c.a), format_bytes(c.b),
-             ch == 0 ? "0" : (ch > 0 ? "+" : "-") + format_bytes(uint64_t(ch > 0 ? ch : -ch))});
+      s.row({c.where, format_bytes(c.a), format_bytes(c.b), signed_bytes(c.change())});
     }
     out += s.finish();
   }

@@ -342,12 +342,6 @@ class HbtReader {
       d.block_stacks.resize(d.block_count, kNoStack);
       d.block_stacks[block] = stack;
     }
-    // The final picture's blocks carry their stacks too (what a static report reads).
-    for (auto& [number, state] : devices_)
-      if (!state.trace.block_stacks.empty())
-        for (SegmentInfo& s : state.trace.segments_at_end)
-          for (BlockInfo& b : s.blocks)
-            if (b.id != kNoBlock && b.id < state.trace.block_stacks.size()) b.stack = state.trace.block_stacks[b.id];
     trace_.source = source_;
     trace_.format = "hbt";
     for (auto& [number, d] : devices_) trace_.devices.push_back(std::move(d.trace));

@@ -259,9 +259,6 @@ class JsonlReader {
       d.block_stacks.assign(d.block_count, kNoStack);
       for (const auto& [id, stack] : stacks->second)
         if (id < d.block_count) d.block_stacks[id] = stack;
-      for (SegmentInfo& s : d.segments_at_end)
-        for (BlockInfo& b : s.blocks)
-          if (b.id < d.block_count) b.stack = d.block_stacks[b.id];
     }
     return std::move(trace_);
   }

@@ -206,10 +206,10 @@ TEST(AllocSites, EachOomAndAStaticSnapshotHaveTheirSites) {
 
   const trace::Trace still = trace::read_trace_file((hbmalloc::testing::shared_traces() / "static" / "verl_mem.pickle").string());
   const FragReport s = build_static_report(still, still.devices.front().device);
-  if (s.has_stacks) {
-    ASSERT_EQ(s.sites.size(), 1u);
-    EXPECT_EQ(sum_of(s.sites.front()), s.sites.front().live_bytes);
-  }
+  ASSERT_TRUE(s.has_stacks) << "verl_mem's live blocks carry their frames";
+  ASSERT_EQ(s.sites.size(), 1u);
+  EXPECT_EQ(sum_of(s.sites.front()), s.sites.front().live_bytes);
+  EXPECT_EQ(s.sites.front().live_bytes, s.frag.moments.front().requested);
 }
 
 TEST(AllocSites, ATraceWithoutStacksSaysSo) {

@@ -12,13 +12,34 @@ constexpr const char* kNoStackSite = "(no stack recorded)";
 // A block live when the trace began whose stack the trace never gave.
 constexpr const char* kBeforeTrace = "(allocated before the trace began)";
 
-// PyTorch's own Python (torch/, its C++ frames), the interpreter's library,
-// frozen importlib: none of them is the code a user would change.
+// PyTorch's own Python (torch/, its C++ frames, the code torch.compile
+// generates), the interpreter's library, frozen importlib: none of them is
+// the code a user would change.
 bool internal(const trace::Frame& f) {
   const std::string_view file = f.filename;
   if (!file.ends_with(".py")) return true;
   return file.find("/torch/") != std::string_view::npos || file.starts_with("torch/") ||
+         file.find("/torchinductor_") != std::string_view::npos ||
          file.find("/lib/python3") != std::string_view::npos || file.find("<frozen") != std::string_view::npos;
+}
+
+// A stack without Python (the autograd engine's thread runs the backward
+// pass in C++): the autograd node that allocated, else the outermost ATen
+// operator, as "autograd NllLossBackward0" or "aten mm"; "" when neither.
+std::string cpp_site(const trace::Trace& t, const std::vector<uint32_t>& frames) {
+  const auto word_after = [](std::string_view name, std::string_view marker) {
+    const size_t at = name.find(marker);
+    if (at == std::string_view::npos) return std::string_view();
+    name.remove_prefix(at + marker.size());
+    name = name.substr(0, name.find_first_of(":("));
+    return name.substr(0, name.find("_apply_functional"));
+  };
+  for (uint32_t id : frames)
+    if (std::string_view node = word_after(t.frames[id].name, "autograd::generated::"); !node.empty() && node != "details")
+      return "autograd " + std::string(node);
+  for (auto it = frames.rbegin(); it != frames.rend(); ++it)
+    if (std::string_view op = word_after(t.frames[*it].name, "at::_ops::"); !op.empty()) return "aten " + std::string(op);
+  return {};
 }
 
 std::string frame_text(const trace::Frame& f, bool short_file) {
@@ -97,7 +118,9 @@ std::string site_of(const trace::Trace& t, uint32_t stack) {
     if (!internal(f)) return frame_text(f, true);
     if (first_python == nullptr && std::string_view(f.filename).ends_with(".py")) first_python = &f;
   }
-  return frame_text(first_python != nullptr ? *first_python : t.frames[frames.front()], true);
+  if (first_python != nullptr) return frame_text(*first_python, true);
+  std::string cpp = cpp_site(t, frames);
+  return cpp.empty() ? frame_text(t.frames[frames.front()], true) : cpp;
 }
 
 SitesAt sites_at(const trace::Trace& t, const trace::DeviceTrace& d, uint64_t events, std::string moment,

@@ -65,7 +65,9 @@ PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout&
 
 // The innermost frame outside PyTorch and Python internals, as "file:line
 // name" (the file's last path component); the innermost Python frame when
-// every one is internal; "(no stack recorded)" for kNoStack.
+// every one is internal; for a stack without Python (the backward pass), the
+// autograd node or ATen operator ("autograd NllLossBackward0"), else its
+// innermost frame; "(no stack recorded)" for kNoStack.
 std::string site_of(const trace::Trace& t, uint32_t stack);
 
 }  // namespace hbmalloc::report

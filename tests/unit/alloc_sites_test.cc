@@ -103,10 +103,17 @@ TEST(AllocSites, TheSiteIsTheInnermostFrameOutsidePyTorchAndPython) {
               {"/usr/lib/python3.11/contextlib.py", "__exit__", 144},
               {"/home/me/model/attention.py", "forward", 88},
               {"/home/me/train.py", "main", 12}};
-  t.stacks = {{0, 1, 2, 3, 4}, {0, 1, 2}, {0}};
+  t.frames.push_back({"RegisterCUDA_0.cpp", "at::(anonymous namespace)::wrapper_CUDA_nll_loss_backward(at::Tensor const&)", 0});
+  t.frames.push_back({"??", "at::_ops::nll_loss_backward::call(at::Tensor const&)", 0});
+  t.frames.push_back({"Functions.cpp", "torch::autograd::generated::NllLossBackward0::apply(std::vector<at::Tensor>&&)", 0});
+  t.frames.push_back({"/tmp/torchinductor_me/cf/cfyn.py", "call", 7});
+  t.stacks = {{0, 1, 2, 3, 4}, {0, 1, 2}, {0}, {0, 5, 6, 7}, {0, 5, 6}, {8, 3}};
   EXPECT_EQ(site_of(t, 0), "attention.py:88 forward");
   EXPECT_EQ(site_of(t, 1), "linear.py:125 forward") << "all internal: the innermost Python frame";
   EXPECT_EQ(site_of(t, 2), "?? torch::unwind::unwind()");
+  EXPECT_EQ(site_of(t, 3), "autograd NllLossBackward0") << "the backward pass: no Python on the engine's thread";
+  EXPECT_EQ(site_of(t, 4), "aten nll_loss_backward");
+  EXPECT_EQ(site_of(t, 5), "attention.py:88 forward") << "code torch.compile generated is PyTorch's";
   EXPECT_EQ(site_of(t, trace::kNoStack), "(no stack recorded)");
 }
 

@@ -38,6 +38,7 @@ struct Registry {
   std::unique_ptr<Allocator> owned[kMaxDevices];
   // Attached to every allocator, present and future, while set.
   std::shared_ptr<Recorder> recorder;
+  std::shared_ptr<StackNamer> namer;  // given to each recorder made
   bool env_read = false;  // HBMALLOC_TRACE / HBMALLOC_OOM_DUMP looked at
 };
 Registry& registry() {
@@ -82,6 +83,7 @@ void read_env(Registry& r) {
   if (!options.path.empty() || !options.oom_dump_dir.empty()) {
     try {
       r.recorder = std::make_shared<Recorder>(options);
+      r.recorder->set_stack_namer(r.namer);
     } catch (const Error& e) {
       throw Error(e.code(), std::string("HBMALLOC_TRACE: ") + e.what());
     }
@@ -114,6 +116,28 @@ Allocator& device_allocator(int device) { return allocator_for(device); }
 Allocator* existing_allocator(int device) noexcept {
   if (device < 0 || device >= kMaxDevices) return nullptr;
   return registry().devices[device].load(std::memory_order_acquire);
+}
+
+void set_stack_namer(std::shared_ptr<StackNamer> namer) {
+  if (namer == nullptr) name_stacks();
+  Registry& r = registry();
+  std::shared_ptr<Recorder> recorder;
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.namer = namer;
+    recorder = r.recorder;
+  }
+  if (recorder != nullptr) recorder->set_stack_namer(std::move(namer));
+}
+
+size_t name_stacks() {
+  Registry& r = registry();
+  std::shared_ptr<Recorder> recorder;
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    recorder = r.recorder;
+  }
+  return recorder != nullptr ? recorder->name_stacks() : 0;
 }
 
 int device_owning(const void* ptr) noexcept {
@@ -286,6 +310,7 @@ int hbm_trace_start(const char* path) {
            RecorderOptions options;
            options.path = path;
            auto recorder = std::make_shared<Recorder>(options);
+           recorder->set_stack_namer(r.namer);
            for (auto& owned : r.owned)
              if (owned != nullptr) owned->attach_recorder(recorder);
            r.recorder = std::move(recorder);
@@ -297,6 +322,7 @@ int hbm_trace_start(const char* path) {
 
 int hbm_trace_stop(void) {
   return guarded([&] {
+           name_stacks();  // before the file ends, and with no lock held
            Registry& r = registry();
            std::lock_guard<std::mutex> lock(r.mu);
            if (r.recorder == nullptr) return;

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 
 #include "hbmalloc/error.hpp"
 #include "hbmalloc/recorder.hpp"
@@ -49,6 +50,8 @@ void TraceRecorder::open_file(const std::string& path) {
   header_written_ = false;
   writer_ = std::make_unique<HbtWriter>(file_.get(), path, options_.flush_every);
   last_flush_us_ = now_us();
+  ++file_number_;
+  frames_in_file_ = stacks_in_file_ = 0;
 }
 
 // Runs f on the writer; a failure stops the file (recording in memory goes
@@ -87,6 +90,8 @@ void TraceRecorder::begin_device_in_file(int number, Device& d) {
     for (const BlockInfo& b : blocks) w.live_block(number, b);
     for (const SegmentInfo& s : segments) w.segment(number, SegmentWhen::kAtStart, s);
   });
+  for (const auto& [ptr, r] : live)
+    if (r->stack != kNoStack) write_block_stack(number, r->file_id, r->stack);
 }
 
 void TraceRecorder::start_file(const std::string& path) {
@@ -151,7 +156,10 @@ void TraceRecorder::attach(const DeviceSetup& setup) {
     r.size = b.size;
     r.stream = b.stream;
     r.pending = b.state == BlockState::kActivePendingFree;
-    if (options_.memory_events > 0) r.memory_id = d.memory.block_count++;
+    if (options_.memory_events > 0) {
+      r.memory_id = d.memory.block_count++;
+      d.memory_serials.push_back(kNoSerial);
+    }
     d.live.emplace(b.addr, r);
   }
   if (options_.memory_events > 0) {
@@ -217,7 +225,19 @@ void TraceRecorder::alloc(int device, uint64_t ptr, uint64_t requested, uint64_t
       r.file_id = d->file_blocks++;
     }
   }
-  if (options_.memory_events > 0) r.memory_id = d->memory.block_count++;
+  r.serial = next_serial_++;
+  if (options_.memory_events > 0) {
+    r.memory_id = d->memory.block_count++;
+    d->memory_serials.push_back(r.serial);
+  }
+  if (namer_ != nullptr) {
+    if (const StackToken* token = StackScope::current(); token != nullptr && *token != nullptr) {
+      if (pending_stacks_.size() < kMaxPendingStacks)
+        pending_stacks_.push_back(PendingStack{device, ptr, r.serial, r.file_id, file_number_, *token});
+      else
+        ++stacks_dropped_;
+    }
+  }
   d->live.insert_or_assign(ptr, r);
   emit(device, *d, Event{0, ptr, requested, stream, kNoBlock, Action::kAlloc}, &r);
 }
@@ -364,7 +384,18 @@ void TraceRecorder::drop_first_half(Device& d) {
   for (Event& e : events)
     if (e.id != kNoBlock) e.id = new_id(e.id);
   for (auto& [ptr, r] : d.live) r.memory_id = new_id(r.memory_id);
-  d.memory.block_count = d.memory.block_count - m.block_count + n;
+  const uint32_t kept = d.memory.block_count - m.block_count + n;
+  std::vector<uint64_t> serials(kept, kNoSerial);
+  for (uint32_t old = 0; old < d.memory.block_count; ++old)
+    if (const uint32_t now = new_id(old); now != kNoBlock) serials[now] = d.memory_serials[old];
+  d.memory_serials = std::move(serials);
+  if (!d.serial_stacks.empty()) {
+    // Stacks of blocks the buffer no longer names go; serials only grow.
+    const uint64_t oldest = *std::min_element(d.memory_serials.begin(), d.memory_serials.end());
+    d.serial_stacks.erase(d.serial_stacks.begin(), d.serial_stacks.lower_bound(oldest));
+  }
+  d.memory.block_count = kept;
+  ++d.memory_generation;
   d.memory.live_at_start = std::move(m.live);
   d.memory.segments_at_start = std::move(m.segments);
   d.midpoint.reset();
@@ -441,7 +472,121 @@ std::optional<Trace> TraceRecorder::recent(int device) const {
   dt.has_segment_picture = true;
   dt.segments_at_end = segments_now(d, Ids::kMemory);
   t.devices.push_back(std::move(dt));
+  fill_stacks(d, t);
   return t;
+}
+
+void TraceRecorder::fill_stacks(const Device& d, Trace& t) const {
+  DeviceTrace& dt = t.devices.front();
+  dt.block_stacks.clear();
+  if (d.serial_stacks.empty()) return;
+  dt.block_stacks.assign(dt.block_count, kNoStack);
+  for (uint32_t id = 0; id < dt.block_count && id < d.memory_serials.size(); ++id)
+    if (auto s = d.serial_stacks.find(d.memory_serials[id]); s != d.serial_stacks.end()) dt.block_stacks[id] = s->second;
+  t.frames = frames_;
+  t.stacks = stacks_;
+}
+
+uint64_t TraceRecorder::memory_generation(int device) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = devices_.find(device);
+  return it != devices_.end() ? it->second.memory_generation : 0;
+}
+
+bool TraceRecorder::add_named_stacks(Trace& recent, uint64_t generation) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (recent.devices.size() != 1) return false;
+  auto it = devices_.find(recent.devices.front().device);
+  if (it == devices_.end() || it->second.memory_generation != generation) return false;
+  fill_stacks(it->second, recent);
+  return true;
+}
+
+// --- stacks -----------------------------------------------------------------------
+
+void TraceRecorder::set_stack_namer(std::shared_ptr<StackNamer> namer) {
+  std::vector<PendingStack> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    namer_ = std::move(namer);
+    if (namer_ == nullptr) dropped.swap(pending_stacks_);
+  }
+  // `dropped` releases its tokens here, outside the lock.
+}
+
+size_t TraceRecorder::pending_stacks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_stacks_.size();
+}
+
+uint64_t TraceRecorder::stacks_dropped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stacks_dropped_;
+}
+
+uint32_t TraceRecorder::intern_stack(const std::vector<StackFrame>& frames) {
+  std::vector<uint32_t> ids;
+  ids.reserve(frames.size());
+  for (const StackFrame& f : frames) {
+    auto [it, added] = frame_ids_.try_emplace(std::tuple(f.filename, f.name, f.line), uint32_t(frames_.size()));
+    if (added) frames_.push_back(Frame{f.filename, f.name, f.line});
+    ids.push_back(it->second);
+  }
+  auto [it, added] = stack_ids_.try_emplace(ids, uint32_t(stacks_.size()));
+  if (added) stacks_.push_back(std::move(ids));
+  return it->second;
+}
+
+void TraceRecorder::write_block_stack(int device, uint32_t file_id, uint32_t stack) {
+  write([&](HbtWriter& w) {
+    for (; frames_in_file_ < frames_.size(); ++frames_in_file_) w.frame(frames_[frames_in_file_]);
+    for (; stacks_in_file_ <= stack; ++stacks_in_file_) w.stack(stacks_[stacks_in_file_]);
+    w.block_stack(device, file_id, stack);
+  });
+}
+
+size_t TraceRecorder::name_stacks() {
+  std::vector<PendingStack> batch;
+  std::shared_ptr<StackNamer> namer;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(pending_stacks_);
+    namer = namer_;
+  }
+  if (batch.empty() || namer == nullptr) return 0;
+  std::vector<StackToken> tokens;
+  tokens.reserve(batch.size());
+  for (PendingStack& p : batch) tokens.push_back(std::move(p.token));
+  std::vector<std::vector<StackFrame>> named;
+  try {
+    named = namer->name(tokens);
+    if (named.size() != tokens.size())
+      throw std::runtime_error("the stack namer named " + std::to_string(named.size()) + " stacks of " +
+                               std::to_string(tokens.size()));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hbmalloc: %zu allocation stacks lost: %s\n", tokens.size(), e.what());
+    return 0;
+  }
+  tokens.clear();  // released before the lock is taken: releasing may call back into the caller's runtime
+  size_t given = 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (named[i].empty()) continue;
+    const PendingStack& p = batch[i];
+    auto dev = devices_.find(p.device);
+    if (dev == devices_.end()) continue;
+    Device& d = dev->second;
+    const uint32_t stack = intern_stack(named[i]);
+    ++given;
+    if (options_.memory_events > 0) d.serial_stacks[p.serial] = stack;
+    uint32_t file_id = p.file_number == file_number_ ? p.file_id : kNoBlock;
+    if (auto it = d.live.find(p.ptr); it != d.live.end() && it->second.serial == p.serial) {
+      it->second.stack = stack;  // a file started later lists it among its live blocks
+      file_id = it->second.file_id;
+    }
+    if (writer_ && d.in_file && file_id != kNoBlock) write_block_stack(p.device, file_id, stack);
+  }
+  return given;
 }
 
 }  // namespace hbmalloc::trace
@@ -459,5 +604,8 @@ Recorder::~Recorder() = default;
 
 void Recorder::start_file(const std::string& path) { engine_->start_file(path); }
 void Recorder::stop_file() { engine_->stop_file(); }
+void Recorder::set_stack_namer(std::shared_ptr<StackNamer> namer) { engine_->set_stack_namer(std::move(namer)); }
+size_t Recorder::name_stacks() { return engine_->name_stacks(); }
+size_t Recorder::pending_stacks() const { return engine_->pending_stacks(); }
 
 }  // namespace hbmalloc

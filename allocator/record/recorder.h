@@ -12,11 +12,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "hbmalloc/stacks.hpp"
 #include "record/hbt_writer.h"
 #include "record/trace.h"
 
@@ -77,13 +79,43 @@ class TraceRecorder {
   // final picture; nullopt when memory_events is 0 or the device is unknown.
   std::optional<Trace> recent(int device) const;
 
+  // Stacks (hbmalloc/stacks.hpp). With a namer set, each alloc made under a
+  // StackScope keeps its token until name_stacks() names it: the frames go
+  // to the file (records 7, 8, 9) and to the memory buffer. Tokens past
+  // kMaxPendingStacks are not taken (counted in stacks_dropped()), so that no
+  // token is ever released under an allocator's lock.
+  void set_stack_namer(std::shared_ptr<StackNamer> namer);
+  // Names the waiting tokens outside every lock; returns how many blocks got
+  // a stack. The namer's failure is told on stderr and loses that batch.
+  size_t name_stacks();
+  size_t pending_stacks() const;
+  uint64_t stacks_dropped() const;
+  // For a copy recent() made before stacks were named: its blocks' stacks as
+  // known now. False (the copy unchanged) when the buffer has dropped events
+  // since, which renumbers its blocks; `generation` is memory_generation()
+  // when the copy was made.
+  bool add_named_stacks(Trace& recent, uint64_t generation) const;
+  uint64_t memory_generation(int device) const;
+  static constexpr size_t kMaxPendingStacks = size_t(1) << 20;
+
  private:
+  static constexpr uint64_t kNoSerial = UINT64_MAX;
   struct LiveRecord {
     uint32_t file_id = kNoBlock;
     uint32_t memory_id = kNoBlock;
     uint64_t requested = 0, size = 0, stream = 0;
     bool small_pool = false;
     bool pending = false;  // free requested, not completed
+    uint64_t serial = kNoSerial;  // the recorder's own count of allocs, for stacks named later
+    uint32_t stack = kNoStack;
+  };
+  struct PendingStack {
+    int device = 0;
+    uint64_t ptr = 0;
+    uint64_t serial = 0;
+    uint32_t file_id = kNoBlock;
+    uint64_t file_number = 0;  // which file file_id belongs to
+    StackToken token;
   };
   // The memory buffer's state at its midpoint: when the buffer fills, the
   // first half is dropped and this becomes the trace's starting picture.
@@ -107,6 +139,9 @@ class TraceRecorder {
     uint32_t file_blocks = 0;  // ids handed out in the current file
     DeviceTrace memory;        // the recent past (memory ids)
     std::optional<Midpoint> midpoint;
+    std::vector<uint64_t> memory_serials;  // by memory id: the block's serial
+    std::map<uint64_t, uint32_t> serial_stacks;  // named stacks of blocks in the memory buffer
+    uint64_t memory_generation = 0;  // times the buffer dropped its first half
   };
 
   Device* active(int device);  // nullptr when unknown or detached
@@ -122,6 +157,10 @@ class TraceRecorder {
   std::vector<BlockInfo> live_blocks(const Device& d, Ids ids) const;
   std::vector<SegmentInfo> segments_now(const Device& d, Ids ids) const;
   void open_file(const std::string& path);
+  void fill_stacks(const Device& d, Trace& t) const;
+  uint32_t intern_stack(const std::vector<StackFrame>& frames);
+  // Writes the frames and stacks the file lacks, then the block's stack.
+  void write_block_stack(int device, uint32_t file_id, uint32_t stack);
   void write_header();
   void end_file();
   template <typename F>
@@ -140,6 +179,17 @@ class TraceRecorder {
   bool header_written_ = false;
   std::string file_error_;  // first write failure of the current file
   int64_t last_flush_us_ = 0;
+  uint64_t file_number_ = 0;  // files opened so far
+
+  std::shared_ptr<StackNamer> namer_;
+  uint64_t next_serial_ = 0;
+  std::vector<PendingStack> pending_stacks_;
+  uint64_t stacks_dropped_ = 0;
+  std::vector<Frame> frames_;
+  std::vector<std::vector<uint32_t>> stacks_;
+  std::map<std::tuple<std::string, std::string, int64_t>, uint32_t> frame_ids_;
+  std::map<std::vector<uint32_t>, uint32_t> stack_ids_;
+  size_t frames_in_file_ = 0, stacks_in_file_ = 0;
 };
 
 }  // namespace hbmalloc::trace

@@ -41,9 +41,10 @@ void RecordingObserver::out_of_memory(const ObservedOom& oom) {
   if (dir.empty()) return;
   std::optional<Trace> recent = engine_.recent(oom.device);
   if (!recent) return;
+  const uint64_t generation = engine_.memory_generation(oom.device);
   OomFacts facts{oom.device, std::string(oom.backend), oom.request, oom.stream, oom.capacity, oom.stats(), oom.layout()};
   std::lock_guard<std::mutex> lock(mu_);
-  pending_.insert_or_assign(std::this_thread::get_id(), PendingDump{std::move(*recent), std::move(facts)});
+  pending_.insert_or_assign(std::this_thread::get_id(), PendingDump{std::move(*recent), std::move(facts), generation});
 }
 
 std::string RecordingObserver::out_of_memory_note(int /*device*/) {
@@ -56,6 +57,8 @@ std::string RecordingObserver::out_of_memory_note(int /*device*/) {
     pending_.erase(it);
   }
   try {
+    // The stacks still waiting are named now that no allocator lock is held.
+    if (engine_.name_stacks() > 0) engine_.add_named_stacks(dump->recent, dump->generation);
     OomDumpFiles files = write_oom_dump(recorder_->options().oom_dump_dir, std::move(dump->recent), dump->facts);
     return "; OOM dump: trace " + files.trace + ", summary " + files.summary;
   } catch (const std::exception& e) {

@@ -50,6 +50,7 @@ class RecordingObserver final : public AllocatorObserver {
   struct PendingDump {
     Trace recent;
     OomFacts facts;
+    uint64_t generation = 0;  // of the memory buffer recent was copied from
   };
 
   std::shared_ptr<Recorder> recorder_;

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "hbmalloc/stacks.hpp"
+
 namespace hbmalloc {
 
 namespace trace {
@@ -34,6 +36,15 @@ class Recorder {
   // Completes the file (end record) and closes it; throws Error naming it when
   // a write failed. Recording in memory for the OOM dump goes on.
   void stop_file();
+
+  // Allocation stacks (hbmalloc/stacks.hpp): with a namer set, allocations
+  // made under a StackScope keep their token until name_stacks() turns the
+  // waiting ones into frames, in the file and in the OOM dump's buffer. Call
+  // it where the namer may run (no lock held that its runtime could wait
+  // on); nullptr stops taking tokens and drops the waiting ones.
+  void set_stack_namer(std::shared_ptr<StackNamer> namer);
+  size_t name_stacks();  // returns how many blocks got a stack
+  size_t pending_stacks() const;
 
   const RecorderOptions& options() const { return options_; }
   trace::TraceRecorder& engine() { return *engine_; }

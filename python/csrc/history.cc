@@ -76,7 +76,8 @@ void History::attached(const ObservedStart& start) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const SegmentLayout& seg : start.layout)
     for (const BlockLayout& b : seg.blocks)
-      if (b.allocated) live_.try_emplace({start.device, b.addr}, Live{b.requested, to_stream(seg.stream), nullptr});
+      if (b.allocated)
+        live_.try_emplace({start.device, b.addr}, Live{b.requested, to_stream(seg.stream), nullptr, nullptr});
 }
 
 void History::detached(int device) {
@@ -87,7 +88,7 @@ void History::detached(int device) {
 void History::allocated(int device, uint64_t ptr, uint64_t requested, uint64_t, Pool, StreamId stream) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    live_[{device, ptr}] = Live{requested, to_stream(stream), nullptr};
+    live_[{device, ptr}] = Live{requested, to_stream(stream), nullptr, current()};
   }
   record(device, TraceEntry::ALLOC, ptr, requested, to_stream(stream), current());
 }
@@ -125,6 +126,12 @@ void History::segment_changed(int device, const SegmentEvent& e) {
                         : e.action == SegmentAction::kMap  ? TraceEntry::SEGMENT_MAP
                                                            : TraceEntry::SEGMENT_UNMAP;
   record(device, action, e.addr, e.bytes, nullptr, current());
+}
+
+Context History::allocated_by(int device, uint64_t ptr) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find({device, ptr});
+  return it != live_.end() ? it->second.allocated_by : nullptr;
 }
 
 std::vector<std::vector<TraceEntry>> History::entries(int devices) const {

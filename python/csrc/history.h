@@ -55,6 +55,8 @@ class History final : public AllocatorObserver {
               const Context& context);
   // A copy of every device's entries, indexed by device number.
   std::vector<std::vector<TraceEntry>> entries(int devices) const;
+  // The stack of the allocation of the block at ptr, while the history knows it.
+  Context allocated_by(int device, uint64_t ptr) const;
 
   // --- what the allocators tell (AllocatorObserver) ---
   void attached(const ObservedStart& start) override;  // its live blocks, so their frees have sizes
@@ -83,6 +85,7 @@ class History final : public AllocatorObserver {
     uint64_t size = 0;
     void* stream = nullptr;
     Context freed_by;  // the stack of its free request, for its completion
+    Context allocated_by;  // for the snapshot's blocks, as PyTorch gives them
   };
   std::map<std::pair<int, uint64_t>, Live> live_;  // blocks the allocators hold
 };

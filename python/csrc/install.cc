@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 
+#include "hbmalloc/registry.hpp"
 #include "torch_allocator.h"
 
 namespace {
@@ -47,6 +48,18 @@ __attribute__((visibility("default"))) int hbmt_install(char* err, size_t cap) {
     return 0;
   } catch (const std::exception& e) {
     return refuse(err, cap, e.what());
+  }
+}
+
+// Names the allocation stacks the process's recorder holds waiting (see
+// hbmalloc/stacks.hpp); the package calls it at interpreter exit, before
+// Python frames can no longer be named. Returns how many blocks got one.
+__attribute__((visibility("default"))) size_t hbmt_name_stacks(void) {
+  try {
+    return hbmalloc::name_stacks();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hbmalloc: %s\n", e.what());
+    return 0;
   }
 }
 

@@ -18,6 +18,8 @@
 
 #include "hbmalloc/error.hpp"
 #include "hbmalloc/registry.hpp"
+#include "hbmalloc/stacks.hpp"
+#include "stack_namer.h"
 
 namespace hbmalloc::torch_ext {
 
@@ -81,7 +83,14 @@ void* TorchAllocator::allocate_on(c10::DeviceIndex d, size_t size, cudaStream_t 
     if (!history_->active()) [[likely]]
       return a->malloc(size, to_id(stream));
     History::Scope scope(context);  // the entries the observed malloc makes carry its stack
-    return a->malloc(size, to_id(stream));
+    const StackToken token = context;  // and so does the recorder's trace (HBMALLOC_TRACE, the OOM dump)
+    StackScope stack(token);
+    void* ptr = a->malloc(size, to_id(stream));
+    // The recorder keeps stacks as PyTorch gathered them; they are named in
+    // batches, here where no hbmalloc lock is held, as at snapshot time.
+    if (context != nullptr && stacks_taken_.fetch_add(1, std::memory_order_relaxed) % kNameStacksEvery == 0)
+      name_stacks();
+    return ptr;
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kOutOfMemory && a != nullptr) out_of_memory(d, *a, size, stream, e);
     fail(e);
@@ -337,6 +346,7 @@ std::vector<CCA::StreamSegmentSize> TorchAllocator::getExpandableSegmentSizes(c1
 CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool) { return snapshot(pool, true); }
 
 CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool include_traces) {
+  name_stacks();  // the recorder's waiting stacks, while the caller (Python, holding the GIL) may name them
   CCA::SnapshotInfo info{};  // value-initialized: the config figures hbmalloc leaves alone read 0
   int devices = device_count_;
   for (int d = 0; d < kMaxDevices; ++d) {
@@ -359,6 +369,7 @@ CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool inc
         block.requested_size = b.requested;
         block.allocated = b.allocated;
         block.active = b.allocated;
+        if (b.allocated && history_->recording()) block.context_when_allocated = history_->allocated_by(d, b.addr);
         if (b.allocated) {
           s.requested_size += b.requested;
           s.allocated_size += b.size;
@@ -387,6 +398,9 @@ void TorchAllocator::recordHistory(bool enabled, CCA::CreateContextFn gather, si
                                    CCA::RecordContext when, bool clear) {
   history_->configure(enabled, gather, max_entries, when, clear);
   history_changed();
+  // The process's recorder keeps the stacks the history gathers.
+  const bool stacks = enabled && gather != nullptr && when != CCA::RecordContext::NEVER;
+  set_stack_namer(stacks ? torch_stack_namer() : nullptr);
 }
 
 void TorchAllocator::recordHistory(bool enabled, CCA::CreateContextFn gather, size_t max_entries,

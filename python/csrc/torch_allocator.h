@@ -124,6 +124,9 @@ class TorchAllocator final : public CCA::CUDAAllocator {
   std::vector<CCA::OutOfMemoryObserver> oom_observers_;
   std::vector<LimitObserver> limit_observers_;  // told when the memory limit refuses a request
   std::map<void*, IpcBlock> shared_;            // blocks shared with other processes, their descriptors open
+  // Allocations that took a stack: every kNameStacksEvery-th names the recorder's waiting ones.
+  static constexpr uint64_t kNameStacksEvery = 4096;
+  std::atomic<uint64_t> stacks_taken_{0};
   std::atomic<size_t> shared_count_{0};         // shared_.size(), read on every free
   std::map<std::string, std::weak_ptr<void>> opened_;  // other processes' blocks open here, by handle
 };

@@ -8,6 +8,7 @@ C ABI (hbm_malloc / hbm_free), with whichever setters that torch exposes.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import warnings
 
@@ -95,5 +96,8 @@ def install(conf: str | None = None) -> str:
     err = ctypes.create_string_buffer(1024)
     if ext.hbmt_install(err, len(err)) != 0:
         raise InstallError(f"hbmalloc.install(): {err.value.decode(errors='replace')}")
+    # The recorder's trace keeps the stacks the memory history gathers; those
+    # still waiting are named while the interpreter can still name them.
+    atexit.register(ext.hbmt_name_stacks)
     _mode = "full"
     return _mode

@@ -35,6 +35,7 @@ _C_ABI = {
 _EXTENSION = {
     "hbmt_install": (_i, [_c, _s]),
     "hbmt_is_current": (_i, []),
+    "hbmt_name_stacks": (_s, []),
 }
 
 

@@ -44,6 +44,12 @@ def test_extension_install_without_a_gpu_refuses_and_leaves_torch_alone():
     assert _native.extension().hbmt_is_current() == 0
 
 
+def test_naming_stacks_without_a_recorder_names_none():
+    # What install() registers with atexit: with no HBMALLOC_TRACE there is no
+    # recorder, and nothing waits to be named.
+    assert _native.extension().hbmt_name_stacks() == 0
+
+
 def test_install_without_a_gpu_fails_with_a_clear_message():
     with pytest.raises(hbmalloc.InstallError, match="no CUDA device is available"):
         hbmalloc.install()

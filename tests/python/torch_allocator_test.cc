@@ -9,9 +9,16 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 
+#include <torch/csrc/profiler/combined_traceback.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "hbmalloc/hbmalloc.h"
 #include "hbmalloc/registry.hpp"
 #include "torch_allocator.h"
 
@@ -173,6 +180,57 @@ TEST(TorchAllocator, HistoryKnowsBlocksHeldBeforeItStarted) {
     EXPECT_EQ(e.size_, 3 * MiB + 5);
   }
   t.recordHistory(false, nullptr, 0, CCA::RecordContext::NEVER, false, {});
+}
+
+// With stacks asked for, each live block of the snapshot carries its
+// allocation's stack (context_when_allocated, as PyTorch's allocator gives
+// it), and the process's recorder writes the stacks into its trace, named by
+// torch::symbolize: here C++ frames, gathered as torch gathers them.
+TEST(TorchAllocator, HistoryStacksReachTheSnapshotAndTheRecordersTrace) {
+  TorchAllocator& t = torch_allocator();
+  const std::string dir = SimDevices::oom_dir();
+  std::filesystem::create_directories(dir);
+  const std::string hbt = dir + "/stacks.hbt", jsonl = dir + "/stacks.jsonl";
+  ASSERT_EQ(hbm_trace_start(hbt.c_str()), 0) << hbm_last_error();
+  auto gather = []() -> std::shared_ptr<c10::GatheredContext> {
+    return torch::CapturedTraceback::gather(/*python=*/false, /*script=*/false, /*cpp=*/true);
+  };
+  t.recordHistory(true, gather, 1000, CCA::RecordContext::ALLOC, true, {});
+  void* p = t.allocate_on(0, 2 * MiB + 11, stream(0));
+  void* q = t.allocate_on(0, 3 * MiB + 13, stream(0));
+
+  const CCA::SnapshotInfo info = t.snapshot(c10::cuda::MempoolId_t{0, 0}, true);
+  std::map<size_t, c10::GatheredContext*> allocated_by;  // by requested size, from the history's entries
+  for (const TraceEntry& e : info.device_traces.at(0))
+    if (e.action_ == TraceEntry::ALLOC) allocated_by[e.size_] = e.context_.get();
+  ASSERT_NE(allocated_by[2 * MiB + 11], nullptr);
+  ASSERT_NE(allocated_by[3 * MiB + 13], nullptr);
+  int with_context = 0;
+  for (const auto& seg : info.segments)
+    for (const auto& b : seg.blocks) {
+      if (!b.allocated || (b.requested_size != 2 * MiB + 11 && b.requested_size != 3 * MiB + 13)) continue;
+      EXPECT_EQ(b.context_when_allocated.get(), allocated_by[b.requested_size]) << b.requested_size;
+      ++with_context;
+    }
+  EXPECT_EQ(with_context, 2);
+
+  t.raw_delete(p);
+  t.raw_delete(q);
+  t.recordHistory(false, nullptr, 0, CCA::RecordContext::NEVER, false, {});
+  ASSERT_EQ(hbm_trace_stop(), 0) << hbm_last_error();
+  const std::string cmd = std::string(HBMALLOC_CLI) + " convert " + hbt + " " + jsonl;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(jsonl);
+  std::stringstream text;
+  text << in.rdbuf();
+  // Both allocs name a stack, and the stacks name this test's frames.
+  int allocs_with_stacks = 0;
+  std::string line;
+  while (std::getline(text, line))
+    if (line.find("\"alloc\"") != std::string::npos && line.find("\"stack\"") != std::string::npos) ++allocs_with_stacks;
+  EXPECT_GE(allocs_with_stacks, 2) << text.str().substr(0, 4000);
+  EXPECT_NE(text.str().find("HistoryStacksReachTheSnapshotAndTheRecordersTrace"), std::string::npos)
+      << text.str().substr(0, 4000);
 }
 
 TEST(TorchAllocator, GraphPoolsRouteCaptureStreamAllocations) {

@@ -22,7 +22,7 @@ namespace hbmalloc::trace {
 // CR LF / ^Z / LF that text-mode transfers would mangle.
 inline constexpr std::string_view kHbtMagic{"\x89HBT\r\n\x1a\n", 8};
 constexpr uint16_t kHbtMajor = 1;  // a reader refuses other majors
-constexpr uint16_t kHbtMinor = 1;  // newer minors only add record types or trailing fields (1: stacks)
+constexpr uint16_t kHbtMinor = 2;  // newer minors only add record types or trailing fields (1: stacks, 2: annotations)
 
 inline bool is_hbt(std::string_view bytes) { return bytes.substr(0, kHbtMagic.size()) == kHbtMagic; }
 
@@ -38,6 +38,9 @@ enum class HbtRecord : uint16_t {
   kFrame = 7,
   kStack = 8,
   kBlockStack = 9,
+  // 1.2: annotations on the timeline, and the user metadata the events carry.
+  kAnnotation = 10,
+  kUserMetadata = 11,
 };
 
 enum class SegmentWhen : uint8_t { kAtStart = 0, kAtEnd = 1 };
@@ -63,6 +66,8 @@ inline constexpr size_t kEndBytes = 8;            // u64 records before it
 inline constexpr size_t kFrameMinBytes = 16;      // str filename, str name (lengths), i64 line
 inline constexpr size_t kStackMinBytes = 4;       // u32 frame count, then the frame ids
 inline constexpr size_t kBlockStackBytes = 12;    // u16 device, u16 reserved, u32 block id, u32 stack id
+inline constexpr size_t kAnnotationMinBytes = 16;  // u16 device, u16 reserved, i64 time, u32 fields, then (str, str)s
+inline constexpr size_t kUserMetadataMinBytes = 8; // u16 device, u16 reserved, str text
 
 inline constexpr uint32_t kHeaderHasHistory = 1u << 0;
 inline constexpr uint32_t kHeaderHasCapacity = 1u << 1;

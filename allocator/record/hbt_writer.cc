@@ -195,6 +195,29 @@ void HbtWriter::block_stack(int device, uint32_t block, uint32_t stack) {
   emit();
 }
 
+void HbtWriter::annotation(const Annotation& a) {
+  begin(HbtRecord::kAnnotation, a.device);
+  put_u16(record_, static_cast<uint16_t>(a.device));
+  put_u16(record_, 0);
+  put_u64(record_, static_cast<uint64_t>(a.time_us));
+  put_u32(record_, static_cast<uint32_t>(a.fields.size()));
+  for (const auto& [key, value] : a.fields) {
+    put_string(record_, key);
+    put_string(record_, value);
+  }
+  end_record(record_);
+  emit();
+}
+
+void HbtWriter::user_metadata(int device, const std::string& text) {
+  begin(HbtRecord::kUserMetadata, device);
+  put_u16(record_, static_cast<uint16_t>(device));
+  put_u16(record_, 0);
+  put_string(record_, text);
+  end_record(record_);
+  emit();
+}
+
 void HbtWriter::finish() {
   begin(HbtRecord::kEnd, 0);
   put_u64(record_, records_);
@@ -212,11 +235,16 @@ void write_hbt(const Trace& trace, HbtWriter& writer) {
     writer.device(d.device, d.has_segment_picture);
     for (const BlockInfo& b : d.live_at_start) writer.live_block(d.device, b);
     for (const SegmentInfo& s : d.segments_at_start) writer.segment(d.device, SegmentWhen::kAtStart, s);
-    for (const Event& e : d.events) writer.event(d.device, e);
+    auto change = d.user_metadata.begin();
+    for (uint64_t i = 0; i < d.events.size(); ++i) {
+      for (; change != d.user_metadata.end() && change->event <= i; ++change) writer.user_metadata(d.device, change->text);
+      writer.event(d.device, d.events[i]);
+    }
     for (const SegmentInfo& s : d.segments_at_end) writer.segment(d.device, SegmentWhen::kAtEnd, s);
     for (uint32_t id = 0; id < d.block_stacks.size(); ++id)
       if (d.block_stacks[id] != kNoStack) writer.block_stack(d.device, id, d.block_stacks[id]);
   }
+  for (const Annotation& a : trace.annotations) writer.annotation(a);
   writer.finish();
 }
 

@@ -36,6 +36,10 @@ class HbtWriter {
   void frame(const Frame& f);
   void stack(const std::vector<uint32_t>& frames);
   void block_stack(int device, uint32_t block, uint32_t stack);
+  // 1.2: an annotation; and the user metadata of the device's events from
+  // its next event record on.
+  void annotation(const Annotation& a);
+  void user_metadata(int device, const std::string& text);
   void finish();  // the end record, then flush; nothing may follow
 
  private:

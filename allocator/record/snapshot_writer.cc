@@ -217,8 +217,12 @@ void write_events(PickleWriter& w, FrameWriter& frames, const DeviceTrace& d) {
   std::vector<uint64_t> requested(d.block_count, 0);
   for (const BlockInfo& b : d.live_at_start)
     if (b.id < requested.size()) requested[b.id] = b.requested;
+  auto change = d.user_metadata.begin();
+  std::string_view metadata;  // what the entries carry now
   w.begin_list();
-  for (const Event& e : d.events) {
+  for (uint64_t i = 0; i < d.events.size(); ++i) {
+    const Event& e = d.events[i];
+    for (; change != d.user_metadata.end() && change->event <= i; ++change) metadata = change->text;
     uint64_t size = e.size;
     if (e.id < requested.size()) {
       if (e.action == Action::kAlloc) requested[e.id] = e.size;
@@ -232,6 +236,23 @@ void write_events(PickleWriter& w, FrameWriter& frames, const DeviceTrace& d) {
     w.str("time_us"); w.integer(e.time_us);
     w.str("frames");
     frames.write(w, e.action == Action::kAlloc && e.id < d.block_stacks.size() ? d.block_stacks[e.id] : kNoStack);
+    if (!metadata.empty()) {
+      w.str("user_metadata"); w.str(metadata);
+    }
+    w.end();
+  }
+  w.end();
+}
+
+void write_annotations(PickleWriter& w, const Trace& trace) {
+  w.begin_list();
+  for (const Annotation& a : trace.annotations) {
+    w.begin_dict();
+    for (const auto& [key, value] : a.fields) {
+      w.str(key); w.str(value);
+    }
+    w.str("device"); w.integer(a.device);
+    w.str("time_us"); w.integer(a.time_us);
     w.end();
   }
   w.end();
@@ -268,6 +289,11 @@ std::string write_pytorch_snapshot(const Trace& trace) {
     next = d.device + 1;
   }
   w.end();
+
+  if (!trace.annotations.empty()) {
+    w.str("external_annotations");
+    write_annotations(w, trace);
+  }
 
   w.str("allocator_settings");
   w.begin_dict();

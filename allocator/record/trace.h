@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -63,6 +64,32 @@ struct BlockInfo {
   uint32_t stack = kNoStack;  // where it was allocated, when the trace tells
 };
 
+// A mark a recording put on the timeline, with no effect on replay:
+// PyTorch's external annotations (record_function ranges, optimizer steps,
+// compile phases) are key / value text, usually "stage" (START or END) and
+// "name".
+struct Annotation {
+  int device = 0;
+  int64_t time_us = 0;  // on the clock of the device's events
+  std::vector<std::pair<std::string, std::string>> fields;  // in the order recorded
+  // The value of `key`, "" when absent.
+  std::string_view field(std::string_view key) const {
+    for (const auto& [k, v] : fields)
+      if (k == key) return v;
+    return {};
+  }
+  bool operator==(const Annotation&) const = default;
+};
+
+// Where the user's metadata (torch.cuda.memory._set_memory_metadata), which
+// PyTorch attaches to every entry recorded after it is set, changes: entries
+// from event `event` on carry `text` ("": none) until the next change.
+struct MetadataChange {
+  uint64_t event = 0;
+  std::string text;
+  bool operator==(const MetadataChange&) const = default;
+};
+
 struct SegmentInfo {
   uint64_t addr = 0;
   uint64_t size = 0;  // total_size
@@ -85,7 +112,19 @@ struct DeviceTrace {
   // By block id, the stack its allocation recorded (kNoStack: none); empty
   // when the trace records no stacks.
   std::vector<uint32_t> block_stacks;
+  // In event order; events before the first change carry none. Empty when
+  // the trace records no user metadata.
+  std::vector<MetadataChange> user_metadata;
 };
+
+// For readers of streams: the device's events from its next one on carry
+// `text` (two changes before an event: the later holds).
+inline void change_user_metadata(DeviceTrace& d, std::string text) {
+  if (!d.user_metadata.empty() && d.user_metadata.back().event == d.events.size())
+    d.user_metadata.back().text = std::move(text);
+  else
+    d.user_metadata.push_back(MetadataChange{d.events.size(), std::move(text)});
+}
 
 // The stack a block's allocation recorded: its own (a final picture's
 // block), else its id's in the device's block_stacks; kNoStack when neither.
@@ -108,6 +147,7 @@ struct Trace {
   // innermost first); blocks refer to stacks by index.
   std::vector<Frame> frames;
   std::vector<std::vector<uint32_t>> stacks;
+  std::vector<Annotation> annotations;  // every device's, in the order recorded
 
   const DeviceTrace* device(int number) const;
   // The device, or Error(kInvalidArgument) naming the source and the devices there.

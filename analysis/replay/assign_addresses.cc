@@ -29,10 +29,16 @@ void assign(const trace::Trace& trace, trace::DeviceTrace& d) {
   bare.device = d.device;
   bare.block_count = d.block_count;
   bare.live_at_start = d.live_at_start;
-  for (const trace::Event& e : d.events)
+  // User metadata changes follow their events: first to the bare events' numbers.
+  auto change = d.user_metadata.begin();
+  for (uint64_t i = 0; i < d.events.size(); ++i) {
+    for (; change != d.user_metadata.end() && change->event == i; ++change) change->event = bare.events.size();
+    const trace::Event& e = d.events[i];
     if (e.action != trace::Action::kSegmentAlloc && e.action != trace::Action::kSegmentFree &&
         e.action != trace::Action::kSegmentMap && e.action != trace::Action::kSegmentUnmap)
       bare.events.push_back(e);
+  }
+  for (; change != d.user_metadata.end(); ++change) change->event = bare.events.size();
 
   AddressLog log;
   ReplayOptions o;
@@ -51,7 +57,10 @@ void assign(const trace::Trace& trace, trace::DeviceTrace& d) {
     start.add(s.addr, {s.bytes, 0, s.bytes <= (uint64_t(1) << 20), false});
     ++next;
   }
+  // Then to the first event made for its event, the replay's segment events included.
+  change = d.user_metadata.begin();
   for (uint64_t i = 0; i < bare.events.size(); ++i) {
+    for (; change != d.user_metadata.end() && change->event == i; ++change) change->event = events.size();
     for (; next < log.segment_events.size() && log.segment_events[next].first == i; ++next) {
       const SegmentEvent& s = log.segment_events[next].second;
       trace::Event e;
@@ -68,6 +77,12 @@ void assign(const trace::Trace& trace, trace::DeviceTrace& d) {
   for (trace::BlockInfo& b : bare.live_at_start)
     if (b.id < log.block_addr.size()) b.addr = log.block_addr[b.id];
 
+  for (; change != d.user_metadata.end(); ++change) change->event = events.size();
+  // Two changes now at one event: the later holds.
+  auto later = [](const trace::MetadataChange& a, const trace::MetadataChange& b) { return a.event == b.event; };
+  std::reverse(d.user_metadata.begin(), d.user_metadata.end());
+  d.user_metadata.erase(std::unique(d.user_metadata.begin(), d.user_metadata.end(), later), d.user_metadata.end());
+  std::reverse(d.user_metadata.begin(), d.user_metadata.end());
   d.live_at_start = std::move(bare.live_at_start);
   d.events = std::move(events);
   d.segments_at_start = start.segments();

@@ -19,6 +19,12 @@ std::string duration_us(double us) {
   return buf;
 }
 
+std::string time_since(int64_t time_us, int64_t start_us) {
+  if (time_us <= 0 || start_us <= 0) return "";
+  const double since = double(time_us) - double(start_us);
+  return (since < 0 ? "" : "+") + duration_us(since);
+}
+
 std::string bucket_label(int log2) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (log2 < 0 || log2 > 63) return "?";

@@ -124,6 +124,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
     if (!oom.layout.empty()) r.maps.push_back({"OOM " + std::to_string(i + 1), oom.event, oom.layout});
   }
   r.failed_requests = result.failed_requests;
+  r.marks = timeline_marks(trace, d);
   r.has_stacks = !trace.stacks.empty();
   if (r.has_stacks) {
     r.sites.push_back(sites_at(trace, d, result.peak_reserved_event + 1, "peak reserved"));
@@ -231,6 +232,7 @@ FragReport build_static_report(const trace::Trace& trace, int device, const Repo
     for (const BlockLayout& b : seg.blocks)
       if (b.allocated) sizes.add(b.requested ? b.requested : b.size);
   r.sizes = sizes.buckets();
+  r.marks = timeline_marks(trace, d);
   r.has_stacks = !trace.stacks.empty();
   if (r.has_stacks) r.sites.push_back(sites_of_picture(trace, d, "snapshot"));
   r.maps.push_back({"snapshot", 0, std::move(layout)});

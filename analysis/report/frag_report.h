@@ -14,6 +14,7 @@
 #include "hbmalloc/stats.hpp"
 #include "record/trace.h"
 #include "report/alloc_sites.h"
+#include "report/timeline_marks.h"
 #include "replay/replay.h"
 
 namespace hbmalloc::report {
@@ -135,6 +136,8 @@ struct FragReport {
   bool has_stacks = false;
   std::vector<SitesAt> sites;
   std::vector<PinsAt> pins;  // at peak reserved and at each OOM, where their pictures were captured
+  // The recording's annotations and user metadata changes, in event order.
+  std::vector<TimelineMark> marks;
 };
 
 // From a replay of `trace` (result.device names the device replayed).

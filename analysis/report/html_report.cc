@@ -36,6 +36,8 @@ ul.advice li { margin: 4px 0; }
 .note { color: #666; font-size: 13px; }
 .charts { display: flex; flex-wrap: wrap; gap: 16px; }
 svg { background: #fff; }
+details { font-size: 13px; margin: 2px 0; }
+details pre { font-size: 12px; background: #f7f7f7; padding: 6px 10px; overflow-x: auto; }
 )";
 
 // A table whose cells are escaped here; `numeric` marks right-aligned columns.
@@ -149,6 +151,27 @@ std::string failed_requests_section(const FragReport& r) {
            failed_request_verdict(f)});
   }
   return h2("Requests the recording failed (" + std::to_string(r.failed_requests.size()) + ")") + t.finish();
+}
+
+// Where the peak and the OOMs fall among the recording's annotated ranges,
+// and each distinct mark (the timeline draws them all).
+std::string marks_section(const FragReport& r) {
+  if (r.marks.empty()) return "";
+  std::string out = h2("Timeline marks: annotations and user metadata (" + std::to_string(r.marks.size()) + ")");
+  out += "<ul>\n";
+  if (!r.run.static_snapshot)
+    out += "<li>" + escape_html(falls_within(r.marks, "peak reserved", r.frag.peak_reserved_event)) + "</li>\n";
+  for (size_t i = 0; i < r.ooms.size() && i < 5; ++i)
+    out += "<li>" + escape_html(falls_within(r.marks, "OOM " + std::to_string(i + 1), r.ooms[i].event)) + "</li>\n";
+  out += "</ul>\n";
+  HtmlTable t({"times", "first event", "first time", "mark"}, "nnnl");
+  const std::vector<MarkTally> tally = tally_marks(r.marks);
+  for (size_t i = 0; i < tally.size() && i < 50; ++i)
+    t.row({std::to_string(tally[i].times), std::to_string(tally[i].first->event),
+           time_since(tally[i].first->time_us, r.run.first_time_us), tally[i].label});
+  out += t.finish();
+  if (tally.size() > 50) out += "<p class=\"note\">" + std::to_string(tally.size() - 50) + " other distinct marks: the JSON report lists every one.</p>\n";
+  return out;
 }
 
 // A figure's name with what it means, e.g. "cached free (reserved - allocated)".
@@ -321,6 +344,7 @@ std::string render_html(const FragReport& r) {
   out += timeline_section(r);
   out += oom_section(r);
   out += failed_requests_section(r);
+  out += marks_section(r);
   out += maps_section(r);
   out += fragmentation_section(r);
   out += sites_section(r);

@@ -148,6 +148,7 @@ HBM_JSON_FIELDS(Site, where, bytes, blocks, stack)
 HBM_JSON_FIELDS(SitesAt, moment, event, live_bytes, live_blocks, sites)
 HBM_JSON_FIELDS(Pin, where, pinned, blocks, live, segments)
 HBM_JSON_FIELDS(PinsAt, moment, pinned, sites)
+HBM_JSON_FIELDS(TimelineMark, event, time_us, kind, text)
 
 void to_json(json& j, const SizeBucket& b) { j = {{"log2", b.log2}, {"count", b.count}, {"bytes", b.bytes}}; }
 void from_json(const json& j, SizeBucket& b) {
@@ -178,7 +179,8 @@ void to_json(json& j, const FragReport& r) {
        {"advice", r.advice},
        {"has_stacks", r.has_stacks},
        {"sites", r.sites},
-       {"pins", r.pins}};
+       {"pins", r.pins},
+       {"marks", r.marks}};
   json_io::write(j["native"], r.native);
 }
 void from_json(const json& j, FragReport& r) {
@@ -201,6 +203,7 @@ void from_json(const json& j, FragReport& r) {
   json_io::optional_field(j, "has_stacks", r.has_stacks);
   json_io::optional_field(j, "sites", r.sites);
   json_io::optional_field(j, "pins", r.pins);
+  json_io::optional_field(j, "marks", r.marks);  // reports saved before annotations were read lack them
 }
 
 bool is_report_json(const json& j) {

@@ -25,6 +25,9 @@ constexpr const char* kFree = "#cfe5c4";
 constexpr const char* kMixed = "#9db4d8";
 constexpr const char* kOom = "#d62728";
 constexpr const char* kNative = "#8e44ad";
+constexpr const char* kMarkStart = "#2f9e44";
+constexpr const char* kMarkEnd = "#adb5bd";
+constexpr const char* kMarkMetadata = "#e67700";
 
 std::string num(double v) {
   char buf[32];
@@ -253,6 +256,21 @@ std::string timeline_svg(const FragReport& r) {
   svg.path(allocated, kAllocated, 4);
   svg.path(requested, kRequested, 1.5);
 
+  // The recording's annotations and metadata changes: thin lines across the
+  // plot, named on hover; a few distinct names labelled along the top.
+  std::vector<std::pair<double, const TimelineMark*>> marked;
+  for (const TimelineMark& m : r.marks) {
+    if (marked.size() >= 5000) break;
+    const double x = use_time && m.time_us > 0 ? x_value(m.event, m.time_us) : x_of_event(m.event);
+    if (x < x_lo || x > x_hi) continue;
+    const char* colour = m.kind == "metadata" ? kMarkMetadata : m.kind == "end" ? kMarkEnd : kMarkStart;
+    const std::string what = m.kind == "metadata" ? "metadata \"" + m.text + "\"" : m.kind + " " + m.text;
+    svg.raw("<g opacity=\"0.55\"><title>" + escape_html(what) + " (event " + std::to_string(m.event) + ")</title>");
+    svg.line(px(x), T, px(x), T + ph, colour, 1, m.kind == "end" ? "2,2" : nullptr);
+    svg.raw("</g>\n");
+    marked.emplace_back(px(x), &m);
+  }
+
   // Marks first, labels after, most important label first.
   const double peak_x = px(x_of_event(r.frag.peak_reserved_event));
   const double peak_y = py(double(r.frag.peak_reserved));
@@ -282,6 +300,15 @@ std::string timeline_svg(const FragReport& r) {
   if (has_native)
     labels.place(L + 6, py(double(native)) - 5, "recording allocator's peak reserved " + format_bytes(native), "start",
                  kNative);
+  std::vector<std::string> named;
+  for (const auto& [x, m] : marked) {
+    if (named.size() >= 6 || m->kind == "end") continue;
+    const std::string text = m->kind == "metadata" ? "\"" + m->text + "\"" : m->text;
+    if (std::find(named.begin(), named.end(), text) != named.end()) continue;
+    named.push_back(text);
+    labels.place(x + 3, T + 12, text.size() > 40 ? text.substr(0, 39) + "…" : text, "start",
+                 m->kind == "metadata" ? kMarkMetadata : kMarkStart);
+  }
   if (show_capacity)
     labels.place(L + pw - 4, py(double(*r.run.capacity)) - 5, "capacity " + format_bytes(*r.run.capacity), "end",
                  "#000");
@@ -290,6 +317,9 @@ std::string timeline_svg(const FragReport& r) {
       {kRequested, "requested"}, {kAllocated, "allocated"}, {kReserved, "reserved"}};
   if (has_native) items.push_back({kNative, "recording allocator's peak"});
   if (!r.ooms.empty()) items.push_back({kOom, "OOM"});
+  if (!marked.empty()) items.push_back({kMarkStart, "annotation"});
+  if (std::any_of(marked.begin(), marked.end(), [](const auto& m) { return m.second->kind == "metadata"; }))
+    items.push_back({kMarkMetadata, "user metadata"});
   legend(svg, L, 20, items);
   return svg.finish();
 }

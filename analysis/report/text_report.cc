@@ -1,6 +1,7 @@
 #include "report/text_report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -171,6 +172,32 @@ void failed_requests_section(std::ostream& out, const FragReport& r) {
   }
 }
 
+// Where the peak and the OOMs fall among the recording's annotated ranges,
+// then the marks themselves (a tally of them when there are many).
+void marks_section(std::ostream& out, const FragReport& r) {
+  if (r.marks.empty()) return;
+  heading(out, "Timeline marks: annotations and user metadata (" + std::to_string(r.marks.size()) + ")");
+  if (!r.run.static_snapshot) out << "  " << falls_within(r.marks, "peak reserved", r.frag.peak_reserved_event) << '\n';
+  for (size_t i = 0; i < r.ooms.size() && i < 5; ++i)
+    out << "  " << falls_within(r.marks, "OOM " + std::to_string(i + 1), r.ooms[i].event) << '\n';
+  constexpr size_t kListed = 16;
+  if (r.marks.size() <= kListed) {
+    Table t("rll");
+    t.row({"event", "time", "mark"});
+    for (const TimelineMark& m : r.marks) t.row({std::to_string(m.event), time_since(m.time_us, r.run.first_time_us), mark_label(m)});
+    t.write(out);
+    return;
+  }
+  const std::vector<MarkTally> tally = tally_marks(r.marks);
+  Table t("rrll");
+  t.row({"times", "first event", "first time", "mark"});
+  for (size_t i = 0; i < tally.size() && i < kListed; ++i)
+    t.row({std::to_string(tally[i].times), std::to_string(tally[i].first->event),
+           time_since(tally[i].first->time_us, r.run.first_time_us), tally[i].label});
+  t.write(out);
+  if (tally.size() > kListed) out << "  ... and " << tally.size() - kListed << " other distinct marks (--json lists every one)\n";
+}
+
 void sizes_section(std::ostream& out, const FragReport& r) {
   if (r.sizes.empty()) return;
   heading(out, std::string("Request sizes (") + (r.run.static_snapshot ? "live blocks" : "alloc events") + ")");
@@ -199,6 +226,7 @@ std::string render_text(const FragReport& r) {
   holes_section(out, r);
   oom_section(out, r);
   failed_requests_section(out, r);
+  marks_section(out, r);
   sizes_section(out, r);
   heading(out, "What to do");
   for (const std::string& a : r.advice) out << "  - " << a << '\n';

@@ -146,6 +146,10 @@ class HbtReader {
         return stack(payload);
       case HbtRecord::kBlockStack:
         return block_stack(payload);
+      case HbtRecord::kAnnotation:
+        return annotation(payload);
+      case HbtRecord::kUserMetadata:
+        return user_metadata(payload);
       case HbtRecord::kEnd:
         break;  // handled by read()
     }
@@ -171,15 +175,22 @@ class HbtReader {
     trace_.has_history = (flags & kHeaderHasHistory) != 0;
     if ((flags & kHeaderHasCapacity) != 0) trace_.capacity = capacity;
     trace_.recorder = c.str("recorder name");
-    uint32_t count = c.u32();
+    trace_.settings = text_pairs(c, "setting");
+  }
+
+  // u32 N, then N (str key, str value).
+  std::vector<std::pair<std::string, std::string>> text_pairs(Cursor& c, const std::string& what) {
+    const uint32_t count = c.u32();
     if (uint64_t{count} * 8 > c.left())
-      fail(std::to_string(count) + " settings cannot fit in the " + std::to_string(c.left()) +
+      fail(std::to_string(count) + " " + what + "s cannot fit in the " + std::to_string(c.left()) +
            " bytes left in the record");
+    std::vector<std::pair<std::string, std::string>> out;
     for (uint32_t i = 0; i < count; ++i) {
-      std::string key = c.str("setting key");
-      std::string value = c.str("setting value");
-      trace_.settings.emplace_back(std::move(key), std::move(value));
+      std::string key = c.str((what + " key").c_str());
+      std::string value = c.str((what + " value").c_str());
+      out.emplace_back(std::move(key), std::move(value));
     }
+    return out;
   }
 
   void frame(std::string_view payload) {
@@ -216,6 +227,27 @@ class HbtReader {
     known_device(number);
     if (stack >= trace_.stacks.size()) fail("block stack names stack " + std::to_string(stack) + ", not written before it");
     block_stacks_.push_back({number, block, stack, where_});
+  }
+
+  void annotation(std::string_view payload) {
+    need(payload, kAnnotationMinBytes, "annotation");
+    Cursor c(payload, where_);
+    Annotation a;
+    a.device = checked_device(c.u16(), where_);
+    c.u16();
+    a.time_us = static_cast<int64_t>(c.u64());
+    a.fields = text_pairs(c, "annotation field");
+    trace_.annotations.push_back(std::move(a));
+  }
+
+  // From the device's next event on.
+  void user_metadata(std::string_view payload) {
+    need(payload, kUserMetadataMinBytes, "user metadata");
+    Cursor c(payload, where_);
+    const uint16_t number = c.u16();
+    c.u16();
+    DeviceTrace& d = known_device(number).trace;
+    change_user_metadata(d, c.str("user metadata"));
   }
 
   DeviceState& known_device(uint16_t number) {

@@ -106,11 +106,13 @@ class JsonlReader {
     if (!action) fail("missing \"action\"");
     if (*action == "frame") return frame_line(o);
     if (*action == "stack") return stack_line(o);
+    if (*action == "annotation") return annotation_line(o);
     int device = checked_device(json_i64(o, "device", where_).value_or(0), where_);
     DeviceTrace& d = assembler_.device(device, where_);
     if (*action == "device") return device_line(o, device);
     if (*action == "live_block") return live_block_line(o, d);
     if (*action == "segment") return segment_line(o, d);
+    if (*action == "user_metadata") return user_metadata_line(o, d);
     std::optional<Action> a = *action == "free" ? Action::kFree : action_from_name(*action);
     if (!a) fail("unknown action \"" + printable(*action) + "\"");
     event_line(o, d, *a);
@@ -138,6 +140,28 @@ class JsonlReader {
     }
     if (trace_.stacks.size() >= kNoStack - 1) fail("more than 2^32 stacks");
     trace_.stacks.push_back(std::move(ids));
+  }
+  // {"action": "annotation", "device": 0, "t": 12, "fields": [["stage", "START"], ["name", "step"]]}
+  void annotation_line(const Json& o) {
+    allow_only(o, {"action", "device", "t", "fields"});
+    Annotation a;
+    a.device = checked_device(json_i64(o, "device", where_).value_or(0), where_);
+    a.time_us = json_i64(o, "t", where_).value_or(0);
+    const Json* fields = json_field(o, "fields");
+    if (fields == nullptr || !fields->is_array()) fail("an annotation needs \"fields\", an array of [key, value] texts");
+    for (const Json& kv : *fields) {
+      if (!kv.is_array() || kv.size() != 2 || !kv[0].is_string() || !kv[1].is_string())
+        fail("an annotation's field must be a [key, value] pair of texts");
+      a.fields.emplace_back(kv[0].get<std::string>(), kv[1].get<std::string>());
+    }
+    trace_.annotations.push_back(std::move(a));
+  }
+  // {"action": "user_metadata", "device": 0, "text": "step 3"}: the device's events from the next on carry it.
+  void user_metadata_line(const Json& o, DeviceTrace& d) {
+    allow_only(o, {"action", "device", "text"});
+    std::optional<std::string> text = json_string(o, "text", where_);
+    if (!text) fail("user_metadata needs a \"text\"");
+    change_user_metadata(d, std::move(*text));
   }
   // A block's "stack", kept by its dense id until the blocks are counted.
   void stack_of_block(const Json& o, int device, uint32_t id) {
@@ -358,12 +382,21 @@ std::string write_jsonl(const Trace& trace) {
       out += line_of(o);
     }
     for (const SegmentInfo& s : d.segments_at_start) out += line_of(segment_object(d.device, "start", s));
-    for (const Event& e : d.events) {
+    auto change = d.user_metadata.begin();
+    for (uint64_t i = 0; i < d.events.size(); ++i) {
+      for (; change != d.user_metadata.end() && change->event <= i; ++change)
+        out += line_of({{"action", "user_metadata"}, {"device", d.device}, {"text", change->text}});
+      const Event& e = d.events[i];
       Json o = event_object(d.device, e);
       if (e.action == Action::kAlloc) put_stack(o, d, e.id);
       out += line_of(o);
     }
     for (const SegmentInfo& s : d.segments_at_end) out += line_of(segment_object(d.device, "end", s));
+  }
+  for (const Annotation& a : trace.annotations) {
+    Json fields = Json::array();
+    for (const auto& [key, value] : a.fields) fields.push_back({key, value});
+    out += line_of({{"action", "annotation"}, {"device", a.device}, {"t", a.time_us}, {"fields", std::move(fields)}});
   }
   return out;
 }

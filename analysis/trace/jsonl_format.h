@@ -19,6 +19,9 @@
 // {"action": "stack", "frames": [frame numbers, innermost first]} are
 // numbered in the order they come, each before a line naming it; an alloc or
 // live_block line names its allocation's stack with "stack": n.
+// Timeline: {"action": "annotation", "device": 0, "t": 12, "fields": [["stage", "START"], ["name", "step"]]}
+// (PyTorch's external annotations), and {"action": "user_metadata", "device": 0,
+// "text": "..."}: the device's events after it carry that user metadata ("": none).
 #pragma once
 
 #include <string>

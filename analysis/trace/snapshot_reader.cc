@@ -150,6 +150,7 @@ class SnapshotConverter {
       segments = t_.find(root, "segments");
       device_traces = t_.find(root, "device_traces");
       if (auto settings = t_.find(root, "allocator_settings")) read_settings(*settings, trace);
+      if (auto annotations = t_.find(root, "external_annotations")) read_annotations(*annotations, trace);
     } else if (t_.kind(root) == PickleKind::kList && looks_like_segment_list(root)) {
       segments = root;  // older torch pickled the list of segments alone
     }
@@ -165,7 +166,7 @@ class SnapshotConverter {
       int number = 0;
       for (PickleNode events : t_.items(*device_traces)) {
         DeviceTrace& d = devices[number];
-        read_events(events, number, d.events, alloc_stacks[number]);
+        read_events(events, number, d.events, alloc_stacks[number], d.user_metadata);
         for (const Event& e : d.events) trace.has_history |= e.action == Action::kAlloc;
         ++number;
       }
@@ -228,6 +229,39 @@ class SnapshotConverter {
       trace.settings.emplace_back(setting_text(t_, key), setting_text(t_, value));
       charge(trace.settings.back().first.size() + trace.settings.back().second.size());
     });
+  }
+
+  // external_annotations: [{"stage": .., "name": .., "device": int, "time_us": int}, ...];
+  // None in snapshots taken without them.
+  void read_annotations(PickleNode list, Trace& trace) {
+    if (t_.kind(list) == PickleKind::kNone) return;
+    require_list(list, "'external_annotations'");
+    charge(t_.size(list));
+    size_t index = 0;
+    for (PickleNode entry : t_.items(list)) {
+      const std::string where = "external_annotations[" + std::to_string(index++) + "]";
+      require_dict(entry, where);
+      charge(t_.size(entry));
+      Annotation a;
+      t_.for_each_pair(entry, [&](PickleNode key, PickleNode value) {
+        const std::string_view k = str_of(key, "key", where);
+        if (k == "device") {
+          const int64_t device = int_of(value, "device", where);
+          if (device < 0 || device >= kMaxDevice) fail(where + ": 'device' " + std::to_string(device) + " is out of range");
+          a.device = int(device);
+        } else if (k == "time_us") {
+          a.time_us = int_of(value, "time_us", where);
+        } else if (t_.is_str(value)) {
+          a.fields.emplace_back(k, t_.as_str(value));
+        } else if (t_.is_int(value) && !t_.is_big_uint(value)) {
+          a.fields.emplace_back(k, std::to_string(t_.as_int(value)));
+        } else {
+          fail(where + ": '" + std::string(k) + "' is a " + pickle_kind_name(t_.kind(value)) + ", not a str");
+        }
+        charge(a.fields.empty() ? 1 : a.fields.back().first.size() + a.fields.back().second.size());
+      });
+      trace.annotations.push_back(std::move(a));
+    }
   }
 
   void read_segments(PickleNode segments, std::map<int, DeviceTrace>& devices) {
@@ -399,7 +433,9 @@ class SnapshotConverter {
     return a;
   }
 
-  void read_events(PickleNode list, int device, std::vector<Event>& out, std::vector<uint32_t>& alloc_stacks) {
+  void read_events(PickleNode list, int device, std::vector<Event>& out, std::vector<uint32_t>& alloc_stacks,
+                   std::vector<MetadataChange>& metadata) {
+    std::string_view current_metadata;
     const std::string list_where = "device_traces[" + std::to_string(device) + "]";
     require_list(list, list_where);
     charge(t_.size(list));
@@ -413,6 +449,7 @@ class SnapshotConverter {
       std::optional<PickleNode> frames;
       bool have_action = false, have_addr = false, have_size = false, have_free = false;
       uint64_t device_free = 0;
+      std::string_view user_metadata;  // absent: none
       t_.for_each_pair(entry, [&](PickleNode key, PickleNode item) {
         const std::string_view k = key_of(key);
         switch (k.size()) {
@@ -447,6 +484,9 @@ class SnapshotConverter {
               have_free = true;
             }
             break;
+          case 13:
+            if (k == "user_metadata") user_metadata = str_of(item, "user_metadata", where());
+            break;
           default:
             break;
         }
@@ -475,6 +515,11 @@ class SnapshotConverter {
       if (e.action == Action::kAlloc && frames) {
         alloc_stacks.resize(out.size() + 1, kNoStack);
         alloc_stacks[out.size()] = stack_of(*frames, where);
+      }
+      if (user_metadata != current_metadata) {
+        metadata.push_back(MetadataChange{out.size(), std::string(user_metadata)});
+        current_metadata = user_metadata;
+        charge(user_metadata.size());
       }
       out.push_back(e);
       ++index;

@@ -163,6 +163,12 @@ TEST(CcaConfig, SettingsOfAPyTorchSnapshot) {
   EXPECT_EQ(c.divisions_for(kMiB), 4u);
   EXPECT_EQ(c.divisions_for(4096 * kMiB), 8u);
 
+  // Newer PyTorch names its variable PYTORCH_ALLOC_CONF; its text is read the same way.
+  Settings renamed = settings_of_trace({{"PYTORCH_ALLOC_CONF", "large_segment_size_mb:40"},
+                                        {"expandable_segments", "True"}});
+  EXPECT_EQ(parse_settings(renamed).large_segment_size, 40 * kMiB);
+  EXPECT_TRUE(parse_settings(renamed).expandable_segments);
+
   // hbmalloc's own recordings name PyTorch's keys directly.
   Settings own = settings_of_trace({{"policy", "cca"}, {"max_split_size_mb", "64"}, {"expandable_segments", "True"}});
   EXPECT_EQ(parse_settings(own).max_split_size, 64 * kMiB);

@@ -12,7 +12,7 @@
 #include "hbmalloc/error.hpp"
 #include "replay/replay.h"
 #include "trace/read_trace.h"
-#include "trace/synthetic.h"
+#include "synth/gpt_training.h"
 
 namespace {
 
@@ -85,7 +85,7 @@ void BM_ReplaySharedTraces(benchmark::State& state) {
 BENCHMARK(BM_ReplaySharedTraces)->Name("replay/shared_traces")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ReplaySynthetic(benchmark::State& state) {
-  static const std::vector<Trace> traces{hbmalloc::trace::synthetic_training_trace({})};
+  static const std::vector<Trace> traces{hbmalloc::synth::gpt_training({})};
   replay_all(state, traces, events_of(traces[0]));
 }
 BENCHMARK(BM_ReplaySynthetic)->Name("replay/synthetic")->Unit(benchmark::kMillisecond)->UseRealTime();

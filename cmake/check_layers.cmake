@@ -10,6 +10,7 @@ set(allowed_policy policy backend core absl)
 set(allowed_record record backend core absl)
 set(allowed_allocator allocator core backend policy record absl)  # allocator/*.cc: the assembly
 set(allowed_trace trace record core absl)
+set(allowed_synth synth trace record core absl)
 set(allowed_replay replay trace record policy backend core absl)
 set(allowed_tune tune replay trace record policy backend core absl)
 set(allowed_report report tune replay trace record policy backend core absl)

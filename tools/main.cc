@@ -96,10 +96,29 @@ constexpr Command kCommands[] = {
      "      becomes a snapshot with the addresses and segments of a replay under the\n"
      "      cca policy.\n"},
     {"synth", &hbmalloc::tools::run_synth,
-     "  synth --out FILE [--steps N] [--seed S] [--layers N] [--batch N]\n"
-     "      Writes a deterministic GPT-style training trace (.hbt or .jsonl) whose\n"
-     "      sequence length changes every step: the project's own example trace\n"
-     "      (examples/gpt_train.hbt is `hbmalloc synth --out examples/gpt_train.hbt`).\n"},
+     "  synth --out FILE [--workload NAME] [--steps N] [--seed S] [--layers N] [--batch N]\n"
+     "      Writes a deterministic synthetic trace (.hbt or .jsonl), the same for the\n"
+     "      same seed, sizes from a real model's dimensions. Workloads:\n"
+     "        gpt (default): GPT-2 medium-like training with Adam (hidden 1024, 12\n"
+     "          layers, vocabulary 50304; --layers, --batch), sequence length\n"
+     "          128..1024 changing per step; examples/gpt_train.hbt is\n"
+     "          `hbmalloc synth --out examples/gpt_train.hbt`\n"
+     "        checkpointing: GPT-2 large-like (hidden 1280, 36 layers) with\n"
+     "          activation checkpointing: layers recomputed in backward\n"
+     "        zero-offload: ZeRO-3 style Llama-7B-like training (hidden 4096, FFN\n"
+     "          11008, 32 layers, bf16): per-layer gathered parameters and 500 MB\n"
+     "          gradient buckets, large transient buffers\n"
+     "        moe: Mixtral-like mixture of experts (hidden 4096, FFN 14336, 8\n"
+     "          experts, top-2): each expert's buffers change size per layer and step\n"
+     "        kv-serving: Llama-2-7B-like serving (32 layers, 32 heads of 128, fp16):\n"
+     "          variable batch, per-request KV caches growing in 256-token chunks\n"
+     "        cnn-resolution: ResNet-50-like at batch 64, fp16, input resolution\n"
+     "          224..1024 changing per step: a few multi-GB activations\n"
+     "        pipeline: a 1F1B pipeline stage of a GPT-3 2.7B-like model on 8\n"
+     "          compute and 2 communication streams, with record_stream\n"
+     "        rl: PPO-like RL of a GPT-2 large-like policy: generation with growing\n"
+     "          KV caches alternating with training on the rollouts\n"
+     "      --steps sets steps (serving: scheduler iterations); each has its default.\n"},
     {"demo", &hbmalloc::tools::run_demo,
      "  demo [--steps N] [--conf K:V,...] [--json]\n"
      "      Drives the allocator itself (sim backend) with a training-like pattern and\n"

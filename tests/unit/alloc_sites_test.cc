@@ -20,7 +20,7 @@
 #include "support/cli_run.h"
 #include "trace/jsonl_format.h"
 #include "trace/read_trace.h"
-#include "trace/synthetic.h"
+#include "synth/gpt_training.h"
 
 namespace hbmalloc::report {
 namespace {
@@ -220,10 +220,10 @@ TEST(AllocSites, EachOomAndAStaticSnapshotHaveTheirSites) {
 }
 
 TEST(AllocSites, ATraceWithoutStacksSaysSo) {
-  trace::SyntheticOptions so;
+  synth::GptOptions so;
   so.steps = 2;
   so.layers = 2;
-  const FragReport r = report_of(trace::synthetic_training_trace(so));
+  const FragReport r = report_of(synth::gpt_training(so));
   EXPECT_FALSE(r.has_stacks);
   EXPECT_TRUE(r.sites.empty());
   EXPECT_NE(render_text(r).find("no stacks recorded"), std::string::npos);

@@ -10,7 +10,7 @@
 #include "report/frag_report.h"
 #include "report/json_fields.h"
 #include "report/text_report.h"
-#include "trace/synthetic.h"
+#include "synth/gpt_training.h"
 
 namespace hbmalloc::report {
 namespace {
@@ -18,10 +18,10 @@ namespace {
 using nlohmann::json;
 
 ReplayOutput sample_output(const std::string& conf) {
-  trace::SyntheticOptions so;
+  synth::GptOptions so;
   so.steps = 3;
   so.layers = 4;
-  const trace::Trace t = trace::synthetic_training_trace(so);
+  const trace::Trace t = synth::gpt_training(so);
   replay::ReplayOptions o;
   o.config = Config::parse(conf);
   o.config.backend = "sim";

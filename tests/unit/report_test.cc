@@ -23,7 +23,7 @@
 #include "report/svg_charts.h"
 #include "report/text_report.h"
 #include "trace/read_trace.h"
-#include "trace/synthetic.h"
+#include "synth/gpt_training.h"
 
 namespace hbmalloc::report {
 namespace {
@@ -63,11 +63,11 @@ struct Sample {
 
 // A replay of the synthetic training trace, with timeline and segment maps.
 Sample replay_sample(std::optional<uint64_t> capacity) {
-  trace::SyntheticOptions so;
+  synth::GptOptions so;
   so.steps = 4;
   so.layers = 6;
   Sample s;
-  s.trace = trace::synthetic_training_trace(so);
+  s.trace = synth::gpt_training(so);
   replay::ReplayOptions o;
   o.config.backend = "sim";
   o.capacity = capacity;

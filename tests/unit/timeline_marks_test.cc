@@ -23,7 +23,7 @@
 #include "support/cli_run.h"
 #include "trace/jsonl_format.h"
 #include "trace/read_trace.h"
-#include "trace/synthetic.h"
+#include "synth/gpt_training.h"
 
 namespace hbmalloc::report {
 namespace {
@@ -146,8 +146,8 @@ TEST(TimelineMarks, MalformedAnnotationsAreRefusedByName) {
 // A trace without addresses gets a replay's segment events before its own:
 // a metadata change moves to the first event made for its event.
 TEST(TimelineMarks, MetadataFollowsItsEventsWhenATraceGetsAReplaysAddresses) {
-  trace::SyntheticOptions o;
-  trace::Trace t = trace::synthetic_training_trace(o);
+  synth::GptOptions o;
+  trace::Trace t = synth::gpt_training(o);
   trace::DeviceTrace& d = t.devices.front();
   ASSERT_TRUE(replay::lacks_addresses(d));
   std::vector<uint64_t> allocs;
@@ -233,8 +233,8 @@ TEST(TimelineMarks, TheReportPlacesEachAnnotationAtItsEvent) {
 }
 
 TEST(TimelineMarks, ATraceWithoutAnnotationsHasNoMarksSection) {
-  trace::SyntheticOptions o;
-  const trace::Trace t = trace::synthetic_training_trace(o);
+  synth::GptOptions o;
+  const trace::Trace t = synth::gpt_training(o);
   replay::ReplayOptions ro;
   ro.config.backend = "sim";
   const FragReport r = replay_and_report(t, ro, ReportOptions{});

@@ -1,6 +1,6 @@
 // The project's own example trace: deterministic, consistent, and
 // fragmenting enough to be worth a report.
-#include "trace/synthetic.h"
+#include "synth/gpt_training.h"
 
 #include <gtest/gtest.h>
 
@@ -10,21 +10,21 @@ namespace hbmalloc::trace {
 namespace {
 
 TEST(SyntheticTrace, IsDeterministicPerSeed) {
-  Trace a = synthetic_training_trace({});
-  Trace b = synthetic_training_trace({});
+  Trace a = synth::gpt_training({});
+  Trace b = synth::gpt_training({});
   ASSERT_EQ(a.devices[0].events.size(), b.devices[0].events.size());
   for (size_t i = 0; i < a.devices[0].events.size(); ++i) {
     EXPECT_EQ(a.devices[0].events[i].size, b.devices[0].events[i].size);
     EXPECT_EQ(a.devices[0].events[i].action, b.devices[0].events[i].action);
   }
-  SyntheticOptions other;
+  synth::GptOptions other;
   other.seed = 2;
-  EXPECT_NE(figures_of(synthetic_training_trace(other).devices[0]).peak_requested,
+  EXPECT_NE(figures_of(synth::gpt_training(other).devices[0]).peak_requested,
             figures_of(a.devices[0]).peak_requested);
 }
 
 TEST(SyntheticTrace, ReplaysCleanlyAndEndsWithOnlyTheModelLive) {
-  Trace t = synthetic_training_trace({});
+  Trace t = synth::gpt_training({});
   replay::ReplayResult r = replay::replay(t, replay::ReplayOptions{});
   EXPECT_TRUE(r.ooms.empty());
   EXPECT_EQ(r.peak_requested, figures_of(t.devices[0]).peak_requested);
@@ -50,7 +50,7 @@ namespace {
 // regenerate it when the generator or the .hbt format changes.
 TEST(SyntheticTrace, ShippedExampleIsTheGeneratorsOutput) {
   Trace shipped = read_trace_file(std::string(HBMALLOC_SOURCE_DIR) + "/examples/gpt_train.hbt");
-  Trace fresh = synthetic_training_trace({});
+  Trace fresh = synth::gpt_training({});
   ASSERT_EQ(shipped.devices.size(), 1u);
   const DeviceTrace &a = shipped.devices[0], &b = fresh.devices[0];
   ASSERT_EQ(a.events.size(), b.events.size());

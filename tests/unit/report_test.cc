@@ -124,7 +124,7 @@ trace::Trace snapshot_trace() {
 TEST(Report, ReplayReportHasTheReplayFigures) {
   Sample s = replay_sample(std::nullopt);
   FragReport r = build_report(s.trace, s.result, s.options);
-  EXPECT_EQ(r.run.source, "synthetic");
+  EXPECT_EQ(r.run.source, "synthetic gpt");
   EXPECT_FALSE(r.run.capacity);  // unlimited
   EXPECT_EQ(r.frag.peak_reserved, s.result.peak_reserved);
   EXPECT_EQ(r.frag.peak_requested, s.result.peak_requested);
@@ -156,7 +156,7 @@ TEST(Report, JsonHasTheFieldsAndRoundTrips) {
   nlohmann::json j = nlohmann::json(r);
   EXPECT_TRUE(is_report_json(j));
   EXPECT_EQ(j["format"], "hbmalloc-report");
-  EXPECT_EQ(j["run"]["source"], "synthetic");
+  EXPECT_EQ(j["run"]["source"], "synthetic gpt");
   EXPECT_TRUE(j["run"]["capacity"].is_null());
   EXPECT_EQ(j["fragmentation"]["peak_reserved"].get<uint64_t>(), s.result.peak_reserved);
   EXPECT_EQ(j["summary"]["rows"].size(), 9u);

@@ -19,6 +19,8 @@ struct LiveStats {
   int64_t num_device_free = 0;
   int64_t device_alloc_bytes = 0;  // plain segments only
   int64_t device_free_bytes = 0;
+  int64_t device_alloc_calls = 0;  // plain segments only
+  int64_t device_free_calls = 0;
   int64_t memory_limit = 0;
   VmmCounts vmm;
 
@@ -50,6 +52,8 @@ struct LiveStats {
     s.num_device_free = num_device_free;
     s.device_alloc_bytes = device_alloc_bytes;
     s.device_free_bytes = device_free_bytes;
+    s.device_alloc_calls = device_alloc_calls;
+    s.device_free_calls = device_free_calls;
     s.memory_limit = memory_limit;
     s.vmm = vmm;
     return s;

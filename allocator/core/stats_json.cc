@@ -46,6 +46,8 @@ std::string stats_to_json(const Stats& s) {
   put(out, "num_device_free", s.num_device_free);
   put(out, "hbmalloc.device_alloc_bytes", s.device_alloc_bytes);
   put(out, "hbmalloc.device_free_bytes", s.device_free_bytes);
+  put(out, "hbmalloc.device_alloc_calls", s.device_alloc_calls);
+  put(out, "hbmalloc.device_free_calls", s.device_free_calls);
   put(out, "hbmalloc.largest_free_block", s.largest_free_block);
   put(out, "hbmalloc.memory_limit", s.memory_limit);
   put(out, "hbmalloc.vmm.create", s.vmm.create);

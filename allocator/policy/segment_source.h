@@ -25,6 +25,7 @@ class SegmentSource {
     if (ptr == nullptr) return nullptr;
     ++stats_.num_device_alloc;
     stats_.device_alloc_bytes += int64_t(bytes);
+    ++stats_.device_alloc_calls;
     stats_.segment.increase(pool, 1);
     stats_.reserved_bytes.increase(pool, int64_t(bytes));
     return ptr;
@@ -41,6 +42,7 @@ class SegmentSource {
     backend_.free_segment(ptr, bytes);
     ++stats_.num_device_free;
     stats_.device_free_bytes += int64_t(bytes);
+    ++stats_.device_free_calls;
     stats_.segment.decrease(pool, 1);
     stats_.reserved_bytes.decrease(pool, int64_t(bytes));
   }

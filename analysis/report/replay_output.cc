@@ -35,6 +35,8 @@ Stats device_calls(const ReplayRun& r) {
   s.vmm = r.vmm;
   s.device_alloc_bytes = r.segment_alloc_bytes;
   s.device_free_bytes = r.segment_free_bytes;
+  s.device_alloc_calls = r.segment_allocs;
+  s.device_free_calls = r.segment_frees;
   return s;
 }
 
@@ -66,6 +68,8 @@ json device_calls_json(const ReplayRun& r) {
             {"overhead_seconds", v.overhead_seconds()},
             {"segment_alloc_bytes", r.segment_alloc_bytes},
             {"segment_free_bytes", r.segment_free_bytes},
+            {"segment_allocs", r.segment_allocs},
+            {"segment_frees", r.segment_frees},
             {"device_seconds", modeled_device_seconds(device_calls(r))}};
   if (seconds > 0) {
     j["modeled_share"] = v.modeled_seconds() / seconds;
@@ -91,6 +95,8 @@ void device_calls_from_json(const json& j, ReplayRun& r) {
   count(j, "peak_held", r.vmm.peak_held);
   count(j, "segment_alloc_bytes", r.segment_alloc_bytes);
   count(j, "segment_free_bytes", r.segment_free_bytes);
+  if (j.contains("segment_allocs")) count(j, "segment_allocs", r.segment_allocs);  // saved before calls were kept: 0
+  if (j.contains("segment_frees")) count(j, "segment_frees", r.segment_frees);
   double seconds = 0;
   field(j, "trace_seconds", seconds);
   if (!(seconds >= 0 && seconds < 1e12)) throw json_io::FieldError{".trace_seconds", "out of range"};
@@ -144,6 +150,8 @@ ReplayOutput replay_output(const trace::Trace& t, const replay::ReplayResult& r,
   run.vmm = r.final_stats.vmm;
   run.segment_alloc_bytes = r.final_stats.device_alloc_bytes;
   run.segment_free_bytes = r.final_stats.device_free_bytes;
+  run.segment_allocs = r.final_stats.device_alloc_calls;
+  run.segment_frees = r.final_stats.device_free_calls;
   run.min_capacity_searched = min_capacity_searched;
   run.min_capacity = min_capacity;
   run.reproduces_recording = policy_named(config.policy).reproduces_recording;

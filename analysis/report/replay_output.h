@@ -40,6 +40,7 @@ struct ReplayRun {
   // operations, and plain segments taken and given back.
   VmmCounts vmm;
   int64_t segment_alloc_bytes = 0, segment_free_bytes = 0;
+  int64_t segment_allocs = 0, segment_frees = 0;  // the calls (cudaMalloc / cudaFree) behind those bytes
   bool min_capacity_searched = false;
   std::optional<uint64_t> min_capacity;  // searched and none found: unset
   // The policy reproduces the recording allocator: it starts from the

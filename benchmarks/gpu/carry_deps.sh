@@ -19,6 +19,8 @@ cp "$(readlink -f /usr/lib/x86_64-linux-gnu/libz.so)" "$deps/lib/libz.so"
 cp -r /usr/share/cmake/nlohmann_json "$deps/share/cmake/"
 python=$(bash tests/python/env.sh)
 "$python" -m pip wheel -q --no-build-isolation --no-deps -w "$deps" . >/dev/null
+# The price benchmark, built here (it needs only libcudart.so.13 there).
+ninja -C build device_prices >/dev/null && cp build/benchmarks/device_prices "$deps/"
 exclude=$(git rev-parse --git-path info/exclude)
 grep -qx '/.gpu-deps/' "$exclude" 2>/dev/null || echo '/.gpu-deps/' >>"$exclude"
 du -sh "$deps"

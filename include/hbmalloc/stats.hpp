@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "hbmalloc/device_prices.hpp"
 #include "hbmalloc/types.hpp"
 
 namespace hbmalloc {
@@ -37,20 +38,20 @@ struct VmmCounts {
   int64_t release = 0;     // physical granules freed (cuMemRelease)
   int64_t peak_held = 0;   // the most granules held at once
 
-  // The cost model, seconds per 2 MiB granule, as measured on an A100 by
-  // others; release is not measured and is taken to cost as much as unmap.
-  static constexpr double kCreateSeconds = 200e-6, kMapSeconds = 1.5e-6, kSetAccessSeconds = 36e-6,
-                          kUnmapSeconds = 26e-6, kReleaseSeconds = 26e-6;
-  // What these operations would take on a GPU by that model.
-  double modeled_seconds() const {
-    return double(create) * kCreateSeconds + double(map) * kMapSeconds + double(set_access) * kSetAccessSeconds +
-           double(unmap) * kUnmapSeconds + double(release) * kReleaseSeconds;
+  // What these operations would take on a GPU by the price table (device_prices.hpp).
+  double modeled_seconds(const DevicePrices& p = kDevicePrices) const {
+    return double(create) * p.create + double(map) * p.map + double(set_access) * p.set_access +
+           double(unmap) * p.unmap + double(release) * p.release;
+  }
+  // The remapping part: granules unmapped and mapped again elsewhere.
+  static double remap_seconds(int64_t granules, const DevicePrices& p = kDevicePrices) {
+    return double(granules) * (p.unmap + p.map + p.set_access);
   }
   // The part no allocator avoids: creating, mapping and opening each granule
   // of the high-water mark once (what a caching allocator's cudaMalloc of the
   // same bytes stands for). The rest is what remapping and releasing cost.
-  double growth_seconds() const {
-    return double(peak_held) * (kCreateSeconds + kMapSeconds + kSetAccessSeconds);
+  double growth_seconds(const DevicePrices& p = kDevicePrices) const {
+    return double(peak_held) * (p.create + p.map + p.set_access);
   }
   double overhead_seconds() const { return modeled_seconds() - growth_seconds(); }
   bool operator==(const VmmCounts&) const = default;
@@ -78,6 +79,8 @@ struct Stats {
   // cudaFree); VMM granules are in vmm instead.
   int64_t device_alloc_bytes = 0;
   int64_t device_free_bytes = 0;
+  int64_t device_alloc_calls = 0;  // plain segments taken (cudaMalloc) and given back (cudaFree)
+  int64_t device_free_calls = 0;
 
   // hbmalloc's own, filled when a snapshot of the stats is taken.
   int64_t largest_free_block = 0;
@@ -90,18 +93,17 @@ struct Usage {
   uint64_t requested = 0, allocated = 0, reserved = 0;
 };
 
-// What the plain segments of `s` would take on a GPU by VmmCounts' cost
-// model: each priced as creating, mapping and opening its 2 MiB granules, and
-// its free as unmapping and releasing them.
-inline double modeled_segment_seconds(const Stats& s) {
-  constexpr double kGranule = double(2ull << 20);
-  const double taken = double(s.device_alloc_bytes) / kGranule, given = double(s.device_free_bytes) / kGranule;
-  return taken * (VmmCounts::kCreateSeconds + VmmCounts::kMapSeconds + VmmCounts::kSetAccessSeconds) +
-         given * (VmmCounts::kUnmapSeconds + VmmCounts::kReleaseSeconds);
+// What the plain segments of `s` (cudaMalloc / cudaFree) would take on a GPU
+// by the price table.
+inline double modeled_segment_seconds(const Stats& s, const DevicePrices& p = kDevicePrices) {
+  return double(s.device_alloc_calls) * p.malloc_call + double(s.device_alloc_bytes) * p.malloc_byte +
+         double(s.device_free_calls) * p.free_call + double(s.device_free_bytes) * p.free_byte;
 }
-// Every device memory call of `s`, VMM and plain segments, priced alike: so
-// allocators with and without VMM (hbm, cca, vmm:off) compare.
-inline double modeled_device_seconds(const Stats& s) { return s.vmm.modeled_seconds() + modeled_segment_seconds(s); }
+// Every device memory call of `s`, VMM and plain segments, by one price
+// table: so allocators with and without VMM (hbm, cca, vmm:off) compare.
+inline double modeled_device_seconds(const Stats& s, const DevicePrices& p = kDevicePrices) {
+  return s.vmm.modeled_seconds(p) + modeled_segment_seconds(s, p);
+}
 
 // One JSON object with PyTorch's flat keys ("allocated_bytes.all.current", ...)
 // plus hbmalloc's ("hbmalloc.largest_free_block", "hbmalloc.vmm.map", ...).

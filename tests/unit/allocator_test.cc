@@ -134,6 +134,14 @@ TEST(Allocator, EmptyCacheReleasesEveryFreeSegment) {
   // unmapped and released when given back.
   const double taken = double(s.device_alloc_bytes) / double(2 * MiB), given = double(s.device_free_bytes) / double(2 * MiB);
   EXPECT_NEAR(modeled_device_seconds(s), taken * (200e-6 + 1.5e-6 + 36e-6) + given * (26e-6 + 26e-6), 1e-12);
+  // Each cudaMalloc / cudaFree is one call, priced per call as the table says.
+  EXPECT_EQ(s.device_alloc_calls, s.num_device_alloc);
+  EXPECT_EQ(s.device_free_calls, s.num_device_free);
+  DevicePrices per_call;
+  per_call.malloc_call = 1e-3;
+  per_call.free_call = 2e-3;
+  EXPECT_NEAR(modeled_device_seconds(s, per_call) - modeled_device_seconds(s),
+              double(s.device_alloc_calls) * 1e-3 + double(s.device_free_calls) * 2e-3, 1e-12);
   a->free(keep);
   a->empty_cache();
   EXPECT_EQ(a->stats().reserved_bytes.all.current, 0);

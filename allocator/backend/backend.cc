@@ -1,5 +1,6 @@
 #include "backend/backend.h"
 
+#include <chrono>
 #include <string>
 
 #include "hbmalloc/error.hpp"
@@ -16,6 +17,11 @@ namespace {
                                        ": this backend cannot share memory with other processes (the cuda backend can)");
 }
 }  // namespace
+
+std::optional<int64_t> Backend::now_us() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 IpcBlock Backend::share_range(void*, uint64_t) { no_sharing(*this, "share_range"); }
 void* Backend::open_shared(const IpcBlock&) { no_sharing(*this, "open_shared"); }

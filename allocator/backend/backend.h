@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "hbmalloc/config.hpp"
@@ -32,6 +33,11 @@ class Backend {
   virtual void release_event(EventId event) = 0;
   // Waits for all work on the device.
   virtual void synchronize() = 0;
+
+  // Microseconds on the clock the policy keeps time budgets against: the
+  // steady clock, or a replay's trace clock (SimBackend::set_trace_time);
+  // nullopt when there is none (a trace without times).
+  virtual std::optional<int64_t> now_us() const;
 
   // From now on device `peer` may read and write every block of this device,
   // those held now and those to come: page-mapped memory is reachable only by

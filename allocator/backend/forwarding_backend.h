@@ -21,6 +21,7 @@ class ForwardingBackend : public Backend {
   bool event_done(EventId event) override { return inner_->event_done(event); }
   void release_event(EventId event) override { inner_->release_event(event); }
   void synchronize() override { inner_->synchronize(); }
+  std::optional<int64_t> now_us() const override { return inner_->now_us(); }
   void grant_peer(int peer) override { inner_->grant_peer(peer); }
   uint64_t vmm_granularity() const override { return inner_->vmm_granularity(); }
   void* reserve_range(uint64_t bytes) override { return inner_->reserve_range(bytes); }

@@ -24,6 +24,14 @@ class SimBackend final : public EmulatedBackend {
   SimBackend(int device, uint64_t capacity, uint64_t granularity = kDefaultGranularity, bool checked = true);
 
   std::string_view name() const override { return "sim"; }
+  // A replay runs on its trace's clock: each event's time is set before the
+  // event (nullopt: the trace has no times, so no time budget can be kept).
+  // Until the first call the sim keeps the steady clock.
+  void set_trace_time(std::optional<int64_t> us) {
+    trace_clock_ = true;
+    trace_time_ = us;
+  }
+  std::optional<int64_t> now_us() const override { return trace_clock_ ? trace_time_ : Backend::now_us(); }
   void* malloc_segment(uint64_t bytes) override;
   void free_segment(void* ptr, uint64_t bytes) override;
 
@@ -87,6 +95,8 @@ class SimBackend final : public EmulatedBackend {
   uint64_t granules_made_ = 0;
   absl::btree_map<uint64_t, uint64_t> placed_;  // addr -> size of the live placed segments
   VmmTable vmm_;
+  bool trace_clock_ = false;
+  std::optional<int64_t> trace_time_;
 };
 
 // The sim device `config` describes, for replays and the sim backend: its

@@ -48,6 +48,17 @@ bool VmmConfig::parse_key(std::string_view key, std::string_view value) {
     if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(d)) bad(key, value, "not a number");
     if (!(d > 0.0 && d <= 1.0)) bad(key, value, "must be in (0, 1]");
     pressure_threshold = d;
+  } else if (key == "remap_budget") {
+    if (value == "off") {
+      remap_budget = kNoBudget;
+      return true;
+    }
+    double d = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), d);
+    if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(d))
+      bad(key, value, "expected a share of time such as 0.01, or off");
+    if (!(d >= 0.0 && d <= 1.0)) bad(key, value, "must be in [0, 1], or off");
+    remap_budget = d;
   } else {
     return false;
   }
@@ -61,7 +72,8 @@ std::vector<std::pair<std::string, std::string>> VmmConfig::items() const {
   return {{"vmm", enabled ? "on" : "off"},
           {"granule_size", std::to_string(granule_size)},
           {"remap", remap_name},
-          {"pressure_threshold", format_number(pressure_threshold)}};
+          {"pressure_threshold", format_number(pressure_threshold)},
+          {"remap_budget", remap_budget < 0 ? std::string("off") : format_number(remap_budget)}};
 }
 
 }  // namespace hbmalloc

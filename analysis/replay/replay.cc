@@ -35,6 +35,12 @@ class Run {
  public:
   Run(const trace::Trace& t, const DeviceTrace& d, const ReplayOptions& o)
       : trace_(t), d_(d), o_(o), ptrs_(d.block_count, nullptr), state_(d.block_count, BlockState::kUnborn) {
+    // The trace's clock, for the policy's time budgets; none when the trace has no times.
+    for (const Event& e : d.events)
+      if (e.time_us != 0 && !d.events.empty() && e.time_us != d.events.front().time_us) {
+        timed_ = true;
+        break;
+      }
     fresh_allocator();
   }
 
@@ -73,6 +79,7 @@ class Run {
     for (; i < n && !(o_.stop_at_first_oom && !r.ooms.empty()); ++i) {
       const Event& e = d_.events[i];
       if (figures != nullptr) figures->add(e);
+      if (timed_) sim_->set_trace_time(e.time_us);
       switch (e.action) {
         case Action::kAlloc:
           ++r.allocs;
@@ -151,6 +158,9 @@ class Run {
     config.backend = "sim";
     config.capacity = o_.capacity.value_or(0);
     std::unique_ptr<SimBackend> sim = make_sim_backend(config, 0);
+    sim_ = sim.get();
+    if (timed_) sim_->set_trace_time(d_.events.front().time_us);
+    else sim_->set_trace_time(std::nullopt);
     if (!faithful()) {
       allocator_ = std::make_unique<Allocator>(config, std::move(sim));
       return;
@@ -330,6 +340,8 @@ class Run {
   const DeviceTrace& d_;
   const ReplayOptions& o_;
   std::unique_ptr<Allocator> allocator_;
+  SimBackend* sim_ = nullptr;  // the allocator's, for the trace's clock
+  bool timed_ = false;         // the device's events carry times
   std::vector<void*> ptrs_;
   std::vector<BlockState> state_;
   std::optional<bool> records_empty_cache_;  // whether the trace records empty_cache itself

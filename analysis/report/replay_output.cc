@@ -68,6 +68,9 @@ json device_calls_json(const ReplayRun& r) {
             {"overhead_seconds", v.overhead_seconds()},
             {"segment_alloc_bytes", r.segment_alloc_bytes},
             {"segment_free_bytes", r.segment_free_bytes},
+            {"remapped", v.remapped},
+            {"remap_refused", v.remap_refused},
+            {"remap_seconds", VmmCounts::remap_seconds(v.remapped)},
             {"segment_allocs", r.segment_allocs},
             {"segment_frees", r.segment_frees},
             {"device_seconds", modeled_device_seconds(device_calls(r))}};
@@ -93,6 +96,8 @@ void device_calls_from_json(const json& j, ReplayRun& r) {
   count(j, "unmap", r.vmm.unmap);
   count(j, "release", r.vmm.release);
   count(j, "peak_held", r.vmm.peak_held);
+  if (j.contains("remapped")) count(j, "remapped", r.vmm.remapped);  // saved before the budget: 0
+  if (j.contains("remap_refused")) count(j, "remap_refused", r.vmm.remap_refused);
   count(j, "segment_alloc_bytes", r.segment_alloc_bytes);
   count(j, "segment_free_bytes", r.segment_free_bytes);
   if (j.contains("segment_allocs")) count(j, "segment_allocs", r.segment_allocs);  // saved before calls were kept: 0
@@ -171,6 +176,13 @@ std::string render_text(const ReplayOutput& output) {
     out += line("  %-16s %lld create, %lld map, %lld set_access, %lld unmap, %lld release: %.3f ms on a GPU (model)\n",
                 "vmm operations", (long long)v.create, (long long)v.map, (long long)v.set_access, (long long)v.unmap,
                 (long long)v.release, v.modeled_seconds() * 1e3);
+  if (const VmmCounts& v = r.vmm; v.remapped + v.remap_refused > 0) {
+    const double trace = trace_seconds(r);
+    std::string share = trace > 0 ? line(" (%.2f%% of the trace's %.3f s)", 100.0 * VmmCounts::remap_seconds(v.remapped) / trace, trace) : "";
+    out += line("  %-16s %lld granules remapped: %.3f ms (model)%s; the remap budget had %lld created instead\n",
+                "remapping", (long long)v.remapped, VmmCounts::remap_seconds(v.remapped) * 1e3, share.c_str(),
+                (long long)v.remap_refused);
+  }
   if (r.segment_alloc_bytes + r.segment_free_bytes > 0)
     out += line("  %-16s %s taken, %s given back: %.3f ms on a GPU (model, priced as their 2 MiB granules)\n",
                 "plain segments", format_bytes(uint64_t(r.segment_alloc_bytes)).c_str(),

@@ -95,6 +95,7 @@ trace::Trace gpt_training(const GptOptions& o) {
         acts.pop_back();
         if (with_temps && rng() % 3 == 0) temps.push_back(b.alloc(small_dist(rng), kTempStream));
         b.free(grad_in);
+        b.compute(int64_t(tokens * h / 16384));  // backward costs twice the forward
       }
     };
     // Checkpointing: each layer, last first, computes its activations again first.

@@ -37,6 +37,8 @@ struct VmmCounts {
   int64_t unmap = 0;       // unmapped (cuMemUnmap)
   int64_t release = 0;     // physical granules freed (cuMemRelease)
   int64_t peak_held = 0;   // the most granules held at once
+  int64_t remapped = 0;      // granules unmapped from cached free memory and mapped where needed
+  int64_t remap_refused = 0;  // granules the remap budget had created instead of remapped
 
   // What these operations would take on a GPU by the price table (device_prices.hpp).
   double modeled_seconds(const DevicePrices& p = kDevicePrices) const {

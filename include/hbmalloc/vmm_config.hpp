@@ -27,13 +27,20 @@ struct VmmConfig {
   // allocated high-water mark divided by it (the cache may keep 1 - this of
   // reserved at the peak). In (0, 1].
   double pressure_threshold = 0.95;
+  // The share of elapsed time remapping may take (its modeled device time,
+  // device_prices.hpp), against the steady clock in a live process and the
+  // trace's clock in a replay: past it, granules are created instead, where
+  // the memory limit leaves room (an allocation never fails for the budget).
+  // In [0, 1]; kNoBudget ("off") removes it.
+  double remap_budget = 0.01;
+  static constexpr double kNoBudget = -1;
 
   // Applies one key; false when the key is not one of these. Throws
   // Error(kConfig) naming the key for a bad value.
   bool parse_key(std::string_view key, std::string_view value);
   // These keys with their values as text, in a fixed order.
   std::vector<std::pair<std::string, std::string>> items() const;
-  static constexpr const char* kKeys = "vmm, granule_size, remap, pressure_threshold";
+  static constexpr const char* kKeys = "vmm, granule_size, remap, pressure_threshold, remap_budget";
 };
 
 }  // namespace hbmalloc

@@ -181,7 +181,7 @@ TEST_P(GpuProperty, PoolRestoreKeepsTheBytesOfTheCheckpointsBlocks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, GpuProperty,
-                         ::testing::Values("", "vmm:off", "remap:always", "policy:cca",
+                         ::testing::Values("", "vmm:off", "remap:always,remap_budget:off", "policy:cca",
                                            "policy:cca,expandable_segments:True"),
                          [](const auto& info) {
                            std::string name = info.param;

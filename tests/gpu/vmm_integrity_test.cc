@@ -85,7 +85,7 @@ TEST(CudaVmmIntegrity, HundredThousandRandomOperationsWithHeavyRemapping) {
   void* scratch = nullptr;
   ASSERT_EQ(cudaMalloc(&scratch, kScratch), cudaSuccess);
 
-  Config config = Config::parse("backend:cuda,remap:always");
+  Config config = Config::parse("backend:cuda,remap:always,remap_budget:off");
   uint64_t ops = 0, checks = 0, verified = 0, written_after_free = 0, ooms = 0;
   {
     Allocator a(config, 0);

@@ -290,6 +290,22 @@ TEST(CcaPolicy, ExpandableSegmentsPastTheirRange) {
   unlimited->free(h);
 }
 
+// A device of 1 PiB (the largest hbmalloc models, what benchmarks call
+// unlimited): each stream's and pool's segment reserves room for 1 TiB, not
+// 9/8 PiB, so segments of several streams fit the address space.
+TEST(CcaPolicy, ExpandableSegmentsOfSeveralStreamsOnAHugeDevice) {
+  Cca huge("expandable_segments:True", uint64_t(1) << 50);
+  std::vector<void*> held;
+  for (StreamId stream = 0; stream < 4; ++stream) {
+    held.push_back(huge->malloc(64 * kMiB, stream));
+    held.push_back(huge->malloc(4096, stream));
+  }
+  for (void* p : held) EXPECT_NE(p, nullptr);
+  EXPECT_EQ(huge->stats().num_ooms, 0);
+  EXPECT_TRUE(InvariantsHold(*huge.alloc));
+  for (void* p : held) huge->free(p);
+}
+
 TEST(CcaPolicy, ConfigErrorsNameTheKey) {
   auto error_of = [](const std::string& conf, std::unique_ptr<Backend> backend) -> std::string {
     try {

@@ -133,9 +133,9 @@ TEST(Property, ShortRunsCheckedEveryOperation) {
 
 // Remapping at every chance, and plain segments, over long runs.
 TEST(Property, RemapAlwaysAndPlainSegments) {
-  RunRandomOps({200'000, 11, 64ull << 30, 300, 2000, "remap:always"});
+  RunRandomOps({200'000, 11, 64ull << 30, 300, 2000, "remap:always,remap_budget:off"});
   RunRandomOps({200'000, 12, 64ull << 30, 300, 2000, "vmm:off"});
-  for (uint64_t seed = 30; seed <= 40; ++seed) RunRandomOps({3000, seed, 8ull << 30, 30, 1, "remap:always"});
+  for (uint64_t seed = 30; seed <= 40; ++seed) RunRandomOps({3000, seed, 8ull << 30, 30, 1, "remap:always,remap_budget:off"});
 }
 
 }  // namespace

@@ -108,7 +108,7 @@ TEST(VmmAllocator, RemapNeverReleasesAndRetriesInstead) {
 // With room to grow, remap:pressure creates while the cache stays within
 // 1 - pressure_threshold of reserved; remap:always moves cached granules first.
 TEST(VmmAllocator, PressureThresholdDecidesBetweenGrowingAndRemapping) {
-  for (const char* conf : {"remap:always", "remap:pressure,pressure_threshold:0.5"}) {
+  for (const char* conf : {"remap:always,remap_budget:off", "remap:pressure,pressure_threshold:0.5"}) {
     SCOPED_TRACE(conf);
     SimAllocator a(0, conf);
     void* keep = a->malloc(16 * MiB);
@@ -117,7 +117,7 @@ TEST(VmmAllocator, PressureThresholdDecidesBetweenGrowingAndRemapping) {
     a->free(hole);
     void* big = a->malloc(12 * MiB);  // the 8 MiB hole does not fit it
     const Stats s = a->stats();
-    if (std::string(conf) == "remap:always") {
+    if (std::string(conf).rfind("remap:always", 0) == 0) {
       EXPECT_EQ(s.vmm.unmap, 4);  // the hole's granules moved under the new block, two more made
       EXPECT_EQ(s.reserved_bytes.all.current, int64_t(44 * MiB));
     } else {
@@ -129,10 +129,70 @@ TEST(VmmAllocator, PressureThresholdDecidesBetweenGrowingAndRemapping) {
   }
 }
 
+// The remap budget: remapping's modeled time stays within remap_budget of the
+// clock's elapsed time (here a replay's trace clock, set by hand); past it
+// granules are created instead, unless the limit leaves no room for them;
+// with no clock there is no budget.
+TEST(VmmAllocator, TheRemapBudgetKeepsRemappingWithinItsShareOfElapsedTime) {
+  // Two 8 MiB holes between held blocks; a 12 MiB request fits neither.
+  auto holes = [](SimAllocator& a) {
+    std::vector<void*> held;
+    for (int i = 0; i < 5; ++i) held.push_back(a->malloc(8 * MiB));
+    a->free(held[1]);
+    a->free(held[3]);
+  };
+  {  // No time has passed: nothing may be remapped, the granules are made anew.
+    SimAllocator a(0, "remap:always,remap_budget:0.01");
+    a.sim->set_trace_time(1'000'000);
+    holes(a);
+    ASSERT_NE(a->malloc(12 * MiB), nullptr);
+    EXPECT_EQ(a->stats().vmm.unmap, 0);
+    EXPECT_GT(a->stats().vmm.remap_refused, 0);
+    EXPECT_TRUE(InvariantsHold(*a.alloc));
+  }
+  {  // Ten seconds later 1% of them (100 ms) pays for the remap.
+    SimAllocator a(0, "remap:always,remap_budget:0.01");
+    a.sim->set_trace_time(1'000'000);
+    holes(a);
+    a.sim->set_trace_time(11'000'000);
+    ASSERT_NE(a->malloc(12 * MiB), nullptr);
+    const VmmCounts v = a->stats().vmm;
+    EXPECT_GT(v.unmap, 0);
+    EXPECT_EQ(v.remap_refused, 0);
+    EXPECT_LE(VmmCounts::remap_seconds(v.remapped), 0.01 * 10.0);
+  }
+  {  // A budget of a few granules: only that many move, the rest are made.
+    SimAllocator a(0, "remap:always,remap_budget:0.01");
+    a.sim->set_trace_time(1'000'000);
+    holes(a);
+    a.sim->set_trace_time(1'000'000 + 14'000);  // 140 us of budget: two granules' remap (63.5 us each)
+    ASSERT_NE(a->malloc(12 * MiB), nullptr);
+    const VmmCounts v = a->stats().vmm;
+    EXPECT_EQ(v.remapped, 2);
+    EXPECT_GT(v.remap_refused, 0);
+  }
+  {  // A full device: the budget gives way rather than fail the request.
+    SimAllocator a(40 * MiB, "remap:always,remap_budget:0.01");
+    a.sim->set_trace_time(1'000'000);
+    holes(a);
+    ASSERT_NE(a->malloc(12 * MiB), nullptr);
+    EXPECT_GT(a->stats().vmm.unmap, 0);
+    EXPECT_EQ(a->stats().vmm.remap_refused, 0);
+    EXPECT_LE(a->stats().reserved_bytes.all.current, int64_t(40 * MiB));
+  }
+  {  // No clock (a trace without times): no budget.
+    SimAllocator a(0, "remap:always,remap_budget:0.01");
+    a.sim->set_trace_time(std::nullopt);
+    holes(a);
+    ASSERT_NE(a->malloc(12 * MiB), nullptr);
+    EXPECT_GT(a->stats().vmm.unmap, 0);
+  }
+}
+
 // Memory freed on a stream whose work is still queued moves only after that
 // work is done: the remap records an event, finds it pending and synchronizes.
 TEST(VmmAllocator, RemappingWaitsForTheFreeingStreamsWork) {
-  SimAllocator a(32 * MiB, "remap:always");
+  SimAllocator a(32 * MiB, "remap:always,remap_budget:off");
   void* p = a->malloc(16 * MiB, /*stream=*/1);
   void* q = a->malloc(16 * MiB, /*stream=*/2);
   (void)q;
@@ -155,7 +215,7 @@ TEST(VmmAllocator, RemappingWaitsForTheFreeingStreamsWork) {
 // While a pool is routed to (a CUDA graph capture) no event may be queried
 // and nothing synchronized or unmapped: no remap then, only new granules.
 TEST(VmmAllocator, NoRemappingWhileAGraphIsCaptured) {
-  SimAllocator a(32 * MiB, "remap:always");
+  SimAllocator a(32 * MiB, "remap:always,remap_budget:off");
   void* p = a->malloc(16 * MiB, /*stream=*/1);
   ASSERT_NE(a->malloc(16 * MiB, /*stream=*/2), nullptr);
   a->free(p);

@@ -24,7 +24,7 @@ nlohmann::json replay_json(const std::string& extra) {
 }
 
 TEST(VmmCli, ReplayJsonCountsVmmOperationsAndTheirModeledTime) {
-  nlohmann::json j = replay_json("--conf remap:always");
+  nlohmann::json j = replay_json("--conf remap:always,remap_budget:off");
   const nlohmann::json& v = j["vmm"];
   const int64_t create = v["create"], map = v["map"], set_access = v["set_access"], unmap = v["unmap"],
                 release = v["release"], peak_held = v["peak_held"];
@@ -54,6 +54,24 @@ TEST(VmmCli, ReplayJsonCountsVmmOperationsAndTheirModeledTime) {
   EXPECT_NEAR(off["vmm"]["device_seconds"].get<double>(), hbmalloc::modeled_device_seconds(plain), 1e-9);
   EXPECT_GT(off["vmm"]["device_seconds"].get<double>(), 0.0);
   EXPECT_LT(off["efficiency"].get<double>(), j["efficiency"].get<double>());
+}
+
+// The remap budget in a replay: kept against the trace's clock, and told.
+TEST(VmmCli, ReplayKeepsTheRemapBudgetAgainstTheTracesClock) {
+  const nlohmann::json always = replay_json("--conf remap:always")["vmm"];
+  const double trace = always["trace_seconds"].get<double>();
+  ASSERT_GT(trace, 0.0);
+  EXPECT_LE(always["remap_seconds"].get<double>(), 0.01 * trace + 1e-12);
+  EXPECT_GT(always["remap_refused"].get<int64_t>(), 0) << "remap:always wants more than 1% of the trace's time";
+  const nlohmann::json loose = replay_json("--conf remap:always,remap_budget:0.5")["vmm"];
+  EXPECT_GT(loose["remapped"].get<int64_t>(), always["remapped"].get<int64_t>());
+  EXPECT_LE(loose["remap_seconds"].get<double>(), 0.5 * trace + 1e-12);
+  const nlohmann::json off = replay_json("--conf remap:always,remap_budget:off")["vmm"];
+  EXPECT_EQ(off["remap_refused"].get<int64_t>(), 0);
+  EXPECT_NEAR(off["remap_seconds"].get<double>(), double(off["remapped"].get<int64_t>()) * (26e-6 + 1.5e-6 + 36e-6), 1e-9);
+  const hbmalloc::testing::CliResult text = run_cli("replay " + kExample + " --conf remap:always");
+  EXPECT_NE(text.out.find("granules remapped"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("the remap budget had"), std::string::npos) << text.out;
 }
 
 TEST(VmmCli, BadVmmKeysAreRefusedByName) {

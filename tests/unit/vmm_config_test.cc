@@ -1,5 +1,5 @@
 // Unit tests for include/hbmalloc/vmm_config.hpp (allocator/core/vmm_config.cc):
-// the vmm, granule_size, remap and pressure_threshold keys of HBMALLOC_CONF.
+// the vmm, granule_size, remap, pressure_threshold and remap_budget keys of HBMALLOC_CONF.
 #include "hbmalloc/vmm_config.hpp"
 
 #include <gtest/gtest.h>
@@ -30,6 +30,7 @@ TEST(VmmConfig, Defaults) {
   EXPECT_EQ(c.vmm.granule_size, 2u << 20);
   EXPECT_EQ(c.vmm.remap, VmmConfig::Remap::kPressure);
   EXPECT_EQ(c.vmm.pressure_threshold, 0.95);
+  EXPECT_EQ(c.vmm.remap_budget, 0.01);
 }
 
 TEST(VmmConfig, ParsesEveryKey) {
@@ -42,6 +43,9 @@ TEST(VmmConfig, ParsesEveryKey) {
   EXPECT_EQ(Config::parse("remap:pressure").vmm.remap, VmmConfig::Remap::kPressure);
   EXPECT_TRUE(Config::parse("vmm:on").vmm.enabled);
   EXPECT_EQ(Config::parse("pressure_threshold:1").vmm.pressure_threshold, 1.0);
+  EXPECT_EQ(Config::parse("remap_budget:0.05").vmm.remap_budget, 0.05);
+  EXPECT_EQ(Config::parse("remap_budget:0").vmm.remap_budget, 0.0);
+  EXPECT_LT(Config::parse("remap_budget:off").vmm.remap_budget, 0.0);
 }
 
 TEST(VmmConfig, BadValuesNameTheKey) {
@@ -55,16 +59,20 @@ TEST(VmmConfig, BadValuesNameTheKey) {
   EXPECT_NE(ConfigError("pressure_threshold:1.5").find("pressure_threshold"), std::string::npos);
   EXPECT_NE(ConfigError("pressure_threshold:nan").find("pressure_threshold"), std::string::npos);
   EXPECT_NE(ConfigError("remaps:always").find("known:"), std::string::npos);
+  EXPECT_NE(ConfigError("remap_budget:2").find("remap_budget: bad value '2' (must be in [0, 1], or off)"), std::string::npos);
+  EXPECT_NE(ConfigError("remap_budget:-0.1").find("remap_budget"), std::string::npos);
+  EXPECT_NE(ConfigError("remap_budget:some").find("expected a share of time such as 0.01, or off"), std::string::npos);
 }
 
 TEST(VmmConfig, RoundTripsThroughToString) {
-  Config c = Config::parse("vmm:off,granule_size:8MiB,remap:never,pressure_threshold:0.123456789");
+  Config c = Config::parse("vmm:off,granule_size:8MiB,remap:never,pressure_threshold:0.123456789,remap_budget:off");
   Config back = Config::parse(c.to_string());
+  EXPECT_EQ(back.vmm.remap_budget, c.vmm.remap_budget);
   EXPECT_EQ(back.vmm.enabled, c.vmm.enabled);
   EXPECT_EQ(back.vmm.granule_size, c.vmm.granule_size);
   EXPECT_EQ(back.vmm.remap, c.vmm.remap);
   EXPECT_EQ(back.vmm.pressure_threshold, c.vmm.pressure_threshold);
-  EXPECT_NE(c.to_string().find("vmm:off,granule_size:8388608,remap:never,pressure_threshold:0.123456789"),
+  EXPECT_NE(c.to_string().find("vmm:off,granule_size:8388608,remap:never,pressure_threshold:0.123456789,remap_budget:off"),
             std::string::npos)
       << c.to_string();
 }

@@ -223,7 +223,7 @@ Figures RunIntegrity(uint64_t ops, uint64_t seed, const std::string& conf, int64
 
 // Slabs and large blocks all on 64 KiB granules of a 24 MiB device; every
 // request that no free block fits remaps cached granules before growing.
-constexpr const char* kConf = "granule_size:64KiB,slab_size:64KiB,small_size:16KiB,remap:always";
+constexpr const char* kConf = "granule_size:64KiB,slab_size:64KiB,small_size:16KiB,remap:always,remap_budget:off";
 
 TEST(VmmIntegrity, HundredThousandRandomOperationsWithHeavyRemapping) {
   Figures f = RunIntegrity(100'000, 20261122, kConf, 10'000);
@@ -232,7 +232,7 @@ TEST(VmmIntegrity, HundredThousandRandomOperationsWithHeavyRemapping) {
 }
 
 TEST(VmmIntegrity, UnderPressureOnly) {
-  Figures f = RunIntegrity(20'000, 7, "granule_size:64KiB,slab_size:64KiB,small_size:16KiB,remap:pressure", 100);
+  Figures f = RunIntegrity(20'000, 7, "granule_size:64KiB,slab_size:64KiB,small_size:16KiB,remap:pressure,remap_budget:off", 100);
   EXPECT_EQ(f.ops, 20'000u);
 }
 

@@ -332,10 +332,14 @@ Block* CcaPolicy::find_expandable_block(const Request& r) {
     if (has_room(c)) return c;
   }
   const uint64_t page = pool.is_small ? kSmallBuffer : cfg_.large_segment_size;
-  // Room for 9/8 of the device, as PyTorch reserves; an unlimited device is
-  // taken as 1 TiB, or as the request when that is larger. A request past
-  // 9/8 of a limited device can never fit: no segment is made for it.
-  const uint64_t device = capacity_ != 0 ? capacity_ : std::max(uint64_t(1) << 40, r.size);
+  // Room for 9/8 of the device, as PyTorch reserves; an unlimited device,
+  // or one past 1 TiB, is taken as 1 TiB (or as the request when that is
+  // larger): a real GPU's memory fits, and many segments fit the address
+  // space (a segment per stream and pool, another when one fills). A request
+  // past 9/8 of a limited device can never fit: no segment is made for it.
+  constexpr uint64_t kTiB = uint64_t(1) << 40;
+  const uint64_t device = capacity_ != 0 && capacity_ <= kTiB ? capacity_ : std::max(kTiB, r.size);
+  if (capacity_ != 0 && r.size > capacity_ + capacity_ / 8) return nullptr;
   const uint64_t pages = (device + device / 8 + page - 1) / page;
   if (pages * page < r.size) return nullptr;
   auto es = std::make_unique<ExpandableSegment>(granules_, page, pages, pool_of(pool));

@@ -20,7 +20,20 @@ void StreamIdle::ensure(StreamId stream) {
 }
 
 GranuleSupply::GranuleSupply(GranuleSource& source, Backend& backend, const VmmConfig& config)
-    : source_(source), config_(config), granule_(config.granule_size), idle_(backend, source.stats()) {}
+    : source_(source), config_(config), granule_(config.granule_size), idle_(backend, source.stats()), backend_(backend) {}
+
+size_t GranuleSupply::remaps_allowed(size_t want) {
+  if (config_.remap_budget < 0) return want;
+  const std::optional<int64_t> now = backend_.now_us();
+  if (!now) return want;  // no clock (a trace without times): no budget can be kept
+  if (!started_us_) started_us_ = *now;
+  const double elapsed = double(std::max<int64_t>(0, *now - *started_us_)) / 1e6;
+  const double left = config_.remap_budget * elapsed - remap_seconds_;
+  // Priced per 2 MiB granule: a granule of another size costs in proportion.
+  const double per_granule = VmmCounts::remap_seconds(1) * double(granule_) / DevicePrices::kGranule;
+  if (left <= 0) return 0;
+  return size_t(std::min(double(want), std::floor(left / per_granule)));
+}
 
 size_t GranuleSupply::growth_allowed(size_t n) const {
   switch (config_.remap) {
@@ -60,7 +73,21 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out) {
   // Under remap:always and remap:pressure growth stays within the limit, so
   // when the limit leaves no room for the rest, this has already gathered
   // every granule there is to remap.
-  if (const size_t grow = growth_allowed(n); grow < n) reclaimed += reclaim(n - grow, remapped);
+  size_t refused = 0, reclaimable_refused = 0;
+  if (const size_t grow = growth_allowed(n); grow < n) {
+    const size_t want = n - grow, allowed = capturing_ ? want : remaps_allowed(want);
+    // Past the budget, granules are created instead where the limit leaves
+    // room for all of them; else the budget gives way (no failure for it).
+    // What is refused is at most what the cache holds (a bound on what
+    // could have been remapped).
+    if (allowed < want && n - allowed <= source_.room(granule_)) {
+      const LiveStats& stats = source_.stats();
+      const int64_t cached = stats.reserved_bytes.current_all() - stats.allocated_bytes.current_all();
+      refused = want - allowed;
+      reclaimable_refused = std::min<size_t>(refused, size_t(std::max<int64_t>(0, cached)) / granule_);
+    }
+    reclaimed += reclaim(want - refused, remapped);
+  }
   // New ones are made only when the limit leaves room for all the rest, so a
   // request that fails creates none; they count under `pool` at once.
   std::vector<GranuleRun>& created = created_;
@@ -76,6 +103,12 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out) {
     return false;
   }
   if (pool != Pool::kLarge && reclaimed > 0) source_.transfer(reclaimed * granule_, Pool::kLarge, pool);
+  // Counted in device granules, as every VmmCounts figure.
+  VmmCounts& counts = source_.stats().vmm;
+  const int64_t units = int64_t(granule_ / std::max<uint64_t>(1, backend_.vmm_granularity()));
+  counts.remapped += int64_t(reclaimed) * units;
+  counts.remap_refused += int64_t(std::min(reclaimable_refused, made)) * units;
+  remap_seconds_ += double(reclaimed) * VmmCounts::remap_seconds(1) * double(granule_) / DevicePrices::kGranule;
   // New first, then remapped: the order the pages are mapped in.
   out.insert(out.end(), created.begin(), created.end());
   out.insert(out.end(), remapped.begin(), remapped.end());

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -79,6 +80,8 @@ class GranuleSupply {
  private:
   // How many of `n` granules may be new ones (the rest are remapped first).
   size_t growth_allowed(size_t n) const;
+  // How many of `want` remaps the remap budget allows now.
+  size_t remaps_allowed(size_t want);
   size_t reclaim(size_t want, std::vector<GranuleRun>& out);
 
   GranuleSource& source_;
@@ -88,6 +91,9 @@ class GranuleSupply {
   std::vector<GranuleReclaimer*> reclaimers_;
   std::vector<GranuleRun> remapped_, created_;  // scratch of obtain()
   bool capturing_ = false;
+  Backend& backend_;
+  std::optional<int64_t> started_us_;  // the budget's clock at the first obtain()
+  double remap_seconds_ = 0;           // modeled device time spent remapping
 };
 
 }  // namespace hbmalloc::hbm

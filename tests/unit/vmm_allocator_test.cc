@@ -189,6 +189,19 @@ TEST(VmmAllocator, TheRemapBudgetKeepsRemappingWithinItsShareOfElapsedTime) {
   }
 }
 
+// On the largest device hbmalloc models (1 PiB) each stream's arena reserves
+// a bounded range, so a dozen streams all get theirs: no release-and-retry.
+TEST(VmmAllocator, ArenasOfManyStreamsFitOnAHugeDevice) {
+  SimAllocator a(uint64_t(1) << 50, "");
+  std::vector<void*> held;
+  for (StreamId stream = 0; stream < 12; ++stream) held.push_back(a->malloc(64 * MiB, stream));
+  const Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, 0);
+  EXPECT_EQ(s.vmm.release, 0);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  for (void* p : held) a->free(p);
+}
+
 // Memory freed on a stream whose work is still queued moves only after that
 // work is done: the remap records an event, finds it pending and synchronizes.
 TEST(VmmAllocator, RemappingWaitsForTheFreeingStreamsWork) {

@@ -11,11 +11,11 @@ namespace hbmalloc::hbm {
 
 namespace {
 // Address space reserved per arena: twice what the device holds (it costs
-// nothing), so a stream rarely needs a second one, up to 256 TiB, so even the
-// largest devices fit several arenas in the sim's window (a larger request
-// gets an arena of its own size).
+// nothing), so a stream rarely needs a second one, up to 16 TiB, so even on
+// the largest devices the sim's 2 PiB window fits an arena for each of 100
+// streams and more (a larger request gets an arena of its own size).
 uint64_t arena_size(const Backend& backend) {
-  constexpr uint64_t kMin = uint64_t(64) << 30, kUnlimited = uint64_t(1) << 40, kMax = uint64_t(1) << 48;
+  constexpr uint64_t kMin = uint64_t(64) << 30, kUnlimited = uint64_t(1) << 40, kMax = uint64_t(1) << 44;
   const uint64_t capacity = std::min(backend.capacity(), kMaxDeviceBytes);
   return capacity == 0 ? kUnlimited : std::clamp(2 * capacity, kMin, kMax);
 }

@@ -17,10 +17,10 @@ the recording's own settings with expandable segments on. "Unlimited" is a
      hbm's least capacity;
   4. predictability: hbm's efficiency never decreases as pressure_threshold
      rises through 0.90, 0.95, 0.98, 0.99 and then remap:always;
-  5. the remapping time budget (remap_budget, default 1% of the trace's
-     time): hbm's modeled remapping time at unlimited capacity stays within
-     it (traces without times have no clock and no budget); the granules it
-     had created instead are listed.
+  5. the remapping time budget (remap_budget:0.01, 1% of the trace's time;
+     hbm's default is no budget): hbm's modeled remapping time at unlimited
+     capacity stays within it (traces without times have no clock and no
+     budget); the granules it had created instead are listed.
 
   benchmarks/defrag_targets.py [--jobs N] [--json OUT] [--only SUBSTRING] [--hbm-conf K:V,...]
 
@@ -75,9 +75,10 @@ def row_of(path):
         "hbm_min": hbm["min_capacity"], "es_min": es["min_capacity"],
         "hbm_eff": hbm["efficiency"], "es_eff": es["efficiency"],
         "hbm_dev": hbm["vmm"]["device_seconds"], "es_dev": es["vmm"]["device_seconds"],
-        "remap_s": hbm["vmm"].get("remap_seconds", 0.0), "trace_s": hbm["vmm"]["trace_seconds"],
-        "refused": hbm["vmm"].get("remap_refused", 0),
     }
+    budgeted = replay(path, "hbm", "remap_budget:%g" % BUDGET)["vmm"]
+    row.update(remap_s=budgeted.get("remap_seconds", 0.0), trace_s=budgeted["trace_seconds"],
+               refused=budgeted.get("remap_refused", 0))
     if hbm["min_capacity"]:
         at = int(hbm["min_capacity"] * 1.02) // (2 * MIB) * (2 * MIB)
         row["hbm_dev_tight"] = replay(path, "hbm", capacity=at)["vmm"]["device_seconds"]
@@ -102,7 +103,7 @@ def verdicts(r):
 
 
 WORKLOADS = ["gpt", "checkpointing", "zero-offload", "moe", "kv-serving", "cnn-resolution", "pipeline", "rl"]
-BUDGET = 0.01  # hbm's default remap_budget
+BUDGET = 0.01  # the remap_budget target 5 is checked with
 
 
 def synthetic(dir_):
@@ -163,7 +164,7 @@ def main():
     print("traces: %d (%d real of >= 1 GiB)" % (len(rows), len(big)))
     for k, name in (("capacity", "1 least capacity <= es"), ("efficiency", "2 efficiency >= es - 0.002"),
                     ("time", "3 device time <= 1.05 x es"), ("predictable", "4 efficiency monotonic in threshold"),
-                    ("budget", "5 remapping within its time budget")):
+                    ("budget", "5 remapping within a 1% time budget (remap_budget:0.01)")):
         print("target %s: met on %d of %d%s" % (name, len(rows) - len(miss[k]), len(rows),
                                                  "" if not miss[k] else "; missed on " + ", ".join(miss[k])))
     median, worst = statistics.median(effs), min(effs)

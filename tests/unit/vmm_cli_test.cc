@@ -58,7 +58,7 @@ TEST(VmmCli, ReplayJsonCountsVmmOperationsAndTheirModeledTime) {
 
 // The remap budget in a replay: kept against the trace's clock, and told.
 TEST(VmmCli, ReplayKeepsTheRemapBudgetAgainstTheTracesClock) {
-  const nlohmann::json always = replay_json("--conf remap:always")["vmm"];
+  const nlohmann::json always = replay_json("--conf remap:always,remap_budget:0.01")["vmm"];
   const double trace = always["trace_seconds"].get<double>();
   ASSERT_GT(trace, 0.0);
   EXPECT_LE(always["remap_seconds"].get<double>(), 0.01 * trace + 1e-12);
@@ -69,7 +69,7 @@ TEST(VmmCli, ReplayKeepsTheRemapBudgetAgainstTheTracesClock) {
   const nlohmann::json off = replay_json("--conf remap:always,remap_budget:off")["vmm"];
   EXPECT_EQ(off["remap_refused"].get<int64_t>(), 0);
   EXPECT_NEAR(off["remap_seconds"].get<double>(), double(off["remapped"].get<int64_t>()) * (26e-6 + 1.5e-6 + 36e-6), 1e-9);
-  const hbmalloc::testing::CliResult text = run_cli("replay " + kExample + " --conf remap:always");
+  const hbmalloc::testing::CliResult text = run_cli("replay " + kExample + " --conf remap:always,remap_budget:0.01");
   EXPECT_NE(text.out.find("granules remapped"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("the remap budget had"), std::string::npos) << text.out;
 }

@@ -45,7 +45,17 @@ void* SimBackend::malloc_segment(uint64_t bytes) {
   if (addr == 0) return nullptr;
   live_.insert(addr, bytes);
   used_ += bytes;
+  if (checked_) checked_segments_.emplace(addr, bytes);
   return reinterpret_cast<void*>(addr);
+}
+
+bool SimBackend::accessible(uint64_t addr, uint64_t bytes) const {
+  auto it = checked_segments_.upper_bound(addr);
+  if (it != checked_segments_.begin()) {
+    --it;
+    if (addr - it->first < it->second && bytes <= it->second - (addr - it->first)) return true;
+  }
+  return vmm_.accessible(addr, bytes);
 }
 
 void* SimBackend::place_segment(uint64_t addr, uint64_t bytes) {
@@ -59,6 +69,7 @@ void* SimBackend::place_segment(uint64_t addr, uint64_t bytes) {
   placed_.emplace_hint(next, addr, bytes);
   live_.insert(addr, bytes);
   used_ += bytes;
+  if (checked_) checked_segments_.emplace(addr, bytes);
   return reinterpret_cast<void*>(addr);
 }
 
@@ -69,6 +80,7 @@ void SimBackend::free_segment(void* ptr, uint64_t bytes) {
     throw Error(ErrorCode::kBackend, "sim: free of a segment that is not live (" + std::to_string(addr) + ")");
   live_.erase_found(live);
   used_ -= bytes;
+  if (checked_) checked_segments_.erase(addr);
   if (!placed_.empty() && placed_.erase(addr) == 1) return;  // placed ranges never join the window's
   addresses_.give_back(addr, round_up(bytes, kAlign));
 }

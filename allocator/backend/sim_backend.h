@@ -64,7 +64,8 @@ class SimBackend final : public EmulatedBackend {
   bool checked() const { return checked_; }
   const VmmTable& vmm() const { return vmm_; }
   GranuleId granule_mapped_at(uint64_t addr) const { return vmm_.granule_mapped_at(addr); }
-  bool accessible(uint64_t addr, uint64_t bytes) const { return vmm_.accessible(addr, bytes); }
+  // Within one live plain segment, or mapped and accessible.
+  bool accessible(uint64_t addr, uint64_t bytes) const;
   size_t live_granules() const { return vmm_.granules(); }
   size_t mappings() const { return vmm_.mappings(); }
   size_t reserved_ranges() const { return vmm_.ranges(); }
@@ -94,6 +95,7 @@ class SimBackend final : public EmulatedBackend {
   bool checked_;
   uint64_t granules_made_ = 0;
   absl::btree_map<uint64_t, uint64_t> placed_;  // addr -> size of the live placed segments
+  absl::btree_map<uint64_t, uint64_t> checked_segments_;  // checked backends: addr -> size of every live segment
   VmmTable vmm_;
   bool trace_clock_ = false;
   std::optional<int64_t> trace_time_;

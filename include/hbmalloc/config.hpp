@@ -20,8 +20,8 @@ struct Config {
   std::string backend = kDefaultBackend;   // "cuda", "sim" or "host" (host memory, for tests)
   uint64_t capacity = 0;                   // sim, host: device bytes, up to kMaxDeviceBytes; 0 = unlimited
   double memory_fraction = 1.0;            // reserved <= fraction * capacity
-  uint64_t small_size = 1ull << 20;        // requests up to this use size-class slabs
-  uint64_t slab_size = 2ull << 20;         // slab chunk (one small-pool segment)
+  uint64_t small_size = 64ull << 10;       // requests up to this use size-class slabs
+  uint64_t slab_size = 128ull << 10;       // slab chunk (one small-pool segment)
   uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
   int sim_devices = 8;                     // devices the sim backend pretends to have
   // cuda: page-mapped memory is created exportable (POSIX file descriptors),

@@ -30,7 +30,7 @@ TEST(Allocator, SmallRequestsShareOneSlabSegment) {
   void* q = a->malloc(700);  // 704-byte class
   Stats s = a->stats();
   EXPECT_EQ(s.segment.small_pool.current, 2);  // one slab per size class
-  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(4 * MiB));
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(2 * Config{}.slab_size));
   EXPECT_EQ(s.allocated_bytes.small_pool.current, 512 + 704);
   EXPECT_EQ(s.requested_bytes.small_pool.current, 800);
   EXPECT_EQ(s.allocation.small_pool.current, 2);
@@ -274,7 +274,7 @@ TEST(Allocator, StatsReportLargestFreeBlockAndExternalFragmentation) {
 }
 
 TEST(Allocator, StatsJsonUsesPytorchKeys) {
-  SimAllocator a(0, kSegments);
+  SimAllocator a(0, std::string(kSegments) + ",slab_size:2MiB");  // one 2 MiB slab
   a->free(a->malloc(1000));
   std::string json = stats_to_json(a->stats());
   for (const char* key :

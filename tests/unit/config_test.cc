@@ -95,8 +95,8 @@ TEST(ConfigParseTest, EmptyTextGivesDefaults) {
   EXPECT_EQ(c.backend, Config::kDefaultBackend);
   EXPECT_EQ(c.capacity, 0u);
   EXPECT_EQ(c.memory_fraction, 1.0);
-  EXPECT_EQ(c.small_size, kMiB);
-  EXPECT_EQ(c.slab_size, 2 * kMiB);
+  EXPECT_EQ(c.small_size, 64 * kKiB);
+  EXPECT_EQ(c.slab_size, 128 * kKiB);
   EXPECT_EQ(c.segment_round, 2 * kMiB);
   EXPECT_EQ(c.sim_devices, 8);
   ExpectSameConfig(Config::parse("   "), Config{});
@@ -114,8 +114,8 @@ TEST(ConfigParseTest, EveryKeyGoodValues) {
   EXPECT_EQ(Config::parse("memory_fraction:1").memory_fraction, 1.0);
   EXPECT_EQ(Config::parse("memory_fraction:0.001").memory_fraction, 0.001);
   EXPECT_EQ(Config::parse("small_size:512").small_size, 512u);
-  EXPECT_EQ(Config::parse("small_size:256KiB").small_size, 256 * kKiB);
-  EXPECT_EQ(Config::parse("small_size:1MiB").small_size, kMiB);
+  EXPECT_EQ(Config::parse("small_size:256KiB,slab_size:512KiB").small_size, 256 * kKiB);
+  EXPECT_EQ(Config::parse("small_size:1MiB,slab_size:2MiB").small_size, kMiB);
   {
     Config c = Config::parse("slab_size:1MiB,small_size:512KiB");
     EXPECT_EQ(c.slab_size, kMiB);
@@ -353,7 +353,7 @@ TEST_F(ConfigEnvTest, ReadsHbmallocConf) {
   EXPECT_EQ(c.capacity, 3 * kGiB);
   EXPECT_EQ(c.sim_devices, 2);
   EXPECT_EQ(c.policy, "hbm");
-  EXPECT_EQ(c.small_size, kMiB);
+  EXPECT_EQ(c.small_size, 64 * kKiB);
 }
 
 TEST_F(ConfigEnvTest, UnsetGivesDefaults) {

@@ -55,7 +55,7 @@ TEST(Layout, EmptyAllocatorHasNoSegments) {
 }
 
 TEST(Layout, SlabShowsUsedSlotsFreeRunsAndTail) {
-  SimAllocator a;
+  SimAllocator a(0, "small_size:1MiB,slab_size:2MiB");  // one 2 MiB slab per class
   // 1000 B -> 1024 B class: 2048 slots fill the 2 MiB slab exactly; 3000 B
   // classes leave a tail, checked through the tiling in RandomWork.
   void* p = a->malloc(1000);

@@ -90,7 +90,7 @@ TEST(TuneGrid, HbmKnobsThatDoNothingTogetherAreLeftOut) {
 TEST(TuneGrid, ConfigsThePolicyRefusesAreLeftOut) {
   size_t skipped = 0;
   std::vector<Point> pts = expand(parse_grid("hbm", "small_size:unset|256KiB,slab_size:unset|512KiB"), {}, skipped);
-  EXPECT_EQ(pts.size(), 3u);  // 512 KiB slabs cannot hold the default 1 MiB small requests
+  EXPECT_EQ(pts.size(), 3u);  // the default 128 KiB slabs cannot hold 256 KiB small requests
   EXPECT_EQ(skipped, 2u);     // that, and the baseline repeated
 }
 

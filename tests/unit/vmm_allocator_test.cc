@@ -246,7 +246,7 @@ TEST(VmmAllocator, NoRemappingWhileAGraphIsCaptured) {
 }
 
 TEST(VmmAllocator, EmptySlabsGiveTheirGranulesToLargeBlocks) {
-  SimAllocator a(16 * MiB, "remap:pressure");
+  SimAllocator a(16 * MiB, "remap:pressure,small_size:1MiB,slab_size:2MiB");  // slabs on granules
   std::vector<void*> small;
   try {  // slabs of several classes until the device is full
     for (int i = 0;; ++i) small.push_back(a->malloc(16 * 1024 + 1 + (i % 8) * 40000));

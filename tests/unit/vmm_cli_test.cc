@@ -24,7 +24,8 @@ nlohmann::json replay_json(const std::string& extra) {
 }
 
 TEST(VmmCli, ReplayJsonCountsVmmOperationsAndTheirModeledTime) {
-  nlohmann::json j = replay_json("--conf remap:always,remap_budget:off");
+  // Slabs of a granule each: every reserved byte is a granule.
+  nlohmann::json j = replay_json("--conf remap:always,remap_budget:off,small_size:1MiB,slab_size:2MiB");
   const nlohmann::json& v = j["vmm"];
   const int64_t create = v["create"], map = v["map"], set_access = v["set_access"], unmap = v["unmap"],
                 release = v["release"], peak_held = v["peak_held"];

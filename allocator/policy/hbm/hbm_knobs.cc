@@ -34,10 +34,12 @@ PolicySettings normalized(PolicySettings s) {
 }
 
 // A slab must hold at least two of the largest small size: a slab_size is
-// judged beside the least small_size, which any slab fits.
+// judged beside the least small_size, which any slab fits, and a small_size
+// beside the largest slab_size, which fits any.
 PolicySettings alone(std::string_view key, std::string_view value) {
   PolicySettings s;
   if (key != "small_size") s.emplace_back("small_size", "512");
+  if (key == "small_size") s.emplace_back("slab_size", "2MiB");
   s.emplace_back(std::string(key), std::string(value));
   return s;
 }

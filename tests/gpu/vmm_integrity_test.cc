@@ -1,6 +1,7 @@
 // The remapping integrity proof of tests/unit/vmm_integrity_test.cc on a real
 // device: the hbm policy on the cuda backend's VMM, a 1 GiB budget and
-// remap:always so that large requests are served by unmapping cached free
+// remap:always, with 2 MiB slabs on granules (empty ones are remapped too), so
+// that large requests are served by unmapping cached free
 // granules and mapping them where they land. Every live block holds a pattern
 // derived from its id (copied in, verified before free and at random checks
 // of all live blocks; blocks sharing physical memory would overwrite each
@@ -85,7 +86,7 @@ TEST(CudaVmmIntegrity, HundredThousandRandomOperationsWithHeavyRemapping) {
   void* scratch = nullptr;
   ASSERT_EQ(cudaMalloc(&scratch, kScratch), cudaSuccess);
 
-  Config config = Config::parse("backend:cuda,remap:always,remap_budget:off");
+  Config config = Config::parse("backend:cuda,remap:always,remap_budget:off,small_size:1MiB,slab_size:2MiB");
   uint64_t ops = 0, checks = 0, verified = 0, written_after_free = 0, ooms = 0;
   {
     Allocator a(config, 0);

@@ -35,12 +35,14 @@ class Run {
  public:
   Run(const trace::Trace& t, const DeviceTrace& d, const ReplayOptions& o)
       : trace_(t), d_(d), o_(o), ptrs_(d.block_count, nullptr), state_(d.block_count, BlockState::kUnborn) {
-    // The trace's clock, for the policy's time budgets; none when the trace has no times.
-    for (const Event& e : d.events)
-      if (e.time_us != 0 && !d.events.empty() && e.time_us != d.events.front().time_us) {
-        timed_ = true;
-        break;
-      }
+    // The trace's clock, for the policy's time budget (only one with a
+    // budget reads it); none when the trace has no times.
+    if (o.config.vmm.remap_budget >= 0)
+      for (const Event& e : d.events)
+        if (e.time_us != 0 && e.time_us != d.events.front().time_us) {
+          timed_ = true;
+          break;
+        }
     fresh_allocator();
   }
 

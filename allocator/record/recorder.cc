@@ -234,8 +234,6 @@ void TraceRecorder::alloc(int device, uint64_t ptr, uint64_t requested, uint64_t
     if (const StackToken* token = StackScope::current(); token != nullptr && *token != nullptr) {
       if (pending_stacks_.size() < kMaxPendingStacks)
         pending_stacks_.push_back(PendingStack{device, ptr, r.serial, r.file_id, file_number_, *token});
-      else
-        ++stacks_dropped_;
     }
   }
   d->live.insert_or_assign(ptr, r);
@@ -517,11 +515,6 @@ void TraceRecorder::set_stack_namer(std::shared_ptr<StackNamer> namer) {
 size_t TraceRecorder::pending_stacks() const {
   std::lock_guard<std::mutex> lock(mu_);
   return pending_stacks_.size();
-}
-
-uint64_t TraceRecorder::stacks_dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return stacks_dropped_;
 }
 
 uint32_t TraceRecorder::intern_stack(const std::vector<StackFrame>& frames) {

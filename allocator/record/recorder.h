@@ -82,14 +82,13 @@ class TraceRecorder {
   // Stacks (hbmalloc/stacks.hpp). With a namer set, each alloc made under a
   // StackScope keeps its token until name_stacks() names it: the frames go
   // to the file (records 7, 8, 9) and to the memory buffer. Tokens past
-  // kMaxPendingStacks are not taken (counted in stacks_dropped()), so that no
-  // token is ever released under an allocator's lock.
+  // kMaxPendingStacks are not taken, so that no token is ever released under
+  // an allocator's lock.
   void set_stack_namer(std::shared_ptr<StackNamer> namer);
   // Names the waiting tokens outside every lock; returns how many blocks got
   // a stack. The namer's failure is told on stderr and loses that batch.
   size_t name_stacks();
   size_t pending_stacks() const;
-  uint64_t stacks_dropped() const;
   // For a copy recent() made before stacks were named: its blocks' stacks as
   // known now. False (the copy unchanged) when the buffer has dropped events
   // since, which renumbers its blocks; `generation` is memory_generation()
@@ -184,7 +183,6 @@ class TraceRecorder {
   std::shared_ptr<StackNamer> namer_;
   uint64_t next_serial_ = 0;
   std::vector<PendingStack> pending_stacks_;
-  uint64_t stacks_dropped_ = 0;
   std::vector<Frame> frames_;
   std::vector<std::vector<uint32_t>> stacks_;
   std::map<std::tuple<std::string, std::string, int64_t>, uint32_t> frame_ids_;

@@ -1,7 +1,6 @@
 #include "report/text_report.h"
 
 #include <algorithm>
-#include <cmath>
 #include <sstream>
 #include <utility>
 #include <vector>

@@ -51,6 +51,19 @@ std::unique_ptr<Allocator> sim_allocator(uint64_t capacity) {
                                      std::make_unique<SimBackend>(0, capacity));
 }
 
+// A sim allocator recorded by a recorder that names stacks with a NameNamer.
+struct Recorded {
+  std::unique_ptr<Allocator> allocator;
+  std::shared_ptr<Recorder> recorder;
+  std::shared_ptr<NameNamer> namer = std::make_shared<NameNamer>();
+};
+Recorded recorded(const RecorderOptions& options, uint64_t capacity = 1ull << 30) {
+  Recorded r{sim_allocator(capacity), std::make_shared<Recorder>(options)};
+  r.recorder->set_stack_namer(r.namer);
+  r.allocator->attach_recorder(r.recorder);
+  return r;
+}
+
 void* malloc_in(Allocator& a, uint64_t size, const std::string& where) {
   const StackToken t = token(where);
   StackScope scope(t);
@@ -78,11 +91,7 @@ std::vector<std::string> alloc_sites(const trace::Trace& t) {
 
 TEST(RecorderStacks, NamedStacksReachTheFileEvenForBlocksFreedBeforeTheNaming) {
   const fs::path dir = testing::scratch_dir("recorder_stacks_file");
-  auto a = sim_allocator(1ull << 30);
-  auto recorder = std::make_shared<Recorder>(RecorderOptions{(dir / "run.hbt").string(), "", 0});
-  auto namer = std::make_shared<NameNamer>();
-  recorder->set_stack_namer(namer);
-  a->attach_recorder(recorder);
+  auto [a, recorder, namer] = recorded(RecorderOptions{(dir / "run.hbt").string(), "", 0});
 
   void* embed = malloc_in(*a, 3 << 20, "embed");
   void* plain = a->malloc(1 << 20);  // no scope: no stack
@@ -106,10 +115,7 @@ TEST(RecorderStacks, NamedStacksReachTheFileEvenForBlocksFreedBeforeTheNaming) {
 
 TEST(RecorderStacks, AFileStartedLaterListsTheLiveBlocksWithTheirStacks) {
   const fs::path dir = testing::scratch_dir("recorder_stacks_late");
-  auto a = sim_allocator(1ull << 30);
-  auto recorder = std::make_shared<Recorder>(RecorderOptions{(dir / "first.hbt").string(), "", 0});
-  recorder->set_stack_namer(std::make_shared<NameNamer>());
-  a->attach_recorder(recorder);
+  auto [a, recorder, namer] = recorded(RecorderOptions{(dir / "first.hbt").string(), "", 0});
   void* named_before = malloc_in(*a, 2 << 20, "before");
   recorder->name_stacks();
   void* named_after = malloc_in(*a, 4 << 20, "after");  // taken in the first file, named in the second
@@ -137,11 +143,7 @@ TEST(RecorderStacks, TheOomDumpNamesTheStacksStillWaiting) {
   const fs::path dir = testing::scratch_dir("recorder_stacks_oom");
   for (size_t events : {size_t(1) << 16, size_t(8)}) {  // the second drops its first half many times
     SCOPED_TRACE(events);
-    auto a = sim_allocator(64ull << 20);
-    auto recorder = std::make_shared<Recorder>(RecorderOptions{"", (dir / std::to_string(events)).string(), events});
-    auto namer = std::make_shared<NameNamer>();
-    recorder->set_stack_namer(namer);
-    a->attach_recorder(recorder);
+    auto [a, recorder, namer] = recorded(RecorderOptions{"", (dir / std::to_string(events)).string(), events}, 64ull << 20);
     std::vector<void*> held;
     for (int i = 0; i < 6; ++i) held.push_back(malloc_in(*a, 8 << 20, "layer" + std::to_string(i)));
     std::string text;
@@ -174,11 +176,7 @@ TEST(RecorderStacks, TheOomDumpNamesTheStacksStillWaiting) {
 
 TEST(RecorderStacks, AFailingNamerLosesOnlyItsStacks) {
   const fs::path dir = testing::scratch_dir("recorder_stacks_fail");
-  auto a = sim_allocator(1ull << 30);
-  auto recorder = std::make_shared<Recorder>(RecorderOptions{(dir / "run.hbt").string(), "", 0});
-  auto namer = std::make_shared<NameNamer>();
-  recorder->set_stack_namer(namer);
-  a->attach_recorder(recorder);
+  auto [a, recorder, namer] = recorded(RecorderOptions{(dir / "run.hbt").string(), "", 0});
   void* lost = malloc_in(*a, 1 << 20, "lost");
   namer->fail = true;
   EXPECT_EQ(recorder->name_stacks(), 0u);

@@ -332,16 +332,15 @@ Block* CcaPolicy::find_expandable_block(const Request& r) {
     if (has_room(c)) return c;
   }
   const uint64_t page = pool.is_small ? kSmallBuffer : cfg_.large_segment_size;
-  // Room for 9/8 of the device, as PyTorch reserves; an unlimited device,
-  // or one past 1 TiB, is taken as 1 TiB (or as the request when that is
-  // larger): a real GPU's memory fits, and many segments fit the address
-  // space (a segment per stream and pool, another when one fills). A request
-  // past 9/8 of a limited device can never fit: no segment is made for it.
+  // Room for 9/8 of the device, as PyTorch reserves. A request past that of a
+  // limited device can never fit: no segment is made for it. The room is
+  // reserved for at most 1 TiB of device (an unlimited one counts as 1 TiB),
+  // or the request when larger: a real GPU's memory fits, and the segments of
+  // many streams and pools fit the address space.
   constexpr uint64_t kTiB = uint64_t(1) << 40;
-  const uint64_t device = capacity_ != 0 && capacity_ <= kTiB ? capacity_ : std::max(kTiB, r.size);
-  if (capacity_ != 0 && r.size > capacity_ + capacity_ / 8) return nullptr;
-  const uint64_t pages = (device + device / 8 + page - 1) / page;
-  if (pages * page < r.size) return nullptr;
+  auto pages_for = [&](uint64_t device) { return (device + device / 8 + page - 1) / page; };
+  if (capacity_ != 0 && pages_for(capacity_) * page < r.size) return nullptr;
+  const uint64_t pages = pages_for(capacity_ != 0 && capacity_ <= kTiB ? capacity_ : std::max(kTiB, r.size));
   auto es = std::make_unique<ExpandableSegment>(granules_, page, pages, pool_of(pool));
   if (es->base() == 0) return nullptr;  // no address space left
   expandable_.push_back(std::move(es));

@@ -29,10 +29,8 @@ size_t GranuleSupply::remaps_allowed(size_t want) {
   if (!started_us_) started_us_ = *now;
   const double elapsed = double(std::max<int64_t>(0, *now - *started_us_)) / 1e6;
   const double left = config_.remap_budget * elapsed - remap_seconds_;
-  // Priced per 2 MiB granule: a granule of another size costs in proportion.
-  const double per_granule = VmmCounts::remap_seconds(1) * double(granule_) / DevicePrices::kGranule;
   if (left <= 0) return 0;
-  return size_t(std::min(double(want), std::floor(left / per_granule)));
+  return size_t(std::min(double(want), std::floor(left / remap_cost(1))));
 }
 
 size_t GranuleSupply::growth_allowed(size_t n) const {
@@ -108,7 +106,7 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out) {
   const int64_t units = int64_t(granule_ / std::max<uint64_t>(1, backend_.vmm_granularity()));
   counts.remapped += int64_t(reclaimed) * units;
   counts.remap_refused += int64_t(std::min(reclaimable_refused, made)) * units;
-  remap_seconds_ += double(reclaimed) * VmmCounts::remap_seconds(1) * double(granule_) / DevicePrices::kGranule;
+  remap_seconds_ += remap_cost(reclaimed);
   // New first, then remapped: the order the pages are mapped in.
   out.insert(out.end(), created.begin(), created.end());
   out.insert(out.end(), remapped.begin(), remapped.end());

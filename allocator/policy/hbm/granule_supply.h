@@ -82,6 +82,11 @@ class GranuleSupply {
   size_t growth_allowed(size_t n) const;
   // How many of `want` remaps the remap budget allows now.
   size_t remaps_allowed(size_t want);
+  // The modeled time of remapping `granules` of granule_ bytes (the price
+  // table is per 2 MiB granule; another size costs in proportion).
+  double remap_cost(size_t granules) const {
+    return VmmCounts::remap_seconds(int64_t(granules)) * double(granule_) / DevicePrices::kGranule;
+  }
   size_t reclaim(size_t want, std::vector<GranuleRun>& out);
 
   GranuleSource& source_;

@@ -4,6 +4,7 @@
 // 256 TiB request is one run, not 2^27 page entries).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -33,6 +34,36 @@ class PageTable {
   void for_each_run(F&& f) const {
     for (const auto& [page, run] : runs_) f(page, run);
   }
+  // f(from, to) for each stretch of mapped pages within [first, end), as
+  // [from, to) with no mapped page just outside it inside the range, in page order.
+  template <typename F>
+  void for_each_mapped_in(uint64_t first, uint64_t end, F&& f) const {
+    if (first >= end) return;
+    auto it = runs_.upper_bound(first);
+    if (it != runs_.begin()) --it;
+    uint64_t from = 0, to = 0;
+    bool open = false;
+    for (; it != runs_.end() && it->first < end; ++it) {
+      const uint64_t lo = std::max(it->first, first), hi = std::min(it->first + it->second.count, end);
+      if (lo >= hi) continue;
+      if (open && lo != to) {
+        f(from, to);
+        open = false;
+      }
+      if (!open) from = lo;
+      to = hi;
+      open = true;
+    }
+    if (open) f(from, to);
+  }
+  // Mapped pages within [first, end).
+  uint64_t mapped_in(uint64_t first, uint64_t end) const {
+    uint64_t n = 0;
+    for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) { n += to - from; });
+    return n;
+  }
+  bool is_mapped(uint64_t page) const { return covering(page) != runs_.end(); }
+
   // f(first page, pages) for each stretch of mapped pages with unmapped (or
   // the table's ends) on both sides, in page order.
   template <typename F>

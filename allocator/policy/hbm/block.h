@@ -21,16 +21,11 @@ struct LargeSegment {
   uint64_t size = 0;
   // VMM arenas: the granules mapped at the pages from base.
   PageTable pages;
-  // VMM arenas: the unmapped block at the end, if the last block is one. It is
-  // kept out of the gap index: growing at the top, the common case, then
-  // touches no index.
-  Block* top = nullptr;
 };
 
 enum class BlockState : uint8_t {
-  kFree,       // cached: mapped, in the free index
-  kAllocated,  // handed out
-  kUnmapped,   // VMM arenas only: address space with no memory behind it (page aligned)
+  kFree,       // in the free index (in a VMM arena, some or all of its pages may be unmapped)
+  kAllocated,  // handed out (in a VMM arena, every page it touches is mapped)
 };
 
 struct Block {
@@ -44,7 +39,6 @@ struct Block {
 
   bool allocated() const { return state == BlockState::kAllocated; }
   bool is_free() const { return state == BlockState::kFree; }
-  bool unmapped() const { return state == BlockState::kUnmapped; }
   // A free block next to an allocated one: it cannot be released while that
   // one lives ("inactive split" in PyTorch's words).
   bool is_split() const { return (prev && prev->allocated()) || (next && next->allocated()); }

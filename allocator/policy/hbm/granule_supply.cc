@@ -33,22 +33,21 @@ size_t GranuleSupply::remaps_allowed(size_t want) {
   return size_t(std::min(double(want), std::floor(left / remap_cost(1))));
 }
 
-size_t GranuleSupply::growth_allowed(size_t n) const {
+size_t GranuleSupply::growth_allowed(size_t n, uint64_t requesting) const {
   switch (config_.remap) {
     case VmmConfig::Remap::kAlways: return 0;
     case VmmConfig::Remap::kNever: return n;
     case VmmConfig::Remap::kPressure: break;
   }
-  // Growing is allowed while it neither fills the device past the threshold
-  // nor leaves the cache holding more than (1 - threshold) of reserved at the
-  // allocated high-water mark: efficiency stays near the threshold and
-  // granules move only when they must.
+  // Growing is allowed while the cache would hold at most (1 - threshold) of
+  // reserved at the requested high-water mark: efficiency stays at or above
+  // the threshold wherever remapping can keep it there. A full device is no
+  // reason to remap early: obtain() remaps when the limit leaves no room.
   const LiveStats& stats = source_.stats();
   const uint64_t reserved = uint64_t(stats.reserved_bytes.current_all());
-  const uint64_t allocated_peak = std::max(uint64_t(stats.allocated_bytes.peak_all()),
-                                           uint64_t(stats.allocated_bytes.current_all()) + n * granule_);
-  const double theta = config_.pressure_threshold;
-  const double ceiling = std::min(theta * double(source_.limit()), double(allocated_peak) / theta);
+  const uint64_t requested_peak = std::max(uint64_t(stats.requested_bytes.peak_all()),
+                                           uint64_t(stats.requested_bytes.current_all()) + requesting);
+  const double ceiling = double(requested_peak) / config_.pressure_threshold;
   if (ceiling <= double(reserved)) return 0;
   return size_t(std::min(double(n), (ceiling - double(reserved)) / double(granule_)));
 }
@@ -63,7 +62,7 @@ size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleRun>& out) {
   return got;
 }
 
-bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out) {
+bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, uint64_t requesting) {
   idle_.reset();
   std::vector<GranuleRun>& remapped = remapped_;  // counted under the large pool
   remapped.clear();
@@ -72,7 +71,7 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out) {
   // when the limit leaves no room for the rest, this has already gathered
   // every granule there is to remap.
   size_t refused = 0, reclaimable_refused = 0;
-  if (const size_t grow = growth_allowed(n); grow < n) {
+  if (const size_t grow = growth_allowed(n, requesting); grow < n) {
     const size_t want = n - grow, allowed = capturing_ ? want : remaps_allowed(want);
     // Past the budget, granules are created instead where the limit leaves
     // room for all of them; else the budget gives way (no failure for it).

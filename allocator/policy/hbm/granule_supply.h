@@ -72,14 +72,16 @@ class GranuleSupply {
   void set_capturing(bool capturing) { capturing_ = capturing; }
   // n unmapped granules counted under `pool` appended to out (as runs), or
   // false with nothing appended (whatever was gathered is released).
-  bool obtain(size_t n, Pool pool, std::vector<GranuleRun>& out);
+  // `requesting`: the bytes the request being served will add to requested
+  // (the remap rule judges the high-water mark it makes).
+  bool obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, uint64_t requesting);
 
   GranuleSource& source() { return source_; }
   StreamIdle& idle() { return idle_; }
 
  private:
   // How many of `n` granules may be new ones (the rest are remapped first).
-  size_t growth_allowed(size_t n) const;
+  size_t growth_allowed(size_t n, uint64_t requesting) const;
   // How many of `want` remaps the remap budget allows now.
   size_t remaps_allowed(size_t want);
   // The modeled time of remapping `granules` of granule_ bytes (the price

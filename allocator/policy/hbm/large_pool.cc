@@ -77,7 +77,7 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
   Block* b = free_.take_best_fit(stream, rounded);
   if (b == nullptr) [[unlikely]] {
     if (!may_grow) return nullptr;
-    b = vmm() ? grow_mapped(rounded, stream) : new_segment(rounded, stream);
+    b = vmm() ? new_arena(rounded, stream) : new_segment(rounded, stream);
     if (b == nullptr) return nullptr;
   }
   account_inactive(b, -1);
@@ -86,6 +86,22 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
     Block* rest = split_off(b, rounded, BlockState::kFree);
     free_.insert(rest);
     account_inactive(rest, +1);
+  }
+  if (vmm()) {
+    // Without may_grow only memory already mapped may serve.
+    const LargeSegment* seg = b->segment;
+    const auto [first, end] = touched_pages(seg, b->addr, b->size);
+    bool ok = seg->pages.mapped_in(first, end) == end - first;
+    try {
+      ok = ok || (may_grow && back(b));
+    } catch (...) {
+      free(b);
+      throw;
+    }
+    if (!ok) {
+      free(b);  // the layout is as it was; what reclaim unmapped elsewhere stays unmapped
+      return nullptr;
+    }
   }
   return b;
 }
@@ -101,13 +117,24 @@ Block* LargePool::take_at(uintptr_t addr, uint64_t size) {
     front = b;
     b = split_off(front, addr - front->addr, BlockState::kFree);
   }
-  Block* back = b->size > size ? split_off(b, size, BlockState::kFree) : nullptr;
+  Block* back_part = b->size > size ? split_off(b, size, BlockState::kFree) : nullptr;
   b->state = BlockState::kAllocated;  // before its neighbours are counted: they are split because of it
-  for (Block* n : {front, back})
+  for (Block* n : {front, back_part})
     if (n != nullptr) {
       free_.insert(n);
       account_inactive(n, +1);
     }
+  bool ok = true;
+  try {
+    ok = !vmm() || back(b);
+  } catch (...) {
+    free(b);
+    throw;
+  }
+  if (!ok) {
+    free(b);
+    return nullptr;
+  }
   return b;
 }
 
@@ -180,10 +207,10 @@ uint64_t LargePool::release_cached() {
   return released;
 }
 
-uint64_t LargePool::largest_free_block() const { return free_.largest(); }
+uint64_t LargePool::largest_free_block() const { return vmm() ? largest_backed_free() : free_.largest(); }
 
 void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, std::vector<GranuleRun>& granules) const {
-  size_t free_blocks = 0, gaps = 0;
+  size_t free_blocks = 0;
   uintptr_t end_of_previous = 0;
   for (const auto& [base, head] : segment_heads_) {
     const LargeSegment* seg = head->segment;
@@ -207,31 +234,15 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
         allocated.push_back(b);
         continue;
       }
-      if (b->unmapped()) {
-        ++gaps;
-        if (!vmm()) violated(at + ": unmapped block in a plain segment");
-        if (b->next && b->next->unmapped()) violated(at + ": two unmapped neighbours not merged");
-        if (b->addr % page_ != 0 || b->size % page_ != 0) violated(at + ": unmapped block not page aligned");
-        if (b->next == nullptr) {
-          if (seg->top != b) violated(at + ": unmapped block at the end is not its arena's top");
-          if (gaps_.contains(b)) violated(at + ": the arena's top is in the gap index");
-          --gaps;
-        } else if (b != placing_ && !gaps_.contains(b)) {
-          violated(at + ": unmapped block missing from the gap index");
-        }
-        continue;
-      }
       ++free_blocks;
       if (b->next && b->next->is_free()) violated(at + ": two free neighbours not coalesced");
       if (!free_.contains(b)) violated(at + ": free block missing from the index");
       if (b->is_split()) {
         ++tally.inactive_split;
-        tally.inactive_split_bytes += int64_t(b->size);
+        tally.inactive_split_bytes += int64_t(vmm() ? backed_bytes(b) : b->size);
       }
     }
     if (cursor != base + seg->size) violated(where + ": blocks do not cover the segment");
-    if (seg->top != nullptr && (seg->top->segment != seg || seg->top->next != nullptr || !seg->top->unmapped()))
-      violated(where + ": its top is not the unmapped block at its end");
     if (vmm()) {
       check_arena(head, tally, granules);
     } else {
@@ -243,25 +254,18 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
   if (free_blocks != free_.size())
     violated("free index holds " + std::to_string(free_.size()) + " blocks, segments hold " +
              std::to_string(free_blocks));
-  if (gaps != gaps_.size())
-    violated("gap index holds " + std::to_string(gaps_.size()) + " blocks, arenas hold " + std::to_string(gaps));
 }
 
 void LargePool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const {
   for (const auto& [base, head] : segment_heads_) {
-    // A segment is a run of mapped blocks (a whole plain segment has one).
-    SegmentLayout seg{0, 0, Pool::kLarge, head->stream, {}, vmm()};
-    for (const Block* b = head; b; b = b->next) {
-      if (!b->unmapped()) {
-        if (seg.blocks.empty()) seg.addr = b->addr;
-        seg.size += b->size;
-        seg.blocks.push_back({b->addr, b->size, b->allocated() ? requested_of(b->addr) : 0, b->allocated()});
-      }
-      if ((b->unmapped() || b->next == nullptr) && !seg.blocks.empty()) {
-        out.push_back(std::move(seg));
-        seg = SegmentLayout{0, 0, Pool::kLarge, head->stream, {}, vmm()};
-      }
+    if (vmm()) {
+      append_arena(head, out, requested_of);
+      continue;
     }
+    SegmentLayout seg{base, head->segment->size, Pool::kLarge, head->stream, {}, false};
+    for (const Block* b = head; b; b = b->next)
+      seg.blocks.push_back({b->addr, b->size, b->allocated() ? requested_of(b->addr) : 0, b->allocated()});
+    out.push_back(std::move(seg));
   }
 }
 

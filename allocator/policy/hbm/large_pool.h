@@ -6,16 +6,24 @@
 //   segment_round, so the unused tail of a segment stays under one rounding
 //   unit and remains splittable;
 // * page-mapped arenas (VMM, large_pool_vmm.cc): each stream has reserved
-//   address ranges tiled by allocated, free and unmapped blocks; a request no
-//   free block fits lands on an unmapped gap next to free blocks, whose pages
-//   are mapped with granules from the GranuleSupply, remapped from other free
-//   blocks when the remap rule says so. Neighbouring blocks share the granule
-//   where they meet, so waste is bounded by partly used granules. A
-//   "segment" is then a maximal run of mapped pages.
+//   address ranges tiled by free and allocated blocks, a new arena starting
+//   as one free block. Where blocks go never depends on what is mapped: best
+//   fit over the address space, as if nothing were ever unmapped (the
+//   layout of `remap:never`, close to PyTorch's expandable segments). What
+//   is mapped is decided apart: every page an allocated block touches is
+//   mapped (granules from the GranuleSupply, remapped from the whole pages
+//   of free blocks when the remap rule says so, else new), and a free block
+//   keeps whatever is still mapped under it. Remapping then changes only
+//   which pages hold memory, never where a later request lands, so a higher
+//   pressure_threshold cannot lead the layout astray, and `remap:always`
+//   holds exactly the pages live blocks touch at the worst moment.
+//   Neighbouring blocks share the page where they meet. A "segment" is a
+//   maximal run of mapped pages.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -69,35 +77,37 @@ class LargePool final : public GranuleReclaimer {
   Block* new_head(uintptr_t base, uint64_t bytes, StreamId stream, BlockState state);
 
   // --- page-mapped arenas (large_pool_vmm.cc) ---
-  struct Placement {
-    Block* gap = nullptr;        // the unmapped block the request lands on
-    uintptr_t from = 0, to = 0;  // the pages of it to map
-  };
-  Placement place(uint64_t size, StreamId stream) const;
+  // A new arena for the stream holding at least `size`, as one free block
+  // (not indexed, nothing mapped); nullptr when no address space is left.
   Block* new_arena(uint64_t size, StreamId stream);
-  // Maps the pages of a placement for `size` and returns the free block
-  // covering them, merged with its free neighbours and counted as a free
-  // block (not indexed); nullptr when no granules could be had.
-  Block* grow_mapped(uint64_t size, StreamId stream);
-  // Unmaps [from, to) (whole pages) of free block v; its granules go to out.
-  void unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleRun>* out);
-  // Indexes an unmapped block, first merging it with unmapped neighbours.
-  void settle_gap(Block* gap);
-  // An unmapped block enters / leaves the gap index, or is / stops being its arena's top.
-  void index_gap(Block* gap);
-  void unindex_gap(Block* gap);
-  // Whole pages of a free block that no other block touches, as [from, to).
-  std::pair<uintptr_t, uintptr_t> stealable(uintptr_t addr, uint64_t size) const;
+  // Maps every page allocated block b touches that is unmapped; false when
+  // the granules could not be had (then nothing under b changed).
+  bool back(Block* b);
+  // Maps granule runs at pages [first, first + count) of seg, in order.
+  void map_pages(LargeSegment* seg, uint64_t first, uint64_t count, std::span<const GranuleRun> runs);
+  // Unmaps pages [first, end) of seg (all mapped); their granules go to out.
+  void unmap_pages(LargeSegment* seg, uint64_t first, uint64_t end, std::vector<GranuleRun>& out);
+  // The pages [addr, addr + size) touches, as page indices [first, end) of seg.
+  std::pair<uint64_t, uint64_t> touched_pages(const LargeSegment* seg, uintptr_t addr, uint64_t size) const {
+    return {(addr - seg->base) / page_, (addr + size - 1 - seg->base) / page_ + 1};
+  }
+  // Whole pages of a free block that no other block touches, as page indices [first, end) of its arena.
+  std::pair<uint64_t, uint64_t> inner_pages(const Block* b) const;
+  // Bytes of b that lie on mapped pages (all of b outside VMM arenas).
+  uint64_t backed_bytes(const Block* b) const;
   void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const;
+  void append_arena(const Block* head, Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
+  uint64_t largest_backed_free() const;
   void release_all_vmm() noexcept;
 
   // --- both ---
   // Free blocks next to an allocated one are "inactive split", as in PyTorch.
+  // In an arena, only the bytes on mapped pages count (the rest holds no memory).
   void account_inactive(const Block* b, int sign) {
     if (b == nullptr || !b->is_free() || !b->is_split()) return;
     LiveStats& stats = source_.stats();
     stats.inactive_split.add(Pool::kLarge, sign);
-    stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->size));
+    stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(vmm() ? backed_bytes(b) : b->size));
   }
   Block* split_off(Block* b, uint64_t first_size, BlockState rest_state);
   void unlink_and_recycle(Block* b);
@@ -112,9 +122,6 @@ class LargePool final : public GranuleReclaimer {
   ObjectPool<Block> blocks_;
   ObjectPool<LargeSegment> segments_;
   FreeIndex free_;
-  FreeIndex gaps_;                                    // VMM: unmapped blocks but the arenas' tops
-  absl::btree_map<StreamId, std::vector<LargeSegment*>> arenas_;  // VMM: each stream's arenas
-  const Block* placing_ = nullptr;                    // VMM: the gap a request is landing on
   std::vector<GranuleRun> scratch_;                   // VMM: granules being mapped
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
 };

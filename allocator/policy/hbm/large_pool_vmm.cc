@@ -1,6 +1,6 @@
-// The large pool over page-mapped arenas (see large_pool.h): where a request
-// no free block fits lands, how pages are mapped there, how cached free pages
-// are unmapped for remapping or release, and the arena invariants.
+// The large pool over page-mapped arenas (see large_pool.h): new arenas,
+// mapping the pages an allocated block touches, unmapping the whole pages of
+// free blocks for remapping or release, and the arena invariants and layout.
 #include <algorithm>
 #include <string>
 
@@ -14,242 +14,195 @@ namespace {
 void* ptr(uintptr_t addr) { return reinterpret_cast<void*>(addr); }
 }  // namespace
 
-std::pair<uintptr_t, uintptr_t> LargePool::stealable(uintptr_t addr, uint64_t size) const {
-  uintptr_t from = round_up(addr, page_), to = (addr + size) / page_ * page_;
-  return to > from ? std::pair{from, to} : std::pair<uintptr_t, uintptr_t>{0, 0};
-}
-
-// The gap needing the fewest new pages, using the free blocks on either side
-// of it; among equals the smallest (big gaps stay for big requests). The
-// request sits at the start of the free space: on the gap's start after the
-// free block before it, or so that it ends inside the free block after it.
-LargePool::Placement LargePool::place(uint64_t size, StreamId stream) const {
-  Placement best;
-  uint64_t best_bytes = UINT64_MAX, best_span = UINT64_MAX;
-  auto consider = [&](uint64_t gap, uintptr_t addr, Block* g) {
-    const uint64_t before = g->prev && g->prev->is_free() ? g->prev->size : 0;
-    const uint64_t after = g->next && g->next->is_free() ? g->next->size : 0;
-    const uint64_t span = before + gap + after;
-    if (span < size) return;
-    // Bytes of the gap to map when the free block on one side is used up.
-    auto mapped = [&](uint64_t fringe) { return size - fringe <= gap ? round_up(size - fringe, page_) : gap; };
-    const uint64_t low = mapped(before), high = mapped(after);
-    const uint64_t bytes = std::min(low, high);
-    if (bytes > best_bytes || (bytes == best_bytes && span >= best_span)) return;
-    best_bytes = bytes;
-    best_span = span;
-    best.gap = g;
-    if (low <= high) {
-      best.from = addr;
-      best.to = addr + low;
-    } else {
-      best.from = addr + gap - high;
-      best.to = addr + gap;
-    }
-  };
-  gaps_.for_each(stream, consider);
-  if (auto it = arenas_.find(stream); it != arenas_.end())
-    for (LargeSegment* arena : it->second)
-      if (Block* top = arena->top) consider(top->size, top->addr, top);
-  return best;
-}
-
 Block* LargePool::new_arena(uint64_t size, StreamId stream) {
   uint64_t bytes = std::max(arena_size_, round_up(size, page_));
   void* base = supply_->source().reserve_range(bytes);
   if (base == nullptr) return nullptr;
-  Block* b = new_head(reinterpret_cast<uintptr_t>(base), bytes, stream, BlockState::kUnmapped);
-  arenas_[stream].push_back(b->segment);
-  b->segment->top = b;
-  return b;
+  return new_head(reinterpret_cast<uintptr_t>(base), bytes, stream, BlockState::kFree);
 }
 
-Block* LargePool::grow_mapped(uint64_t size, StreamId stream) {
-  Placement p = place(size, stream);
-  if (p.gap == nullptr) {
-    Block* g = new_arena(size, stream);
-    if (g == nullptr) return nullptr;
-    p = Placement{g, g->addr, g->addr + round_up(size, page_)};
-  }
-  Block* gap = p.gap;
-  const size_t pages = (p.to - p.from) / page_;
-  // Out of the gap index while granules are gathered: reclaim() leaves the
-  // free blocks on its sides alone and no freed gap merges into it.
-  unindex_gap(gap);
-  placing_ = gap;
-  scratch_.clear();
-  const bool ok = supply_->obtain(pages, Pool::kLarge, scratch_);
-  placing_ = nullptr;
-  if (!ok) {
-    settle_gap(gap);
-    return nullptr;
-  }
-  GranuleSource& source = supply_->source();
-  try {
-    source.map_with_access(ptr(p.from), scratch_, page_);
-  } catch (...) {
-    // The device refused: the granules go back and the gap is as it was.
-    source.release_runs(scratch_, page_, Pool::kLarge);
-    settle_gap(gap);
-    throw;
-  }
-  LargeSegment* seg = gap->segment;
-  uint64_t page = (p.from - seg->base) / page_;
-  for (const GranuleRun& run : scratch_) {
+std::pair<uint64_t, uint64_t> LargePool::inner_pages(const Block* b) const {
+  const uintptr_t base = b->segment->base;
+  const uint64_t first = (round_up(b->addr, page_) - base) / page_, end = (b->addr + b->size - base) / page_;
+  return end > first ? std::pair{first, end} : std::pair<uint64_t, uint64_t>{0, 0};
+}
+
+uint64_t LargePool::backed_bytes(const Block* b) const {
+  const LargeSegment* seg = b->segment;
+  const uintptr_t end = b->addr + b->size;
+  const auto [first, last] = touched_pages(seg, b->addr, b->size);
+  uint64_t bytes = 0;
+  seg->pages.for_each_mapped_in(first, last, [&](uint64_t from, uint64_t to) {
+    const uintptr_t lo = std::max<uintptr_t>(b->addr, seg->base + from * page_);
+    const uintptr_t hi = std::min<uintptr_t>(end, seg->base + to * page_);
+    bytes += hi - lo;
+  });
+  return bytes;
+}
+
+void LargePool::map_pages(LargeSegment* seg, uint64_t first, uint64_t count, std::span<const GranuleRun> runs) {
+  supply_->source().map_with_access(ptr(seg->base + first * page_), runs, page_);
+  const bool left = first > 0 && seg->pages.is_mapped(first - 1);
+  const bool right = seg->pages.is_mapped(first + count);
+  uint64_t page = first;
+  for (const GranuleRun& run : runs) {
     seg->pages.map(page, run);
     page += run.count;
   }
-  // The common case, growing the free block before the gap over the gap's
-  // start: that block grows and the gap shrinks, no block is made.
-  if (Block* f = gap->prev; f && f->is_free() && p.from == gap->addr && p.to < gap->addr + gap->size) {
-    account_inactive(f, -1);
-    free_.erase(f);
-    f->size += p.to - p.from;
-    gap->size -= p.to - p.from;
-    gap->addr = p.to;
-    settle_gap(gap);
-    account_inactive(f, +1);
-    return f;
-  }
-  // Cut the gap around [from, to): unmapped before and after, mapped between.
-  Block* mid = gap;
-  Block* before = nullptr;
-  if (p.from > gap->addr) {
-    before = gap;
-    mid = split_off(gap, p.from - gap->addr, BlockState::kUnmapped);
-  }
-  Block* after = mid->addr + mid->size > p.to ? split_off(mid, p.to - mid->addr, BlockState::kUnmapped) : nullptr;
-  mid->state = BlockState::kFree;  // before the gaps settle, so they do not merge into it
-  if (before) settle_gap(before);
-  if (after) settle_gap(after);
   // A run of mapped pages is a segment: this one may join one or two.
-  const bool joins_before = mid->prev && !mid->prev->unmapped();
-  const bool joins_after = mid->next && !mid->next->unmapped();
-  source_.stats().segment.add(Pool::kLarge, 1 - int(joins_before) - int(joins_after));
-  detach_free_neighbours(mid);
-  mid = coalesce(mid);
-  account_inactive(mid, +1);
-  return mid;
+  source_.stats().segment.add(Pool::kLarge, 1 - int(left) - int(right));
 }
 
-void LargePool::unmap_pages(Block* v, uintptr_t from, uintptr_t to, std::vector<GranuleRun>* out) {
-  account_inactive(v, -1);
-  free_.erase(v);
-  LargeSegment* seg = v->segment;
-  seg->pages.unmap((from - seg->base) / page_, (to - from) / page_, *out);
-  supply_->source().unmap(ptr(from), to - from);
-  const bool left_mapped = from > v->addr || (v->prev && !v->prev->unmapped());
-  const bool right_mapped = to < v->addr + v->size || (v->next && !v->next->unmapped());
-  source_.stats().segment.add(Pool::kLarge, int(left_mapped) + int(right_mapped) - 1);
-  // v becomes [free][unmapped][free], the free parts possibly empty.
-  Block* left = nullptr;
-  Block* mid = v;
-  if (from > v->addr) {
-    left = v;
-    mid = split_off(v, from - v->addr, BlockState::kUnmapped);
-  } else {
-    mid->state = BlockState::kUnmapped;
-  }
-  Block* right = mid->addr + mid->size > to ? split_off(mid, to - mid->addr, BlockState::kFree) : nullptr;
-  for (Block* f : {left, right}) {
-    if (f == nullptr) continue;
-    free_.insert(f);
-    account_inactive(f, +1);
-  }
-  settle_gap(mid);
+void LargePool::unmap_pages(LargeSegment* seg, uint64_t first, uint64_t end, std::vector<GranuleRun>& out) {
+  seg->pages.unmap(first, end - first, out);
+  supply_->source().unmap(ptr(seg->base + first * page_), (end - first) * page_);
+  const bool left = first > 0 && seg->pages.is_mapped(first - 1);
+  const bool right = seg->pages.is_mapped(end);
+  source_.stats().segment.add(Pool::kLarge, int(left) + int(right) - 1);
 }
 
-void LargePool::index_gap(Block* gap) {
-  if (gap->next == nullptr) gap->segment->top = gap;
-  else gaps_.insert(gap);
-}
-
-void LargePool::unindex_gap(Block* gap) {
-  if (gap->next == nullptr) gap->segment->top = nullptr;
-  else gaps_.erase(gap);
-}
-
-void LargePool::settle_gap(Block* gap) {
-  if (Block* p = gap->prev; p && p->unmapped() && p != placing_) {
-    unindex_gap(p);
-    p->size += gap->size;
-    unlink_and_recycle(gap);
-    gap = p;
+bool LargePool::back(Block* b) {
+  LargeSegment* seg = b->segment;
+  const auto [first, end] = touched_pages(seg, b->addr, b->size);
+  // The unmapped stretches of [first, end), in order.
+  std::vector<std::pair<uint64_t, uint64_t>> holes;
+  uint64_t cursor = first, wanted = 0;
+  seg->pages.for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) {
+    if (from > cursor) holes.emplace_back(cursor, from);
+    cursor = to;
+  });
+  if (cursor < end) holes.emplace_back(cursor, end);
+  for (const auto& [from, to] : holes) wanted += to - from;
+  if (wanted == 0) return true;
+  // b is allocated, so reclaim cannot take its pages, nor the pages it shares
+  // with its free neighbours (they are not whole pages of a free block).
+  scratch_.clear();
+  if (!supply_->obtain(wanted, Pool::kLarge, scratch_, b->size)) return false;
+  // Mapping the pages at b's ends also maps bytes of its free neighbours.
+  account_inactive(b->prev, -1);
+  account_inactive(b->next, -1);
+  std::vector<GranuleRun> piece;
+  size_t run = 0;
+  uint64_t used = 0;  // granules of scratch_[run] already placed
+  try {
+    for (const auto& [from, to] : holes) {
+      piece.clear();
+      size_t next_run = run;
+      uint64_t next_used = used;
+      for (uint64_t need = to - from; need > 0;) {
+        const GranuleRun& r = scratch_[next_run];
+        const uint64_t take = std::min(need, r.count - next_used);
+        piece.push_back(GranuleRun{r.first + next_used, take});
+        need -= take;
+        next_used += take;
+        if (next_used == r.count) {
+          ++next_run;
+          next_used = 0;
+        }
+      }
+      map_pages(seg, from, to - from, piece);  // all or nothing
+      run = next_run;
+      used = next_used;
+    }
+  } catch (...) {
+    // The device refused: what was mapped stays (b frees normally), the
+    // granules not mapped go back.
+    std::vector<GranuleRun> rest;
+    if (run < scratch_.size()) {
+      rest.push_back(GranuleRun{scratch_[run].first + used, scratch_[run].count - used});
+      rest.insert(rest.end(), scratch_.begin() + std::ptrdiff_t(run) + 1, scratch_.end());
+    }
+    supply_->source().release_runs(rest, page_, Pool::kLarge);
+    account_inactive(b->prev, +1);
+    account_inactive(b->next, +1);
+    throw;
   }
-  if (Block* n = gap->next; n && n->unmapped() && n != placing_) {
-    unindex_gap(n);
-    gap->size += n->size;
-    unlink_and_recycle(n);
-  }
-  index_gap(gap);
+  account_inactive(b->prev, +1);
+  account_inactive(b->next, +1);
+  return true;
 }
 
 size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
   if (!vmm() || want == 0) return 0;
   // Largest free blocks first: the fewest blocks cut for the pages wanted.
+  // Unmapping leaves every block where it is, so this choice decides only
+  // which pages a later request may have to map again.
   std::vector<Block*> victims;
   size_t found = 0;
-  free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t addr, Block* b) {
+  free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t, Block* b) {
     if (size < page_) return FreeIndex::kNextStream;
-    if (placing_ != nullptr && (b == placing_->prev || b == placing_->next)) return FreeIndex::kGoOn;
-    auto [from, to] = stealable(addr, size);
-    if (from == to) return FreeIndex::kGoOn;
+    auto [first, end] = inner_pages(b);
+    const uint64_t mapped = b->segment->pages.mapped_in(first, end);
+    if (mapped == 0) return FreeIndex::kGoOn;
     victims.push_back(b);
-    found += (to - from) / page_;
+    found += mapped;
     return found >= want ? FreeIndex::kStop : FreeIndex::kGoOn;
   });
   size_t got = 0;
   for (Block* v : victims) {
     idle.ensure(v->stream);
-    auto [from, to] = stealable(v->addr, v->size);
-    const size_t pages = std::min<size_t>((to - from) / page_, want - got);
-    // From the end that meets a gap already, so gaps merge instead of multiplying.
-    if (v->prev && v->prev->unmapped()) to = from + pages * page_;
-    else from = to - pages * page_;
-    unmap_pages(v, from, to, &out);
-    got += pages;
+    auto [first, end] = inner_pages(v);
+    LargeSegment* seg = v->segment;
+    // From the end of the block: its start is what a request splitting it uses first.
+    std::vector<std::pair<uint64_t, uint64_t>> stretches;
+    seg->pages.for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) { stretches.emplace_back(from, to); });
+    account_inactive(v, -1);
+    for (auto it = stretches.rbegin(); it != stretches.rend() && got < want; ++it) {
+      const uint64_t n = std::min<uint64_t>(it->second - it->first, want - got);
+      unmap_pages(seg, it->second - n, it->second, out);
+      got += n;
+    }
+    account_inactive(v, +1);
   }
   return got;
 }
 
-namespace {
-// Stretches of pages as [first, end), sorted, apart from each other.
-using Stretches = std::vector<std::pair<uint64_t, uint64_t>>;
-
-bool covers(const Stretches& s, uint64_t page) {
-  auto it = std::upper_bound(s.begin(), s.end(), page, [](uint64_t p, const auto& r) { return p < r.first; });
-  return it != s.begin() && page < std::prev(it)->second;
+uint64_t LargePool::largest_backed_free() const {
+  uint64_t largest = 0;
+  free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t addr, const Block* b) {
+    if (size <= largest) return FreeIndex::kNextStream;
+    const LargeSegment* seg = b->segment;
+    const auto [first, end] = touched_pages(seg, addr, size);
+    seg->pages.for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) {
+      const uintptr_t lo = std::max<uintptr_t>(addr, seg->base + from * page_);
+      const uintptr_t hi = std::min<uintptr_t>(addr + size, seg->base + to * page_);
+      largest = std::max<uint64_t>(largest, hi - lo);
+    });
+    return FreeIndex::kGoOn;
+  });
+  return largest;
 }
-}  // namespace
 
 void LargePool::check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const {
   const LargeSegment* seg = head->segment;
-  // Pages that must be mapped: every page a free or allocated block touches.
-  Stretches needed, mapped;
+  // Every page an allocated block touches must be mapped.
   for (const Block* b = head; b; b = b->next) {
-    if (b->unmapped()) continue;
-    const uint64_t first = (b->addr - seg->base) / page_, end = (b->addr + b->size - 1 - seg->base) / page_ + 1;
-    if (!needed.empty() && first <= needed.back().second) needed.back().second = std::max(needed.back().second, end);
-    else needed.emplace_back(first, end);
-  }
-  seg->pages.for_each_stretch([&](uint64_t first, uint64_t n) { mapped.emplace_back(first, first + n); });
-  if (needed != mapped) {
-    // Membership changes only where a stretch starts or ends: the first such
-    // page where the two disagree names the fault.
-    std::vector<uint64_t> edges;
-    for (const Stretches* s : {&needed, &mapped})
-      for (const auto& [first, end] : *s) edges.insert(edges.end(), {first, end});
-    std::sort(edges.begin(), edges.end());
-    for (uint64_t page : edges) {
-      const bool must = covers(needed, page), is = covers(mapped, page);
-      if (must != is)
-        violated("arena at " + std::to_string(seg->base) + ": page at " + std::to_string(seg->base + page * page_) +
-                 (is ? " is mapped under no block" : " is not mapped under a block"));
-    }
+    if (!b->allocated()) continue;
+    const auto [first, end] = touched_pages(seg, b->addr, b->size);
+    if (seg->pages.mapped_in(first, end) != end - first)
+      violated("arena at " + std::to_string(seg->base) + ": allocated block at " + std::to_string(b->addr) +
+               " touches an unmapped page");
   }
   seg->pages.for_each_run([&](uint64_t, const GranuleRun& run) { granules.push_back(run); });
   tally.reserved += int64_t(seg->pages.mapped_pages() * page_);
-  tally.segments += mapped.size();
+  seg->pages.for_each_stretch([&](uint64_t, uint64_t) { ++tally.segments; });
+}
+
+void LargePool::append_arena(const Block* head, Layout& out,
+                             const std::function<uint64_t(uintptr_t)>& requested_of) const {
+  const LargeSegment* seg = head->segment;
+  const Block* b = head;
+  // Each stretch of mapped pages is a segment holding the parts of blocks on it.
+  seg->pages.for_each_stretch([&](uint64_t first, uint64_t count) {
+    const uintptr_t lo = seg->base + first * page_, hi = lo + count * page_;
+    SegmentLayout s{lo, hi - lo, Pool::kLarge, head->stream, {}, true};
+    while (b && b->addr + b->size <= lo) b = b->next;
+    for (const Block* c = b; c && c->addr < hi; c = c->next) {
+      const uintptr_t from = std::max<uintptr_t>(c->addr, lo), to = std::min<uintptr_t>(c->addr + c->size, hi);
+      s.blocks.push_back({from, to - from, c->allocated() ? requested_of(c->addr) : 0, c->allocated()});
+    }
+    out.push_back(std::move(s));
+  });
 }
 
 void LargePool::release_all_vmm() noexcept {

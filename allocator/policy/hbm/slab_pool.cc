@@ -106,7 +106,7 @@ uintptr_t SlabPool::take_address() {
 uintptr_t SlabPool::new_memory(GranuleId& granule) {
   if (supply_ == nullptr) return reinterpret_cast<uintptr_t>(source_.grow(slab_size_, Pool::kSmall));
   std::vector<GranuleRun> got;
-  if (!supply_->obtain(1, Pool::kSmall, got)) return 0;
+  if (!supply_->obtain(1, Pool::kSmall, got, slab_size_)) return 0;  // a slab adds at most its size
   uintptr_t base = take_address();
   if (base == 0) {
     supply_->source().release_runs(got, slab_size_, Pool::kSmall);

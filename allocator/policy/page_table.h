@@ -26,6 +26,9 @@ class PageTable {
   // The granule at page, 0 when none is mapped there.
   GranuleId at(uint64_t page) const;
   uint64_t mapped_pages() const { return mapped_; }
+  // One past the last mapped page (0 when none is); pages below it are all
+  // mapped exactly when it equals mapped_pages().
+  uint64_t end_page() const { return runs_.empty() ? 0 : runs_.rbegin()->first + runs_.rbegin()->second.count; }
   // Runs kept: what the table costs.
   size_t runs() const { return runs_.size(); }
 

@@ -31,6 +31,9 @@ enum class BlockState : uint8_t {
 struct Block {
   uintptr_t addr = 0;
   uint64_t size = 0;
+  // Bytes on mapped pages (VMM arenas; plain segments: all of it). An
+  // allocated block's are all of it.
+  uint64_t backed = 0;
   StreamId stream = 0;
   BlockState state = BlockState::kFree;
   LargeSegment* segment = nullptr;

@@ -42,6 +42,7 @@ Block* LargePool::new_head(uintptr_t base, uint64_t bytes, StreamId stream, Bloc
   b->size = bytes;
   b->stream = stream;
   b->state = state;
+  b->backed = vmm() ? 0 : bytes;  // an arena starts with nothing mapped
   b->segment = seg;
   // Segments mostly come in rising address order: hinting the end skips the search.
   segment_heads_.emplace_hint(segment_heads_.end(), base, b);
@@ -60,6 +61,11 @@ Block* LargePool::split_off(Block* b, uint64_t first_size, BlockState rest_state
   rest->next = b->next;
   if (b->next) b->next->prev = rest;
   b->next = rest;
+  // Where b is wholly mapped or wholly not, so are both parts: no walk.
+  if (b->backed == b->size) rest->backed = rest->size;
+  else if (b->backed == 0) rest->backed = 0;
+  else rest->backed = mapped_bytes(b->segment, rest->addr, rest->size);
+  b->backed -= rest->backed;
   b->size = first_size;
   return rest;
 }
@@ -89,9 +95,7 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
   }
   if (vmm()) {
     // Without may_grow only memory already mapped may serve.
-    const LargeSegment* seg = b->segment;
-    const auto [first, end] = touched_pages(seg, b->addr, b->size);
-    bool ok = seg->pages.mapped_in(first, end) == end - first;
+    bool ok = b->backed == b->size;  // every page it touches is mapped
     try {
       ok = ok || (may_grow && back(b));
     } catch (...) {
@@ -152,11 +156,13 @@ void LargePool::detach_free_neighbours(const Block* b) {
 Block* LargePool::coalesce(Block* b) {
   if (Block* p = b->prev; p && p->is_free()) {
     p->size += b->size;
+    p->backed += b->backed;
     unlink_and_recycle(b);
     b = p;
   }
   if (Block* n = b->next; n && n->is_free()) {
     b->size += n->size;
+    b->backed += n->backed;
     unlink_and_recycle(n);
   }
   return b;
@@ -229,6 +235,8 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
       if (b->stream != head->stream) violated(at + ": stream differs from its segment");
       if (b->next && b->next->prev != b) violated(at + ": broken back link");
       cursor += b->size;
+      if (b->backed != (vmm() ? mapped_bytes(seg, b->addr, b->size) : b->size) || (b->allocated() && b->backed != b->size))
+        violated(at + ": keeps " + std::to_string(b->backed) + " bytes as mapped, the pages say otherwise");
       if (b->allocated()) {
         ++tally.in_use;
         allocated.push_back(b);
@@ -239,7 +247,7 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
       if (!free_.contains(b)) violated(at + ": free block missing from the index");
       if (b->is_split()) {
         ++tally.inactive_split;
-        tally.inactive_split_bytes += int64_t(vmm() ? backed_bytes(b) : b->size);
+        tally.inactive_split_bytes += int64_t(b->backed);
       }
     }
     if (cursor != base + seg->size) violated(where + ": blocks do not cover the segment");

@@ -83,6 +83,7 @@ class LargePool final : public GranuleReclaimer {
   // Maps every page allocated block b touches that is unmapped; false when
   // the granules could not be had (then nothing under b changed).
   bool back(Block* b);
+  void settle_backed(Block* neighbour, int sign);
   // Maps granule runs at pages [first, first + count) of seg, in order.
   void map_pages(LargeSegment* seg, uint64_t first, uint64_t count, std::span<const GranuleRun> runs);
   // Unmaps pages [first, end) of seg (all mapped); their granules go to out.
@@ -93,8 +94,9 @@ class LargePool final : public GranuleReclaimer {
   }
   // Whole pages of a free block that no other block touches, as page indices [first, end) of its arena.
   std::pair<uint64_t, uint64_t> inner_pages(const Block* b) const;
-  // Bytes of b that lie on mapped pages (all of b outside VMM arenas).
-  uint64_t backed_bytes(const Block* b) const;
+  // Bytes of [addr, addr + size) of seg on mapped pages, by the page table
+  // (Block::backed keeps it for each block without a walk).
+  uint64_t mapped_bytes(const LargeSegment* seg, uintptr_t addr, uint64_t size) const;
   void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const;
   void append_arena(const Block* head, Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
   uint64_t largest_backed_free() const;
@@ -107,7 +109,7 @@ class LargePool final : public GranuleReclaimer {
     if (b == nullptr || !b->is_free() || !b->is_split()) return;
     LiveStats& stats = source_.stats();
     stats.inactive_split.add(Pool::kLarge, sign);
-    stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(vmm() ? backed_bytes(b) : b->size));
+    stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->backed));
   }
   Block* split_off(Block* b, uint64_t first_size, BlockState rest_state);
   void unlink_and_recycle(Block* b);
@@ -122,7 +124,8 @@ class LargePool final : public GranuleReclaimer {
   ObjectPool<Block> blocks_;
   ObjectPool<LargeSegment> segments_;
   FreeIndex free_;
-  std::vector<GranuleRun> scratch_;                   // VMM: granules being mapped
+  std::vector<GranuleRun> scratch_, piece_;           // VMM: granules being mapped
+  std::vector<std::pair<uint64_t, uint64_t>> holes_;  // VMM: unmapped pages being mapped
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
 };
 

@@ -27,13 +27,12 @@ std::pair<uint64_t, uint64_t> LargePool::inner_pages(const Block* b) const {
   return end > first ? std::pair{first, end} : std::pair<uint64_t, uint64_t>{0, 0};
 }
 
-uint64_t LargePool::backed_bytes(const Block* b) const {
-  const LargeSegment* seg = b->segment;
-  const uintptr_t end = b->addr + b->size;
-  const auto [first, last] = touched_pages(seg, b->addr, b->size);
+uint64_t LargePool::mapped_bytes(const LargeSegment* seg, uintptr_t addr, uint64_t size) const {
+  const uintptr_t end = addr + size;
+  const auto [first, last] = touched_pages(seg, addr, size);
   uint64_t bytes = 0;
   seg->pages.for_each_mapped_in(first, last, [&](uint64_t from, uint64_t to) {
-    const uintptr_t lo = std::max<uintptr_t>(b->addr, seg->base + from * page_);
+    const uintptr_t lo = std::max<uintptr_t>(addr, seg->base + from * page_);
     const uintptr_t hi = std::min<uintptr_t>(end, seg->base + to * page_);
     bytes += hi - lo;
   });
@@ -61,11 +60,20 @@ void LargePool::unmap_pages(LargeSegment* seg, uint64_t first, uint64_t end, std
   source_.stats().segment.add(Pool::kLarge, int(left) + int(right) - 1);
 }
 
+// A free neighbour of a block being mapped: its inactive-split bytes out
+// before (-1), and after (+1) its mapped bytes read again.
+void LargePool::settle_backed(Block* n, int sign) {
+  if (n == nullptr || !n->is_free()) return;
+  if (sign > 0) n->backed = mapped_bytes(n->segment, n->addr, n->size);
+  account_inactive(n, sign);
+}
+
 bool LargePool::back(Block* b) {
   LargeSegment* seg = b->segment;
   const auto [first, end] = touched_pages(seg, b->addr, b->size);
   // The unmapped stretches of [first, end), in order.
-  std::vector<std::pair<uint64_t, uint64_t>> holes;
+  std::vector<std::pair<uint64_t, uint64_t>>& holes = holes_;
+  holes.clear();
   uint64_t cursor = first, wanted = 0;
   seg->pages.for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) {
     if (from > cursor) holes.emplace_back(cursor, from);
@@ -79,9 +87,9 @@ bool LargePool::back(Block* b) {
   scratch_.clear();
   if (!supply_->obtain(wanted, Pool::kLarge, scratch_, b->size)) return false;
   // Mapping the pages at b's ends also maps bytes of its free neighbours.
-  account_inactive(b->prev, -1);
-  account_inactive(b->next, -1);
-  std::vector<GranuleRun> piece;
+  settle_backed(b->prev, -1);
+  settle_backed(b->next, -1);
+  std::vector<GranuleRun>& piece = piece_;
   size_t run = 0;
   uint64_t used = 0;  // granules of scratch_[run] already placed
   try {
@@ -113,12 +121,14 @@ bool LargePool::back(Block* b) {
       rest.insert(rest.end(), scratch_.begin() + std::ptrdiff_t(run) + 1, scratch_.end());
     }
     supply_->source().release_runs(rest, page_, Pool::kLarge);
-    account_inactive(b->prev, +1);
-    account_inactive(b->next, +1);
+    b->backed = mapped_bytes(seg, b->addr, b->size);
+    settle_backed(b->prev, +1);
+    settle_backed(b->next, +1);
     throw;
   }
-  account_inactive(b->prev, +1);
-  account_inactive(b->next, +1);
+  b->backed = b->size;
+  settle_backed(b->prev, +1);
+  settle_backed(b->next, +1);
   return true;
 }
 
@@ -131,6 +141,7 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
   size_t found = 0;
   free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t, Block* b) {
     if (size < page_) return FreeIndex::kNextStream;
+    if (b->backed < page_) return FreeIndex::kGoOn;  // no whole page of it can be mapped
     auto [first, end] = inner_pages(b);
     const uint64_t mapped = b->segment->pages.mapped_in(first, end);
     if (mapped == 0) return FreeIndex::kGoOn;
@@ -150,6 +161,7 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
     for (auto it = stretches.rbegin(); it != stretches.rend() && got < want; ++it) {
       const uint64_t n = std::min<uint64_t>(it->second - it->first, want - got);
       unmap_pages(seg, it->second - n, it->second, out);
+      v->backed -= n * page_;  // whole pages inside v
       got += n;
     }
     account_inactive(v, +1);

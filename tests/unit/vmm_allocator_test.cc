@@ -93,6 +93,27 @@ TEST(VmmAllocator, ARequestFitsWheneverFreePhysicalMemoryCoversIt) {
   EXPECT_NE(a->malloc(8 * MiB), nullptr);
 }
 
+// Near a full device a request may need both: new granules where the limit
+// leaves room and remapped ones for the rest, even where the threshold would
+// let it grow by all of them. Neither half alone covers it; no release and
+// retry is needed.
+TEST(VmmAllocator, NearAFullDeviceARequestTakesTheRoomLeftAndRemapsTheRest) {
+  SimAllocator a(20 * MiB, "remap:pressure,pressure_threshold:0.5");
+  void* hole = a->malloc(8 * MiB);
+  void* keep = a->malloc(8 * MiB);
+  a->free(hole);                      // 4 cached granules; the limit leaves room for 2
+  void* big = a->malloc(10 * MiB);  // 5 granules: the hole is too small for it
+  ASSERT_NE(big, nullptr);
+  const Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, 0);
+  EXPECT_EQ(s.vmm.release, 0);
+  EXPECT_EQ(s.vmm.remapped, 3);
+  EXPECT_EQ(s.vmm.create, 10);
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(20 * MiB));
+  EXPECT_TRUE(Mapped(a, {{keep, 8 * MiB}, {big, 10 * MiB}}));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
 TEST(VmmAllocator, RemapNeverReleasesAndRetriesInstead) {
   SimAllocator a(64 * MiB, "remap:never");
   std::vector<void*> blocks;

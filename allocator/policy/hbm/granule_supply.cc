@@ -49,7 +49,10 @@ size_t GranuleSupply::growth_allowed(size_t n, uint64_t requesting) const {
                                            uint64_t(stats.requested_bytes.current_all()) + requesting);
   const double ceiling = double(requested_peak) / config_.pressure_threshold;
   if (ceiling <= double(reserved)) return 0;
-  return size_t(std::min(double(n), (ceiling - double(reserved)) / double(granule_)));
+  // Growth past what the limit leaves room for is remapped too: near a full
+  // device a request may need both.
+  const double room = double(source_.room(granule_));
+  return size_t(std::min({double(n), room, (ceiling - double(reserved)) / double(granule_)}));
 }
 
 size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleRun>& out) {

@@ -61,9 +61,11 @@ Block* LargePool::split_off(Block* b, uint64_t first_size, BlockState rest_state
   rest->next = b->next;
   if (b->next) b->next->prev = rest;
   b->next = rest;
-  // Where b is wholly mapped or wholly not, so are both parts: no walk.
+  // Where b is wholly mapped or wholly not, so are both parts: no walk; else
+  // the shorter part is read from the page table (an arena's free top is huge).
   if (b->backed == b->size) rest->backed = rest->size;
   else if (b->backed == 0) rest->backed = 0;
+  else if (rest->size >= first_size) rest->backed = b->backed - mapped_bytes(b->segment, b->addr, first_size);
   else rest->backed = mapped_bytes(b->segment, rest->addr, rest->size);
   b->backed -= rest->backed;
   b->size = first_size;

@@ -29,6 +29,11 @@ std::pair<uint64_t, uint64_t> LargePool::inner_pages(const Block* b) const {
 
 uint64_t LargePool::mapped_bytes(const LargeSegment* seg, uintptr_t addr, uint64_t size) const {
   const uintptr_t end = addr + size;
+  // No page unmapped below the last mapped one (no remap yet): no walk.
+  if (const uint64_t top = seg->pages.end_page(); top == seg->pages.mapped_pages()) {
+    const uintptr_t mapped_end = seg->base + top * page_;
+    return end <= mapped_end ? size : addr >= mapped_end ? 0 : mapped_end - addr;
+  }
   const auto [first, last] = touched_pages(seg, addr, size);
   uint64_t bytes = 0;
   seg->pages.for_each_mapped_in(first, last, [&](uint64_t from, uint64_t to) {

@@ -16,7 +16,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "backend/sim_backend.h"
+#include "core/live_stats.h"
 #include "hbmalloc/error.hpp"
+#include "policy/policy.h"
 #include "replay/replay.h"
 #include "support/cli_run.h"
 #include "support/invariants.h"
@@ -148,6 +151,29 @@ TEST(VmmLayout, ARequestLandingOnAPartlyUnmappedBlockMapsOnlyWhatIsMissing) {
   a->free(high);
   a->free(again);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// A block placed at a given address (a pool checkpoint's restore) where a
+// remap took the pages: they are mapped again. The policy is driven directly:
+// through the Allocator, capture never remaps and a live private pool keeps
+// its cache, so this path is the policy's own promise.
+TEST(VmmLayout, ABlockPlacedWhereARemapTookThePagesIsMappedAgain) {
+  SimBackend sim(0, 0);
+  LiveStats stats;
+  std::unique_ptr<Policy> p = make_policy(Config::parse("remap:always"), sim, stats);
+  const Allocation a = p->allocate(8 * MiB, 0);
+  const Allocation keep = p->allocate(8 * MiB, 0);
+  LiveBlock out;
+  ASSERT_EQ(p->free(a.ptr, -1, out), FreeStatus::kOk);
+  const Allocation big = p->allocate(12 * MiB, 0);  // the 8 MiB hole is too small: its pages move
+  ASSERT_EQ(stats.vmm.remapped, 4);
+  EXPECT_FALSE(sim.accessible(reinterpret_cast<uint64_t>(a.ptr), 8 * MiB));
+  const Allocation back = p->allocate_at(reinterpret_cast<uint64_t>(a.ptr), 8 * MiB, 8 * MiB);
+  EXPECT_EQ(back.ptr, a.ptr);
+  EXPECT_TRUE(sim.accessible(reinterpret_cast<uint64_t>(a.ptr), 8 * MiB));
+  EXPECT_TRUE(sim.accessible(reinterpret_cast<uint64_t>(keep.ptr), 8 * MiB));
+  EXPECT_TRUE(sim.accessible(reinterpret_cast<uint64_t>(big.ptr), 12 * MiB));
+  EXPECT_NO_THROW(p->check());
 }
 
 std::vector<trace::Trace> EveryTrace(std::vector<std::string>& names) {

@@ -71,18 +71,7 @@ class PageTable {
   // the table's ends) on both sides, in page order.
   template <typename F>
   void for_each_stretch(F&& f) const {
-    uint64_t from = 0, to = 0;
-    bool open = false;
-    for (const auto& [page, run] : runs_) {
-      if (open && page != to) {
-        f(from, to - from);
-        open = false;
-      }
-      if (!open) from = page;
-      to = page + run.count;
-      open = true;
-    }
-    if (open) f(from, to - from);
+    for_each_mapped_in(0, UINT64_MAX, [&](uint64_t from, uint64_t to) { f(from, to - from); });
   }
 
  private:

@@ -95,21 +95,21 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
     free_.insert(rest);
     account_inactive(rest, +1);
   }
-  if (vmm()) {
-    // Without may_grow only memory already mapped may serve.
-    bool ok = b->backed == b->size;  // every page it touches is mapped
-    try {
-      ok = ok || (may_grow && back(b));
-    } catch (...) {
-      free(b);
-      throw;
-    }
-    if (!ok) {
-      free(b);  // the layout is as it was; what reclaim unmapped elsewhere stays unmapped
-      return nullptr;
-    }
+  // Without may_grow only memory already mapped may serve.
+  return b->backed == b->size ? b : ready_for_use(b, may_grow);
+}
+
+Block* LargePool::ready_for_use(Block* b, bool may_map) {
+  bool ok = false;
+  try {
+    ok = may_map && back(b);
+  } catch (...) {
+    free(b);
+    throw;
   }
-  return b;
+  if (ok) return b;
+  free(b);  // the layout is as it was; what reclaim unmapped elsewhere stays unmapped
+  return nullptr;
 }
 
 Block* LargePool::take_at(uintptr_t addr, uint64_t size) {
@@ -130,18 +130,7 @@ Block* LargePool::take_at(uintptr_t addr, uint64_t size) {
       free_.insert(n);
       account_inactive(n, +1);
     }
-  bool ok = true;
-  try {
-    ok = !vmm() || back(b);
-  } catch (...) {
-    free(b);
-    throw;
-  }
-  if (!ok) {
-    free(b);
-    return nullptr;
-  }
-  return b;
+  return b->backed == b->size ? b : ready_for_use(b, true);
 }
 
 // Takes b's free neighbours out of the index and the inactive-split count,
@@ -237,8 +226,9 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
       if (b->stream != head->stream) violated(at + ": stream differs from its segment");
       if (b->next && b->next->prev != b) violated(at + ": broken back link");
       cursor += b->size;
-      if (b->backed != (vmm() ? mapped_bytes(seg, b->addr, b->size) : b->size) || (b->allocated() && b->backed != b->size))
+      if (b->backed != (vmm() ? mapped_bytes(seg, b->addr, b->size) : b->size))
         violated(at + ": keeps " + std::to_string(b->backed) + " bytes as mapped, the pages say otherwise");
+      if (b->allocated() && b->backed != b->size) violated(at + ": allocated, yet touches an unmapped page");
       if (b->allocated()) {
         ++tally.in_use;
         allocated.push_back(b);

@@ -97,6 +97,17 @@ class LargePool final : public GranuleReclaimer {
   // Bytes of [addr, addr + size) of seg on mapped pages, by the page table
   // (Block::backed keeps it for each block without a walk).
   uint64_t mapped_bytes(const LargeSegment* seg, uintptr_t addr, uint64_t size) const;
+  // f(bytes) for each run of [addr, addr + size) on contiguous mapped pages, in order.
+  template <typename F>
+  void for_each_mapped_part(const LargeSegment* seg, uintptr_t addr, uint64_t size, F&& f) const {
+    const auto [first, end] = touched_pages(seg, addr, size);
+    seg->pages.for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) {
+      f(std::min<uintptr_t>(addr + size, seg->base + to * page_) - std::max<uintptr_t>(addr, seg->base + from * page_));
+    });
+  }
+  // b, allocated, with every page it touches mapped (mapping them only with
+  // may_map); else b is freed again and nullptr returned.
+  Block* ready_for_use(Block* b, bool may_map);
   void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const;
   void append_arena(const Block* head, Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
   uint64_t largest_backed_free() const;

@@ -34,13 +34,8 @@ uint64_t LargePool::mapped_bytes(const LargeSegment* seg, uintptr_t addr, uint64
     const uintptr_t mapped_end = seg->base + top * page_;
     return end <= mapped_end ? size : addr >= mapped_end ? 0 : mapped_end - addr;
   }
-  const auto [first, last] = touched_pages(seg, addr, size);
   uint64_t bytes = 0;
-  seg->pages.for_each_mapped_in(first, last, [&](uint64_t from, uint64_t to) {
-    const uintptr_t lo = std::max<uintptr_t>(addr, seg->base + from * page_);
-    const uintptr_t hi = std::min<uintptr_t>(end, seg->base + to * page_);
-    bytes += hi - lo;
-  });
+  for_each_mapped_part(seg, addr, size, [&](uint64_t part) { bytes += part; });
   return bytes;
 }
 
@@ -178,28 +173,16 @@ uint64_t LargePool::largest_backed_free() const {
   uint64_t largest = 0;
   free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t addr, const Block* b) {
     if (size <= largest) return FreeIndex::kNextStream;
-    const LargeSegment* seg = b->segment;
-    const auto [first, end] = touched_pages(seg, addr, size);
-    seg->pages.for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) {
-      const uintptr_t lo = std::max<uintptr_t>(addr, seg->base + from * page_);
-      const uintptr_t hi = std::min<uintptr_t>(addr + size, seg->base + to * page_);
-      largest = std::max<uint64_t>(largest, hi - lo);
-    });
+    for_each_mapped_part(b->segment, addr, size, [&](uint64_t part) { largest = std::max(largest, part); });
     return FreeIndex::kGoOn;
   });
   return largest;
 }
 
 void LargePool::check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const {
+  // That every page an allocated block touches is mapped, check() has seen:
+  // its kept mapped bytes are its size and agree with the page table.
   const LargeSegment* seg = head->segment;
-  // Every page an allocated block touches must be mapped.
-  for (const Block* b = head; b; b = b->next) {
-    if (!b->allocated()) continue;
-    const auto [first, end] = touched_pages(seg, b->addr, b->size);
-    if (seg->pages.mapped_in(first, end) != end - first)
-      violated("arena at " + std::to_string(seg->base) + ": allocated block at " + std::to_string(b->addr) +
-               " touches an unmapped page");
-  }
   seg->pages.for_each_run([&](uint64_t, const GranuleRun& run) { granules.push_back(run); });
   tally.reserved += int64_t(seg->pages.mapped_pages() * page_);
   seg->pages.for_each_stretch([&](uint64_t, uint64_t) { ++tally.segments; });

@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -181,7 +182,17 @@ def check(case, cli):
 
 def main():
     cli = os.path.abspath(sys.argv[1])
+    # A directory named by the caller is kept; one made here is removed.
     d = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="hbm_hostile_")
+    try:
+        failed = run_cases(cli, d)
+    finally:
+        if len(sys.argv) <= 2:
+            shutil.rmtree(d, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+def run_cases(cli, d):
     here = os.path.dirname(os.path.abspath(__file__))
     subprocess.run([sys.executable, os.path.join(here, "make_inputs.py"), d], check=True)
     passed = failed = 0
@@ -197,7 +208,7 @@ def main():
         else:
             failed += 1
     print("hostile: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    return failed
 
 
 def one():

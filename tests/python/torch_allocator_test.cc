@@ -33,6 +33,7 @@ class SimDevices : public ::testing::Environment {
     setenv("HBMALLOC_CONF", "backend:sim,capacity:1GiB", 1);
     setenv("HBMALLOC_OOM_DUMP", oom_dir().c_str(), 1);
   }
+  void TearDown() override { std::filesystem::remove_all(oom_dir()); }
   static std::string oom_dir() {
     return (std::filesystem::temp_directory_path() / ("hbm_torch_oom_" + std::to_string(getpid()))).string();
   }

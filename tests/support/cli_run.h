@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 
+#include "support/scratch.h"
 #include "support/slurp.h"
 
 namespace hbmalloc::testing {
@@ -22,8 +23,7 @@ struct CliResult {
 // Runs `hbmalloc <args>` with stdout and stderr captured in files.
 inline CliResult run_cli(const std::string& args) {
   static int n = 0;
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("hbm_cli_" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
+  static const std::filesystem::path dir = scratch_dir("cli");
   const std::filesystem::path out = dir / ("out" + std::to_string(n)), err = dir / ("err" + std::to_string(n++));
   const std::string cmd = std::string(HBMALLOC_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
   const int status = std::system(cmd.c_str());

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "hbmalloc/error.hpp"
+#include "support/scratch.h"
 #include "support/slurp.h"
 #include "support/trace_samples.h"
 #include "trace/read_trace.h"
@@ -87,8 +88,7 @@ TEST(SnapshotWriter, PythonPickleLoadsItAsMemoryVizExpects) {
   std::vector<std::string> inputs = {write_pytorch_snapshot(synthetic())};
   const fs::path real = kTraces / "snapshots" / "codelocation_memory_snapshot.pickle";
   if (fs::exists(real)) inputs.push_back(write_pytorch_snapshot(read_pytorch_snapshot(slurp(real), "real")));
-  const fs::path dir = fs::temp_directory_path() / ("hbm_writer_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = hbmalloc::testing::scratch_dir("writer");
   // The fields torch/cuda/_memory_viz.py and MemoryViz.js read, with their types,
   // and segsum's rule that blocks tile their segment.
   const fs::path script = dir / "check.py";

@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "hbmalloc/layout.hpp"
 #include "hbmalloc/types.hpp"
+#include "policy/hbm/page_use.h"
 #include "policy/page_table.h"
 
 namespace hbmalloc::hbm {
@@ -19,8 +20,10 @@ struct Block;
 struct LargeSegment {
   uintptr_t base = 0;
   uint64_t size = 0;
-  // VMM arenas: the granules mapped at the pages from base.
+  // VMM arenas: the granules mapped at the pages from base, and when each
+  // page was last given back by a freed block.
   PageTable pages;
+  PageUse use;
 };
 
 enum class BlockState : uint8_t {

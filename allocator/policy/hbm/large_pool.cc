@@ -36,7 +36,7 @@ Block* LargePool::new_segment(uint64_t size, StreamId stream) {
 }
 
 Block* LargePool::new_head(uintptr_t base, uint64_t bytes, StreamId stream, BlockState state) {
-  LargeSegment* seg = segments_.make(LargeSegment{base, bytes, {}});
+  LargeSegment* seg = segments_.make(LargeSegment{base, bytes, {}, {}});
   Block* b = blocks_.make();
   b->addr = base;
   b->size = bytes;
@@ -104,11 +104,11 @@ Block* LargePool::ready_for_use(Block* b, bool may_map) {
   try {
     ok = may_map && back(b);
   } catch (...) {
-    free(b);
+    give_back(b);
     throw;
   }
   if (ok) return b;
-  free(b);  // the layout is as it was; what reclaim unmapped elsewhere stays unmapped
+  give_back(b);  // the layout is as it was; what reclaim unmapped elsewhere stays unmapped
   return nullptr;
 }
 
@@ -160,6 +160,15 @@ Block* LargePool::coalesce(Block* b) {
 }
 
 void LargePool::free(Block* b) {
+  if (frees_ > 0) {  // from the first remap on: before it nothing reads the history
+    const auto [first, end] = touched_pages(b->segment, b->addr, b->size);
+    if (frees_ < PageUse::kMaxTime) ++frees_;  // past it every free reads as the latest
+    b->segment->use.touch(first, end, frees_);
+  }
+  give_back(b);
+}
+
+void LargePool::give_back(Block* b) {
   detach_free_neighbours(b);
   b->state = BlockState::kFree;
   b = coalesce(b);

@@ -111,6 +111,10 @@ class LargePool final : public GranuleReclaimer {
   void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const;
   void append_arena(const Block* head, Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
   uint64_t largest_backed_free() const;
+  // How long a page with history h goes between uses, as far as is known:
+  // the gap between its last two uses or, when longer, the time since the
+  // last (a page used once counts as never coming back).
+  uint64_t reuse_distance(const PageUse::History& h) const;
   void release_all_vmm() noexcept;
 
   // --- both ---
@@ -126,6 +130,8 @@ class LargePool final : public GranuleReclaimer {
   void unlink_and_recycle(Block* b);
   void detach_free_neighbours(const Block* b);
   Block* coalesce(Block* b);
+  // free() without marking b's pages as used (b served no request).
+  void give_back(Block* b);
 
   uint64_t segment_round_ = 0;
   SegmentSource& source_;
@@ -135,8 +141,19 @@ class LargePool final : public GranuleReclaimer {
   ObjectPool<Block> blocks_;
   ObjectPool<LargeSegment> segments_;
   FreeIndex free_;
+  // VMM: the clock of PageUse, counting frees from the first reclaim on (0:
+  // none yet, and no history kept: a pool that never remaps pays nothing).
+  uint64_t frees_ = 0;
   std::vector<GranuleRun> scratch_, piece_;           // VMM: granules being mapped
   std::vector<std::pair<uint64_t, uint64_t>> holes_;  // VMM: unmapped pages being mapped
+  // VMM: pages [first, end) of a free block that a remap may take.
+  struct Victim {
+    uint64_t distance;  // reuse_distance() of these pages
+    uintptr_t addr;     // of page `first`
+    Block* block;
+    uint64_t first, end;
+  };
+  std::vector<Victim> victims_;  // scratch of reclaim()
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
 };
 

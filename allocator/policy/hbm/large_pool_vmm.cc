@@ -132,39 +132,73 @@ bool LargePool::back(Block* b) {
   return true;
 }
 
+uint64_t LargePool::reuse_distance(const PageUse::History& h) const {
+  const uint64_t between = h.before != 0 ? h.last - h.before : frees_;
+  return std::max(between, frees_ - h.last);
+}
+
 size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
   if (!vmm() || want == 0) return 0;
-  // Largest free blocks first: the fewest blocks cut for the pages wanted.
-  // Unmapping leaves every block where it is, so this choice decides only
-  // which pages a later request may have to map again.
-  std::vector<Block*> victims;
-  size_t found = 0;
+  frees_ = std::max<uint64_t>(frees_, 1);  // free() keeps page histories from now on
+  // Pages of free blocks no allocated block touches, in stretches with one
+  // history each.
+  std::vector<Victim>& victims = victims_;
+  victims.clear();
+  uint64_t found = 0;
   free_.for_each_largest_first(0, [&](uint64_t size, uintptr_t, Block* b) {
     if (size < page_) return FreeIndex::kNextStream;
     if (b->backed < page_) return FreeIndex::kGoOn;  // no whole page of it can be mapped
-    auto [first, end] = inner_pages(b);
-    const uint64_t mapped = b->segment->pages.mapped_in(first, end);
-    if (mapped == 0) return FreeIndex::kGoOn;
-    victims.push_back(b);
-    found += mapped;
-    return found >= want ? FreeIndex::kStop : FreeIndex::kGoOn;
+    const auto [first, end] = inner_pages(b);
+    const LargeSegment* seg = b->segment;
+    auto candidates = [&](uint64_t from, uint64_t to) {
+      seg->use.for_each_in(from, to, [&](uint64_t f, uint64_t t, const PageUse::History& h) {
+        victims.push_back({reuse_distance(h), seg->base + f * page_, b, f, t});
+        found += t - f;
+      });
+    };
+    if (b->backed == b->size) candidates(first, end);  // all mapped: no page-table walk
+    else seg->pages.for_each_mapped_in(first, end, candidates);
+    return FreeIndex::kGoOn;
   });
-  size_t got = 0;
-  for (Block* v : victims) {
-    idle.ensure(v->stream);
-    auto [first, end] = inner_pages(v);
-    LargeSegment* seg = v->segment;
-    // From the end of the block: its start is what a request splitting it uses first.
-    std::vector<std::pair<uint64_t, uint64_t>> stretches;
-    seg->pages.for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) { stretches.emplace_back(from, to); });
-    account_inactive(v, -1);
-    for (auto it = stretches.rbegin(); it != stretches.rend() && got < want; ++it) {
-      const uint64_t n = std::min<uint64_t>(it->second - it->first, want - got);
-      unmap_pages(seg, it->second - n, it->second, out);
-      v->backed -= n * page_;  // whole pages inside v
-      got += n;
+  if (found > want) {
+    // The longest reuse distance first (LIRS's order): pages used once long
+    // ago go before those a repeating step uses. Ties from the highest
+    // address down, so a step too big to keep mapped loses the same pages
+    // each time (and a request splitting a free block uses its start first).
+    auto first_out = [](const Victim& a, const Victim& b) {
+      return a.distance != b.distance ? a.distance > b.distance : a.addr > b.addr;
+    };
+    // Each stretch holds a page at least: the first `want` of them are enough.
+    if (victims.size() > want) {
+      std::nth_element(victims.begin(), victims.begin() + std::ptrdiff_t(want), victims.end(), first_out);
+      victims.resize(want);
     }
-    account_inactive(v, +1);
+    std::sort(victims.begin(), victims.end(), first_out);
+    size_t kept = 0;
+    for (uint64_t left = want; left > 0; ++kept) {
+      Victim& v = victims[kept];
+      if (v.end - v.first > left) v.first = v.end - left;
+      left -= v.end - v.first;
+    }
+    victims.resize(kept);
+  }
+  // One unmap per stretch of a block, its inactive-split bytes settled once.
+  std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) { return a.addr < b.addr; });
+  size_t got = 0;
+  for (size_t i = 0; i < victims.size();) {
+    Block* b = victims[i].block;
+    LargeSegment* seg = b->segment;
+    idle.ensure(b->stream);
+    account_inactive(b, -1);
+    for (; i < victims.size() && victims[i].block == b;) {
+      const uint64_t first = victims[i].first;
+      uint64_t end = victims[i].end;
+      for (++i; i < victims.size() && victims[i].block == b && victims[i].first == end; ++i) end = victims[i].end;
+      unmap_pages(seg, first, end, out);
+      b->backed -= (end - first) * page_;  // whole pages inside b
+      got += end - first;
+    }
+    account_inactive(b, +1);
   }
   return got;
 }

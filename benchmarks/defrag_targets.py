@@ -85,7 +85,10 @@ def row_of(path):
     if hbm["min_capacity"]:
         at = int(hbm["min_capacity"] * 1.02) // (2 * MIB) * (2 * MIB)
         row["hbm_dev_tight"] = replay(path, "hbm", capacity=at)["vmm"]["device_seconds"]
-        row["es_dev_tight"] = replay(path, "cca", es_conf, capacity=at)["vmm"]["device_seconds"]
+        es_tight = replay(path, "cca", es_conf, capacity=at)
+        row["es_dev_tight"] = es_tight["vmm"]["device_seconds"]
+        # Requests es failed there hold no memory in its figure: say so beside a miss.
+        row["es_oom_tight"] = es_tight["oom_count"]
     row["ladder"] = [replay(path, "hbm", c)["efficiency"] for c in THRESHOLDS]
     return row
 
@@ -167,13 +170,16 @@ def main():
     effs = [r["hbm_eff"] for r in big]
     miss = {k: [r["trace"] for r in rows if not verdicts(r)[k]]
             for k in ("capacity", "efficiency", "time", "predictable", "budget")}
+    by_name = {r["trace"]: r for r in rows}
     print()
     print("traces: %d (%d real of >= 1 GiB)" % (len(rows), len(big)))
     for k, name in (("capacity", "1 least capacity <= es"), ("efficiency", "2 efficiency >= es - 0.002"),
                     ("time", "3 device time <= 1.05 x es"), ("predictable", "4 efficiency monotonic in threshold"),
                     ("budget", "5 remapping within a 1% time budget (remap_budget:0.01)")):
+        named = [t + (" (es failed %d requests at 1.02x)" % by_name[t]["es_oom_tight"]
+                      if k == "time" and by_name[t].get("es_oom_tight") else "") for t in miss[k]]
         print("target %s: met on %d of %d%s" % (name, len(rows) - len(miss[k]), len(rows),
-                                                 "" if not miss[k] else "; missed on " + ", ".join(miss[k])))
+                                                 "" if not named else "; missed on " + ", ".join(named)))
     short = False
     if effs:  # none under --synthetic-only
         median, worst = statistics.median(effs), min(effs)

@@ -148,7 +148,7 @@ class LargePool final : public GranuleReclaimer {
   std::vector<std::pair<uint64_t, uint64_t>> holes_;  // VMM: unmapped pages being mapped
   // VMM: pages [first, end) of a free block that a remap may take.
   struct Victim {
-    uint64_t distance;  // reuse_distance() of these pages
+    uint64_t distance;  // bit width of reuse_distance() of these pages
     uintptr_t addr;     // of page `first`
     Block* block;
     uint64_t first, end;

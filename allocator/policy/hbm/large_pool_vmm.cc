@@ -2,6 +2,7 @@
 // mapping the pages an allocated block touches, unmapping the whole pages of
 // free blocks for remapping or release, and the arena invariants and layout.
 #include <algorithm>
+#include <bit>
 #include <string>
 
 #include "core/helpers.h"
@@ -152,7 +153,7 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
     const LargeSegment* seg = b->segment;
     auto candidates = [&](uint64_t from, uint64_t to) {
       seg->use.for_each_in(from, to, [&](uint64_t f, uint64_t t, const PageUse::History& h) {
-        victims.push_back({reuse_distance(h), seg->base + f * page_, b, f, t});
+        victims.push_back({uint64_t(std::bit_width(reuse_distance(h))), seg->base + f * page_, b, f, t});
         found += t - f;
       });
     };
@@ -162,9 +163,10 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
   });
   if (found > want) {
     // The longest reuse distance first (LIRS's order): pages used once long
-    // ago go before those a repeating step uses. Ties from the highest
-    // address down, so a step too big to keep mapped loses the same pages
-    // each time (and a request splitting a free block uses its start first).
+    // ago go before those a repeating step uses. Distances within a factor
+    // of two count as equal, and ties go from the highest address down: a
+    // step too big to keep mapped loses the same pages each time, in few
+    // stretches (and a request splitting a free block uses its start first).
     auto first_out = [](const Victim& a, const Victim& b) {
       return a.distance != b.distance ? a.distance > b.distance : a.addr > b.addr;
     };

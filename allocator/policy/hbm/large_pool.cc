@@ -160,7 +160,7 @@ Block* LargePool::coalesce(Block* b) {
 }
 
 void LargePool::free(Block* b) {
-  if (frees_ > 0) {  // from the first remap on: before it nothing reads the history
+  if (frees_ > 0) {  // from the first reclaim on: before it nothing reads the history
     const auto [first, end] = touched_pages(b->segment, b->addr, b->size);
     if (frees_ < PageUse::kMaxTime) ++frees_;  // past it every free reads as the latest
     b->segment->use.touch(first, end, frees_);

@@ -50,6 +50,43 @@ TEST(RemapVictims, PagesNobodyComesBackToGoBeforeAStepsOwn) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+// A step of three blocks at their own addresses (4, 5 and 6 pages) on a
+// device that maps 11 of their 15: whatever the order, some pages move every
+// step. With one reuse distance for all, ties go by address, so the same
+// block's pages stay mapped step after step and only the other two trade.
+// (The largest-block order before happened to do the same here.)
+TEST(RemapVictims, AStepTooBigToKeepMappedLosesTheSamePagesEachTime) {
+  SimAllocator a(36 * MiB);
+  void* holes[3];
+  void* seps[3];
+  const uint64_t sizes[3] = {8 * MiB, 10 * MiB, 12 * MiB};
+  for (int i = 0; i < 3; ++i) {
+    holes[i] = a->malloc(sizes[i]);
+    seps[i] = a->malloc(2 * MiB);
+    ASSERT_TRUE(holes[i] && seps[i]);
+  }
+  for (void* h : holes) a->free(h);
+  a->empty_cache();
+  a->set_memory_fraction(28.0 / 36.0);  // the separators' 3 pages and 11 more
+  std::vector<int64_t> remapped;
+  for (int step = 0; step < 12; ++step) {
+    for (int i = 0; i < 3; ++i) {
+      void* p = a->malloc(sizes[i]);
+      ASSERT_EQ(p, holes[i]) << "step " << step << ", block " << i;
+      a->free(p);
+    }
+    remapped.push_back(a->stats().vmm.remapped);
+    ASSERT_TRUE(InvariantsHold(*a.alloc));
+  }
+  // The first block stays mapped; the other two trade 4 pages each way:
+  // 8 granules a step, every step (taking the least recently freed pages
+  // instead moved 12 a step).
+  for (size_t step = 1; step < remapped.size(); ++step)
+    EXPECT_EQ(remapped[step] - remapped[step - 1], 8) << "step " << step;
+  EXPECT_LE(a->stats().reserved_bytes.all.current, int64_t(28 * MiB));
+  for (void* s : seps) a->free(s);
+}
+
 // Emptying the cache takes every cached page whatever its history.
 TEST(RemapVictims, EmptyCacheTakesEveryCachedPage) {
   SimAllocator a(26 * MiB, "pressure_threshold:0.5");

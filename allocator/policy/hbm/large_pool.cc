@@ -1,6 +1,7 @@
 #include "policy/hbm/large_pool.h"
 
 #include <algorithm>
+#include <bit>
 #include <string>
 
 #include "core/helpers.h"
@@ -16,6 +17,7 @@ LargePool::LargePool(SegmentSource& source, uint64_t segment_round, GranuleSuppl
       source_(source),
       supply_(supply),
       page_(supply ? supply->granule() : 0),
+      page_shift_(std::countr_zero(page_)),
       arena_size_(supply ? round_up(arena_size, supply->granule()) : 0) {}
 
 LargePool::~LargePool() {

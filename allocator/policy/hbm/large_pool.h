@@ -90,7 +90,7 @@ class LargePool final : public GranuleReclaimer {
   void unmap_pages(LargeSegment* seg, uint64_t first, uint64_t end, std::vector<GranuleRun>& out);
   // The pages [addr, addr + size) touches, as page indices [first, end) of seg.
   std::pair<uint64_t, uint64_t> touched_pages(const LargeSegment* seg, uintptr_t addr, uint64_t size) const {
-    return {(addr - seg->base) / page_, (addr + size - 1 - seg->base) / page_ + 1};
+    return {(addr - seg->base) >> page_shift_, ((addr + size - 1 - seg->base) >> page_shift_) + 1};
   }
   // Whole pages of a free block that no other block touches, as page indices [first, end) of its arena.
   std::pair<uint64_t, uint64_t> inner_pages(const Block* b) const;
@@ -137,6 +137,7 @@ class LargePool final : public GranuleReclaimer {
   SegmentSource& source_;
   GranuleSupply* supply_ = nullptr;
   uint64_t page_ = 0;
+  int page_shift_ = 0;  // page_ is a power of two (granule_size is checked to be one)
   uint64_t arena_size_ = 0;
   ObjectPool<Block> blocks_;
   ObjectPool<LargeSegment> segments_;

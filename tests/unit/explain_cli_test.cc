@@ -69,7 +69,9 @@ TEST(ExplainCli, EverySharedOomGetsItsCauseTheTableAndAVerdict) {
       EXPECT_TRUE(o.contains("event") && o.contains("stream"));
       // The recorded device: reserved then plus device free is the capacity.
       EXPECT_EQ(o["reserved"].get<uint64_t>() + o["device_free"].get<uint64_t>(), capacity);
-      if (cause == "capacity") EXPECT_GT(o["live"].get<uint64_t>() + o["request"].get<uint64_t>(), capacity);
+      if (cause == "capacity") {
+        EXPECT_GT(o["live"].get<uint64_t>() + o["request"].get<uint64_t>(), capacity);
+      }
     }
     const json& rows = j["settings"];
     ASSERT_GE(rows.size(), 3u);
@@ -132,6 +134,24 @@ TEST(ExplainCli, ACapacityOomSaysNoAllocatorHelps) {
   const std::string replay_page = hbmalloc::testing::slurp(replay_html);
   EXPECT_NE(replay_page.find("hbmalloc explain"), std::string::npos);
   EXPECT_NE(replay_page.find(j["verdict"].get<std::string>()), std::string::npos);
+}
+
+// README shows explain's text on that snapshot: it must be what explain prints
+// today (its hbm row had drifted from the output once, unnoticed).
+TEST(ExplainCli, TheReadmeExampleIsWhatExplainPrints) {
+  const std::string readme = hbmalloc::testing::slurp(fs::path(HBMALLOC_SOURCE_DIR) / "README.md");
+  const std::string head = "hbmalloc explain: codelocation_memory_snapshot.pickle";
+  const size_t start = readme.find(head);
+  ASSERT_NE(start, std::string::npos) << "README's explain example is gone";
+  const std::string shown = readme.substr(start, readme.find("```", start) - start);
+  const fs::path file = shared() / "snapshots" / "codelocation_memory_snapshot.pickle";
+  CliResult r = run_cli("explain " + file.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string printed = r.out;
+  const size_t path = printed.find(file.string());
+  ASSERT_NE(path, std::string::npos);
+  printed.replace(path, file.string().size(), file.filename().string());  // README names the file alone
+  EXPECT_EQ(shown, printed);
 }
 
 TEST(ExplainCli, AFragmentationOomGetsALineAndNoOomIsExplainedAtThePeak) {

@@ -5,17 +5,21 @@ namespace hbmalloc::hbm {
 void PageUse::touch(uint64_t first, uint64_t end, uint64_t now) {
   end = std::min(end, kMaxPages);
   if (first >= end) return;
-  if (const uint64_t need = (end + kChunk - 1) / kChunk; chunks_.size() < need)
-    chunks_.resize(std::min(std::max<uint64_t>(need, 2 * chunks_.size()), kMaxPages / kChunk));
-  for (uint64_t c = first / kChunk; c * kChunk < end; ++c) {
-    const uint64_t lo = std::max(first, c * kChunk), hi = std::min(end, (c + 1) * kChunk);
+  const uint64_t last_chunk = (end - 1) / kChunk;
+  if (chunks_.size() <= last_chunk)
+    chunks_.resize(std::min(std::max<uint64_t>(last_chunk + 1, 2 * chunks_.size()), kMaxPages / kChunk));
+  const uint64_t stamp = now << kGapBits;
+  uint64_t lo = first % kChunk;
+  for (uint64_t c = first / kChunk; c <= last_chunk; ++c, lo = 0) {
+    const uint64_t hi = c == last_chunk ? (end - 1) % kChunk + 1 : kChunk;
     Chunk& chunk = chunks_[c];
-    const bool whole = hi - lo == kChunk;
-    if (chunk.uniform() && whole) {
-      chunk.history = History{now, chunk.history.last};
-      continue;
-    }
-    if (chunk.uniform()) {  // part of it: its pages go their own ways from here
+    const bool whole = lo == 0 && hi == kChunk;
+    if (chunk.uniform()) {
+      if (whole) {
+        chunk.history = History{now, chunk.history.last};
+        continue;
+      }
+      // Part of it: its pages go their own ways from here.
       if (spare_.empty()) {
         spare_.push_back(pages_.size());
         pages_.resize(pages_.size() + kChunk);
@@ -25,13 +29,20 @@ void PageUse::touch(uint64_t first, uint64_t end, uint64_t now) {
       std::fill_n(pages_.begin() + std::ptrdiff_t(chunk.pages), kChunk, pack(chunk.history));
     }
     uint64_t* page = pages_.data() + chunk.pages;
+    if (!whole) {
+      for (uint64_t p = lo; p < hi; ++p) {
+        const uint64_t last = page[p] >> kGapBits;
+        page[p] = stamp | (last != 0 ? std::min(now - last, kGapMax) : 0);
+      }
+      continue;
+    }
     // All of it freed at once after one common use: uniform again.
-    const uint64_t common = page[lo % kChunk] >> kGapBits;
-    bool same = whole;
-    for (uint64_t p = lo % kChunk; p < (hi - 1) % kChunk + 1; ++p) {
+    const uint64_t common = page[0] >> kGapBits;
+    bool same = true;
+    for (uint64_t p = 0; p < kChunk; ++p) {
       const uint64_t last = page[p] >> kGapBits;
-      same = same && last == common;
-      page[p] = now << kGapBits | (last != 0 ? std::min(now - last, kGapMax) : 0);
+      same &= last == common;
+      page[p] = stamp | (last != 0 ? std::min(now - last, kGapMax) : 0);
     }
     if (same) {
       spare_.push_back(chunk.pages);

@@ -59,12 +59,6 @@ class PageTable {
     }
     if (open) f(from, to);
   }
-  // Mapped pages within [first, end).
-  uint64_t mapped_in(uint64_t first, uint64_t end) const {
-    uint64_t n = 0;
-    for_each_mapped_in(first, end, [&](uint64_t from, uint64_t to) { n += to - from; });
-    return n;
-  }
   bool is_mapped(uint64_t page) const { return covering(page) != runs_.end(); }
 
   // f(first page, pages) for each stretch of mapped pages with unmapped (or

@@ -63,6 +63,14 @@ TEST(PageUse, EachFreeShiftsTheLastUseIntoTheOneBefore) {
   EXPECT_EQ(use.at(5), (PageHistory{9, 0}));
 }
 
+TEST(PageUse, ReuseDistanceIsTheLongerOfTheLastGapAndTheTimeSince) {
+  EXPECT_EQ((PageHistory{}).reuse_distance(50), 50u) << "never used: as far as it gets";
+  EXPECT_EQ((PageHistory{40, 0}).reuse_distance(50), 50u) << "used once: no reuse yet";
+  EXPECT_EQ((PageHistory{40, 30}).reuse_distance(50), 10u);
+  EXPECT_EQ((PageHistory{40, 37}).reuse_distance(50), 10u) << "not used since: the wait so far";
+  EXPECT_EQ((PageHistory{49, 37}).reuse_distance(50), 12u);
+}
+
 TEST(PageUse, AWholeChunkFreedTwiceIsOneHistoryAgain) {
   PageUse use;
   std::vector<PageHistory> model(3 * kChunk);

@@ -111,10 +111,6 @@ class LargePool final : public GranuleReclaimer {
   void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const;
   void append_arena(const Block* head, Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
   uint64_t largest_backed_free() const;
-  // How long a page with history h goes between uses, as far as is known:
-  // the gap between its last two uses or, when longer, the time since the
-  // last (a page used once counts as never coming back).
-  uint64_t reuse_distance(const PageUse::History& h) const;
   void release_all_vmm() noexcept;
 
   // --- both ---
@@ -149,7 +145,7 @@ class LargePool final : public GranuleReclaimer {
   std::vector<std::pair<uint64_t, uint64_t>> holes_;  // VMM: unmapped pages being mapped
   // VMM: pages [first, end) of a free block that a remap may take.
   struct Victim {
-    uint64_t distance;  // bit width of reuse_distance() of these pages
+    uint64_t distance_class;  // bit width of these pages' reuse distance
     uintptr_t addr;     // of page `first`
     Block* block;
     uint64_t first, end;

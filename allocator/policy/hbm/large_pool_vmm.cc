@@ -134,11 +134,6 @@ bool LargePool::back(Block* b) {
   return true;
 }
 
-uint64_t LargePool::reuse_distance(const PageUse::History& h) const {
-  const uint64_t between = h.before != 0 ? h.last - h.before : frees_;
-  return std::max(between, frees_ - h.last);
-}
-
 size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
   if (!vmm() || want == 0) return 0;
   frees_ = std::max<uint64_t>(frees_, 1);  // free() keeps page histories from now on
@@ -153,8 +148,8 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
     const auto [first, end] = inner_pages(b);
     const LargeSegment* seg = b->segment;
     auto candidates = [&](uint64_t from, uint64_t to) {
-      seg->use.for_each_in(from, to, [&](uint64_t f, uint64_t t, const PageUse::History& h) {
-        victims.push_back({uint64_t(std::bit_width(reuse_distance(h))), seg->base + f * page_, b, f, t});
+      seg->use.for_each_in(from, to, [&](uint64_t f, uint64_t t, const PageHistory& h) {
+        victims.push_back({uint64_t(std::bit_width(h.reuse_distance(frees_))), seg->base + f * page_, b, f, t});
         found += t - f;
       });
     };
@@ -169,7 +164,7 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
     // step too big to keep mapped loses the same pages each time, in few
     // stretches (and a request splitting a free block uses its start first).
     auto first_out = [](const Victim& a, const Victim& b) {
-      return a.distance != b.distance ? a.distance > b.distance : a.addr > b.addr;
+      return a.distance_class != b.distance_class ? a.distance_class > b.distance_class : a.addr > b.addr;
     };
     // Each stretch holds a page at least: the first `want` of them are enough.
     if (victims.size() > want) {

@@ -8,7 +8,6 @@ void PageUse::touch(uint64_t first, uint64_t end, uint64_t now) {
   const uint64_t last_chunk = (end - 1) / kChunk;
   if (chunks_.size() <= last_chunk)
     chunks_.resize(std::min(std::max<uint64_t>(last_chunk + 1, 2 * chunks_.size()), kMaxPages / kChunk));
-  const uint64_t stamp = now << kGapBits;
   uint64_t lo = first % kChunk;
   for (uint64_t c = first / kChunk; c <= last_chunk; ++c, lo = 0) {
     const uint64_t hi = c == last_chunk ? (end - 1) % kChunk + 1 : kChunk;
@@ -16,7 +15,7 @@ void PageUse::touch(uint64_t first, uint64_t end, uint64_t now) {
     const bool whole = lo == 0 && hi == kChunk;
     if (chunk.uniform()) {
       if (whole) {
-        chunk.history = History{now, chunk.history.last};
+        chunk.history = PageHistory{now, chunk.history.last};
         continue;
       }
       // Part of it: its pages go their own ways from here.
@@ -30,10 +29,7 @@ void PageUse::touch(uint64_t first, uint64_t end, uint64_t now) {
     }
     uint64_t* page = pages_.data() + chunk.pages;
     if (!whole) {
-      for (uint64_t p = lo; p < hi; ++p) {
-        const uint64_t last = page[p] >> kGapBits;
-        page[p] = stamp | (last != 0 ? std::min(now - last, kGapMax) : 0);
-      }
+      for (uint64_t p = lo; p < hi; ++p) page[p] = pack(PageHistory{now, page[p] >> kGapBits});
       continue;
     }
     // All of it freed at once after one common use: uniform again.
@@ -42,11 +38,11 @@ void PageUse::touch(uint64_t first, uint64_t end, uint64_t now) {
     for (uint64_t p = 0; p < kChunk; ++p) {
       const uint64_t last = page[p] >> kGapBits;
       same &= last == common;
-      page[p] = stamp | (last != 0 ? std::min(now - last, kGapMax) : 0);
+      page[p] = pack(PageHistory{now, last});
     }
     if (same) {
       spare_.push_back(chunk.pages);
-      chunk = Chunk{History{now, common}, kUniform};
+      chunk = Chunk{PageHistory{now, common}, kUniform};
     }
   }
 }

@@ -307,6 +307,67 @@ TEST(VmmAllocator, ASmallRequestWithNoRoomForASlabUsesACachedLargeBlock) {
   }
 }
 
+// On a full device, a small request whose slab (a plain 128 KiB segment,
+// beside the arenas) cannot grow, and whose best-fit large block lies on an
+// unmapped page, gets its room from one cached granule given back. Before,
+// the out-of-memory retry flushed the whole cache (here all 7 granules, on a
+// real job gigabytes), to create them again on the next large request.
+TEST(VmmAllocator, ASlabOnAFullDeviceTakesOneCachedGranuleNotTheWholeCache) {
+  SimAllocator a(14 * MiB);
+  void* head = a->malloc(3 * MiB);   // pages 0-1
+  void* keep = a->malloc(1 * MiB);   // page 1
+  void* rest = a->malloc(10 * MiB);  // pages 2-6
+  ASSERT_TRUE(head && keep && rest);
+  a->free(head);
+  a->free(rest);
+  a->empty_cache();  // only page 1 (under keep) stays
+  void* big = a->malloc(12 * MiB);
+  ASSERT_EQ(big, rest);
+  a->free(big);  // the device is full: pages 1-7 mapped, 2-7 cached; page 0 unmapped
+  ASSERT_EQ(a->stats().reserved_bytes.all.current, int64_t(14 * MiB));
+  const Stats before = a->stats();
+  void* small = a->malloc(1000);  // its best-fit large block would be on page 0
+  ASSERT_NE(small, nullptr);
+  Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, before.num_alloc_retries);
+  EXPECT_EQ(s.vmm.release - before.vmm.release, 1);
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(12 * MiB + 128 * 1024));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  // The cache left serves a large request again without creating anything.
+  void* again = a->malloc(10 * MiB);
+  EXPECT_EQ(again, rest);
+  EXPECT_EQ(a->stats().vmm.create, s.vmm.create);
+  EXPECT_EQ(a->stats().num_alloc_retries, before.num_alloc_retries);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  for (void* p : {small, keep, again}) a->free(p);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// The other way round: a large block needs a new granule on a full device
+// where empty slabs (plain segments, which no remap can take) hold the room.
+// They go back to the device; the large cache is not flushed for it.
+TEST(VmmAllocator, EmptyPlainSlabsMakeRoomForAGranuleOnAFullDevice) {
+  SimAllocator a(4 * MiB);
+  void* big = a->malloc(2 * MiB);  // page 0
+  std::vector<void*> small;
+  for (int i = 0; i < 32; ++i) small.push_back(a->malloc(64 * 1024));  // 16 slabs of 128 KiB
+  ASSERT_EQ(a->stats().reserved_bytes.all.current, int64_t(4 * MiB));
+  for (void* p : small) a->free(p);
+  a->free(big);
+  const Stats before = a->stats();
+  void* bigger = a->malloc(4 * MiB);  // page 0 cached, page 1 to create
+  ASSERT_EQ(bigger, big);
+  Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, before.num_alloc_retries);
+  EXPECT_EQ(s.vmm.release, before.vmm.release);  // the large cache stayed
+  EXPECT_EQ(s.vmm.create - before.vmm.create, 1);
+  EXPECT_EQ(s.num_device_free - before.num_device_free, 16);
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(4 * MiB));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->free(bigger);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
 TEST(VmmAllocator, EmptyCacheKeepsOnlyTheGranulesUnderLiveBlocks) {
   SimAllocator a;
   void* x = a->malloc(5 * MiB);

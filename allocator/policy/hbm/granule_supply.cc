@@ -65,6 +65,26 @@ size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleRun>& out) {
   return got;
 }
 
+void GranuleSupply::release_plain_for(size_t granules) {
+  const uint64_t room = source_.room(1), need = granules * granule_;
+  if (capturing_ || room >= need) return;
+  uint64_t freed = 0;
+  for (GranuleReclaimer* r : reclaimers_)
+    if (freed < need - room) freed += r->release_plain(need - room - freed, idle_);
+}
+
+bool GranuleSupply::make_room(uint64_t bytes) {
+  if (capturing_) return false;
+  const uint64_t room = source_.room(1);  // bytes the limit leaves
+  const uint64_t short_by = room >= bytes ? bytes : bytes - room;
+  const size_t want = size_t((short_by + granule_ - 1) / granule_);
+  idle_.reset();
+  std::vector<GranuleRun> runs;
+  const size_t got = reclaim(want, runs);
+  source_.release_runs(runs, granule_, Pool::kLarge);
+  return got == want;
+}
+
 bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, uint64_t requesting) {
   idle_.reset();
   std::vector<GranuleRun>& remapped = remapped_;  // counted under the large pool
@@ -93,6 +113,9 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, ui
   std::vector<GranuleRun>& created = created_;
   created.clear();
   const size_t rest = n - reclaimed;
+  // Empty plain slabs hold memory no remap can take: given back when the
+  // limit is short, rather than the whole cache at the out-of-memory retry.
+  if (rest > source_.room(granule_)) release_plain_for(rest);
   const size_t made = rest > 0 && rest <= source_.room(granule_) ? source_.create_many(granule_, rest, pool, created) : 0;
   // The device had less than the limit: remapping is the only way left.
   if (reclaimed + made < n && config_.remap != VmmConfig::Remap::kNever)

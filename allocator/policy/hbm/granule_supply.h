@@ -47,6 +47,10 @@ class GranuleReclaimer {
   // their streams), appends them to `out` counted under the large pool's
   // reserved, and returns how many.
   virtual size_t reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) = 0;
+  // Gives cached memory that no remap can take (plain segments) back to the
+  // device, after idle.ensure of its streams, until `bytes` are freed or none
+  // is left; returns the bytes freed.
+  virtual uint64_t release_plain(uint64_t /*bytes*/, StreamIdle& /*idle*/) { return 0; }
 };
 
 // Granules in all of `runs`.
@@ -75,6 +79,13 @@ class GranuleSupply {
   // `requesting`: the bytes the request being served will add to requested
   // (the remap rule judges the high-water mark it makes).
   bool obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, uint64_t requesting);
+  // Gives cached granules back to the device, unmapped as for a remap, so
+  // that a plain segment of `bytes` (a slab beside the arenas, which no
+  // remap can serve) fits: as few as the limit asks, or, when the limit
+  // already leaves room and the device still said no, enough for `bytes`.
+  // Without it a full device would flush the whole cache (the out-of-memory
+  // retry) for one small slab. False when the cache cannot make the room.
+  bool make_room(uint64_t bytes);
 
   GranuleSource& source() { return source_; }
   StreamIdle& idle() { return idle_; }
@@ -90,6 +101,8 @@ class GranuleSupply {
     return VmmCounts::remap_seconds(int64_t(granules)) * double(granule_) / DevicePrices::kGranule;
   }
   size_t reclaim(size_t want, std::vector<GranuleRun>& out);
+  // Frees plain cached memory until the limit leaves room for `granules`.
+  void release_plain_for(size_t granules);
 
   GranuleSource& source_;
   const VmmConfig config_;

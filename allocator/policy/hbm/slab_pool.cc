@@ -1,6 +1,7 @@
 #include "policy/hbm/slab_pool.h"
 
 #include <string>
+#include <utility>
 
 #include "core/helpers.h"
 #include "hbmalloc/error.hpp"
@@ -30,7 +31,8 @@ SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source,
     : classes_(max_size),
       slab_size_(slab_size),
       source_(source),
-      supply_(supply && supply->granule() == slab_size ? supply : nullptr) {}
+      supply_(supply && supply->granule() == slab_size ? supply : nullptr),
+      arenas_(supply && supply->granule() != slab_size ? supply : nullptr) {}
 
 SlabPool::~SlabPool() {
   if (supply_) {
@@ -104,7 +106,12 @@ uintptr_t SlabPool::take_address() {
 }
 
 uintptr_t SlabPool::new_memory(GranuleId& granule) {
-  if (supply_ == nullptr) return reinterpret_cast<uintptr_t>(source_.grow(slab_size_, Pool::kSmall));
+  if (supply_ == nullptr) {
+    void* mem = source_.grow(slab_size_, Pool::kSmall);
+    if (mem == nullptr && arenas_ != nullptr && arenas_->make_room(slab_size_))
+      mem = source_.grow(slab_size_, Pool::kSmall);
+    return reinterpret_cast<uintptr_t>(mem);
+  }
   std::vector<GranuleRun> got;
   if (!supply_->obtain(1, Pool::kSmall, got, slab_size_)) return 0;  // a slab adds at most its size
   uintptr_t base = take_address();
@@ -144,38 +151,44 @@ void SlabPool::drop(Slab* slab, std::vector<GranuleRun>* out) {
   pool_.recycle(slab);
 }
 
-size_t SlabPool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
-  if (supply_ == nullptr) return 0;
-  size_t got = 0;
-  // Empty-list slabs first: spares save reformatting on the next alloc/free pair.
-  for (int pass = 0; pass < 2 && got < want; ++pass) {
-    for (auto& [stream_id, owned] : streams_) {
-      // A named copy: clang before 16 cannot capture a structured binding in a lambda.
-      const StreamId stream = stream_id;
+size_t SlabPool::take_empty(size_t want, absl::FunctionRef<void(StreamId, Slab*)> give) {
+  size_t taken = 0;
+  for (int pass = 0; pass < 2 && taken < want; ++pass)
+    for (auto& [stream, owned] : streams_) {
       StreamSlabs& st = *owned;
-      auto give = [&](Slab* s) {
-        idle.ensure(stream);
-        drop(s, &out);
-        ++got;
-      };
       if (pass == 0) {
-        while (got < want && st.empty != nullptr) {
+        for (; taken < want && st.empty != nullptr; ++taken) {
           Slab* s = st.empty;
           unlink(st.empty, s);
-          give(s);
+          give(stream, s);
         }
       } else {
         for (Slab*& spare : st.spare) {
-          if (got >= want) break;
+          if (taken >= want) break;
           if (spare == nullptr) continue;
-          give(spare);
-          spare = nullptr;
+          give(stream, std::exchange(spare, nullptr));
+          ++taken;
         }
       }
-      if (got >= want) break;
+      if (taken >= want) break;
     }
-  }
-  return got;
+  return taken;
+}
+
+size_t SlabPool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
+  if (supply_ == nullptr) return 0;
+  return take_empty(want, [&](StreamId stream, Slab* s) {
+    idle.ensure(stream);
+    drop(s, &out);
+  });
+}
+
+uint64_t SlabPool::release_plain(uint64_t bytes, StreamIdle& idle) {
+  if (arenas_ == nullptr) return 0;
+  return slab_size_ * take_empty(size_t((bytes + slab_size_ - 1) / slab_size_), [&](StreamId stream, Slab* s) {
+           idle.ensure(stream);
+           drop(s, nullptr);
+         });
 }
 
 void SlabPool::release_all_vmm() noexcept {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/functional/function_ref.h"
 #include "core/object_pool.h"
 #include "core/size_classes.h"
 #include "core/slot_bitmap.h"
@@ -71,6 +72,9 @@ class SlabPool final : public GranuleReclaimer {
 
   // Empty slabs (other lists first, then the spares) give their granules up.
   size_t reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) override;
+  // Plain slabs beside the arenas: empty ones (other lists first, then the
+  // spares) go back to the device.
+  uint64_t release_plain(uint64_t bytes, StreamIdle& idle) override;
 
  private:
   // A stream's slabs: per class, a list of slabs with free slots and one
@@ -95,6 +99,10 @@ class SlabPool final : public GranuleReclaimer {
   // counted under the large pool) or, without `out`, back to the device.
   void drop(Slab* slab, std::vector<GranuleRun>* out);
   uintptr_t take_address();
+  // Takes up to `want` empty slabs out of their lists (the empty lists first,
+  // then the spares: those save reformatting on the next alloc/free pair)
+  // and hands each to give(stream, slab); returns how many.
+  size_t take_empty(size_t want, absl::FunctionRef<void(StreamId, Slab*)> give);
   void release_all_vmm() noexcept;
   void format(Slab* slab, int cls);
   // A slab's free slots are "inactive split" while any of its slots is in
@@ -115,6 +123,9 @@ class SlabPool final : public GranuleReclaimer {
   absl::btree_map<uintptr_t, Slab*> by_base_;
 
   GranuleSupply* supply_ = nullptr;     // VMM only
+  // Plain slabs beside page-mapped arenas: the arenas' supply, which gives
+  // cached granules back when a slab finds the device full.
+  GranuleSupply* arenas_ = nullptr;
   std::vector<uintptr_t> free_addresses_;  // slab-sized holes in the reserved ranges
   uintptr_t next_address_ = 0, end_address_ = 0;
   std::vector<std::pair<uintptr_t, uint64_t>> ranges_;  // reserved for slabs

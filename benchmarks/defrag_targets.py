@@ -22,6 +22,9 @@ the recording's own settings with expandable segments on. "Unlimited" is a
      capacity stays within it (traces without times have no clock and no
      budget); the granules it had created instead are listed.
 
+A last line names the traces where hbm took the out-of-memory retry (which
+gives the whole cache back) at its least capacity or 1.02x it: none should.
+
   benchmarks/defrag_targets.py [--jobs N] [--json OUT] [--only SUBSTRING] [--hbm-conf K:V,...]
                               [--seeds 1,2] [--synthetic-only]
 
@@ -63,7 +66,7 @@ def replay(path, policy, conf="", capacity=UNLIMITED, min_capacity=False):
     if min_capacity:
         cmd.append("--min-capacity")
     d = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    d.pop("report", None)
+    d["alloc_retries"] = d.pop("report", {}).get("summary", {}).get("num_alloc_retries", 0)
     return d
 
 
@@ -84,7 +87,12 @@ def row_of(path):
                refused=budgeted.get("remap_refused", 0))
     if hbm["min_capacity"]:
         at = int(hbm["min_capacity"] * 1.02) // (2 * MIB) * (2 * MIB)
-        row["hbm_dev_tight"] = replay(path, "hbm", capacity=at)["vmm"]["device_seconds"]
+        hbm_tight = replay(path, "hbm", capacity=at)
+        row["hbm_dev_tight"] = hbm_tight["vmm"]["device_seconds"]
+        # The out-of-memory retry gives the whole cache back: near a full
+        # device hbm should make room without it (a cliff in device time).
+        row["hbm_retries"] = replay(path, "hbm", capacity=hbm["min_capacity"])["alloc_retries"] + \
+            hbm_tight["alloc_retries"]
         es_tight = replay(path, "cca", es_conf, capacity=at)
         row["es_dev_tight"] = es_tight["vmm"]["device_seconds"]
         # Requests es failed there hold no memory in its figure: say so beside a miss.
@@ -180,6 +188,9 @@ def main():
                       if k == "time" and by_name[t].get("es_oom_tight") else "") for t in miss[k]]
         print("target %s: met on %d of %d%s" % (name, len(rows) - len(miss[k]), len(rows),
                                                  "" if not named else "; missed on " + ", ".join(named)))
+    retried = [r["trace"] for r in rows if r.get("hbm_retries")]
+    print("hbm out-of-memory retries (the cache flushed) at 1.00x or 1.02x least capacity: on %d of %d%s" % (
+        len(retried), len(rows), "" if not retried else ": " + ", ".join(retried)))
     short = False
     if effs:  # none under --synthetic-only
         median, worst = statistics.median(effs), min(effs)

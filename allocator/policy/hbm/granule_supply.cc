@@ -65,18 +65,23 @@ size_t GranuleSupply::reclaim(size_t want, std::vector<GranuleRun>& out) {
   return got;
 }
 
+uint64_t GranuleSupply::beyond_limit(uint64_t bytes) const {
+  const uint64_t room = source_.room(1);
+  return room >= bytes ? 0 : bytes - room;
+}
+
 void GranuleSupply::release_plain_for(size_t granules) {
-  const uint64_t room = source_.room(1), need = granules * granule_;
-  if (capturing_ || room >= need) return;
+  const uint64_t short_by = beyond_limit(granules * granule_);
+  if (capturing_ || short_by == 0) return;
   uint64_t freed = 0;
   for (GranuleReclaimer* r : reclaimers_)
-    if (freed < need - room) freed += r->release_plain(need - room - freed, idle_);
+    if (freed < short_by) freed += r->release_plain(short_by - freed, idle_);
 }
 
 bool GranuleSupply::make_room(uint64_t bytes) {
   if (capturing_) return false;
-  const uint64_t room = source_.room(1);  // bytes the limit leaves
-  const uint64_t short_by = room >= bytes ? bytes : bytes - room;
+  const uint64_t beyond = beyond_limit(bytes);
+  const uint64_t short_by = beyond != 0 ? beyond : bytes;  // 0: the device itself said no
   const size_t want = size_t((short_by + granule_ - 1) / granule_);
   idle_.reset();
   std::vector<GranuleRun> runs;
@@ -115,7 +120,7 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, ui
   const size_t rest = n - reclaimed;
   // Empty plain slabs hold memory no remap can take: given back when the
   // limit is short, rather than the whole cache at the out-of-memory retry.
-  if (rest > source_.room(granule_)) release_plain_for(rest);
+  release_plain_for(rest);
   const size_t made = rest > 0 && rest <= source_.room(granule_) ? source_.create_many(granule_, rest, pool, created) : 0;
   // The device had less than the limit: remapping is the only way left.
   if (reclaimed + made < n && config_.remap != VmmConfig::Remap::kNever)

@@ -101,6 +101,8 @@ class GranuleSupply {
     return VmmCounts::remap_seconds(int64_t(granules)) * double(granule_) / DevicePrices::kGranule;
   }
   size_t reclaim(size_t want, std::vector<GranuleRun>& out);
+  // Of `bytes` more, those the memory limit has no room for.
+  uint64_t beyond_limit(uint64_t bytes) const;
   // Frees plain cached memory until the limit leaves room for `granules`.
   void release_plain_for(size_t granules);
 

@@ -24,8 +24,8 @@ Block* LargePool::new_arena(uint64_t size, StreamId stream) {
 
 std::pair<uint64_t, uint64_t> LargePool::inner_pages(const Block* b) const {
   const uintptr_t base = b->segment->base;
-  const uint64_t first = (((b->addr + page_ - 1) & ~(page_ - 1)) - base) >> page_shift_,
-                 end = (b->addr + b->size - base) >> page_shift_;
+  // Pages count from the arena's base, as in touched_pages.
+  const uint64_t first = (b->addr - base + page_ - 1) >> page_shift_, end = (b->addr + b->size - base) >> page_shift_;
   return end > first ? std::pair{first, end} : std::pair<uint64_t, uint64_t>{0, 0};
 }
 

@@ -149,16 +149,41 @@ TEST(Allocator, EmptyCacheReleasesEveryFreeSegment) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
-TEST(Allocator, StreamsDoNotShareFreeBlocks) {
+// A large block freed on one stream serves another once the work queued on
+// its stream before the free is done (a fence recorded at the free says so);
+// before that only its own stream, whose order makes it safe, reuses it.
+TEST(Allocator, AStreamTakesAnotherStreamsFreeBlockOnceThatStreamsWorkIsDone) {
   SimAllocator a(0, kSegments);
-  void* p = a->malloc(8 * MiB, /*stream=*/1);
+  void* other = a->malloc(8 * MiB, /*stream=*/2);  // a second stream: frees are fenced from now on
+  a.sim->hold_stream(1);                          // kernels on stream 1 still queued
+  void* p = a->malloc(8 * MiB, 1);
   a->free(p);
-  void* q = a->malloc(8 * MiB, /*stream=*/2);
-  EXPECT_NE(p, q);  // p's block is cached for stream 1 only
+  void* q = a->malloc(8 * MiB, 3);
+  EXPECT_NE(q, p);
   EXPECT_EQ(a->malloc(8 * MiB, 1), p);
+  a->free(p);
+  a.sim->complete_stream(1);
+  EXPECT_NE(a->malloc(8 * MiB, 3), p) << "freed after the pending fence: not known done yet";
+  // Stream 1's next call fences its frees again (its work is done at once now).
+  a->free(a->malloc(1000, 1));
+  EXPECT_EQ(a->malloc(8 * MiB, 3), p);
+  // Slabs stay with their stream.
   void* s1 = a->malloc(1000, 1);
   a->free(s1);
   EXPECT_NE(a->malloc(1000, 2), s1);
+  a->free(other);
+  a->free(q);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// Before a second stream allocates nothing is fenced (no event per free in a
+// one-stream job), so a block freed then is its stream's alone.
+TEST(Allocator, FreesBeforeASecondStreamStayWithTheirStream) {
+  SimAllocator a(0, kSegments);
+  void* p = a->malloc(8 * MiB, /*stream=*/1);
+  a->free(p);
+  EXPECT_NE(a->malloc(8 * MiB, 2), p);
+  EXPECT_EQ(a->malloc(8 * MiB, 1), p);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
@@ -166,7 +191,8 @@ TEST(Allocator, OutOfMemoryReleasesTheCacheRetriesThenFailsCleanly) {
   SimAllocator a(64 * MiB, kSegments);
   void* p = a->malloc(40 * MiB, 1);
   a->free(p);  // 40 MiB cached for stream 1
-  // Stream 2 cannot use stream 1's cache: the allocator must release it.
+  // Stream 2 cannot use stream 1's cache (freed before a second stream
+  // came, so never fenced): the allocator must release it.
   void* q = a->malloc(40 * MiB, 2);
   ASSERT_NE(q, nullptr);
   Stats s = a->stats();

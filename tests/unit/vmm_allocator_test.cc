@@ -246,8 +246,66 @@ TEST(VmmAllocator, RemappingWaitsForTheFreeingStreamsWork) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+// A stream takes the mapped free block another stream let go, once that
+// stream's work on it is done, instead of unmapping its pages and mapping
+// them again at its own arena (a pipeline whose micro-batches each run on a
+// stream of their own).
+TEST(VmmAllocator, AStreamTakesAnotherStreamsMappedFreeBlockInsteadOfRemapping) {
+  SimAllocator a(32 * MiB, "remap:always,remap_budget:off");
+  void* p = a->malloc(16 * MiB, /*stream=*/1);
+  void* q = a->malloc(16 * MiB, /*stream=*/2);
+  a->free(p);
+  const Stats before = a->stats();
+  EXPECT_EQ(a->malloc(16 * MiB, /*stream=*/3), p);
+  const Stats after = a->stats();
+  EXPECT_EQ(after.vmm.unmap, before.vmm.unmap);
+  EXPECT_EQ(after.vmm.map, before.vmm.map);
+  EXPECT_EQ(after.num_sync_all_streams, 0);
+  a->free(q);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// A sim whose streams can be destroyed: an event recorded on one then is an
+// error, as in CUDA.
+class StreamsThatEnd final : public ForwardingBackend {
+ public:
+  explicit StreamsThatEnd(uint64_t capacity) : ForwardingBackend(std::make_unique<SimBackend>(0, capacity)) {}
+  SimBackend& sim() { return static_cast<SimBackend&>(inner()); }
+  EventId record_event(StreamId stream) override {
+    if (stream == ended) throw Error(ErrorCode::kBackend, "event recorded on a destroyed stream");
+    return ForwardingBackend::record_event(stream);
+  }
+  StreamId ended = ~StreamId(0);
+};
+
+// Memory a stream freed after its last fence, the stream destroyed since, is
+// remapped for another stream after a device synchronization: no event is
+// recorded on a stream other than the one allocating.
+TEST(VmmAllocator, RemappingADestroyedStreamsMemoryRecordsNoEventOnIt) {
+  auto owned = std::make_unique<StreamsThatEnd>(32 * MiB);
+  StreamsThatEnd& backend = *owned;
+  Config config = Config::parse("remap:always,remap_budget:off");
+  config.backend = "sim";
+  Allocator a(config, std::move(owned));
+  void* keep = a.malloc(8 * MiB, /*stream=*/2);
+  backend.sim().hold_stream(1);
+  void* p = a.malloc(8 * MiB, 1);
+  void* r = a.malloc(8 * MiB, 1);
+  a.free(p);  // fenced, the fence pending
+  a.free(r);  // after the pending fence: not fenced
+  backend.sim().complete_stream(1);
+  backend.ended = 1;
+  void* t = a.malloc(16 * MiB, /*stream=*/3);  // only stream 1's pages can serve it
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(a.stats().num_sync_all_streams, 1);
+  a.free(t);
+  a.free(keep);
+  EXPECT_TRUE(InvariantsHold(a));
+}
+
 // While a pool is routed to (a CUDA graph capture) no event may be queried
-// and nothing synchronized or unmapped: no remap then, only new granules.
+// and nothing synchronized or unmapped: no remap then, only new granules, and
+// no stream takes another's free block.
 TEST(VmmAllocator, NoRemappingWhileAGraphIsCaptured) {
   SimAllocator a(32 * MiB, "remap:always,remap_budget:off");
   void* p = a->malloc(16 * MiB, /*stream=*/1);
@@ -261,8 +319,10 @@ TEST(VmmAllocator, NoRemappingWhileAGraphIsCaptured) {
   EXPECT_EQ(s.vmm.unmap, 0);
   EXPECT_EQ(s.num_sync_all_streams, 0);
   a->end_allocate_to_pool(graph);
-  EXPECT_NE(a->malloc(16 * MiB, /*stream=*/3), nullptr);  // remapped now
-  EXPECT_EQ(a->stats().vmm.unmap, 8);
+  // Now p's block itself serves stream 3: stream 1's work on it is done, so
+  // nothing is unmapped.
+  EXPECT_EQ(a->malloc(16 * MiB, /*stream=*/3), p);
+  EXPECT_EQ(a->stats().vmm.unmap, 0);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 

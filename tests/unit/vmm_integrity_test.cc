@@ -73,6 +73,7 @@ struct Live {
 // recorded then is done, its memory must stay where it was.
 struct Pending {
   uint64_t addr, size;
+  StreamId stream;
   EventId event;
   std::vector<uint64_t> physical;  // offset of each granule-sized piece
 };
@@ -155,6 +156,15 @@ Figures RunIntegrity(uint64_t ops, uint64_t seed, const std::string& conf, int64
         ++f.ooms;
         continue;
       }
+      // Another stream may take memory freed with queued work only once that
+      // work is done (its own stream's order makes it safe for it).
+      const uint64_t at = reinterpret_cast<uint64_t>(p);
+      for (const Pending& q : pending)
+        if (q.stream != stream && at < q.addr + q.size && q.addr < at + size && !host.event_done(q.event)) {
+          ADD_FAILURE() << "op " << op << ": memory freed on stream " << q.stream
+                        << " with queued work handed to stream " << stream << " before the work was done";
+          return f;
+        }
       const uint64_t id = next_id++;
       fill(p, size, id);
       live.push_back({p, size, id, stream});
@@ -170,7 +180,7 @@ Figures RunIntegrity(uint64_t ops, uint64_t seed, const std::string& conf, int64
       ++f.verified;
       if (held[l.stream]) {  // queued work may still use it
         const uint64_t addr = reinterpret_cast<uint64_t>(l.ptr);
-        pending.push_back({addr, l.size, host.record_event(l.stream), physical_pieces(host, addr, l.size)});
+        pending.push_back({addr, l.size, l.stream, host.record_event(l.stream), physical_pieces(host, addr, l.size)});
         ++f.pending_frees;
       }
       a.free(l.ptr, int64_t(l.size));

@@ -20,6 +20,7 @@ struct Block;
 struct LargeSegment {
   uintptr_t base = 0;
   uint64_t size = 0;
+  StreamId stream = 0;  // the stream it was made for (its blocks may serve others)
   // VMM arenas: the granules mapped at the pages from base, and when each
   // page was last given back by a freed block.
   PageTable pages;
@@ -37,7 +38,11 @@ struct Block {
   // Bytes on mapped pages (VMM arenas; plain segments: all of it). An
   // allocated block's are all of it.
   uint64_t backed = 0;
+  // Allocated: the stream it serves. Free: the stream whose queued work may
+  // still use it, so another stream takes it only once that work is done.
   StreamId stream = 0;
+  // Free: the StreamFences stamp of its stream's free (0: no request used it yet).
+  uint64_t freed_at = 0;
   BlockState state = BlockState::kFree;
   LargeSegment* segment = nullptr;
   Block* prev = nullptr;  // address-order neighbours within the segment

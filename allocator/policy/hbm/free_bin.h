@@ -45,6 +45,17 @@ class FreeBin {
     flat_.erase(std::prev(end));
     return b;
   }
+  // The block take_fit would take, left in the bin.
+  const Block* fit(uint64_t size) const {
+    if (tree_) [[unlikely]] {
+      auto it = tree_->lower_bound(Entry{size, 0, nullptr});
+      return it == tree_->end() ? nullptr : it->block;
+    }
+    auto end = std::partition_point(flat_.begin(), flat_.end(), [size](const Entry& e) { return e.size >= size; });
+    return end == flat_.begin() ? nullptr : std::prev(end)->block;
+  }
+  // The smallest block, left in the bin; the bin must not be empty.
+  const Block* smallest() const { return tree_ ? tree_->begin()->block : flat_.back().block; }
   // Takes the smallest block; the bin must not be empty.
   Block* take_smallest() {
     if (tree_) [[unlikely]]

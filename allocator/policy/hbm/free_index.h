@@ -17,6 +17,7 @@
 #include <bit>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/container/btree_map.h"
 #include "policy/hbm/block.h"
@@ -40,6 +41,21 @@ class FreeIndex {
     if (bins.bins[bin].empty()) bins.clear_bit(bin);
     --count_;
     return b;
+  }
+  // Appends, for each stream with a block of at least `size`, its best fit
+  // (left in the index): the candidates of a best fit over all streams.
+  void append_best_fits(uint64_t size, std::vector<Block*>& out) const {
+    const uint32_t own_bin = bin_of(size);
+    for (const auto& [stream, bins] : streams_) {
+      const Block* b = bins->bins[own_bin].fit(size);
+      if (b == nullptr)
+        if (const uint32_t bin = bins->first_set_after(own_bin); bin != kBins) b = bins->bins[bin].smallest();
+      if (b != nullptr) out.push_back(const_cast<Block*>(b));
+    }
+  }
+  // Whether no stream but `stream` has ever had a block indexed.
+  bool only(StreamId stream) const {
+    return streams_.empty() || (streams_.size() == 1 && streams_.begin()->first == stream);
   }
   // b's size, address and stream must not change while it is indexed.
   void insert(Block* b) {

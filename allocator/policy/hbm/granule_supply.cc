@@ -5,22 +5,24 @@
 
 namespace hbmalloc::hbm {
 
-void StreamIdle::ensure(StreamId stream) {
-  if (synced_ || std::find(settled_.begin(), settled_.end(), stream) != settled_.end()) return;
-  EventId e = backend_.record_event(stream);
-  bool done = backend_.event_done(e);
-  backend_.release_event(e);
-  if (!done) {
-    backend_.synchronize();
-    ++stats_.num_sync_all_streams;
-    synced_ = true;  // every stream is idle now
-    return;
+void StreamIdle::ensure(StreamId stream, uint64_t freed_at) {
+  if (synced_ || fences_.settled_or_synced(stream, freed_at)) return;
+  if (std::find(settled_.begin(), settled_.end(), stream) != settled_.end()) return;
+  if (!fences_.several() || fences_.requester() == stream) {
+    EventId e = backend_.record_event(stream);
+    const bool done = backend_.event_done(e);
+    backend_.release_event(e);
+    if (done) {
+      settled_.push_back(stream);
+      return;
+    }
   }
-  settled_.push_back(stream);
+  fences_.synchronize();
+  synced_ = true;  // every stream is idle now
 }
 
-GranuleSupply::GranuleSupply(GranuleSource& source, Backend& backend, const VmmConfig& config)
-    : source_(source), config_(config), granule_(config.granule_size), idle_(backend, source.stats()), backend_(backend) {}
+GranuleSupply::GranuleSupply(GranuleSource& source, Backend& backend, StreamFences& fences, const VmmConfig& config)
+    : source_(source), config_(config), granule_(config.granule_size), idle_(backend, fences), backend_(backend) {}
 
 size_t GranuleSupply::remaps_allowed(size_t want) {
   if (config_.remap_budget < 0) return want;

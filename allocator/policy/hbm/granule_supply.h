@@ -16,17 +16,22 @@
 #include "backend/backend.h"
 #include "hbmalloc/vmm_config.hpp"
 #include "policy/granule_source.h"
+#include "policy/hbm/stream_fences.h"
 
 namespace hbmalloc::hbm {
 
 // Makes sure no queued work on a stream still uses memory about to be
-// unmapped: an event recorded on the stream now must be done, else the device
-// is synchronized (counted in num_sync_all_streams). Streams already settled
-// within one operation are remembered until reset().
+// unmapped: settled by its stream's fence, else an event recorded on the
+// stream now must be done, else the device is synchronized (counted in
+// num_sync_all_streams). The event is recorded only on a stream known to be
+// alive, the one allocating now or the only one there is; for another the
+// device is synchronized. Streams already settled within one operation are
+// remembered until reset().
 class StreamIdle {
  public:
-  StreamIdle(Backend& backend, LiveStats& stats) : backend_(backend), stats_(stats) {}
-  void ensure(StreamId stream);
+  StreamIdle(Backend& backend, StreamFences& fences) : backend_(backend), fences_(fences) {}
+  // `freed_at`: the StreamFences stamp of the memory's free.
+  void ensure(StreamId stream, uint64_t freed_at = StreamFences::kUnstamped);
   void reset() {
     settled_.clear();
     synced_ = false;
@@ -34,7 +39,7 @@ class StreamIdle {
 
  private:
   Backend& backend_;
-  LiveStats& stats_;
+  StreamFences& fences_;
   std::vector<StreamId> settled_;
   bool synced_ = false;
 };
@@ -63,7 +68,7 @@ inline uint64_t granules_in(std::span<const GranuleRun> runs) {
 class GranuleSupply {
  public:
   // Granules of config.granule_size.
-  GranuleSupply(GranuleSource& source, Backend& backend, const VmmConfig& config);
+  GranuleSupply(GranuleSource& source, Backend& backend, StreamFences& fences, const VmmConfig& config);
   GranuleSupply(const GranuleSupply&) = delete;
   GranuleSupply& operator=(const GranuleSupply&) = delete;
 

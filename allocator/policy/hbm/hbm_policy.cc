@@ -22,22 +22,23 @@ uint64_t arena_size(const Backend& backend) {
 }  // namespace
 
 std::unique_ptr<GranuleSupply> HbmPolicy::make_supply(const Config& config, Backend& backend,
-                                                      GranuleSource& granules) {
+                                                      GranuleSource& granules, StreamFences& fences) {
   const uint64_t device_granule = granules.granularity();
   if (!config.vmm.enabled || device_granule == 0) return nullptr;  // plain segments
   if (config.vmm.granule_size % device_granule != 0)
     throw Error(ErrorCode::kConfig, "granule_size: " + std::to_string(config.vmm.granule_size) +
                                         " is not a multiple of the " + std::string(backend.name()) +
                                         " device's granularity " + std::to_string(device_granule));
-  return std::make_unique<GranuleSupply>(granules, backend, config.vmm);
+  return std::make_unique<GranuleSupply>(granules, backend, fences, config.vmm);
 }
 
 HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)
     : source_(backend, stats),
       granules_(backend, source_),
-      supply_(make_supply(config, backend, granules_)),
+      fences_(backend, stats),
+      supply_(make_supply(config, backend, granules_, fences_)),
       slabs_(config.small_size, config.slab_size, source_, supply_.get()),
-      large_(source_, config.segment_round, supply_.get(), arena_size(backend)) {
+      large_(source_, config.segment_round, supply_.get(), arena_size(backend), fences_) {
   // Empty slabs go first: whole granules, no large block cut.
   if (supply_) {
     supply_->add_reclaimer(&slabs_);
@@ -62,6 +63,7 @@ LiveBlock HbmPolicy::describe(const Live& live) {
 }
 
 Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
+  fences_.allocating(stream);
   if (size <= slabs_.max_size()) {
     SlabPool::Slot slot = slabs_.allocate(slabs_.class_of(size), stream);
     // No memory for a new slab (the limit or the device is full): a cached
@@ -77,6 +79,7 @@ Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
 
 
 Allocation HbmPolicy::allocate_at(uint64_t addr, uint64_t size, uint64_t requested) {
+  fences_.none();
   if (slabs_.slab_at(addr) != nullptr) {
     SlabPool::Slot slot = slabs_.take_at(addr, size);
     if (slot.slab != nullptr) {
@@ -124,6 +127,7 @@ ErrorCode HbmPolicy::classify_bad_pointer(void* ptr) const {
 }
 
 uint64_t HbmPolicy::release_cached() {
+  fences_.none();
   return slabs_.release_cached() + large_.release_cached();
 }
 

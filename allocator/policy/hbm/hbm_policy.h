@@ -13,6 +13,7 @@
 #include "policy/hbm/granule_supply.h"
 #include "policy/hbm/large_pool.h"
 #include "policy/hbm/slab_pool.h"
+#include "policy/hbm/stream_fences.h"
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
@@ -31,6 +32,8 @@ class HbmPolicy final : public Policy {
   void set_limit(uint64_t bytes) override { source_.set_limit(bytes); }
   void set_capturing(bool capturing) override {
     if (supply_) supply_->set_capturing(capturing);
+    fences_.set_capturing(capturing);
+    large_.set_capturing(capturing);
   }
   // Whether large blocks are page-mapped (VMM) rather than plain segments.
   bool vmm() const { return supply_ != nullptr; }
@@ -51,10 +54,12 @@ class HbmPolicy final : public Policy {
   Allocation handed_out(Block* block, uint64_t size);
 
   // The supply is built before and outlives the pools that draw from it.
-  static std::unique_ptr<GranuleSupply> make_supply(const Config& config, Backend& backend, GranuleSource& granules);
+  static std::unique_ptr<GranuleSupply> make_supply(const Config& config, Backend& backend, GranuleSource& granules,
+                                                    StreamFences& fences);
 
   SegmentSource source_;
   GranuleSource granules_;
+  StreamFences fences_;
   std::unique_ptr<GranuleSupply> supply_;  // null: plain segments
   SlabPool slabs_;
   LargePool large_;

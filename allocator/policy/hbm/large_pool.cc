@@ -12,13 +12,15 @@ namespace hbmalloc::hbm {
 namespace {
 }  // namespace
 
-LargePool::LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size)
+LargePool::LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size,
+                     StreamFences& fences)
     : segment_round_(segment_round),
       source_(source),
       supply_(supply),
       page_(supply ? supply->granule() : 0),
       page_shift_(std::countr_zero(page_)),
-      arena_size_(supply ? round_up(arena_size, supply->granule()) : 0) {}
+      arena_size_(supply ? round_up(arena_size, supply->granule()) : 0),
+      fences_(fences) {}
 
 LargePool::~LargePool() {
   if (vmm()) {
@@ -38,7 +40,7 @@ Block* LargePool::new_segment(uint64_t size, StreamId stream) {
 }
 
 Block* LargePool::new_head(uintptr_t base, uint64_t bytes, StreamId stream, BlockState state) {
-  LargeSegment* seg = segments_.make(LargeSegment{base, bytes, {}, {}});
+  LargeSegment* seg = segments_.make(LargeSegment{base, bytes, stream, {}, {}});
   Block* b = blocks_.make();
   b->addr = base;
   b->size = bytes;
@@ -57,6 +59,7 @@ Block* LargePool::split_off(Block* b, uint64_t first_size, BlockState rest_state
   rest->addr = b->addr + first_size;
   rest->size = b->size - first_size;
   rest->stream = b->stream;
+  rest->freed_at = b->freed_at;
   rest->state = rest_state;
   rest->segment = b->segment;
   rest->prev = b;
@@ -82,21 +85,44 @@ void LargePool::unlink_and_recycle(Block* b) {
   blocks_.recycle(b);
 }
 
+Block* LargePool::take_best_fit(StreamId stream, uint64_t size) {
+  if (capturing_ || free_.only(stream)) [[likely]]
+    return free_.take_best_fit(stream, size);
+  std::vector<Block*>& fits = fits_;
+  fits.clear();
+  free_.append_best_fits(size, fits);
+  std::sort(fits.begin(), fits.end(),
+            [](const Block* a, const Block* b) { return a->size != b->size ? a->size < b->size : a->addr < b->addr; });
+  for (Block* b : fits) {
+    if (b->stream != stream && !settled(b)) continue;  // its stream may still use it
+    free_.erase(b);
+    return b;
+  }
+  return nullptr;
+}
+
 Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
   uint64_t rounded = round_up(size, kRound);
-  Block* b = free_.take_best_fit(stream, rounded);
+  Block* b = take_best_fit(stream, rounded);
   if (b == nullptr) [[unlikely]] {
     if (!may_grow) return nullptr;
     b = vmm() ? new_arena(rounded, stream) : new_segment(rounded, stream);
     if (b == nullptr) return nullptr;
   }
   account_inactive(b, -1);
+  // A free neighbour left apart (another stream's) is split by b from now on.
+  Block *before = b->prev, *after = b->next;
+  account_inactive(before, -1);
+  account_inactive(after, -1);
   b->state = BlockState::kAllocated;  // before the remainder is counted: it is split because of b
-  if (b->size > rounded) {  // the remainder stays free, right after the block
+  if (b->size > rounded) {  // the remainder stays free, right after the block, with the stream it had
     Block* rest = split_off(b, rounded, BlockState::kFree);
     free_.insert(rest);
     account_inactive(rest, +1);
   }
+  account_inactive(before, +1);
+  account_inactive(after, +1);
+  b->stream = stream;
   // Without may_grow only memory already mapped may serve.
   return b->backed == b->size ? b : ready_for_use(b, may_grow);
 }
@@ -120,6 +146,9 @@ Block* LargePool::take_at(uintptr_t addr, uint64_t size) {
     return nullptr;
   free_.erase(b);
   account_inactive(b, -1);
+  Block *before = b->prev, *after = b->next;  // free ones left apart: see allocate()
+  account_inactive(before, -1);
+  account_inactive(after, -1);
   Block* front = nullptr;
   if (addr > b->addr) {
     front = b;
@@ -132,6 +161,8 @@ Block* LargePool::take_at(uintptr_t addr, uint64_t size) {
       free_.insert(n);
       account_inactive(n, +1);
     }
+  account_inactive(before, +1);
+  account_inactive(after, +1);
   return b->backed == b->size ? b : ready_for_use(b, true);
 }
 
@@ -145,17 +176,41 @@ void LargePool::detach_free_neighbours(const Block* b) {
   }
 }
 
-// Grows free block b over its (detached) free neighbours; returns the result.
+// Grows free block b over the free neighbours it may join, its immediate
+// ones detached by the caller; one left apart (another stream's, that stream
+// still busy) stays free beside it. The result keeps b's stream, so past a
+// merge the next neighbour out is asked too.
 Block* LargePool::coalesce(Block* b) {
-  if (Block* p = b->prev; p && p->is_free()) {
+  auto merge = [&](Block* n, bool detached) {
+    if (!joins(n, b->stream)) {
+      if (detached) {  // back as it was, beside b, now free
+        free_.insert(n);
+        account_inactive(n, +1);
+      }
+      return false;
+    }
+    if (!detached) {
+      account_inactive(n, -1);
+      free_.erase(n);
+    }
+    return true;
+  };
+  for (bool detached = true; b->prev && b->prev->is_free(); detached = false) {
+    Block* p = b->prev;
+    if (!merge(p, detached)) break;
     p->size += b->size;
     p->backed += b->backed;
+    p->stream = b->stream;  // p's own stream is done with it
+    p->freed_at = std::max(p->freed_at, b->freed_at);
     unlink_and_recycle(b);
     b = p;
   }
-  if (Block* n = b->next; n && n->is_free()) {
+  for (bool detached = true; b->next && b->next->is_free(); detached = false) {
+    Block* n = b->next;
+    if (!merge(n, detached)) break;
     b->size += n->size;
     b->backed += n->backed;
+    b->freed_at = std::max(b->freed_at, n->freed_at);
     unlink_and_recycle(n);
   }
   return b;
@@ -167,6 +222,7 @@ void LargePool::free(Block* b) {
     if (frees_ < PageUse::kMaxTime) ++frees_;  // past it every free reads as the latest
     b->segment->use.touch(first, end, frees_);
   }
+  b->freed_at = fences_.freed(b->stream);
   give_back(b);
 }
 
@@ -188,8 +244,39 @@ const Block* LargePool::block_at(uintptr_t addr) const {
   return b;
 }
 
+void LargePool::rejoin_free() {
+  if (capturing_) return;
+  bool synced = false;
+  for (const auto& [base, head] : segment_heads_)
+    for (Block* b = head; b != nullptr; b = b->next)
+      while (b->is_free() && b->next != nullptr && b->next->is_free()) {
+        Block* n = b->next;
+        if (!synced && n->stream != b->stream && !settled(b) && !settled(n)) {
+          fences_.synchronize();  // as emptying a cache does anyway: now every block is settled
+          synced = true;
+        }
+        // The joined block keeps the stream that may still use its part
+        // (after the synchronization none does).
+        const Block* keep = b;
+        if (n->stream == b->stream) keep = n->freed_at > b->freed_at ? n : b;
+        else if (!synced && settled(b)) keep = n;
+        for (Block* x : {b, n}) {
+          account_inactive(x, -1);
+          free_.erase(x);
+        }
+        b->size += n->size;
+        b->backed += n->backed;
+        b->stream = keep->stream;
+        b->freed_at = synced ? 0 : keep->freed_at;
+        unlink_and_recycle(n);
+        free_.insert(b);
+        account_inactive(b, +1);
+      }
+}
+
 uint64_t LargePool::release_cached() {
   uint64_t released = 0;
+  rejoin_free();  // pages shared by two free blocks go back only as one block's
   if (vmm()) {  // every cached free page, unmapped as for a remap and given back
     StreamIdle& idle = supply_->idle();
     idle.reset();
@@ -234,7 +321,6 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
       if (b->segment != seg) violated(at + ": points to another segment");
       if (b->addr != cursor) violated(at + ": gap or overlap (expected " + std::to_string(cursor) + ")");
       if (b->size == 0 || b->size % kRound != 0) violated(at + ": size not a positive multiple of 512");
-      if (b->stream != head->stream) violated(at + ": stream differs from its segment");
       if (b->next && b->next->prev != b) violated(at + ": broken back link");
       cursor += b->size;
       if (b->backed != (vmm() ? mapped_bytes(seg, b->addr, b->size) : b->size))
@@ -246,7 +332,9 @@ void LargePool::check(PoolTally& tally, std::vector<const Block*>& allocated, st
         continue;
       }
       ++free_blocks;
-      if (b->next && b->next->is_free()) violated(at + ": two free neighbours not coalesced");
+      // Free neighbours stay apart only while one's stream may still use it.
+      if (b->next && b->next->is_free() && b->next->stream == b->stream)
+        violated(at + ": two free neighbours of one stream not coalesced");
       if (!free_.contains(b)) violated(at + ": free block missing from the index");
       if (b->is_split()) {
         ++tally.inactive_split;
@@ -273,7 +361,7 @@ void LargePool::append_layout(Layout& out, const std::function<uint64_t(uintptr_
       append_arena(head, out, requested_of);
       continue;
     }
-    SegmentLayout seg{base, head->segment->size, Pool::kLarge, head->stream, {}, false};
+    SegmentLayout seg{base, head->segment->size, Pool::kLarge, head->segment->stream, {}, false};
     for (const Block* b = head; b; b = b->next)
       seg.blocks.push_back({b->addr, b->size, b->allocated() ? requested_of(b->addr) : 0, b->allocated()});
     out.push_back(std::move(seg));

@@ -1,13 +1,18 @@
-// The hbm policy's large path: best fit over free blocks of the request's
-// stream (an ordered index, O(log n)), splitting on allocation and coalescing
-// with free neighbours on free. Two ways to get more memory:
+// The hbm policy's large path: best fit (an ordered index, O(log n)) over
+// the request's stream's free blocks and those of other streams whose work
+// on them is done (StreamFences), splitting on allocation and coalescing with
+// free neighbours on free; a free block another stream may still use stays
+// apart from its neighbours until that stream's work is done. Streams do not
+// keep memory from each other, so a job whose streams take turns (a pipeline's
+// micro-batches) needs no more than one stream would. Two ways to get more
+// memory:
 //
 // * plain segments (no VMM): a segment is the request rounded to
 //   segment_round, so the unused tail of a segment stays under one rounding
 //   unit and remains splittable;
-// * page-mapped arenas (VMM, large_pool_vmm.cc): each stream has reserved
-//   address ranges tiled by free and allocated blocks, a new arena starting
-//   as one free block. Where blocks go never depends on what is mapped: best
+// * page-mapped arenas (VMM, large_pool_vmm.cc): reserved address ranges
+//   tiled by free and allocated blocks, a new arena starting as one free
+//   block (made for a stream that finds no free block it may use). Where blocks go never depends on what is mapped: best
 //   fit over the address space, as if nothing were ever unmapped (the
 //   layout of `remap:never`, close to PyTorch's expandable segments). What
 //   is mapped is decided apart: every page an allocated block touches is
@@ -31,6 +36,7 @@
 #include "policy/hbm/block.h"
 #include "policy/hbm/free_index.h"
 #include "policy/hbm/granule_supply.h"
+#include "policy/hbm/stream_fences.h"
 #include "policy/policy.h"
 #include "policy/segment_source.h"
 
@@ -42,7 +48,8 @@ class LargePool final : public GranuleReclaimer {
 
   // Without a supply: plain segments rounded to segment_round. With one:
   // page-mapped arenas of arena_size bytes (more for a larger request).
-  LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size);
+  LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size,
+            StreamFences& fences);
   ~LargePool() override;
   LargePool(const LargePool&) = delete;
   LargePool& operator=(const LargePool&) = delete;
@@ -69,6 +76,9 @@ class LargePool final : public GranuleReclaimer {
   void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
 
   size_t reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) override;
+  // While a CUDA graph is captured no event may be queried: each stream
+  // keeps to its own free blocks.
+  void set_capturing(bool capturing) { capturing_ = capturing; }
 
  private:
   // --- plain segments ---
@@ -114,6 +124,17 @@ class LargePool final : public GranuleReclaimer {
   void release_all_vmm() noexcept;
 
   // --- both ---
+  // Takes the best fit for `size` over every stream's free blocks, by (size,
+  // address): the request's stream's own, or another stream's once the work
+  // queued there is done (never waiting for it); nullptr when none fits.
+  Block* take_best_fit(StreamId stream, uint64_t size);
+  // Whether free block b's own stream is done with it (another may take it).
+  bool settled(const Block* b) { return !capturing_ && fences_.settled(b->stream, b->freed_at); }
+  // Whether a free block freed on `stream` may join free neighbour n.
+  bool joins(const Block* n, StreamId stream) { return n->stream == stream || settled(n); }
+  // Joins free neighbours left apart, synchronizing the device when their
+  // streams' work is not known to be done.
+  void rejoin_free();
   // Free blocks next to an allocated one are "inactive split", as in PyTorch.
   // In an arena, only the bytes on mapped pages count (the rest holds no memory).
   void account_inactive(const Block* b, int sign) {
@@ -152,6 +173,9 @@ class LargePool final : public GranuleReclaimer {
   };
   std::vector<Victim> victims_;  // scratch of reclaim()
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
+  StreamFences& fences_;        // when another stream may take a free block
+  bool capturing_ = false;
+  std::vector<Block*> fits_;    // scratch of take_best_fit()
 };
 
 }  // namespace hbmalloc::hbm

@@ -186,7 +186,7 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
   for (size_t i = 0; i < victims.size();) {
     Block* b = victims[i].block;
     LargeSegment* seg = b->segment;
-    idle.ensure(b->stream);
+    idle.ensure(b->stream, b->freed_at);
     account_inactive(b, -1);
     for (; i < victims.size() && victims[i].block == b;) {
       const uint64_t first = victims[i].first;
@@ -227,7 +227,7 @@ void LargePool::append_arena(const Block* head, Layout& out,
   // Each stretch of mapped pages is a segment holding the parts of blocks on it.
   seg->pages.for_each_stretch([&](uint64_t first, uint64_t count) {
     const uintptr_t lo = seg->base + first * page_, hi = lo + count * page_;
-    SegmentLayout s{lo, hi - lo, Pool::kLarge, head->stream, {}, true};
+    SegmentLayout s{lo, hi - lo, Pool::kLarge, seg->stream, {}, true};
     while (b && b->addr + b->size <= lo) b = b->next;
     for (const Block* c = b; c && c->addr < hi; c = c->next) {
       const uintptr_t from = std::max<uintptr_t>(c->addr, lo), to = std::min<uintptr_t>(c->addr + c->size, hi);

@@ -1,0 +1,42 @@
+#include "policy/hbm/stream_fences.h"
+
+namespace hbmalloc::hbm {
+
+StreamFences::~StreamFences() {
+  // The policy is going away; a backend that fails now has no one to tell.
+  try {
+    for (auto& [stream, f] : fences_)
+      if (f->recorded) backend_.release_event(f->event);
+  } catch (...) {
+  }
+}
+
+void StreamFences::refresh(StreamId stream, Fence& f) {
+  if (capturing_ || !several() || f.last_free <= f.at) return;  // nothing to fence
+  if (f.recorded) {
+    if (!done(f)) return;
+    f.recorded = false;
+    backend_.release_event(f.event);
+  }
+  f.event = backend_.record_event(stream);
+  f.recorded = true;
+  f.done = false;
+  f.at = clock_;
+}
+
+bool StreamFences::settled(StreamId stream, uint64_t freed_at) {
+  if (freed_at == 0) return true;
+  auto it = fences_.find(stream);
+  if (it == fences_.end()) return false;
+  Fence& f = *it->second;
+  if (freed_at <= f.done_at) return true;
+  return !capturing_ && f.recorded && f.at >= freed_at && done(f);
+}
+
+void StreamFences::synchronize() {
+  backend_.synchronize();
+  ++stats_.num_sync_all_streams;
+  synced_at_ = clock_;
+}
+
+}  // namespace hbmalloc::hbm

@@ -55,7 +55,8 @@ class FreeIndex {
   }
   // Whether no stream but `stream` has ever had a block indexed.
   bool only(StreamId stream) const {
-    return streams_.empty() || (streams_.size() == 1 && streams_.begin()->first == stream);
+    // With one stream indexed, last_stream_ is it (of() made its bins).
+    return streams_.size() <= 1 && (last_ == nullptr || last_stream_ == stream);
   }
   // b's size, address and stream must not change while it is indexed.
   void insert(Block* b) {

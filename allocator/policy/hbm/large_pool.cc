@@ -85,9 +85,7 @@ void LargePool::unlink_and_recycle(Block* b) {
   blocks_.recycle(b);
 }
 
-Block* LargePool::take_best_fit(StreamId stream, uint64_t size) {
-  if (capturing_ || free_.only(stream)) [[likely]]
-    return free_.take_best_fit(stream, size);
+Block* LargePool::take_best_fit_of_all(StreamId stream, uint64_t size) {
   std::vector<Block*>& fits = fits_;
   fits.clear();
   free_.append_best_fits(size, fits);
@@ -112,16 +110,21 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
   account_inactive(b, -1);
   // A free neighbour left apart (another stream's) is split by b from now on.
   Block *before = b->prev, *after = b->next;
-  account_inactive(before, -1);
-  account_inactive(after, -1);
+  const bool apart = (before && before->is_free()) || (after && after->is_free());
+  if (apart) [[unlikely]] {
+    account_inactive(before, -1);
+    account_inactive(after, -1);
+  }
   b->state = BlockState::kAllocated;  // before the remainder is counted: it is split because of b
   if (b->size > rounded) {  // the remainder stays free, right after the block, with the stream it had
     Block* rest = split_off(b, rounded, BlockState::kFree);
     free_.insert(rest);
     account_inactive(rest, +1);
   }
-  account_inactive(before, +1);
-  account_inactive(after, +1);
+  if (apart) [[unlikely]] {
+    account_inactive(before, +1);
+    account_inactive(after, +1);
+  }
   b->stream = stream;
   // Without may_grow only memory already mapped may serve.
   return b->backed == b->size ? b : ready_for_use(b, may_grow);

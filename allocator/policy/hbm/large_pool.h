@@ -127,7 +127,12 @@ class LargePool final : public GranuleReclaimer {
   // Takes the best fit for `size` over every stream's free blocks, by (size,
   // address): the request's stream's own, or another stream's once the work
   // queued there is done (never waiting for it); nullptr when none fits.
-  Block* take_best_fit(StreamId stream, uint64_t size);
+  Block* take_best_fit(StreamId stream, uint64_t size) {
+    if (capturing_ || free_.only(stream)) [[likely]]
+      return free_.take_best_fit(stream, size);
+    return take_best_fit_of_all(stream, size);
+  }
+  Block* take_best_fit_of_all(StreamId stream, uint64_t size);
   // Whether free block b's own stream is done with it (another may take it).
   bool settled(const Block* b) { return !capturing_ && fences_.settled(b->stream, b->freed_at); }
   // Whether a free block freed on `stream` may join free neighbour n.

@@ -11,8 +11,7 @@ StreamFences::~StreamFences() {
   }
 }
 
-void StreamFences::refresh(StreamId stream, Fence& f) {
-  if (capturing_ || !several() || f.last_free <= f.at) return;  // nothing to fence
+void StreamFences::record(StreamId stream, Fence& f) {
   if (f.recorded) {
     if (!done(f)) return;
     f.recorded = false;

@@ -45,6 +45,10 @@ class StreamFences {
 
   // A free on `stream`: the stamp the freed block keeps (never 0).
   uint64_t freed(StreamId stream) {
+    // One stream: nothing to fence (its next free after a second stream came
+    // fences this one too).
+    if (!several()) [[likely]]
+      return ++clock_;
     Fence& f = of(stream);
     f.last_free = ++clock_;
     const uint64_t stamp = clock_;
@@ -81,8 +85,13 @@ class StreamFences {
     return *last_;
   }
   // A new fence when the stream freed something since its last one and that
-  // one is done.
-  void refresh(StreamId stream, Fence& f);
+  // one is done (inline: one stream's job returns at once).
+  void refresh(StreamId stream, Fence& f) {
+    if (capturing_ || f.last_free <= f.at || !several()) [[likely]]
+      return;
+    record(stream, f);
+  }
+  void record(StreamId stream, Fence& f);
   bool done(Fence& f) {
     if (!f.done && backend_.event_done(f.event)) {
       f.done = true;

@@ -6,10 +6,10 @@
 
 #include <memory>
 #include <set>
-#include <stdexcept>
 
 #include "backend/forwarding_backend.h"
 #include "backend/sim_backend.h"
+#include "hbmalloc/error.hpp"
 
 namespace hbmalloc::hbm {
 namespace {
@@ -20,7 +20,7 @@ class CountingSim final : public ForwardingBackend {
   CountingSim() : ForwardingBackend(std::make_unique<SimBackend>(0, 0)) {}
   SimBackend& sim() { return static_cast<SimBackend&>(inner()); }
   EventId record_event(StreamId stream) override {
-    if (gone.count(stream)) throw std::logic_error("an event recorded on a stream that is gone");
+    if (gone.count(stream)) throw Error(ErrorCode::kBackend, "an event recorded on a stream that is gone");
     ++recorded;
     return ForwardingBackend::record_event(stream);
   }
@@ -103,6 +103,18 @@ TEST(StreamFences, NoEventOnAStreamOnceItsCallerStopped) {
   f.fences.allocating(2);
   EXPECT_TRUE(f.fences.settled(1, stamp)) << "its fence, recorded at the free, is queried";
   EXPECT_EQ(f.backend.recorded, 1);
+}
+
+// A block freed after its stream was destroyed: the free goes through, the
+// block stays unfenced, and only a synchronization settles it.
+TEST(StreamFences, AFreeOnAStreamThatIsGoneIsLeftUnfenced) {
+  TwoStreams f;
+  f.backend.gone.insert(1);
+  uint64_t stamp = 0;
+  EXPECT_NO_THROW(stamp = f.fences.freed(1));
+  EXPECT_FALSE(f.fences.settled(1, stamp));
+  f.fences.synchronize();
+  EXPECT_TRUE(f.fences.settled_or_synced(1, stamp));
 }
 
 TEST(StreamFences, WhileCapturingNothingIsRecordedOrQueried) {

@@ -1,5 +1,7 @@
 #include "policy/hbm/stream_fences.h"
 
+#include "hbmalloc/error.hpp"
+
 namespace hbmalloc::hbm {
 
 StreamFences::~StreamFences() {
@@ -17,7 +19,14 @@ void StreamFences::record(StreamId stream, Fence& f) {
     f.recorded = false;
     backend_.release_event(f.event);
   }
-  f.event = backend_.record_event(stream);
+  try {
+    f.event = backend_.record_event(stream);
+  } catch (const Error&) {
+    // The stream is gone (a block freed after its stream was destroyed): the
+    // free still succeeds; its stream's frees stay unfenced until a device
+    // synchronization settles them.
+    return;
+  }
   f.recorded = true;
   f.done = false;
   f.at = clock_;

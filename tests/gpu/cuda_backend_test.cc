@@ -392,6 +392,52 @@ TEST_F(AllocatorGpuTest, PatternsSurviveRandomFreeAndReuseOnTwoStreams) {
   a.check_invariants();
 }
 
+// A large block freed on one stream serves another only once the work
+// queued there before the free has run: while s1 is held back its block goes
+// to s1 alone; once s1 has run (and fenced its frees) s2 takes it, and s2's
+// data is never overwritten by s1's late work.
+TEST_F(AllocatorGpuTest, AnotherStreamTakesAFreeBlockOnlyOnceItsStreamRan) {
+  Stream s1, s2;
+  // No remapping: it would wait for s1 to unmap its pages, which is not what this shows.
+  Allocator a(Config::parse("backend:cuda,remap:never"), 0);
+  constexpr uint64_t kSize = 8 * kMiB;
+  void* other = a.malloc(kSize, s2.id());  // two streams: frees are fenced
+  ASSERT_NE(other, nullptr);
+  void* first = nullptr;
+  void* second = nullptr;
+  void* post = nullptr;
+  {
+    StreamGate gate(s1.get());
+    first = a.malloc(kSize, s1.id());
+    ASSERT_NE(first, nullptr);
+    post = a.malloc(kSize, s1.id());  // keeps first's block apart from the free space after it
+    ASSERT_NE(post, nullptr);
+    CUDA_ASSERT(cudaMemsetAsync(first, 0x01, kSize, s1.get()));  // runs once the gate opens
+    a.free(first, kSize);
+    second = a.malloc(kSize, s2.id());
+    ASSERT_NE(second, nullptr);
+    EXPECT_NE(second, first) << "s1's queued write would land on s2's block";
+    CUDA_ASSERT(cudaMemsetAsync(second, 0xCD, kSize, s2.get()));
+    CUDA_ASSERT(cudaStreamSynchronize(s2.get()));
+    gate.open();
+    CUDA_ASSERT(cudaStreamSynchronize(s1.get()));
+    EXPECT_FALSE(gate.timed_out()) << "the allocator waited on the gated stream";
+    EXPECT_TRUE(holds_pattern(second, kSize, 0xCD));
+  }
+  // s1 has run past the fence recorded at the free: s2 takes the block.
+  void* third = a.malloc(kSize, s2.id());
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third, first) << "s1's free block, its work done";
+  CUDA_ASSERT(cudaMemsetAsync(third, 0x5A, kSize, s2.get()));
+  CUDA_ASSERT(cudaDeviceSynchronize());
+  EXPECT_TRUE(holds_pattern(third, kSize, 0x5A));
+  a.free(third, kSize);
+  a.free(second, kSize);
+  a.free(post, kSize);
+  a.free(other, kSize);
+  a.check_invariants();
+}
+
 TEST_F(AllocatorGpuTest, RecordStreamDelaysReuseUntilTheOtherStreamIsDone) {
   Stream s1, s2;
   Allocator a(cuda_config(), 0);

@@ -1,7 +1,7 @@
 // Which streams' queued work is done with a freed block, so that another
 // stream may take it or its memory may be unmapped. Once the policy has seen
 // two streams, each stream keeps one fence: an event recorded on it at one
-// of its frees or allocations, the moments its caller is using it, never
+// of its large frees or allocations, the moments its caller is using it, never
 // later (a block's stream may be gone by the time another stream wants the
 // block, and an event recorded on it then would be an error). A block freed
 // before its stream's fence is settled once the fence's event is done. One

@@ -56,7 +56,6 @@ class SegmentSource {
   uint64_t limit() const { return limit_; }
   LiveStats& stats() { return stats_; }
   const LiveStats& stats() const { return stats_; }
-  Backend& backend() { return backend_; }
 
  private:
   Backend& backend_;

@@ -16,10 +16,9 @@
 #include <array>
 #include <bit>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
-#include "absl/container/btree_map.h"
+#include "core/per_stream.h"
 #include "policy/hbm/block.h"
 #include "policy/hbm/free_bin.h"
 
@@ -30,7 +29,7 @@ class FreeIndex {
   // Takes the best fit for `size` out of the index; nullptr when the stream
   // has no free block that large.
   Block* take_best_fit(StreamId stream, uint64_t size) {
-    Bins& bins = of(stream);
+    Bins& bins = streams_.of(stream);
     uint32_t bin = bin_of(size);
     Block* b = bins.bins[bin].take_fit(size);
     if (b == nullptr) {
@@ -54,20 +53,17 @@ class FreeIndex {
     }
   }
   // Whether no stream but `stream` has ever had a block indexed.
-  bool only(StreamId stream) const {
-    // With one stream indexed, last_stream_ is it (of() made its bins).
-    return streams_.size() <= 1 && (last_ == nullptr || last_stream_ == stream);
-  }
+  bool only(StreamId stream) const { return streams_.only(stream); }
   // b's size, address and stream must not change while it is indexed.
   void insert(Block* b) {
-    Bins& bins = of(b->stream);
+    Bins& bins = streams_.of(b->stream);
     uint32_t bin = bin_of(b->size);
     bins.bins[bin].insert(b);
     bins.set_bit(bin);
     ++count_;
   }
   void erase(const Block* b) {
-    Bins& bins = of(b->stream);
+    Bins& bins = streams_.of(b->stream);
     uint32_t bin = bin_of(b->size);
     if (!bins.bins[bin].erase(b)) return;
     if (bins.bins[bin].empty()) bins.clear_bit(bin);
@@ -75,8 +71,8 @@ class FreeIndex {
   }
 
   bool contains(const Block* b) const {
-    auto s = streams_.find(b->stream);
-    return s != streams_.end() && s->second->bins[bin_of(b->size)].contains(b);
+    const Bins* bins = streams_.find(b->stream);
+    return bins != nullptr && bins->bins[bin_of(b->size)].contains(b);
   }
   size_t size() const { return count_; }
   uint64_t largest() const {
@@ -90,9 +86,9 @@ class FreeIndex {
   // Calls f(size, addr, block) for each of the stream's blocks (any order).
   template <typename F>
   void for_each(StreamId stream, F&& f) const {
-    auto s = streams_.find(stream);
-    if (s == streams_.end()) return;
-    const Bins& bins = *s->second;
+    const Bins* found = streams_.find(stream);
+    if (found == nullptr) return;
+    const Bins& bins = *found;
     for (uint32_t bin = bins.first_set_after_or_at(0); bin != kBins; bin = bins.first_set_after(bin))
       bins.bins[bin].for_each([&](const FreeBin::Entry& e) { f(e.size, e.addr, e.block); });
   }
@@ -110,7 +106,7 @@ class FreeIndex {
         });
       return w;
     };
-    if (auto s = streams_.find(first); s != streams_.end() && walk(*s->second) == kStop) return;
+    if (const Bins* own = streams_.find(first); own != nullptr && walk(*own) == kStop) return;
     for (const auto& [stream, bins] : streams_)
       if (stream != first && walk(*bins) == kStop) return;
   }
@@ -187,19 +183,7 @@ class FreeIndex {
     }
   };
 
-  Bins& of(StreamId stream) {
-    if (last_ != nullptr && last_stream_ == stream) [[likely]]
-      return *last_;
-    std::unique_ptr<Bins>& slot = streams_[stream];
-    if (!slot) slot = std::make_unique<Bins>();
-    last_stream_ = stream;
-    last_ = slot.get();
-    return *last_;
-  }
-
-  absl::btree_map<StreamId, std::unique_ptr<Bins>> streams_;  // few streams; stable addresses
-  StreamId last_stream_ = 0;
-  Bins* last_ = nullptr;
+  PerStream<Bins> streams_;
   size_t count_ = 0;
 };
 

@@ -33,7 +33,6 @@ class HbmPolicy final : public Policy {
   void set_capturing(bool capturing) override {
     if (supply_) supply_->set_capturing(capturing);
     fences_.set_capturing(capturing);
-    large_.set_capturing(capturing);
   }
   // Whether large blocks are page-mapped (VMM) rather than plain segments.
   bool vmm() const { return supply_ != nullptr; }

@@ -99,6 +99,25 @@ Block* LargePool::take_best_fit_of_all(StreamId stream, uint64_t size) {
   return nullptr;
 }
 
+template <typename Cut>
+Block* LargePool::hand_out(Block* b, Cut&& cut) {
+  account_inactive(b, -1);
+  // A free neighbour left apart (another stream's, see coalesce) is split by
+  // what b becomes.
+  Block *before = b->prev, *after = b->next;
+  const bool apart = (before && before->is_free()) || (after && after->is_free());
+  if (apart) [[unlikely]] {
+    account_inactive(before, -1);
+    account_inactive(after, -1);
+  }
+  Block* taken = cut(b);
+  if (apart) [[unlikely]] {
+    account_inactive(before, +1);
+    account_inactive(after, +1);
+  }
+  return taken;
+}
+
 Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
   uint64_t rounded = round_up(size, kRound);
   Block* b = take_best_fit(stream, rounded);
@@ -107,24 +126,15 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
     b = vmm() ? new_arena(rounded, stream) : new_segment(rounded, stream);
     if (b == nullptr) return nullptr;
   }
-  account_inactive(b, -1);
-  // A free neighbour left apart (another stream's) is split by b from now on.
-  Block *before = b->prev, *after = b->next;
-  const bool apart = (before && before->is_free()) || (after && after->is_free());
-  if (apart) [[unlikely]] {
-    account_inactive(before, -1);
-    account_inactive(after, -1);
-  }
-  b->state = BlockState::kAllocated;  // before the remainder is counted: it is split because of b
-  if (b->size > rounded) {  // the remainder stays free, right after the block, with the stream it had
-    Block* rest = split_off(b, rounded, BlockState::kFree);
-    free_.insert(rest);
-    account_inactive(rest, +1);
-  }
-  if (apart) [[unlikely]] {
-    account_inactive(before, +1);
-    account_inactive(after, +1);
-  }
+  b = hand_out(b, [&](Block* block) {
+    block->state = BlockState::kAllocated;  // before the remainder is counted: it is split because of it
+    if (block->size > rounded) {  // the remainder stays free, right after the block, with the stream it had
+      Block* rest = split_off(block, rounded, BlockState::kFree);
+      free_.insert(rest);
+      account_inactive(rest, +1);
+    }
+    return block;
+  });
   b->stream = stream;
   // Without may_grow only memory already mapped may serve.
   return b->backed == b->size ? b : ready_for_use(b, may_grow);
@@ -148,24 +158,21 @@ Block* LargePool::take_at(uintptr_t addr, uint64_t size) {
   if (b == nullptr || !b->is_free() || size == 0 || size % kRound != 0 || size > b->addr + b->size - addr)
     return nullptr;
   free_.erase(b);
-  account_inactive(b, -1);
-  Block *before = b->prev, *after = b->next;  // free ones left apart: see allocate()
-  account_inactive(before, -1);
-  account_inactive(after, -1);
-  Block* front = nullptr;
-  if (addr > b->addr) {
-    front = b;
-    b = split_off(front, addr - front->addr, BlockState::kFree);
-  }
-  Block* back_part = b->size > size ? split_off(b, size, BlockState::kFree) : nullptr;
-  b->state = BlockState::kAllocated;  // before its neighbours are counted: they are split because of it
-  for (Block* n : {front, back_part})
-    if (n != nullptr) {
-      free_.insert(n);
-      account_inactive(n, +1);
+  b = hand_out(b, [&](Block* block) {
+    Block* front = nullptr;
+    if (addr > block->addr) {
+      front = block;
+      block = split_off(front, addr - front->addr, BlockState::kFree);
     }
-  account_inactive(before, +1);
-  account_inactive(after, +1);
+    Block* back_part = block->size > size ? split_off(block, size, BlockState::kFree) : nullptr;
+    block->state = BlockState::kAllocated;  // before its neighbours are counted: they are split because of it
+    for (Block* n : {front, back_part})
+      if (n != nullptr) {
+        free_.insert(n);
+        account_inactive(n, +1);
+      }
+    return block;
+  });
   return b->backed == b->size ? b : ready_for_use(b, true);
 }
 
@@ -248,7 +255,7 @@ const Block* LargePool::block_at(uintptr_t addr) const {
 }
 
 void LargePool::rejoin_free() {
-  if (capturing_) return;
+  if (fences_.capturing()) return;
   bool synced = false;
   for (const auto& [base, head] : segment_heads_)
     for (Block* b = head; b != nullptr; b = b->next)

@@ -76,9 +76,6 @@ class LargePool final : public GranuleReclaimer {
   void append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
 
   size_t reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) override;
-  // While a CUDA graph is captured no event may be queried: each stream
-  // keeps to its own free blocks.
-  void set_capturing(bool capturing) { capturing_ = capturing; }
 
  private:
   // --- plain segments ---
@@ -128,13 +125,15 @@ class LargePool final : public GranuleReclaimer {
   // address): the request's stream's own, or another stream's once the work
   // queued there is done (never waiting for it); nullptr when none fits.
   Block* take_best_fit(StreamId stream, uint64_t size) {
-    if (capturing_ || free_.only(stream)) [[likely]]
+    // While a CUDA graph is captured no event may be queried: each stream
+    // keeps to its own free blocks.
+    if (fences_.capturing() || free_.only(stream)) [[likely]]
       return free_.take_best_fit(stream, size);
     return take_best_fit_of_all(stream, size);
   }
   Block* take_best_fit_of_all(StreamId stream, uint64_t size);
   // Whether free block b's own stream is done with it (another may take it).
-  bool settled(const Block* b) { return !capturing_ && fences_.settled(b->stream, b->freed_at); }
+  bool settled(const Block* b) { return !fences_.capturing() && fences_.settled(b->stream, b->freed_at); }
   // Whether a free block freed on `stream` may join free neighbour n.
   bool joins(const Block* n, StreamId stream) { return n->stream == stream || settled(n); }
   // Joins free neighbours left apart, synchronizing the device when their
@@ -149,6 +148,11 @@ class LargePool final : public GranuleReclaimer {
     stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->backed));
   }
   Block* split_off(Block* b, uint64_t first_size, BlockState rest_state);
+  // Free block b, out of the index, serves a request: its inactive-split
+  // bytes leave the count, cut(b) splits it (putting the free parts back)
+  // and returns the part handed out, now allocated.
+  template <typename Cut>
+  Block* hand_out(Block* b, Cut&& cut);
   void unlink_and_recycle(Block* b);
   void detach_free_neighbours(const Block* b);
   Block* coalesce(Block* b);
@@ -179,7 +183,6 @@ class LargePool final : public GranuleReclaimer {
   std::vector<Victim> victims_;  // scratch of reclaim()
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
   StreamFences& fences_;        // when another stream may take a free block
-  bool capturing_ = false;
   std::vector<Block*> fits_;    // scratch of take_best_fit()
 };
 

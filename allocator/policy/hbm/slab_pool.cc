@@ -42,17 +42,9 @@ SlabPool::~SlabPool() {
   for (const auto& [base, slab] : by_base_) source_.release_at_exit(reinterpret_cast<void*>(base), slab_size_);
 }
 
-SlabPool::StreamSlabs& SlabPool::slabs_of_slow(StreamId stream) {
-  std::unique_ptr<StreamSlabs>& slot = streams_[stream];
-  if (!slot) slot = std::make_unique<StreamSlabs>();
-  StreamSlabs& st = *slot;
-  if (st.partial.empty()) {
-    st.partial.assign(size_t(classes_.count()), nullptr);
-    st.spare.assign(size_t(classes_.count()), nullptr);
-  }
-  last_stream_ = stream;
-  last_ = &st;
-  return st;
+void SlabPool::prepare(StreamSlabs& st) const {
+  st.partial.assign(size_t(classes_.count()), nullptr);
+  st.spare.assign(size_t(classes_.count()), nullptr);
 }
 
 void SlabPool::format(Slab* slab, int cls) {

@@ -13,6 +13,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/functional/function_ref.h"
 #include "core/object_pool.h"
+#include "core/per_stream.h"
 #include "core/size_classes.h"
 #include "core/slot_bitmap.h"
 #include "policy/hbm/granule_supply.h"
@@ -85,13 +86,11 @@ class SlabPool final : public GranuleReclaimer {
     std::vector<Slab*> spare;
     Slab* empty = nullptr;
   };
-  // Consecutive requests nearly always come from the same stream.
   StreamSlabs& slabs_of(StreamId stream) {
-    if (last_ != nullptr && last_stream_ == stream) [[likely]]
-      return *last_;
-    return slabs_of_slow(stream);
+    return streams_.of(stream, [this](StreamSlabs& st) { prepare(st); });
   }
-  StreamSlabs& slabs_of_slow(StreamId stream);
+  // A stream's new slab lists: one entry per class.
+  void prepare(StreamSlabs& st) const;
   Slab* new_slab(StreamId stream, int cls, StreamSlabs& st);
   // A fresh slab's memory: a segment, or a granule mapped at a free address.
   uintptr_t new_memory(GranuleId& granule);
@@ -117,9 +116,7 @@ class SlabPool final : public GranuleReclaimer {
   uint64_t slab_size_;
   SegmentSource& source_;
   ObjectPool<Slab> pool_;
-  absl::btree_map<StreamId, std::unique_ptr<StreamSlabs>> streams_;  // few streams; stable addresses
-  StreamId last_stream_ = 0;
-  StreamSlabs* last_ = nullptr;
+  PerStream<StreamSlabs> streams_;
   absl::btree_map<uintptr_t, Slab*> by_base_;
 
   GranuleSupply* supply_ = nullptr;     // VMM only

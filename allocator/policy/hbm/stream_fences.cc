@@ -34,9 +34,9 @@ void StreamFences::record(StreamId stream, Fence& f) {
 
 bool StreamFences::settled(StreamId stream, uint64_t freed_at) {
   if (freed_at == 0) return true;
-  auto it = fences_.find(stream);
-  if (it == fences_.end()) return false;
-  Fence& f = *it->second;
+  Fence* found = fences_.find(stream);
+  if (found == nullptr) return false;
+  Fence& f = *found;
   if (freed_at <= f.done_at) return true;
   return !capturing_ && f.recorded && f.at >= freed_at && done(f);
 }

@@ -10,12 +10,11 @@
 
 #include <cstdint>
 #include <limits>
-#include <memory>
 #include <optional>
 
-#include "absl/container/btree_map.h"
 #include "backend/backend.h"
 #include "core/live_stats.h"
+#include "core/per_stream.h"
 
 namespace hbmalloc::hbm {
 
@@ -31,11 +30,12 @@ class StreamFences {
 
   // While a CUDA graph is captured no event may be recorded or queried.
   void set_capturing(bool capturing) { capturing_ = capturing; }
+  bool capturing() const { return capturing_; }
   // An allocation on `stream` starts (it is the requester until the next
   // one or none()).
   void allocating(StreamId stream) {
     requester_ = stream;
-    refresh(stream, of(stream));
+    refresh(stream, fences_.of(stream));
   }
   // An operation on behalf of no stream (empty_cache) starts.
   void none() { requester_.reset(); }
@@ -49,7 +49,7 @@ class StreamFences {
     // fences this one too).
     if (!several()) [[likely]]
       return ++clock_;
-    Fence& f = of(stream);
+    Fence& f = fences_.of(stream);
     f.last_free = ++clock_;
     const uint64_t stamp = clock_;
     refresh(stream, f);
@@ -75,15 +75,6 @@ class StreamFences {
     EventId event = 0;
     bool recorded = false, done = false;
   };
-  Fence& of(StreamId stream) {
-    if (last_ != nullptr && last_stream_ == stream) [[likely]]
-      return *last_;
-    std::unique_ptr<Fence>& slot = fences_[stream];
-    if (!slot) slot = std::make_unique<Fence>();
-    last_stream_ = stream;
-    last_ = slot.get();
-    return *last_;
-  }
   // A new fence when the stream freed something since its last one and that
   // one is done (inline: one stream's job returns at once).
   void refresh(StreamId stream, Fence& f) {
@@ -102,9 +93,7 @@ class StreamFences {
 
   Backend& backend_;
   LiveStats& stats_;
-  absl::btree_map<StreamId, std::unique_ptr<Fence>> fences_;  // few streams; stable addresses for last_
-  StreamId last_stream_ = 0;
-  Fence* last_ = nullptr;
+  PerStream<Fence> fences_;
   uint64_t clock_ = 0;      // counts frees
   uint64_t synced_at_ = 0;  // frees stamped up to this were done at a device synchronization
   std::optional<StreamId> requester_;

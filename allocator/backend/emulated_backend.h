@@ -33,6 +33,9 @@ class EmulatedBackend : public Backend {
  protected:
   // capacity 0 means unlimited.
   EmulatedBackend(int device, uint64_t capacity) : device_(device), capacity_(capacity) {}
+  // Freeing a plain segment synchronizes first, as cudaFree does: queued work
+  // on any stream finishes before the memory can be handed out again.
+  void complete_work_before_free() { synchronize(); }
   bool has_room(uint64_t bytes) const { return capacity_ == 0 || (bytes <= capacity_ && used_ <= capacity_ - bytes); }
 
   const int device_;

@@ -64,6 +64,7 @@ void HostBackend::free_segment(void* ptr, uint64_t bytes) {
   uint64_t* live = ptr == nullptr ? nullptr : live_.find(address(ptr));
   if (live == nullptr || *live != bytes)
     throw Error(ErrorCode::kBackend, "host: free of a segment that is not live (" + std::to_string(address(ptr)) + ")");
+  complete_work_before_free();
   if (munmap(ptr, bytes) != 0) fail("munmap of a segment");
   live_.erase_found(live);
   used_ -= bytes;

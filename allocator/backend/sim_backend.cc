@@ -78,6 +78,7 @@ void SimBackend::free_segment(void* ptr, uint64_t bytes) {
   uint64_t* live = addr == 0 ? nullptr : live_.find(addr);  // the map's keys are never 0
   if (live == nullptr || *live != bytes)
     throw Error(ErrorCode::kBackend, "sim: free of a segment that is not live (" + std::to_string(addr) + ")");
+  complete_work_before_free();
   live_.erase_found(live);
   used_ -= bytes;
   if (checked_) checked_segments_.erase(addr);

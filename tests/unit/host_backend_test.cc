@@ -101,6 +101,28 @@ TEST(HostBackend, EventsCompleteUnlessTheStreamIsHeld) {
   EXPECT_THROW(host.event_done(e), Error);
 }
 
+// As cudaFree: a plain segment's free returns once queued work is done, so
+// its address can be handed to any stream at once. Unmapping a granule does
+// not wait (the allocator waits on events for that).
+TEST(HostBackend, FreeingASegmentCompletesQueuedWorkUnmappingDoesNot) {
+  HostBackend host(0, 0, kG);
+  void* range = host.reserve_range(kG);
+  const GranuleId g = host.create_granule(kG);
+  host.map(range, g);
+  host.set_access(range, kG);
+  void* seg = host.malloc_segment(kG);
+  host.hold_stream(1);
+  EventId e = host.record_event(1);
+  host.unmap(range, kG);
+  EXPECT_FALSE(host.event_done(e));
+  host.free_segment(seg, kG);
+  EXPECT_TRUE(host.event_done(e));
+  host.release_event(e);
+  host.release_granule(g);
+  host.release_range(range, kG);
+  EXPECT_EQ(host.used_bytes(), 0u);
+}
+
 TEST(HostBackend, GranularityBelowThePageIsRefused) {
   EXPECT_THROW(HostBackend(0, 0, 1024), Error);
   EXPECT_THROW(HostBackend(0, 0, 3 * kG), Error);

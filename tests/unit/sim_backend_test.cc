@@ -356,6 +356,21 @@ TEST(SimBackendTest, SynchronizeCompletesEverything) {
   EXPECT_TRUE(sim.event_done(later));
 }
 
+// cudaFree waits for the device: work queued before a plain segment is freed
+// is done once the free returns, on every stream.
+TEST(SimBackendTest, FreeingASegmentCompletesQueuedWork) {
+  SimBackend sim(0, 0);
+  void* p = sim.malloc_segment(2 * kMiB);
+  sim.hold_stream(1);
+  sim.hold_stream(2);
+  EventId on1 = sim.record_event(1), on2 = sim.record_event(2);
+  EXPECT_FALSE(sim.event_done(on1));
+  sim.free_segment(p, 2 * kMiB);
+  EXPECT_TRUE(sim.event_done(on1));
+  EXPECT_TRUE(sim.event_done(on2));
+  EXPECT_FALSE(sim.event_done(sim.record_event(1)));  // the hold stays for later work
+}
+
 TEST(SimBackendTest, UnknownOrReleasedEventThrows) {
   SimBackend sim(0, 0);
   for (EventId bad : {EventId(0), EventId(12345)}) {

@@ -8,7 +8,7 @@
 // may not move, nor go to another stream, before that work is done. Slabs sit
 // on granules, or on plain segments beside the arenas (the default layout,
 // where only freeing a segment, which synchronizes as cudaFree does, lets
-// their memory go).
+// their memory go), and with vmm:off everything on plain segments.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -259,6 +259,12 @@ TEST(VmmIntegrity, UnderPressureOnly) {
 
 TEST(VmmIntegrity, SlabsOnPlainSegmentsBesideTheArenas) {
   Figures f = RunIntegrity(20'000, 11, "granule_size:128KiB,slab_size:64KiB,small_size:16KiB,remap:always,remap_budget:off", 100);
+  EXPECT_EQ(f.ops, 20'000u);
+}
+
+// vmm:off: large blocks on plain segments, shared between streams as arenas are.
+TEST(VmmIntegrity, PlainSegmentsOnlyStillKeepQueuedWorkSafe) {
+  Figures f = RunIntegrity(20'000, 13, "vmm:off,slab_size:64KiB,small_size:16KiB", 0);
   EXPECT_EQ(f.ops, 20'000u);
 }
 

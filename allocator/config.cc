@@ -43,6 +43,23 @@ uint64_t parse_key_bytes(std::string_view key, std::string_view value) {
 
 bool is_power_of_two(uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
+// A duration such as 0, 500us, 2ms or 1.5s, in whole microseconds.
+int64_t parse_key_micros(std::string_view key, std::string_view value) {
+  const std::string_view text = trim(value);
+  size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  const std::string_view number = text.substr(0, i), unit = text.substr(i);
+  const double scale = unit == "us" ? 1 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : 0;
+  double d = 0;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
+  const bool number_ok = !number.empty() && ec == std::errc() && end == number.data() + number.size();
+  if (!number_ok || (scale == 0 && !(unit.empty() && d == 0)))
+    bad_value(key, value, "expected a duration such as 0, 500us, 2ms or 1s");
+  const double us = d * scale;
+  if (!(us <= 3600e6)) bad_value(key, value, "more than an hour");
+  return int64_t(std::llround(us));
+}
+
 }  // namespace
 
 uint64_t parse_bytes(std::string_view text) {
@@ -139,6 +156,8 @@ Config Config::parse(std::string_view text) {
       double d = parse_double(key, value);
       if (d != std::floor(d) || d < 1 || d > 1024) bad_value(key, value, "must be a whole number in 1..1024");
       c.sim_devices = int(d);
+    } else if (key == "sim_lag") {
+      c.sim_lag_us = parse_key_micros(key, value);
     } else if (key == "ipc") {
       if (value != "on" && value != "off") bad_value(key, value, "expected on or off");
       c.ipc = value == "on";
@@ -149,7 +168,7 @@ Config Config::parse(std::string_view text) {
       throw Error(ErrorCode::kConfig,
                   "unknown key '" + std::string(key) +
                       "' (known: policy, backend, capacity, memory_fraction, small_size, slab_size, "
-                      "segment_round, sim_devices, ipc, " + VmmConfig::kKeys +
+                      "segment_round, sim_devices, sim_lag, ipc, " + VmmConfig::kKeys +
                       ", and PyTorch's allocator keys for policy cca)");
     }
   }
@@ -177,6 +196,7 @@ std::vector<std::pair<std::string, std::string>> Config::items() const {
   // Listed only when off: it changes nothing but the cuda backend's sharing,
   // and the text of every replay and trace would otherwise grow by it.
   if (!ipc) out.emplace_back("ipc", "off");
+  if (sim_lag_us != 0) out.emplace_back("sim_lag", std::to_string(sim_lag_us) + "us");
   for (auto& item : vmm.items()) out.push_back(std::move(item));
   out.insert(out.end(), pytorch_settings.begin(), pytorch_settings.end());
   return out;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/container/btree_map.h"
 #include "backend/backend.h"
@@ -21,6 +22,12 @@ class EmulatedBackend : public Backend {
   void release_event(EventId event) final { events_.erase(event); }
   // Everything recorded so far is done (holds stay for later events).
   void synchronize() final;
+
+  // A GPU running behind its host: work queued on a stream runs `us` after it
+  // was queued (by now_us()), so an event is done that long after it was
+  // recorded (0, the default: at once). Holds, synchronize() and a segment's
+  // free still complete work at once.
+  void set_work_lag_us(int64_t us) { lag_us_ = us; }
 
   // Test hooks: while a stream is held, events recorded on it stay pending
   // until complete_stream() (or synchronize()).
@@ -48,13 +55,18 @@ class EmulatedBackend : public Backend {
     uint64_t recorded = 0;   // events recorded so far
     uint64_t completed = 0;  // events at or below this are done
   };
+  static constexpr int64_t kRan = INT64_MIN;  // an event's work ran, whatever the clock says
   struct Event {
     StreamId stream;
     uint64_t seq;
+    int64_t runs_at = kRan;  // with a work lag: the clock time its work runs
   };
+  // Marks the work of every event on `stream` (or on all streams) as run.
+  void ran(std::optional<StreamId> stream);
   absl::btree_map<StreamId, StreamClock> clocks_;
   absl::btree_map<EventId, Event> events_;
   EventId next_event_ = 1;
+  int64_t lag_us_ = 0;
 };
 
 }  // namespace hbmalloc

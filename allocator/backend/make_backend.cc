@@ -12,9 +12,11 @@
 namespace hbmalloc {
 
 std::unique_ptr<SimBackend> make_sim_backend(const Config& config, int device) {
-  return std::make_unique<SimBackend>(device, config.capacity,
-                                      std::min(config.vmm.granule_size, SimBackend::kDefaultGranularity),
-                                      /*checked=*/false);
+  auto sim = std::make_unique<SimBackend>(device, config.capacity,
+                                          std::min(config.vmm.granule_size, SimBackend::kDefaultGranularity),
+                                          /*checked=*/false);
+  sim->set_work_lag_us(config.sim_lag_us);
+  return sim;
 }
 
 std::unique_ptr<Backend> make_backend(const Config& config, int device) {

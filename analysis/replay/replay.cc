@@ -35,9 +35,9 @@ class Run {
  public:
   Run(const trace::Trace& t, const DeviceTrace& d, const ReplayOptions& o)
       : trace_(t), d_(d), o_(o), ptrs_(d.block_count, nullptr), state_(d.block_count, BlockState::kUnborn) {
-    // The trace's clock, for the policy's time budget (only one with a
-    // budget reads it); none when the trace has no times.
-    if (o.config.vmm.remap_budget >= 0)
+    // The trace's clock, for the policy's time budget and the sim's work lag
+    // (read only with either); none when the trace has no times.
+    if (o.config.vmm.remap_budget >= 0 || o.config.sim_lag_us > 0)
       for (const Event& e : d.events)
         if (e.time_us != 0 && e.time_us != d.events.front().time_us) {
           timed_ = true;

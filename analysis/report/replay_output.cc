@@ -73,6 +73,7 @@ json device_calls_json(const ReplayRun& r) {
             {"remap_seconds", VmmCounts::remap_seconds(v.remapped)},
             {"segment_allocs", r.segment_allocs},
             {"segment_frees", r.segment_frees},
+            {"device_syncs", r.device_syncs},
             {"device_seconds", modeled_device_seconds(device_calls(r))}};
   if (seconds > 0) {
     j["modeled_share"] = v.modeled_seconds() / seconds;
@@ -102,6 +103,7 @@ void device_calls_from_json(const json& j, ReplayRun& r) {
   count(j, "segment_free_bytes", r.segment_free_bytes);
   if (j.contains("segment_allocs")) count(j, "segment_allocs", r.segment_allocs);  // saved before calls were kept: 0
   if (j.contains("segment_frees")) count(j, "segment_frees", r.segment_frees);
+  if (j.contains("device_syncs")) count(j, "device_syncs", r.device_syncs);  // saved before syncs were kept: 0
   double seconds = 0;
   field(j, "trace_seconds", seconds);
   if (!(seconds >= 0 && seconds < 1e12)) throw json_io::FieldError{".trace_seconds", "out of range"};
@@ -157,6 +159,7 @@ ReplayOutput replay_output(const trace::Trace& t, const replay::ReplayResult& r,
   run.segment_free_bytes = r.final_stats.device_free_bytes;
   run.segment_allocs = r.final_stats.device_alloc_calls;
   run.segment_frees = r.final_stats.device_free_calls;
+  run.device_syncs = r.final_stats.num_sync_all_streams;
   run.min_capacity_searched = min_capacity_searched;
   run.min_capacity = min_capacity;
   run.reproduces_recording = policy_named(config.policy).reproduces_recording;
@@ -187,6 +190,9 @@ std::string render_text(const ReplayOutput& output) {
     out += line("  %-16s %s taken, %s given back: %.3f ms on a GPU (model, priced as their 2 MiB granules)\n",
                 "plain segments", format_bytes(uint64_t(r.segment_alloc_bytes)).c_str(),
                 format_bytes(uint64_t(r.segment_free_bytes)).c_str(), modeled_segment_seconds(device_calls(r)) * 1e3);
+  if (r.device_syncs > 0)
+    out += line("  %-16s %lld: the device synchronized to wait for queued work (not priced by the model)\n",
+                "device syncs", (long long)r.device_syncs);
   if (r.min_capacity)
     out += line("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*r.min_capacity).c_str());
   else if (r.min_capacity_searched)

@@ -41,6 +41,9 @@ struct ReplayRun {
   VmmCounts vmm;
   int64_t segment_alloc_bytes = 0, segment_free_bytes = 0;
   int64_t segment_allocs = 0, segment_frees = 0;  // the calls (cudaMalloc / cudaFree) behind those bytes
+  // Device-wide synchronizations the policy made (waiting for streams' queued
+  // work: on the sim, only with sim_lag or at the out-of-memory retry).
+  int64_t device_syncs = 0;
   bool min_capacity_searched = false;
   std::optional<uint64_t> min_capacity;  // searched and none found: unset
   // The policy reproduces the recording allocator: it starts from the

@@ -24,6 +24,10 @@ struct Config {
   uint64_t slab_size = 128ull << 10;       // slab chunk (one small-pool segment)
   uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
   int sim_devices = 8;                     // devices the sim backend pretends to have
+  // sim: the GPU runs this far behind the host (microseconds; 0: work done at
+  // once), so another stream waits for a free block's work and remapping
+  // recently freed memory synchronizes, as on a GPU that is kept busy.
+  int64_t sim_lag_us = 0;
   // cuda: page-mapped memory is created exportable (POSIX file descriptors),
   // so another process can open a block (Allocator::share); ipc:off turns it off.
   bool ipc = true;

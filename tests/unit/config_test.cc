@@ -27,6 +27,7 @@ void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.slab_size, b.slab_size);
   EXPECT_EQ(a.segment_round, b.segment_round);
   EXPECT_EQ(a.sim_devices, b.sim_devices);
+  EXPECT_EQ(a.sim_lag_us, b.sim_lag_us);
 }
 
 // Parses `text`, expects Error(kConfig), returns its message ("" if none).
@@ -132,6 +133,10 @@ TEST(ConfigParseTest, EveryKeyGoodValues) {
   EXPECT_EQ(Config::parse("sim_devices:1").sim_devices, 1);
   EXPECT_EQ(Config::parse("sim_devices:1024").sim_devices, 1024);
   EXPECT_EQ(Config::parse("sim_devices:3").sim_devices, 3);
+  EXPECT_EQ(Config::parse("sim_lag:0").sim_lag_us, 0);
+  EXPECT_EQ(Config::parse("sim_lag:250us").sim_lag_us, 250);
+  EXPECT_EQ(Config::parse("sim_lag:2ms").sim_lag_us, 2000);
+  EXPECT_EQ(Config::parse("sim_lag:1.5s").sim_lag_us, 1'500'000);
 }
 
 TEST(ConfigParseTest, AllKeysTogetherWithWhitespace) {
@@ -184,6 +189,10 @@ TEST(ConfigParseTest, BadValueErrorsNameKeyAndValue) {
       {"segment_round", "x"},      {"sim_devices", "0"},
       {"sim_devices", "1.5"},      {"sim_devices", "2000"},
       {"sim_devices", "-3"},       {"sim_devices", "many"},
+      {"sim_lag", "5"},            {"sim_lag", "-1ms"},
+      {"sim_lag", "2 ms"},         {"sim_lag", "1h"},
+      {"sim_lag", "ms"},           {"sim_lag", "2hours"},
+      {"sim_lag", "3601s"},
   };
   for (const BadValue& bad : cases) {
     std::string text = std::string(bad.key) + ":" + bad.value;
@@ -254,6 +263,7 @@ TEST(ConfigToStringTest, RoundTripsThroughParse) {
     c.slab_size = 128 * kKiB;
     c.segment_round = 512;
     c.sim_devices = 1024;
+    c.sim_lag_us = 1500;
     configs.push_back(c);
   }
   {

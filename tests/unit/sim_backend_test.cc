@@ -371,6 +371,44 @@ TEST(SimBackendTest, FreeingASegmentCompletesQueuedWork) {
   EXPECT_FALSE(sim.event_done(sim.record_event(1)));  // the hold stays for later work
 }
 
+// sim_lag: the GPU runs behind the host, so work is done only once the
+// clock (a replay's trace time) has moved past the lag; a synchronize or a
+// segment's free still finishes it at once.
+TEST(SimBackendTest, AWorkLagKeepsEventsPendingUntilTheClockPassesIt) {
+  SimBackend sim(0, 0);
+  sim.set_work_lag_us(1000);
+  sim.set_trace_time(5000);
+  EventId a = sim.record_event(1);
+  sim.set_trace_time(5400);
+  EventId b = sim.record_event(1);
+  EXPECT_FALSE(sim.event_done(a));
+  sim.set_trace_time(5999);
+  EXPECT_FALSE(sim.event_done(a));
+  sim.set_trace_time(6000);
+  EXPECT_TRUE(sim.event_done(a));
+  EXPECT_FALSE(sim.event_done(b));  // queued later, runs later
+  sim.synchronize();
+  EXPECT_TRUE(sim.event_done(b));
+
+  EventId c = sim.record_event(2);
+  void* p = sim.malloc_segment(2 * kMiB);
+  EXPECT_FALSE(sim.event_done(c));
+  sim.free_segment(p, 2 * kMiB);
+  EXPECT_TRUE(sim.event_done(c));
+
+  // A held stream stays held past the lag; completing it ends both.
+  sim.hold_stream(3);
+  EventId d = sim.record_event(3);
+  sim.set_trace_time(9000);
+  EXPECT_FALSE(sim.event_done(d));
+  sim.complete_stream(3);
+  EXPECT_TRUE(sim.event_done(d));
+
+  // Without times (a trace that has none) there is no lag to keep.
+  sim.set_trace_time(std::nullopt);
+  EXPECT_TRUE(sim.event_done(sim.record_event(1)));
+}
+
 TEST(SimBackendTest, UnknownOrReleasedEventThrows) {
   SimBackend sim(0, 0);
   for (EventId bad : {EventId(0), EventId(12345)}) {

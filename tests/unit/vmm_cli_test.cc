@@ -75,6 +75,23 @@ TEST(VmmCli, ReplayKeepsTheRemapBudgetAgainstTheTracesClock) {
   EXPECT_NE(text.out.find("the remap budget had"), std::string::npos) << text.out;
 }
 
+// sim_lag: a GPU that runs behind its host. The example's side stream can
+// take the main stream's free blocks only once the work queued before their
+// free ran, and unmapping waits for it: the replay says what the instant sim
+// assumed away.
+TEST(VmmCli, AWorkLagShowsTheSharingAndSyncsALiveGpuWouldSee) {
+  const nlohmann::json instant = replay_json("");
+  const nlohmann::json lagging = replay_json("--conf sim_lag:1ms");
+  EXPECT_EQ(instant["vmm"]["device_syncs"].get<int64_t>(), 0);
+  EXPECT_GT(lagging["vmm"]["device_syncs"].get<int64_t>(), 0);
+  EXPECT_GT(lagging["vmm"]["remapped"].get<int64_t>(), instant["vmm"]["remapped"].get<int64_t>());
+  EXPECT_LT(lagging["efficiency"].get<double>(), instant["efficiency"].get<double>());
+  const hbmalloc::testing::CliResult text = run_cli("replay " + kExample + " --conf sim_lag:1ms");
+  EXPECT_NE(text.out.find("device syncs"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("sim_lag:1000us"), std::string::npos) << "the report's settings name it";
+  expect_bad_input(run_cli("replay " + kExample + " --conf sim_lag:5"), "sim_lag");
+}
+
 TEST(VmmCli, BadVmmKeysAreRefusedByName) {
   expect_bad_input(run_cli("replay " + kExample + " --conf remap:maybe"), "remap");
   expect_bad_input(run_cli("replay " + kExample + " --conf granule_size:3MiB"), "granule_size");

@@ -6,47 +6,55 @@
 
 namespace hbmalloc {
 
+EmulatedBackend::StreamClock& EmulatedBackend::clock_of(StreamId stream) {
+  if (last_clock_ < clocks_.size() && clocks_[last_clock_].first == stream) [[likely]]
+    return clocks_[last_clock_].second;
+  for (size_t i = 0; i < clocks_.size(); ++i)
+    if (clocks_[i].first == stream) {
+      last_clock_ = i;
+      return clocks_[i].second;
+    }
+  last_clock_ = clocks_.size();
+  return clocks_.emplace_back(stream, StreamClock{}).second;
+}
+
 EventId EmulatedBackend::record_event(StreamId stream) {
-  StreamClock& clock = clocks_[stream];
+  StreamClock& clock = clock_of(stream);
   uint64_t seq = ++clock.recorded;
   if (!clock.held) clock.completed = seq;
   EventId id = next_event_++;
   Event e{stream, seq};
   if (lag_us_ > 0)
     if (const std::optional<int64_t> now = now_us()) e.runs_at = *now + lag_us_;
-  events_[id] = e;
+  events_.insert(id, e);
   return id;
 }
 
 bool EmulatedBackend::event_done(EventId event) {
-  auto it = events_.find(event);
-  if (it == events_.end()) throw Error(ErrorCode::kBackend, std::string(name()) + ": unknown event");
-  Event& e = it->second;
-  if (e.seq > clocks_[e.stream].completed) return false;
-  if (e.runs_at == kRan) return true;
+  Event* e = event == 0 ? nullptr : events_.find(event);  // 0 is no id (the table's empty key)
+  if (e == nullptr) throw Error(ErrorCode::kBackend, std::string(name()) + ": unknown event");
+  const StreamClock& clock = clock_of(e->stream);
+  if (e->seq > clock.completed) return false;
+  if (e->runs_at == kRan || e->seq <= clock.ran) return true;
   // The clock only moves forward, so a stream's events run in their order.
   const std::optional<int64_t> now = now_us();
-  if (now && *now < e.runs_at) return false;
-  e.runs_at = kRan;
+  if (now && *now < e->runs_at) return false;
+  e->runs_at = kRan;
   return true;
 }
 
-void EmulatedBackend::ran(std::optional<StreamId> stream) {
-  if (lag_us_ == 0) return;
-  for (auto& [id, e] : events_)
-    if (!stream || e.stream == *stream) e.runs_at = kRan;
+void EmulatedBackend::release_event(EventId event) {
+  if (event != 0) events_.erase(event);
 }
 
 void EmulatedBackend::synchronize() {
-  for (auto& [stream, clock] : clocks_) clock.completed = clock.recorded;
-  ran(std::nullopt);
+  for (auto& [stream, clock] : clocks_) clock.completed = clock.ran = clock.recorded;
 }
 
 void EmulatedBackend::complete_stream(StreamId stream) {
-  StreamClock& clock = clocks_[stream];
-  clock.completed = clock.recorded;
+  StreamClock& clock = clock_of(stream);
+  clock.completed = clock.ran = clock.recorded;
   clock.held = false;
-  ran(stream);
 }
 
 }  // namespace hbmalloc

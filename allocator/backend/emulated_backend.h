@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
+#include <vector>
 
-#include "absl/container/btree_map.h"
 #include "backend/backend.h"
+#include "core/pointer_map.h"
 
 namespace hbmalloc {
 
@@ -19,7 +21,7 @@ class EmulatedBackend : public Backend {
   EventId record_event(StreamId stream) final;
   // Throws Error(kBackend) for an event not recorded or already released.
   bool event_done(EventId event) final;
-  void release_event(EventId event) final { events_.erase(event); }
+  void release_event(EventId event) final;
   // Everything recorded so far is done (holds stay for later events).
   void synchronize() final;
 
@@ -31,7 +33,7 @@ class EmulatedBackend : public Backend {
 
   // Test hooks: while a stream is held, events recorded on it stay pending
   // until complete_stream() (or synchronize()).
-  void hold_stream(StreamId stream) { clocks_[stream].held = true; }
+  void hold_stream(StreamId stream) { clock_of(stream).held = true; }
   void complete_stream(StreamId stream);
 
   // Physical bytes held: live segments plus created granules.
@@ -53,18 +55,23 @@ class EmulatedBackend : public Backend {
   struct StreamClock {
     bool held = false;
     uint64_t recorded = 0;   // events recorded so far
-    uint64_t completed = 0;  // events at or below this are done
+    uint64_t completed = 0;  // events at or below this are done (held: those before the hold)
+    uint64_t ran = 0;        // with a work lag: events at or below this ran, whatever the clock says
   };
-  static constexpr int64_t kRan = INT64_MIN;  // an event's work ran, whatever the clock says
+  static constexpr int64_t kRan = INT64_MIN;
   struct Event {
     StreamId stream;
     uint64_t seq;
     int64_t runs_at = kRan;  // with a work lag: the clock time its work runs
   };
-  // Marks the work of every event on `stream` (or on all streams) as run.
-  void ran(std::optional<StreamId> stream);
-  absl::btree_map<StreamId, StreamClock> clocks_;
-  absl::btree_map<EventId, Event> events_;
+  // A job has few streams, and the same one asks again and again: a list,
+  // searched from the last one asked.
+  StreamClock& clock_of(StreamId stream);
+  std::vector<std::pair<StreamId, StreamClock>> clocks_;
+  size_t last_clock_ = 0;
+  // Keyed by id (never 0); an open-addressing table, since a replay records and
+  // releases an event at many frees (fences).
+  PointerMap<Event> events_;
   EventId next_event_ = 1;
   int64_t lag_us_ = 0;
 };

@@ -246,6 +246,42 @@ TEST(VmmAllocator, RemappingWaitsForTheFreeingStreamsWork) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+// A GPU running behind (sim_lag): a remap asks whether the work before the
+// taken pages' own latest free ran, not the block's: an old free's pages
+// unmap without a synchronization though a newer free joined their block.
+// Asking for the block's newest free, as before, synchronized here.
+TEST(VmmAllocator, WithAGpuBehindOldFreesUnmapWithoutSynchronizing) {
+  SimAllocator a(28 * MiB, "pressure_threshold:0.5");  // 14 pages; growth until the device is full
+  a.sim->set_work_lag_us(1000);
+  a.sim->set_trace_time(900'000);
+  a->empty_cache();  // nothing cached: page histories start here
+  void* s2 = a->malloc(2 * MiB, /*stream=*/2);   // page 0: a second stream, so frees are fenced
+  void* k0 = a->malloc(2 * MiB, 1);              // page 1
+  void* b = a->malloc(2 * MiB, 1);               // page 2
+  void* old = a->malloc(16 * MiB, 1);            // pages 3-10
+  void* k1 = a->malloc(2 * MiB, 1);              // page 11
+  ASSERT_TRUE(s2 && k0 && b && old && k1);
+  a.sim->set_trace_time(1'000'000);
+  a->free(old);
+  a.sim->set_trace_time(1'020'000);
+  a->free(b);  // joins old's pages: one free block, freed just now
+  void* y = a->malloc(20 * MiB, 1);  // pages 12-21: 2 new, 8 remapped from old's
+  ASSERT_NE(y, nullptr);
+  Stats s = a->stats();
+  EXPECT_EQ(s.vmm.remapped, 8);
+  EXPECT_EQ(s.num_sync_all_streams, 0) << "old's pages were freed 20 ms ago, their work long done";
+  EXPECT_LE(s.reserved_bytes.all.peak, int64_t(28 * MiB));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  // Memory whose work has not run still waits: y's pages, freed just now,
+  // are what a request in the hole must remap.
+  a->free(y);
+  void* z = a->malloc(4 * MiB, 1);
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(a->stats().num_sync_all_streams, 1);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  for (void* p : {z, s2, k0, k1}) a->free(p);
+}
+
 // A stream takes the mapped free block another stream let go, once that
 // stream's work on it is done, instead of unmapping its pages and mapping
 // them again at its own arena (a pipeline whose micro-batches each run on a

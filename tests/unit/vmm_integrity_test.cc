@@ -123,7 +123,7 @@ struct Figures {
   uint64_t ops = 0, allocs = 0, ooms = 0, checks = 0, verified = 0, pending_frees = 0;
 };
 
-Figures RunIntegrity(uint64_t ops, uint64_t seed, const std::string& conf, int64_t min_remaps) {
+Figures RunIntegrity(uint64_t ops, uint64_t seed, const std::string& conf, int64_t min_remaps, StreamId streams = 3) {
   Figures f;
   Config config = Config::parse(conf);
   config.backend = "host";
@@ -133,10 +133,10 @@ Figures RunIntegrity(uint64_t ops, uint64_t seed, const std::string& conf, int64
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> coin(0.0, 1.0);
   std::uniform_real_distribution<double> log_size(0.0, 21.0);  // 1 B .. 2 MiB, log-uniform
-  constexpr StreamId kStreams = 3;
+  const StreamId kStreams = streams;
   std::vector<Live> live;
   std::vector<Pending> pending;
-  bool held[kStreams] = {};
+  std::vector<bool> held(kStreams, false);
   uint64_t next_id = 1;
 
   auto check_pending = [&](uint64_t op) {
@@ -260,6 +260,13 @@ TEST(VmmIntegrity, UnderPressureOnly) {
 TEST(VmmIntegrity, SlabsOnPlainSegmentsBesideTheArenas) {
   Figures f = RunIntegrity(20'000, 11, "granule_size:128KiB,slab_size:64KiB,small_size:16KiB,remap:always,remap_budget:off", 100);
   EXPECT_EQ(f.ops, 20'000u);
+}
+
+// One stream: its frees are fenced only for unmapping, from the first remap on.
+TEST(VmmIntegrity, OneStreamRemappingWhileItsWorkIsHeld) {
+  Figures f = RunIntegrity(20'000, 17, kConf, 100, /*streams=*/1);
+  EXPECT_EQ(f.ops, 20'000u);
+  EXPECT_GT(f.pending_frees, 1'000u);
 }
 
 // vmm:off: large blocks on plain segments, shared between streams as arenas are.

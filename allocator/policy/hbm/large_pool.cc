@@ -227,12 +227,11 @@ Block* LargePool::coalesce(Block* b) {
 }
 
 void LargePool::free(Block* b) {
-  if (frees_ > 0) {  // from the first reclaim on: before it nothing reads the history
-    const auto [first, end] = touched_pages(b->segment, b->addr, b->size);
-    if (frees_ < PageUse::kMaxTime) ++frees_;  // past it every free reads as the latest
-    b->segment->use.touch(first, end, frees_);
-  }
   b->freed_at = fences_.freed(b->stream);
+  if (history_) {  // from the first reclaim on: before it nothing reads the history
+    const auto [first, end] = touched_pages(b->segment, b->addr, b->size);
+    b->segment->use.touch(first, end, page_time(b->freed_at));  // past kMaxTime every free reads as the latest
+  }
   give_back(b);
 }
 

@@ -168,9 +168,13 @@ class LargePool final : public GranuleReclaimer {
   ObjectPool<Block> blocks_;
   ObjectPool<LargeSegment> segments_;
   FreeIndex free_;
-  // VMM: the clock of PageUse, counting frees from the first reclaim on (0:
-  // none yet, and no history kept: a pool that never remaps pays nothing).
-  uint64_t frees_ = 0;
+  // VMM: page histories (PageUse) are kept from the first reclaim on (before
+  // it nothing reads them: a pool that never remaps pays nothing), their
+  // clock counting frees from then: a free's page time is its StreamFences
+  // stamp less history_base_, plus one.
+  bool history_ = false;
+  uint64_t history_base_ = 0;
+  uint64_t page_time(uint64_t stamp) const { return std::min(stamp - history_base_ + 1, PageUse::kMaxTime); }
   std::vector<GranuleRun> scratch_, piece_;           // VMM: granules being mapped
   std::vector<std::pair<uint64_t, uint64_t>> holes_;  // VMM: unmapped pages being mapped
   // VMM: pages [first, end) of a free block that a remap may take.
@@ -179,6 +183,7 @@ class LargePool final : public GranuleReclaimer {
     uintptr_t addr;     // of page `first`
     Block* block;
     uint64_t first, end;
+    uint64_t freed_at;  // the StreamFences stamp of the latest free these pages were part of
   };
   std::vector<Victim> victims_;  // scratch of reclaim()
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block

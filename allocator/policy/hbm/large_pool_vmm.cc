@@ -136,7 +136,11 @@ bool LargePool::back(Block* b) {
 
 size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
   if (!vmm() || want == 0) return 0;
-  frees_ = std::max<uint64_t>(frees_, 1);  // free() keeps page histories from now on
+  if (!history_) {  // free() keeps page histories from now on
+    history_ = true;
+    history_base_ = fences_.clock();
+  }
+  const uint64_t now = page_time(fences_.clock());
   // Pages of free blocks no allocated block touches, in stretches with one
   // history each.
   std::vector<Victim>& victims = victims_;
@@ -149,7 +153,11 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
     const LargeSegment* seg = b->segment;
     auto candidates = [&](uint64_t from, uint64_t to) {
       seg->use.for_each_in(from, to, [&](uint64_t f, uint64_t t, const PageHistory& h) {
-        victims.push_back({uint64_t(std::bit_width(h.reuse_distance(frees_))), seg->base + f * page_, b, f, t});
+        // Pages freed since the history began were last part of the free
+        // stamped at h.last; older ones, of some free up to the block's own.
+        const uint64_t freed_at = h.last != 0 && h.last < PageUse::kMaxTime ? h.last + history_base_ - 1 : b->freed_at;
+        victims.push_back({uint64_t(std::bit_width(h.reuse_distance(now))), seg->base + f * page_, b, f, t,
+                           std::min(freed_at, b->freed_at)});
         found += t - f;
       });
     };
@@ -186,12 +194,17 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
   for (size_t i = 0; i < victims.size();) {
     Block* b = victims[i].block;
     LargeSegment* seg = b->segment;
-    idle.ensure(b->stream, b->freed_at);
     account_inactive(b, -1);
     for (; i < victims.size() && victims[i].block == b;) {
       const uint64_t first = victims[i].first;
-      uint64_t end = victims[i].end;
-      for (++i; i < victims.size() && victims[i].block == b && victims[i].first == end; ++i) end = victims[i].end;
+      uint64_t end = victims[i].end, freed_at = victims[i].freed_at;
+      for (++i; i < victims.size() && victims[i].block == b && victims[i].first == end; ++i) {
+        end = victims[i].end;
+        freed_at = std::max(freed_at, victims[i].freed_at);
+      }
+      // Only the work before these pages' own latest free must be done: a
+      // recent free elsewhere in the block does not hold them.
+      idle.ensure(b->stream, freed_at);
       unmap_pages(seg, first, end, out);
       b->backed -= (end - first) * page_;  // whole pages inside b
       got += end - first;

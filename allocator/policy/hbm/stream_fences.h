@@ -55,6 +55,8 @@ class StreamFences {
     refresh(stream, f);
     return stamp;
   }
+  // The stamp of the latest free (0: none yet).
+  uint64_t clock() const { return clock_; }
   // Whether the work queued on `stream` before a free stamped `freed_at` is
   // done by its stream's fence (0: a block no request ever used). Where
   // blocks go follows this alone, never the synchronizations a remap made,

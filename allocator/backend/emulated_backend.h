@@ -1,7 +1,8 @@
 // What the sim and host backends share: a device emulated in this process,
-// whose capacity is counted by hand and whose work completes at once. A
-// stream event is done when recorded, unless its stream is held, which tests
-// use to stand for queued work that has not run yet.
+// whose capacity is counted by hand and whose work completes at once (or a
+// set lag later, a GPU running behind its host). A stream event is done when
+// recorded, unless its stream is held, which tests use to stand for queued
+// work that has not run yet.
 #pragma once
 
 #include <cstdint>

@@ -32,7 +32,7 @@ Grid parse_grid(std::string_view policy, std::string_view text) {
   const PolicyDescription& p = policy_named(policy);  // names an unknown policy
   Grid g{std::string(policy), {}};
   for (const auto& [key, values] : cca::split_settings(text)) {
-    if (key == "policy" || key == "backend" || key == "capacity" || key == "sim_devices")
+    if (key == "policy" || key == "backend" || key == "capacity" || key == "sim_devices" || key == "sim_lag")
       throw Error(ErrorCode::kConfig, key + ": not a knob to tune (tune has its own --policy and --capacity)");
     // A point is one ready line of the policy's variable: its own keys only.
     if (!p.owns_key(key))

@@ -40,6 +40,7 @@ TEST(TuneGrid, BadGridsNameTheProblem) {
   EXPECT_NE(ErrorOf("hbm", "max_split_size_mb:64").find("not a knob of policy hbm"), std::string::npos);
   EXPECT_NE(ErrorOf("hbm", "bogus:1").find("bogus"), std::string::npos);
   EXPECT_NE(ErrorOf("cca", "capacity:1GiB").find("not a knob to tune"), std::string::npos);
+  EXPECT_NE(ErrorOf("hbm", "sim_lag:1ms|0").find("not a knob to tune"), std::string::npos);
   EXPECT_NE(ErrorOf("cca", "expandable_segments:True||False").find("empty value"), std::string::npos);
   EXPECT_NE(ErrorOf("cca", "").find("no knob"), std::string::npos);
   EXPECT_NE(ErrorOf("xyz", "a:1").find("unknown policy"), std::string::npos);

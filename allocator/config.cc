@@ -43,12 +43,16 @@ uint64_t parse_key_bytes(std::string_view key, std::string_view value) {
 
 bool is_power_of_two(uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
-// A duration such as 0, 500us, 2ms or 1.5s, in whole microseconds.
-int64_t parse_key_micros(std::string_view key, std::string_view value) {
-  const std::string_view text = trim(value);
+// "512MiB" -> {"512", "MiB"}: the leading digits and dots, and the rest.
+std::pair<std::string_view, std::string_view> number_and_unit(std::string_view text) {
   size_t i = 0;
   while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
-  const std::string_view number = text.substr(0, i), unit = text.substr(i);
+  return {text.substr(0, i), text.substr(i)};
+}
+
+// A duration such as 0, 500us, 2ms or 1.5s, in whole microseconds.
+int64_t parse_key_micros(std::string_view key, std::string_view value) {
+  const auto [number, unit] = number_and_unit(trim(value));
   const double scale = unit == "us" ? 1 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : 0;
   double d = 0;
   auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
@@ -64,9 +68,8 @@ int64_t parse_key_micros(std::string_view key, std::string_view value) {
 
 uint64_t parse_bytes(std::string_view text) {
   text = trim(text);
-  size_t i = 0;
-  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
-  std::string_view number = text.substr(0, i), unit = trim(text.substr(i));
+  auto [number, unit] = number_and_unit(text);
+  unit = trim(unit);
   auto fail = [&](const std::string& why) -> uint64_t {
     throw Error(ErrorCode::kConfig, "'" + std::string(text) + "' " + why);
   };

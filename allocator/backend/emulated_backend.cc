@@ -6,20 +6,8 @@
 
 namespace hbmalloc {
 
-EmulatedBackend::StreamClock& EmulatedBackend::clock_of(StreamId stream) {
-  if (last_clock_ < clocks_.size() && clocks_[last_clock_].first == stream) [[likely]]
-    return clocks_[last_clock_].second;
-  for (size_t i = 0; i < clocks_.size(); ++i)
-    if (clocks_[i].first == stream) {
-      last_clock_ = i;
-      return clocks_[i].second;
-    }
-  last_clock_ = clocks_.size();
-  return clocks_.emplace_back(stream, StreamClock{}).second;
-}
-
 EventId EmulatedBackend::record_event(StreamId stream) {
-  StreamClock& clock = clock_of(stream);
+  StreamClock& clock = clocks_.of(stream);
   uint64_t seq = ++clock.recorded;
   if (!clock.held) clock.completed = seq;
   EventId id = next_event_++;
@@ -33,7 +21,7 @@ EventId EmulatedBackend::record_event(StreamId stream) {
 bool EmulatedBackend::event_done(EventId event) {
   Event* e = event == 0 ? nullptr : events_.find(event);  // 0 is no id (the table's empty key)
   if (e == nullptr) throw Error(ErrorCode::kBackend, std::string(name()) + ": unknown event");
-  const StreamClock& clock = clock_of(e->stream);
+  const StreamClock& clock = clocks_.of(e->stream);
   if (e->seq > clock.completed) return false;
   if (e->runs_at == kRan || e->seq <= clock.ran) return true;
   // The clock only moves forward, so a stream's events run in their order.
@@ -48,11 +36,11 @@ void EmulatedBackend::release_event(EventId event) {
 }
 
 void EmulatedBackend::synchronize() {
-  for (auto& [stream, clock] : clocks_) clock.completed = clock.ran = clock.recorded;
+  for (auto& [stream, clock] : clocks_) clock->completed = clock->ran = clock->recorded;
 }
 
 void EmulatedBackend::complete_stream(StreamId stream) {
-  StreamClock& clock = clock_of(stream);
+  StreamClock& clock = clocks_.of(stream);
   clock.completed = clock.ran = clock.recorded;
   clock.held = false;
 }

@@ -7,10 +7,9 @@
 
 #include <cstdint>
 #include <optional>
-#include <utility>
-#include <vector>
 
 #include "backend/backend.h"
+#include "core/per_stream.h"
 #include "core/pointer_map.h"
 
 namespace hbmalloc {
@@ -34,7 +33,7 @@ class EmulatedBackend : public Backend {
 
   // Test hooks: while a stream is held, events recorded on it stay pending
   // until complete_stream() (or synchronize()).
-  void hold_stream(StreamId stream) { clock_of(stream).held = true; }
+  void hold_stream(StreamId stream) { clocks_.of(stream).held = true; }
   void complete_stream(StreamId stream);
 
   // Physical bytes held: live segments plus created granules.
@@ -65,11 +64,7 @@ class EmulatedBackend : public Backend {
     uint64_t seq;
     int64_t runs_at = kRan;  // with a work lag: the clock time its work runs
   };
-  // A job has few streams, and the same one asks again and again: a list,
-  // searched from the last one asked.
-  StreamClock& clock_of(StreamId stream);
-  std::vector<std::pair<StreamId, StreamClock>> clocks_;
-  size_t last_clock_ = 0;
+  PerStream<StreamClock> clocks_;
   // Keyed by id (never 0); an open-addressing table, since a replay records and
   // releases an event at many frees (fences).
   PointerMap<Event> events_;

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -175,6 +176,12 @@ class LargePool final : public GranuleReclaimer {
   bool history_ = false;
   uint64_t history_base_ = 0;
   uint64_t page_time(uint64_t stamp) const { return std::min(stamp - history_base_ + 1, PageUse::kMaxTime); }
+  // The stamp of the free at page time `t` (0: none since the history began,
+  // kMaxTime: too late to tell).
+  std::optional<uint64_t> stamp_at(uint64_t t) const {
+    if (t == 0 || t >= PageUse::kMaxTime) return std::nullopt;
+    return t + history_base_ - 1;
+  }
   std::vector<GranuleRun> scratch_, piece_;           // VMM: granules being mapped
   std::vector<std::pair<uint64_t, uint64_t>> holes_;  // VMM: unmapped pages being mapped
   // VMM: pages [first, end) of a free block that a remap may take.

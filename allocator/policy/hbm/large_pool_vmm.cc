@@ -154,10 +154,9 @@ size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle&
     auto candidates = [&](uint64_t from, uint64_t to) {
       seg->use.for_each_in(from, to, [&](uint64_t f, uint64_t t, const PageHistory& h) {
         // Pages freed since the history began were last part of the free
-        // stamped at h.last; older ones, of some free up to the block's own.
-        const uint64_t freed_at = h.last != 0 && h.last < PageUse::kMaxTime ? h.last + history_base_ - 1 : b->freed_at;
+        // at h.last; older ones, of some free up to the block's own.
         victims.push_back({uint64_t(std::bit_width(h.reuse_distance(now))), seg->base + f * page_, b, f, t,
-                           std::min(freed_at, b->freed_at)});
+                           stamp_at(h.last).value_or(b->freed_at)});
         found += t - f;
       });
     };

@@ -151,6 +151,9 @@ Config Config::parse(std::string_view text) {
       // A slot bitmap covers at most 4096 slots of 512 B.
       if (!is_power_of_two(c.slab_size) || c.slab_size < (64 << 10) || c.slab_size > (2ull << 20))
         bad_value(key, value, "must be a power of two between 64KiB and 2MiB");
+    } else if (key == "mid_size") {
+      c.mid_size = parse_key_bytes(key, value);
+      if (c.mid_size > kMaxDeviceBytes) bad_value(key, value, "more than the largest device hbmalloc models, 1 PiB");
     } else if (key == "segment_round") {
       c.segment_round = parse_key_bytes(key, value);
       if (!is_power_of_two(c.segment_round) || c.segment_round < 512)
@@ -171,7 +174,7 @@ Config Config::parse(std::string_view text) {
       throw Error(ErrorCode::kConfig,
                   "unknown key '" + std::string(key) +
                       "' (known: policy, backend, capacity, memory_fraction, small_size, slab_size, "
-                      "segment_round, sim_devices, sim_lag, ipc, " + VmmConfig::kKeys +
+                      "mid_size, segment_round, sim_devices, sim_lag, ipc, " + VmmConfig::kKeys +
                       ", and PyTorch's allocator keys for policy cca)");
     }
   }
@@ -194,6 +197,7 @@ std::vector<std::pair<std::string, std::string>> Config::items() const {
           {"memory_fraction", format_number(memory_fraction)},
           {"small_size", std::to_string(small_size)},
           {"slab_size", std::to_string(slab_size)},
+          {"mid_size", std::to_string(mid_size)},
           {"segment_round", std::to_string(segment_round)},
           {"sim_devices", std::to_string(sim_devices)}};
   // Listed only when off: it changes nothing but the cuda backend's sharing,

@@ -26,12 +26,20 @@ A last line names the traces where hbm took the out-of-memory retry (which
 gives the whole cache back) at its least capacity or 1.02x it: none should.
 
   benchmarks/defrag_targets.py [--jobs N] [--json OUT] [--only SUBSTRING] [--hbm-conf K:V,...]
-                              [--seeds 1,2] [--synthetic-only]
+                              [--seeds 1,2] [--synthetic-only] [--scale F,...]
 
 --hbm-conf adds knobs to every hbm replay (the threshold ladder's included), to
 weigh a candidate default side by side with today's. --seeds picks the
 synthetic workloads' seeds and --synthetic-only leaves the shared snapshots
 out: seeds no rule was chosen on are a held-out check.
+
+--scale F,... replays the shared snapshots with every request's size
+multiplied by each F (rounded, at least 1 B) instead of as recorded, and no
+synthetic workload: the same jobs at other model dimensions, where sizes that
+were whole pages are no longer, another held-out check. The snapshots go
+through `hbmalloc convert` to JSON lines; their recorded segment events are
+dropped, as their sizes no longer describe the blocks. Rows are named
+STEM_xF.jsonl and count as real.
 
 Prints one markdown table and a summary line per target; exit code 1 when a
 target is missed. Needs build/hbmalloc.
@@ -70,14 +78,14 @@ def replay(path, policy, conf="", capacity=UNLIMITED, min_capacity=False):
     return d
 
 
-def row_of(path):
+def row_of(path, real):
     es_conf = "expandable_segments:True"
     hbm = replay(path, "hbm", min_capacity=True)
     es = replay(path, "cca", es_conf, min_capacity=True)
     row = {
         "trace": path.name,
         "peak_requested": hbm["peak_requested"],
-        "real": path.suffix == ".pickle",
+        "real": real,
         "hbm_min": hbm["min_capacity"], "es_min": es["min_capacity"],
         "hbm_eff": hbm["efficiency"], "es_eff": es["efficiency"],
         "hbm_dev": hbm["vmm"]["device_seconds"], "es_dev": es["vmm"]["device_seconds"],
@@ -131,6 +139,40 @@ def synthetic(dir_, seeds):
     return out
 
 
+# JSON lines actions whose `size` is a request's (an oom's `addr` is the
+# device's free bytes, kept); segment events are dropped.
+SCALED_ACTIONS = ("alloc", "free_requested", "free_completed", "oom")
+
+
+def converted(snapshot, dir_):
+    plain = pathlib.Path(dir_) / (snapshot.stem + ".jsonl")
+    subprocess.run([str(CLI), "convert", str(snapshot), str(plain)], check=True, capture_output=True)
+    return plain
+
+
+def scaled(plain, factor):
+    """The JSON lines trace `plain` with every request's size times factor, beside it."""
+    out = plain.with_name("%s_x%g.jsonl" % (plain.stem, factor))
+
+    def times(n):
+        return max(1, round(n * factor))
+
+    with open(plain) as src, open(out, "w") as dst:
+        for line in src:
+            event = json.loads(line)
+            action = event.get("action", "")
+            if action.startswith("segment"):
+                continue
+            if action in SCALED_ACTIONS and "size" in event:
+                event["size"] = times(event["size"])
+            elif action == "live_block":
+                for key in ("requested", "size"):
+                    if key in event:
+                        event[key] = times(event[key])
+            dst.write(json.dumps(event, separators=(",", ":")) + "\n")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=2)
@@ -139,20 +181,39 @@ def main():
     ap.add_argument("--hbm-conf", default="")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--synthetic-only", action="store_true")
+    ap.add_argument("--scale", default="")
     args = ap.parse_args()
     global HBM_CONF
     HBM_CONF = args.hbm_conf
+    factors = [float(x) for x in args.scale.split(",") if x]
+    if any(not f > 0 for f in factors):
+        ap.error("--scale: factors must be positive numbers")
+    if factors and args.synthetic_only:
+        ap.error("--scale scales the shared snapshots; --synthetic-only leaves them out")
     files = [] if args.synthetic_only else sorted(
         p for d in ("snapshots", "incoming") for p in (TRACES / d).glob("*.pickle") if args.only in p.name)
     seeds = [int(x) for x in args.seeds.split(",") if x]
     with tempfile.TemporaryDirectory() as tmp:
-        files += [p for p in synthetic(tmp, seeds) if args.only in p.name]
+        real = set(files)
+        if not factors:
+            files += [p for p in synthetic(tmp, seeds) if args.only in p.name]
+
+        def replayable(p):
+            info = subprocess.run([str(CLI), "info", "--json", str(p)], capture_output=True, text=True)
+            # A state-only snapshot has nothing to replay.
+            return info.returncode == 0 and json.loads(info.stdout).get("has_history", True)
+
+        if factors:
+            with ThreadPoolExecutor(args.jobs) as pool:
+                kept = [p for p, ok in zip(files, pool.map(replayable, files)) if ok]
+                plain = list(pool.map(lambda p: converted(p, tmp), kept))
+                files = list(pool.map(lambda pf: scaled(*pf), [(p, f) for f in factors for p in plain]))
+            real = set(files)
 
         def guarded(p):
-            info = subprocess.run([str(CLI), "info", "--json", str(p)], capture_output=True, text=True)
-            if info.returncode != 0 or not json.loads(info.stdout).get("has_history", True):
-                return None  # a state-only snapshot: nothing to replay
-            r = row_of(p)
+            if not factors and not replayable(p):
+                return None
+            r = row_of(p, p in real)
             return r if r["peak_requested"] >= 256 * MIB else None
 
         with ThreadPoolExecutor(args.jobs) as pool:

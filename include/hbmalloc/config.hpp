@@ -22,6 +22,10 @@ struct Config {
   double memory_fraction = 1.0;            // reserved <= fraction * capacity
   uint64_t small_size = 64ull << 10;       // requests up to this use size-class slabs
   uint64_t slab_size = 128ull << 10;       // slab chunk (one small-pool segment)
+  // hbm: requests above small_size up to this have arenas (or segments) of
+  // their own, apart from larger blocks, as PyTorch keeps blocks up to 1 MiB
+  // apart; 0 puts them with the larger ones.
+  uint64_t mid_size = 1ull << 20;
   uint64_t segment_round = 2ull << 20;     // large segments are rounded up to this
   int sim_devices = 8;                     // devices the sim backend pretends to have
   // sim: the GPU runs this far behind the host (microseconds; 0: work done at

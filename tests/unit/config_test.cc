@@ -98,6 +98,7 @@ TEST(ConfigParseTest, EmptyTextGivesDefaults) {
   EXPECT_EQ(c.memory_fraction, 1.0);
   EXPECT_EQ(c.small_size, 64 * kKiB);
   EXPECT_EQ(c.slab_size, 128 * kKiB);
+  EXPECT_EQ(c.mid_size, kMiB);
   EXPECT_EQ(c.segment_round, 2 * kMiB);
   EXPECT_EQ(c.sim_devices, 8);
   ExpectSameConfig(Config::parse("   "), Config{});
@@ -128,6 +129,9 @@ TEST(ConfigParseTest, EveryKeyGoodValues) {
     EXPECT_EQ(c.small_size, 32 * kKiB);
   }
   EXPECT_EQ(Config::parse("slab_size:2MiB").slab_size, 2 * kMiB);
+  EXPECT_EQ(Config::parse("mid_size:0").mid_size, 0u);
+  EXPECT_EQ(Config::parse("mid_size:4MiB").mid_size, 4 * kMiB);
+  EXPECT_EQ(Config::parse("mid_size:1024TiB").mid_size, uint64_t(1) << 50);
   EXPECT_EQ(Config::parse("segment_round:512").segment_round, 512u);
   EXPECT_EQ(Config::parse("segment_round:1GiB").segment_round, kGiB);
   EXPECT_EQ(Config::parse("sim_devices:1").sim_devices, 1);
@@ -185,6 +189,8 @@ TEST(ConfigParseTest, BadValueErrorsNameKeyAndValue) {
       {"slab_size", "3MiB"},       {"slab_size", "4MiB"},
       {"slab_size", "96KiB"},      {"slab_size", "32KiB"},
       {"slab_size", "junk"},       {"segment_round", "256"},
+      {"mid_size", "big"},         {"mid_size", "1025TiB"},
+      {"mid_size", "-1"},
       {"segment_round", "3000"},   {"segment_round", "0"},
       {"segment_round", "x"},      {"sim_devices", "0"},
       {"sim_devices", "1.5"},      {"sim_devices", "2000"},
@@ -209,7 +215,7 @@ TEST(ConfigParseTest, BadValueErrorsNameKeyAndValue) {
 
 TEST(ConfigParseTest, EmptyValueIsAnError) {
   for (const char* key : {"policy", "backend", "capacity", "memory_fraction", "small_size", "slab_size",
-                          "segment_round", "sim_devices"}) {
+                          "segment_round", "sim_devices", "mid_size"}) {
     std::string msg = ParseError(std::string(key) + ":");
     EXPECT_NE(msg.find(key), std::string::npos) << msg;
     msg = ParseError(std::string(key) + ":  ,policy:hbm");

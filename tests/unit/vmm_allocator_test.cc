@@ -410,8 +410,8 @@ TEST(VmmAllocator, ASmallRequestWithNoRoomForASlabUsesACachedLargeBlock) {
 // real job gigabytes), to create them again on the next large request.
 TEST(VmmAllocator, ASlabOnAFullDeviceTakesOneCachedGranuleNotTheWholeCache) {
   SimAllocator a(14 * MiB);
-  void* head = a->malloc(3 * MiB);   // pages 0-1
-  void* keep = a->malloc(1 * MiB);   // page 1
+  void* head = a->malloc(3 * MiB - 512);  // pages 0-1
+  void* keep = a->malloc(1 * MiB + 512);  // page 1 (above mid_size: a large block)
   void* rest = a->malloc(10 * MiB);  // pages 2-6
   ASSERT_TRUE(head && keep && rest);
   a->free(head);

@@ -47,6 +47,7 @@ PolicySettings alone(std::string_view key, std::string_view value) {
 TuneKnobs tune_knobs() {
   return {{"small_size", {"unset", "256KiB"}},
           {"slab_size", {"unset", "1MiB"}},
+          {"mid_size", {"unset", "0"}},
           {"vmm", {"unset", "off"}},
           {"remap", {"unset", "always", "never"}},
           {"pressure_threshold", {"unset", "0.9", "0.99"}},

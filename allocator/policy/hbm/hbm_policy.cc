@@ -19,6 +19,11 @@ uint64_t arena_size(const Backend& backend) {
   const uint64_t capacity = std::min(backend.capacity(), kMaxDeviceBytes);
   return capacity == 0 ? kUnlimited : std::clamp(2 * capacity, kMin, kMax);
 }
+// Mid-size blocks rarely hold much of a device: a sixteenth of a large
+// arena (a full one is followed by another), so streams' two arenas still fit the window.
+uint64_t mid_arena_size(const Backend& backend) {
+  return std::max(uint64_t(64) << 30, arena_size(backend) / 16);
+}
 }  // namespace
 
 std::unique_ptr<GranuleSupply> HbmPolicy::make_supply(const Config& config, Backend& backend,
@@ -38,10 +43,14 @@ HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)
       fences_(backend, stats),
       supply_(make_supply(config, backend, granules_, fences_)),
       slabs_(config.small_size, config.slab_size, source_, supply_.get()),
+      mid_size_(config.mid_size),
+      mid_(source_, config.segment_round, supply_.get(), mid_arena_size(backend), fences_),
       large_(source_, config.segment_round, supply_.get(), arena_size(backend), fences_) {
-  // Empty slabs go first: whole granules, no large block cut.
+  // Empty slabs go first: whole granules, no large block cut; then the mid
+  // pool's free pages, which a burst of small blocks leaves behind.
   if (supply_) {
     supply_->add_reclaimer(&slabs_);
+    supply_->add_reclaimer(&mid_);
     supply_->add_reclaimer(&large_);
   }
 }
@@ -56,9 +65,9 @@ LiveBlock HbmPolicy::describe(const Live& live) {
 }
 
 // Inlined: it is the tail of every large allocation.
-[[gnu::always_inline]] inline Allocation HbmPolicy::handed_out(Block* block, uint64_t size) {
+[[gnu::always_inline]] inline Allocation HbmPolicy::handed_out(Block* block, uint64_t size, bool mid) {
   if (block == nullptr) return {};
-  live_.insert(block->addr, Live{size, block, 0, Pool::kLarge});
+  live_.insert(block->addr, Live{size, block, 0, Pool::kLarge, mid});
   return {reinterpret_cast<void*>(block->addr), block->size, Pool::kLarge};
 }
 
@@ -68,13 +77,22 @@ Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
     SlabPool::Slot slot = slabs_.allocate(slabs_.class_of(size), stream);
     // No memory for a new slab (the limit or the device is full): a cached
     // large free block may still hold the request, as a large block.
-    if (slot.slab == nullptr) [[unlikely]]
-      return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size);
+    if (slot.slab == nullptr) [[unlikely]] {
+      if (Block* b = mid_.allocate(size, stream, /*may_grow=*/false)) return handed_out(b, size, true);
+      return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size, false);
+    }
     uintptr_t addr = slot.addr();
-    live_.insert(addr, Live{size, slot.slab, slot.index, Pool::kSmall});
+    live_.insert(addr, Live{size, slot.slab, slot.index, Pool::kSmall, false});
     return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
   }
-  return handed_out(large_.allocate(size, stream), size);
+  // A pool that cannot grow may still find a cached free block in the other
+  // (the device full, or the limit reached): better than an out-of-memory.
+  if (size <= mid_size_) {
+    if (Block* b = mid_.allocate(size, stream)) [[likely]] return handed_out(b, size, true);
+    return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size, false);
+  }
+  if (Block* b = large_.allocate(size, stream)) [[likely]] return handed_out(b, size, false);
+  return handed_out(mid_.allocate(size, stream, /*may_grow=*/false), size, true);
 }
 
 
@@ -83,11 +101,13 @@ Allocation HbmPolicy::allocate_at(uint64_t addr, uint64_t size, uint64_t request
   if (slabs_.slab_at(addr) != nullptr) {
     SlabPool::Slot slot = slabs_.take_at(addr, size);
     if (slot.slab != nullptr) {
-      live_.insert(addr, Live{requested, slot.slab, slot.index, Pool::kSmall});
+      live_.insert(addr, Live{requested, slot.slab, slot.index, Pool::kSmall, false});
       return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
     }
   } else if (Block* block = large_.take_at(addr, size)) {
-    return handed_out(block, requested);
+    return handed_out(block, requested, false);
+  } else if (Block* block = mid_.take_at(addr, size)) {
+    return handed_out(block, requested, true);
   }
   throw Error(ErrorCode::kInvalidArgument, "hbm: no free memory holds " + std::to_string(size) + " bytes at " +
                                                std::to_string(addr) + " (the checkpoint's segment is gone or in use)");
@@ -102,7 +122,7 @@ FreeStatus HbmPolicy::free(void* ptr, int64_t expected_requested, LiveBlock& out
   if (expected_requested >= 0 && uint64_t(expected_requested) != live.requested) return FreeStatus::kSizeMismatch;
   live_.erase_found(found);
   if (live.pool == Pool::kSmall) slabs_.free(static_cast<Slab*>(live.owner), live.slot);
-  else large_.free(static_cast<Block*>(live.owner));
+  else pool_of(live).free(static_cast<Block*>(live.owner));
   return FreeStatus::kOk;
 }
 
@@ -122,17 +142,18 @@ ErrorCode HbmPolicy::classify_bad_pointer(void* ptr) const {
       return ErrorCode::kDoubleFree;
     return ErrorCode::kUnknownPointer;
   }
-  if (const Block* block = large_.block_at(addr); block && block->is_free()) return ErrorCode::kDoubleFree;
+  for (const LargePool* pool : {&mid_, &large_})
+    if (const Block* block = pool->block_at(addr); block && block->is_free()) return ErrorCode::kDoubleFree;
   return ErrorCode::kUnknownPointer;
 }
 
 uint64_t HbmPolicy::release_cached() {
   fences_.none();
-  return slabs_.release_cached() + large_.release_cached();
+  return slabs_.release_cached() + mid_.release_cached() + large_.release_cached();
 }
 
 uint64_t HbmPolicy::largest_free_block() const {
-  return std::max(slabs_.largest_free_block(), large_.largest_free_block());
+  return std::max({slabs_.largest_free_block(), mid_.largest_free_block(), large_.largest_free_block()});
 }
 
 Tally HbmPolicy::check() const {
@@ -140,7 +161,9 @@ Tally HbmPolicy::check() const {
   std::vector<GranuleRun> granules;
   std::vector<const Block*> allocated;
   slabs_.check(tally.of(Pool::kSmall), granules);
+  mid_.check(tally.of(Pool::kLarge), allocated, granules);
   large_.check(tally.of(Pool::kLarge), allocated, granules);
+  std::sort(allocated.begin(), allocated.end(), [](const Block* a, const Block* b) { return a->addr < b->addr; });
   if (supply_) {
     // Each granule is mapped in one place only, so no two blocks share physical memory.
     std::sort(granules.begin(), granules.end(), [](const GranuleRun& a, const GranuleRun& b) { return a.first < b.first; });
@@ -164,6 +187,8 @@ Tally HbmPolicy::check() const {
                                  [](const Block* b, uintptr_t a) { return b->addr < a; });
       if (it == allocated.end() || *it != block || block->addr != addr || !block->allocated())
         throw Error(ErrorCode::kInvariant, at + ": not an allocated block at that address");
+      if ((mid_.block_at(addr) == block) != live.mid)
+        throw Error(ErrorCode::kInvariant, at + ": its block is not in the pool the pointer names");
       if (live.requested > block->size) throw Error(ErrorCode::kInvariant, at + ": block smaller than request");
     }
     LiveBlock d = describe(live);
@@ -190,6 +215,7 @@ Layout HbmPolicy::layout() const {
   };
   Layout out;
   slabs_.append_layout(out, requested_of);
+  mid_.append_layout(out, requested_of);
   large_.append_layout(out, requested_of);
   std::sort(out.begin(), out.end(),
             [](const SegmentLayout& a, const SegmentLayout& b) { return a.addr < b.addr; });

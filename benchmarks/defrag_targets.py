@@ -26,7 +26,7 @@ A last line names the traces where hbm took the out-of-memory retry (which
 gives the whole cache back) at its least capacity or 1.02x it: none should.
 
   benchmarks/defrag_targets.py [--jobs N] [--json OUT] [--only SUBSTRING] [--hbm-conf K:V,...]
-                              [--seeds 1,2] [--synthetic-only] [--scale F,...]
+                              [--seeds 1,2] [--synthetic-only] [--scale F,...] [--jitter SEED,...]
 
 --hbm-conf adds knobs to every hbm replay (the threshold ladder's included), to
 weigh a candidate default side by side with today's. --seeds picks the
@@ -39,12 +39,17 @@ synthetic workload: the same jobs at other model dimensions, where sizes that
 were whole pages are no longer, another held-out check. The snapshots go
 through `hbmalloc convert` to JSON lines; their recorded segment events are
 dropped, as their sizes no longer describe the blocks. Rows are named
-STEM_xF.jsonl and count as real.
+STEM_xF.jsonl and count as real. --jitter SEED,... does the same with each
+distinct size multiplied by a factor of its own, log-uniform in [0.8, 1.25]
+and drawn from a hash of the size and SEED (so a size keeps its factor
+through the trace, and sizes that were equal stay equal): the relations
+between sizes change too. Rows are named STEM_jSEED.jsonl.
 
 Prints one markdown table and a summary line per target; exit code 1 when a
 target is missed. Needs build/hbmalloc.
 """
 import argparse
+import hashlib
 import json
 import pathlib
 import statistics
@@ -150,12 +155,20 @@ def converted(snapshot, dir_):
     return plain
 
 
-def scaled(plain, factor):
-    """The JSON lines trace `plain` with every request's size times factor, beside it."""
-    out = plain.with_name("%s_x%g.jsonl" % (plain.stem, factor))
+def jitter_factor(size, seed):
+    """A factor for `size`, log-uniform in [0.8, 1.25], the same for every run."""
+    digest = hashlib.blake2b(b"%d:%d" % (seed, size), digest_size=8).digest()
+    return 0.8 * (1.25 / 0.8) ** (int.from_bytes(digest, "little") / 2.0 ** 64)
+
+
+def scaled(plain, factor=None, seed=None):
+    """The JSON lines trace `plain` with every request's size times factor (or
+    its jitter_factor under seed), beside it."""
+    tag = "x%g" % factor if seed is None else "j%d" % seed
+    out = plain.with_name("%s_%s.jsonl" % (plain.stem, tag))
 
     def times(n):
-        return max(1, round(n * factor))
+        return max(1, round(n * (factor if seed is None else jitter_factor(n, seed))))
 
     with open(plain) as src, open(out, "w") as dst:
         for line in src:
@@ -182,20 +195,25 @@ def main():
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--synthetic-only", action="store_true")
     ap.add_argument("--scale", default="")
+    ap.add_argument("--jitter", default="")
     args = ap.parse_args()
     global HBM_CONF
     HBM_CONF = args.hbm_conf
-    factors = [float(x) for x in args.scale.split(",") if x]
-    if any(not f > 0 for f in factors):
+    try:
+        variants = [{"factor": float(x)} for x in args.scale.split(",") if x]
+        variants += [{"seed": int(x)} for x in args.jitter.split(",") if x]
+    except ValueError as e:
+        ap.error("--scale takes numbers, --jitter whole numbers: %s" % e)
+    if any(v.get("factor", 1) <= 0 for v in variants):
         ap.error("--scale: factors must be positive numbers")
-    if factors and args.synthetic_only:
-        ap.error("--scale scales the shared snapshots; --synthetic-only leaves them out")
+    if variants and args.synthetic_only:
+        ap.error("--scale and --jitter change the shared snapshots; --synthetic-only leaves them out")
     files = [] if args.synthetic_only else sorted(
         p for d in ("snapshots", "incoming") for p in (TRACES / d).glob("*.pickle") if args.only in p.name)
     seeds = [int(x) for x in args.seeds.split(",") if x]
     with tempfile.TemporaryDirectory() as tmp:
         real = set(files)
-        if not factors:
+        if not variants:
             files += [p for p in synthetic(tmp, seeds) if args.only in p.name]
 
         def replayable(p):
@@ -203,15 +221,15 @@ def main():
             # A state-only snapshot has nothing to replay.
             return info.returncode == 0 and json.loads(info.stdout).get("has_history", True)
 
-        if factors:
+        if variants:
             with ThreadPoolExecutor(args.jobs) as pool:
                 kept = [p for p, ok in zip(files, pool.map(replayable, files)) if ok]
                 plain = list(pool.map(lambda p: converted(p, tmp), kept))
-                files = list(pool.map(lambda pf: scaled(*pf), [(p, f) for f in factors for p in plain]))
+                files = list(pool.map(lambda pv: scaled(pv[0], **pv[1]), [(p, v) for v in variants for p in plain]))
             real = set(files)
 
         def guarded(p):
-            if not factors and not replayable(p):
+            if not variants and not replayable(p):
                 return None
             r = row_of(p, p in real)
             return r if r["peak_requested"] >= 256 * MIB else None

@@ -84,6 +84,32 @@ TEST(MidPool, ALargeRequestOnAFullDeviceUsesACachedMidBlock) {
   }
 }
 
+// A mapped hole in the large pool no larger than mid_size holds no large
+// request on its own: a mid-size request takes it before growing the mid
+// pool. A larger hole is left whole for the large requests.
+TEST(MidPool, AMidRequestFillsALargeHoleTooSmallForAnyLargeRequest) {
+  for (const char* conf : {"", "vmm:off"}) {
+    SCOPED_TRACE(conf);
+    SimAllocator a(0, conf);
+    void* head = a->malloc(3 * MiB);
+    void* hole = a->malloc(1536 * KiB);
+    void* tail = a->malloc(4 * MiB);
+    a->free(hole);
+    void* big = a->malloc(1280 * KiB);  // best fit: the hole's start, 256 KiB left after it
+    ASSERT_EQ(big, hole);
+    void* mid = a->malloc(200 * KiB);
+    EXPECT_EQ(Addr(mid), Addr(big) + 1280 * KiB) << "the crevice";
+    a->free(big);  // a 1.25 MiB hole before the mid block now: too large to fill
+    void* other = a->malloc(200 * KiB);
+    EXPECT_TRUE(Addr(other) < Addr(hole) || Addr(other) >= Addr(hole) + 1280 * KiB) << "not in the hole";
+    void* again = a->malloc(1280 * KiB);
+    EXPECT_EQ(again, hole) << "the large hole stayed whole";
+    EXPECT_TRUE(InvariantsHold(*a.alloc));
+    for (void* p : {head, tail, mid, other, again}) a->free(p);
+    EXPECT_TRUE(InvariantsHold(*a.alloc));
+  }
+}
+
 // Requests at the edges: small_size goes to slabs, just above it and
 // mid_size itself to the mid pool, above mid_size to the large pool; with
 // mid_size at or below small_size there is no mid band.

@@ -88,6 +88,9 @@ Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
   // A pool that cannot grow may still find a cached free block in the other
   // (the device full, or the limit reached): better than an out-of-memory.
   if (size <= mid_size_) {
+    // A mapped large-pool hole of mid size holds no large request on its own:
+    // filling it costs the large requests nothing the mid pool would not.
+    if (Block* b = large_.allocate_in_crevice(size, stream, mid_size_)) return handed_out(b, size, false);
     if (Block* b = mid_.allocate(size, stream)) [[likely]] return handed_out(b, size, true);
     return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size, false);
   }

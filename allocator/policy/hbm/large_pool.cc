@@ -126,6 +126,23 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
     b = vmm() ? new_arena(rounded, stream) : new_segment(rounded, stream);
     if (b == nullptr) return nullptr;
   }
+  b = cut(b, rounded, stream);
+  // Without may_grow only memory already mapped may serve.
+  return b->backed == b->size ? b : ready_for_use(b, may_grow);
+}
+
+Block* LargePool::allocate_in_crevice(uint64_t size, StreamId stream, uint64_t largest) {
+  const uint64_t rounded = round_up(size, kRound);
+  Block* b = take_best_fit(stream, rounded);
+  if (b == nullptr) return nullptr;
+  if (b->size > largest || b->backed != b->size) {
+    free_.insert(b);
+    return nullptr;
+  }
+  return cut(b, rounded, stream);
+}
+
+Block* LargePool::cut(Block* b, uint64_t rounded, StreamId stream) {
   b = hand_out(b, [&](Block* block) {
     block->state = BlockState::kAllocated;  // before the remainder is counted: it is split because of it
     if (block->size > rounded) {  // the remainder stays free, right after the block, with the stream it had
@@ -136,8 +153,7 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
     return block;
   });
   b->stream = stream;
-  // Without may_grow only memory already mapped may serve.
-  return b->backed == b->size ? b : ready_for_use(b, may_grow);
+  return b;
 }
 
 Block* LargePool::ready_for_use(Block* b, bool may_map) {

@@ -60,6 +60,10 @@ class LargePool final : public GranuleReclaimer {
   // A block of at least `size` bytes, or nullptr when no memory could be had
   // (or, without may_grow, when no cached free block fits).
   Block* allocate(uint64_t size, StreamId stream, bool may_grow = true);
+  // A block of at least `size` bytes cut from the best-fit free block when
+  // that block is at most `largest` bytes and all mapped, else nullptr (and
+  // nothing changed).
+  Block* allocate_in_crevice(uint64_t size, StreamId stream, uint64_t largest);
   void free(Block* block);
   // The block [addr, addr + size) carved out of the free block holding it
   // (size a multiple of kRound), or nullptr when no free block holds it.
@@ -116,6 +120,9 @@ class LargePool final : public GranuleReclaimer {
   // b, allocated, with every page it touches mapped (mapping them only with
   // may_map); else b is freed again and nullptr returned.
   Block* ready_for_use(Block* b, bool may_map);
+  // Free block b, out of the index, allocated to `stream` as a block of
+  // `rounded` bytes; the rest stays free right after it.
+  Block* cut(Block* b, uint64_t rounded, StreamId stream);
   void check_arena(const Block* head, PoolTally& tally, std::vector<GranuleRun>& granules) const;
   void append_arena(const Block* head, Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const;
   uint64_t largest_backed_free() const;

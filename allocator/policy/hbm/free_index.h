@@ -41,16 +41,16 @@ class FreeIndex {
     --count_;
     return b;
   }
+  // The stream's best fit for `size`, left in the index (nullptr: none).
+  Block* best_fit(StreamId stream, uint64_t size) const {
+    const Bins* bins = streams_.find(stream);
+    return bins == nullptr ? nullptr : fit_in(*bins, size);
+  }
   // Appends, for each stream with a block of at least `size`, its best fit
   // (left in the index): the candidates of a best fit over all streams.
   void append_best_fits(uint64_t size, std::vector<Block*>& out) const {
-    const uint32_t own_bin = bin_of(size);
-    for (const auto& [stream, bins] : streams_) {
-      const Block* b = bins->bins[own_bin].fit(size);
-      if (b == nullptr)
-        if (const uint32_t bin = bins->first_set_after(own_bin); bin != kBins) b = bins->bins[bin].smallest();
-      if (b != nullptr) out.push_back(const_cast<Block*>(b));
-    }
+    for (const auto& [stream, bins] : streams_)
+      if (Block* b = fit_in(*bins, size)) out.push_back(b);
   }
   // Whether no stream but `stream` has ever had a block indexed.
   bool only(StreamId stream) const { return streams_.only(stream); }
@@ -182,6 +182,13 @@ class FreeIndex {
       return w * 64 + 63u - uint32_t(std::countl_zero(words[w]));
     }
   };
+  // The smallest block of at least `size` in bins (the first by address among equals).
+  static Block* fit_in(const Bins& bins, uint64_t size) {
+    const uint32_t own_bin = bin_of(size);
+    if (const Block* b = bins.bins[own_bin].fit(size)) return const_cast<Block*>(b);
+    const uint32_t bin = bins.first_set_after(own_bin);
+    return bin == kBins ? nullptr : const_cast<Block*>(bins.bins[bin].smallest());
+  }
 
   PerStream<Bins> streams_;
   size_t count_ = 0;

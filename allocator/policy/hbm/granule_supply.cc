@@ -72,20 +72,28 @@ uint64_t GranuleSupply::beyond_limit(uint64_t bytes) const {
   return room >= bytes ? 0 : bytes - room;
 }
 
+uint64_t GranuleSupply::release_plain(uint64_t bytes) {
+  uint64_t freed = 0;
+  for (GranuleReclaimer* r : reclaimers_)
+    if (freed < bytes) freed += r->release_plain(bytes - freed, idle_);
+  return freed;
+}
+
 void GranuleSupply::release_plain_for(size_t granules) {
   const uint64_t short_by = beyond_limit(granules * granule_);
   if (capturing_ || short_by == 0) return;
-  uint64_t freed = 0;
-  for (GranuleReclaimer* r : reclaimers_)
-    if (freed < short_by) freed += r->release_plain(short_by - freed, idle_);
+  release_plain(short_by);
 }
 
 bool GranuleSupply::make_room(uint64_t bytes) {
   if (capturing_) return false;
+  idle_.reset();
+  // Empty plain slabs (of another class or stream) first: freeing one moves
+  // no granule.
+  if (release_plain(bytes) >= bytes) return true;
   const uint64_t beyond = beyond_limit(bytes);
   const uint64_t short_by = beyond != 0 ? beyond : bytes;  // 0: the device itself said no
   const size_t want = size_t((short_by + granule_ - 1) / granule_);
-  idle_.reset();
   std::vector<GranuleRun> runs;
   const size_t got = reclaim(want, runs);
   source_.release_runs(runs, granule_, Pool::kLarge);

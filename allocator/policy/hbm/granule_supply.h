@@ -84,10 +84,11 @@ class GranuleSupply {
   // `requesting`: the bytes the request being served will add to requested
   // (the remap rule judges the high-water mark it makes).
   bool obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, uint64_t requesting);
-  // Gives cached granules back to the device, unmapped as for a remap, so
-  // that a plain segment of `bytes` (a slab beside the arenas, which no
-  // remap can serve) fits: as few as the limit asks, or, when the limit
-  // already leaves room and the device still said no, enough for `bytes`.
+  // Makes room for a plain segment of `bytes` (a slab beside the arenas,
+  // which no remap can serve): from empty plain slabs kept cached first,
+  // else by giving cached granules back to the device, unmapped as for a
+  // remap: as few as the limit asks, or, when the limit already leaves room
+  // and the device still said no, enough for `bytes`.
   // Without it a full device would flush the whole cache (the out-of-memory
   // retry) for one small slab. False when the cache cannot make the room.
   bool make_room(uint64_t bytes);
@@ -108,6 +109,8 @@ class GranuleSupply {
   size_t reclaim(size_t want, std::vector<GranuleRun>& out);
   // Of `bytes` more, those the memory limit has no room for.
   uint64_t beyond_limit(uint64_t bytes) const;
+  // Frees empty plain segments (slabs) of at least `bytes` where cached; the bytes freed.
+  uint64_t release_plain(uint64_t bytes);
   // Frees plain cached memory until the limit leaves room for `granules`.
   void release_plain_for(size_t granules);
 

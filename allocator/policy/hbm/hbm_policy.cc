@@ -75,27 +75,29 @@ Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
   fences_.allocating(stream);
   if (size <= slabs_.max_size()) {
     SlabPool::Slot slot = slabs_.allocate(slabs_.class_of(size), stream);
-    // No memory for a new slab (the limit or the device is full): a cached
-    // large free block may still hold the request, as a large block.
-    if (slot.slab == nullptr) [[unlikely]] {
-      if (Block* b = mid_.allocate(size, stream, /*may_grow=*/false)) return handed_out(b, size, true);
-      return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size, false);
-    }
+    if (slot.slab == nullptr) [[unlikely]] return from_cache(size, stream);
     uintptr_t addr = slot.addr();
     live_.insert(addr, Live{size, slot.slab, slot.index, Pool::kSmall, false});
     return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
   }
-  // A pool that cannot grow may still find a cached free block in the other
-  // (the device full, or the limit reached): better than an out-of-memory.
   if (size <= mid_size_) {
     // A mapped large-pool hole of mid size holds no large request on its own:
     // filling it costs the large requests nothing the mid pool would not.
     if (Block* b = large_.allocate_in_crevice(size, stream, mid_size_)) return handed_out(b, size, false);
     if (Block* b = mid_.allocate(size, stream)) [[likely]] return handed_out(b, size, true);
-    return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size, false);
+  } else if (Block* b = large_.allocate(size, stream)) [[likely]] {
+    return handed_out(b, size, false);
   }
-  if (Block* b = large_.allocate(size, stream)) [[likely]] return handed_out(b, size, false);
-  return handed_out(mid_.allocate(size, stream, /*may_grow=*/false), size, true);
+  return from_cache(size, stream);
+}
+
+// The request's own pool (or slab) could not grow, the limit or the device
+// full: a cached free block of either pool may still hold it, better than an
+// out-of-memory. (The own pool's best fit was tried already; trying it again
+// here costs a lookup on this slow path only.)
+Allocation HbmPolicy::from_cache(uint64_t size, StreamId stream) {
+  if (Block* b = mid_.allocate(size, stream, /*may_grow=*/false)) return handed_out(b, size, true);
+  return handed_out(large_.allocate(size, stream, /*may_grow=*/false), size, false);
 }
 
 

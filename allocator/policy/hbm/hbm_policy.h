@@ -54,6 +54,7 @@ class HbmPolicy final : public Policy {
   // A block of mid_ (mid) or large_ handed out for a request of `size` (nullptr: none).
   Allocation handed_out(Block* block, uint64_t size, bool mid);
   LargePool& pool_of(const Live& live) { return live.mid ? mid_ : large_; }
+  Allocation from_cache(uint64_t size, StreamId stream);
 
   // The supply is built before and outlives the pools that draw from it.
   static std::unique_ptr<GranuleSupply> make_supply(const Config& config, Backend& backend, GranuleSource& granules,

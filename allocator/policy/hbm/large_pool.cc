@@ -85,7 +85,7 @@ void LargePool::unlink_and_recycle(Block* b) {
   blocks_.recycle(b);
 }
 
-Block* LargePool::take_best_fit_of_all(StreamId stream, uint64_t size) {
+Block* LargePool::best_fit_of_all(StreamId stream, uint64_t size) {
   std::vector<Block*>& fits = fits_;
   fits.clear();
   free_.append_best_fits(size, fits);
@@ -93,7 +93,6 @@ Block* LargePool::take_best_fit_of_all(StreamId stream, uint64_t size) {
             [](const Block* a, const Block* b) { return a->size != b->size ? a->size < b->size : a->addr < b->addr; });
   for (Block* b : fits) {
     if (b->stream != stream && !settled(b)) continue;  // its stream may still use it
-    free_.erase(b);
     return b;
   }
   return nullptr;
@@ -133,12 +132,9 @@ Block* LargePool::allocate(uint64_t size, StreamId stream, bool may_grow) {
 
 Block* LargePool::allocate_in_crevice(uint64_t size, StreamId stream, uint64_t largest) {
   const uint64_t rounded = round_up(size, kRound);
-  Block* b = take_best_fit(stream, rounded);
-  if (b == nullptr) return nullptr;
-  if (b->size > largest || b->backed != b->size) {
-    free_.insert(b);
-    return nullptr;
-  }
+  Block* b = best_fit(stream, rounded);
+  if (b == nullptr || b->size > largest || b->backed != b->size) return nullptr;
+  free_.erase(b);
   return cut(b, rounded, stream);
 }
 

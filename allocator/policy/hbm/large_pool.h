@@ -137,9 +137,17 @@ class LargePool final : public GranuleReclaimer {
     // keeps to its own free blocks.
     if (fences_.capturing() || free_.only(stream)) [[likely]]
       return free_.take_best_fit(stream, size);
-    return take_best_fit_of_all(stream, size);
+    Block* b = best_fit_of_all(stream, size);
+    if (b != nullptr) free_.erase(b);
+    return b;
   }
-  Block* take_best_fit_of_all(StreamId stream, uint64_t size);
+  // The block take_best_fit would take, left in the index.
+  Block* best_fit(StreamId stream, uint64_t size) {
+    if (fences_.capturing() || free_.only(stream)) [[likely]]
+      return free_.best_fit(stream, size);
+    return best_fit_of_all(stream, size);
+  }
+  Block* best_fit_of_all(StreamId stream, uint64_t size);
   // Whether free block b's own stream is done with it (another may take it).
   bool settled(const Block* b) { return !fences_.capturing() && fences_.settled(b->stream, b->freed_at); }
   // Whether a free block freed on `stream` may join free neighbour n.
@@ -202,7 +210,7 @@ class LargePool final : public GranuleReclaimer {
   std::vector<Victim> victims_;  // scratch of reclaim()
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
   StreamFences& fences_;        // when another stream may take a free block
-  std::vector<Block*> fits_;    // scratch of take_best_fit()
+  std::vector<Block*> fits_;    // scratch of best_fit_of_all()
 };
 
 }  // namespace hbmalloc::hbm

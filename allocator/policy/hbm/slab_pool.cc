@@ -100,14 +100,8 @@ uintptr_t SlabPool::take_address() {
 uintptr_t SlabPool::new_memory(GranuleId& granule) {
   if (supply_ == nullptr) {
     void* mem = source_.grow(slab_size_, Pool::kSmall);
-    if (mem == nullptr && arenas_ != nullptr) {
-      // At the limit: an empty slab another class or stream keeps gives its
-      // room first, then the arenas' cached pages; else the out-of-memory
-      // retry would give back the whole cache for one slab.
-      arenas_->idle().reset();
-      if (release_plain(slab_size_, arenas_->idle()) > 0) mem = source_.grow(slab_size_, Pool::kSmall);
-      if (mem == nullptr && arenas_->make_room(slab_size_)) mem = source_.grow(slab_size_, Pool::kSmall);
-    }
+    if (mem == nullptr && arenas_ != nullptr && arenas_->make_room(slab_size_))
+      mem = source_.grow(slab_size_, Pool::kSmall);
     return reinterpret_cast<uintptr_t>(mem);
   }
   std::vector<GranuleRun> got;

@@ -50,21 +50,27 @@ std::pair<std::string_view, std::string_view> number_and_unit(std::string_view t
   return {text.substr(0, i), text.substr(i)};
 }
 
-// A duration such as 0, 500us, 2ms or 1.5s, in whole microseconds.
 int64_t parse_key_micros(std::string_view key, std::string_view value) {
-  const auto [number, unit] = number_and_unit(trim(value));
+  const std::optional<int64_t> us = parse_duration_us(value);
+  if (!us) bad_value(key, value, "expected a duration such as 0, 500us, 2ms or 1s");
+  if (*us > kMaxDurationUs) bad_value(key, value, "more than an hour");
+  return *us;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_duration_us(std::string_view text) {
+  const auto [number, unit] = number_and_unit(trim(text));
   const double scale = unit == "us" ? 1 : unit == "ms" ? 1e3 : unit == "s" ? 1e6 : 0;
   double d = 0;
   auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
   const bool number_ok = !number.empty() && ec == std::errc() && end == number.data() + number.size();
-  if (!number_ok || (scale == 0 && !(unit.empty() && d == 0)))
-    bad_value(key, value, "expected a duration such as 0, 500us, 2ms or 1s");
+  if (!number_ok || (scale == 0 && !(unit.empty() && d == 0))) return std::nullopt;
   const double us = d * scale;
-  if (!(us <= 3600e6)) bad_value(key, value, "more than an hour");
+  // Past an hour by a wide margin is junk too (and would not fit int64).
+  if (!(us <= 1e15)) return std::nullopt;
   return int64_t(std::llround(us));
 }
-
-}  // namespace
 
 uint64_t parse_bytes(std::string_view text) {
   text = trim(text);

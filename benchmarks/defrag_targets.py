@@ -16,11 +16,15 @@ the recording's own settings with expandable segments on. "Unlimited" is a
      vmm.device_seconds): hbm <= 1.05 x es, at unlimited capacity and at 1.02 x
      hbm's least capacity;
   4. predictability: hbm's efficiency never decreases as pressure_threshold
-     rises through 0.90, 0.95, 0.98, 0.99 and then remap:always;
-  5. the remapping time budget (remap_budget:0.01, 1% of the trace's time;
-     hbm's default is no budget): hbm's modeled remapping time at unlimited
-     capacity stays within it (traces without times have no clock and no
-     budget); the granules it had created instead are listed.
+     rises through 0.90, 0.95, 0.98, 0.99 and then remap:always (each given,
+     so with no remap budget unless --hbm-conf sets one);
+  5. the remapping time budget (hbm's default: remap_budget 1% of elapsed
+     time, a bucket of remap_window 60 s): hbm's modeled remapping time at
+     unlimited capacity stays within 1% x (the trace's time + 60 s) at its
+     defaults, and within 1% x (the trace's time + 0.1 s) under
+     remap_window:100ms, where the budget binds on short traces (traces
+     without times have no clock and no budget); the granules that budget had
+     created instead are listed.
 
 A last line names the traces where hbm took the out-of-memory retry (which
 gives the whole cache back) at its least capacity or 1.02x it: none should.
@@ -95,7 +99,7 @@ def row_of(path, real):
         "hbm_eff": hbm["efficiency"], "es_eff": es["efficiency"],
         "hbm_dev": hbm["vmm"]["device_seconds"], "es_dev": es["vmm"]["device_seconds"],
     }
-    budgeted = replay(path, "hbm", "remap_budget:%g" % BUDGET)["vmm"]
+    budgeted = replay(path, "hbm", "remap_window:%dms" % round(TIGHT_WINDOW * 1e3))["vmm"]
     row.update(remap_s=budgeted.get("remap_seconds", 0.0), trace_s=budgeted["trace_seconds"],
                refused=budgeted.get("remap_refused", 0))
     if hbm["min_capacity"]:
@@ -110,7 +114,11 @@ def row_of(path, real):
         row["es_dev_tight"] = es_tight["vmm"]["device_seconds"]
         # Requests es failed there hold no memory in its figure: say so beside a miss.
         row["es_oom_tight"] = es_tight["oom_count"]
-    row["ladder"] = [replay(path, "hbm", c)["efficiency"] for c in THRESHOLDS]
+    ladder = [replay(path, "hbm", c) for c in THRESHOLDS]
+    row["ladder"] = [d["efficiency"] for d in ladder]
+    # A threshold given is a remapping chosen, which has no budget unless
+    # asked for: the default's budget is read off a replay with none given.
+    row["remap_default_s"] = replay(path, "hbm")["vmm"].get("remap_seconds", 0.0)
     return row
 
 
@@ -125,12 +133,16 @@ def verdicts(r):
     v["time"] = ratio(r["hbm_dev"], r["es_dev"]) <= 1.05 and (
         "hbm_dev_tight" not in r or ratio(r["hbm_dev_tight"], r["es_dev_tight"]) <= 1.05)
     v["predictable"] = all(b >= a - 1e-9 for a, b in zip(r["ladder"], r["ladder"][1:]))
-    v["budget"] = r["trace_s"] <= 0 or r["remap_s"] <= BUDGET * r["trace_s"] * (1 + 1e-9)
+    v["budget"] = r["trace_s"] <= 0 or (
+        r["remap_s"] <= BUDGET * (r["trace_s"] + TIGHT_WINDOW) * (1 + 1e-9) and
+        r["remap_default_s"] <= BUDGET * (r["trace_s"] + WINDOW) * (1 + 1e-9))
     return v
 
 
 WORKLOADS = ["gpt", "checkpointing", "zero-offload", "moe", "kv-serving", "cnn-resolution", "pipeline", "rl"]
-BUDGET = 0.01  # the remap_budget target 5 is checked with
+BUDGET = 0.01  # hbm's default remap_budget, which target 5 is checked with
+WINDOW = 60.0  # hbm's default remap_window, seconds
+TIGHT_WINDOW = 0.1  # a window the budget binds with on these traces
 
 
 def synthetic(dir_, seeds):
@@ -238,13 +250,14 @@ def main():
             rows = [r for r in pool.map(guarded, files) if r is not None]
 
     print("| trace | req. GiB | least cap. hbm / es GiB | eff. hbm / es | device s hbm / es (unl.) "
-          "| at 1.02x least | eff. at thr. .90 .95 .98 .99 always | remap ms / budget ms, refused | 1 2 3 4 5 |")
+          "| at 1.02x least | eff. at thr. .90 .95 .98 .99 always | remap ms: default; 100 ms window / its budget, refused "
+          "| 1 2 3 4 5 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         v = verdicts(r)
         tight = "-" if "hbm_dev_tight" not in r else "%.3f / %.3f" % (r["hbm_dev_tight"], r["es_dev_tight"])
-        budget = "no clock" if r["trace_s"] <= 0 else "%.1f / %.1f, %d" % (
-            r["remap_s"] * 1e3, BUDGET * r["trace_s"] * 1e3, r["refused"])
+        budget = "no clock" if r["trace_s"] <= 0 else "%.1f; %.1f / %.1f, %d" % (
+            r["remap_default_s"] * 1e3, r["remap_s"] * 1e3, BUDGET * (r["trace_s"] + TIGHT_WINDOW) * 1e3, r["refused"])
         print("| %s | %.2f | %s / %s | %.4f / %.4f | %.3f / %.3f | %s | %s | %s | %s |" % (
             r["trace"][:48], r["peak_requested"] / GIB,
             "-" if r["hbm_min"] is None else "%.2f" % (r["hbm_min"] / GIB),
@@ -262,7 +275,7 @@ def main():
     print("traces: %d (%d real of >= 1 GiB)" % (len(rows), len(big)))
     for k, name in (("capacity", "1 least capacity <= es"), ("efficiency", "2 efficiency >= es - 0.002"),
                     ("time", "3 device time <= 1.05 x es"), ("predictable", "4 efficiency monotonic in threshold"),
-                    ("budget", "5 remapping within a 1% time budget (remap_budget:0.01)")):
+                    ("budget", "5 remapping within the 1% time budget (default 60 s bucket, and 100 ms)")):
         named = [t + (" (es failed %d requests at 1.02x)" % by_name[t]["es_oom_tight"]
                       if k == "time" and by_name[t].get("es_oom_tight") else "") for t in miss[k]]
         print("target %s: met on %d of %d%s" % (name, len(rows) - len(miss[k]), len(rows),

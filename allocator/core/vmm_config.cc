@@ -15,6 +15,13 @@ namespace {
   throw Error(ErrorCode::kConfig, std::string(key) + ": bad value '" + std::string(value) + "' (" + why + ")");
 }
 
+// In the largest whole unit: 60000000 -> "60s", parsed back to the same.
+std::string duration_text(int64_t us) {
+  if (us % 1000000 == 0) return std::to_string(us / 1000000) + "s";
+  if (us % 1000 == 0) return std::to_string(us / 1000) + "ms";
+  return std::to_string(us) + "us";
+}
+
 constexpr std::pair<VmmConfig::Remap, std::string_view> kRemapNames[] = {
     {VmmConfig::Remap::kAlways, "always"}, {VmmConfig::Remap::kPressure, "pressure"}, {VmmConfig::Remap::kNever, "never"}};
 
@@ -39,6 +46,7 @@ bool VmmConfig::parse_key(std::string_view key, std::string_view value) {
     for (auto [mode, name] : kRemapNames)
       if (value == name) {
         remap = mode;
+        remap_chosen = true;
         return true;
       }
     bad(key, value, "expected always, pressure or never");
@@ -48,6 +56,7 @@ bool VmmConfig::parse_key(std::string_view key, std::string_view value) {
     if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(d)) bad(key, value, "not a number");
     if (!(d > 0.0 && d <= 1.0)) bad(key, value, "must be in (0, 1]");
     pressure_threshold = d;
+    remap_chosen = true;
   } else if (key == "remap_budget") {
     if (value == "off") {
       remap_budget = kNoBudget;
@@ -59,6 +68,11 @@ bool VmmConfig::parse_key(std::string_view key, std::string_view value) {
       bad(key, value, "expected a share of time such as 0.01, or off");
     if (!(d >= 0.0 && d <= 1.0)) bad(key, value, "must be in [0, 1], or off");
     remap_budget = d;
+  } else if (key == "remap_window") {
+    const std::optional<int64_t> us = parse_duration_us(value);
+    if (!us) bad(key, value, "expected a duration such as 500ms, 10s or 60s");
+    if (*us <= 0 || *us > kMaxDurationUs) bad(key, value, "must be more than 0 and at most an hour");
+    remap_window_us = *us;
   } else {
     return false;
   }
@@ -73,7 +87,8 @@ std::vector<std::pair<std::string, std::string>> VmmConfig::items() const {
           {"granule_size", std::to_string(granule_size)},
           {"remap", remap_name},
           {"pressure_threshold", format_number(pressure_threshold)},
-          {"remap_budget", remap_budget < 0 ? std::string("off") : format_number(remap_budget)}};
+          {"remap_budget", budget() < 0 ? std::string("off") : format_number(budget())},
+          {"remap_window", duration_text(remap_window_us)}};
 }
 
 }  // namespace hbmalloc

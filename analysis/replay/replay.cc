@@ -37,7 +37,7 @@ class Run {
       : trace_(t), d_(d), o_(o), ptrs_(d.block_count, nullptr), state_(d.block_count, BlockState::kUnborn) {
     // The trace's clock, for the policy's time budget and the sim's work lag
     // (read only with either); none when the trace has no times.
-    if (o.config.vmm.remap_budget >= 0 || o.config.sim_lag_us > 0)
+    if (o.config.vmm.budget() >= 0 || o.config.sim_lag_us > 0)
       for (const Event& e : d.events)
         if (e.time_us != 0 && e.time_us != d.events.front().time_us) {
           timed_ = true;

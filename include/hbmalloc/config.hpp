@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -60,6 +61,10 @@ struct Config {
 
 // "80GiB", "512MB", "4096", "1.5GiB" -> bytes. Throws Error(kConfig) on junk.
 uint64_t parse_bytes(std::string_view text);
+// "0", "500us", "2ms", "1.5s" -> whole microseconds; nullopt on junk.
+std::optional<int64_t> parse_duration_us(std::string_view text);
+// The longest duration a key takes (sim_lag, remap_window): an hour.
+constexpr int64_t kMaxDurationUs = int64_t(3600) * 1000 * 1000;
 // 3221225472 -> "3.00 GiB".
 std::string format_bytes(uint64_t bytes);
 // The shortest text that reads back as x: 0.95 -> "0.95" (not "0.94999999999999996").

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,19 +32,30 @@ struct VmmConfig {
   // device_prices.hpp), against the steady clock in a live process and the
   // trace's clock in a replay: past it, granules are created instead, where
   // the memory limit leaves room (an allocation never fails for the budget).
-  // In [0, 1]; kNoBudget ("off", the default) removes it. Off by default: on
-  // the shared snapshots a 1% budget cost memory on 10 of 66 and saved no
-  // modeled device time (a refused remap becomes a dearer new granule); it is
-  // for jobs whose remaps stall on stream synchronization.
+  // In [0, 1], or kNoBudget ("off"). Unset (nullopt), it is kDefaultBudget
+  // under hbm's default remapping and off once `remap` or
+  // `pressure_threshold` is given: choosing how much to remap is choosing
+  // what remapping may cost, and a budget nobody asked for would make a
+  // higher threshold save less memory where it binds.
   static constexpr double kNoBudget = -1;
-  double remap_budget = kNoBudget;
+  static constexpr double kDefaultBudget = 0.01;
+  std::optional<double> remap_budget;
+  bool remap_chosen = false;  // `remap` or `pressure_threshold` was given
+  // The budget in force: a share of time, or kNoBudget.
+  double budget() const { return remap_budget ? *remap_budget : remap_chosen ? kNoBudget : kDefaultBudget; }
+  // The budget is a bucket of remap_budget x remap_window seconds, full at
+  // the start and refilled at remap_budget per second: over any span of T
+  // seconds remapping takes at most remap_budget x (T + remap_window). A
+  // job's one-time settling (its first steps) fits the bucket; remapping
+  // that recurs every step is held to the share. In (0, 1 hour].
+  int64_t remap_window_us = int64_t(60) * 1000 * 1000;
 
   // Applies one key; false when the key is not one of these. Throws
   // Error(kConfig) naming the key for a bad value.
   bool parse_key(std::string_view key, std::string_view value);
   // These keys with their values as text, in a fixed order.
   std::vector<std::pair<std::string, std::string>> items() const;
-  static constexpr const char* kKeys = "vmm, granule_size, remap, pressure_threshold, remap_budget";
+  static constexpr const char* kKeys = "vmm, granule_size, remap, pressure_threshold, remap_budget, remap_window";
 };
 
 }  // namespace hbmalloc

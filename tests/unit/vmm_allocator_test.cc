@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
+#include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -151,63 +154,126 @@ TEST(VmmAllocator, PressureThresholdDecidesBetweenGrowingAndRemapping) {
 }
 
 // The remap budget: remapping's modeled time stays within remap_budget of the
-// clock's elapsed time (here a replay's trace clock, set by hand); past it
+// clock's elapsed time plus one remap_window (here a replay's trace clock,
+// set by hand): a bucket that starts full and refills at the share. Past it
 // granules are created instead, unless the limit leaves no room for them;
 // with no clock there is no budget.
-TEST(VmmAllocator, TheRemapBudgetKeepsRemappingWithinItsShareOfElapsedTime) {
-  // Two 8 MiB holes between held blocks; a 12 MiB request fits neither.
-  auto holes = [](SimAllocator& a) {
+constexpr double kRemapSeconds = 26e-6 + 1.5e-6 + 36e-6;  // one granule's unmap, map and set-access
+
+// Two 8 MiB holes between held blocks; a 12 MiB request (six granules) fits
+// neither, so remap:always wants to move six.
+void MakeHoles(SimAllocator& a) {
+  std::vector<void*> held;
+  for (int i = 0; i < 5; ++i) held.push_back(a->malloc(8 * MiB));
+  a->free(held[1]);
+  a->free(held[3]);
+}
+
+struct Moved {
+  int64_t remapped, refused;
+  bool operator==(const Moved&) const = default;
+};
+std::ostream& operator<<(std::ostream& os, const Moved& m) {
+  return os << m.remapped << " remapped, " << m.refused << " made instead";
+}
+
+// A 12 MiB request beside MakeHoles' holes under `conf`, on the trace clock
+// at `clock`: the granules it remapped and those the budget had made instead.
+Moved TwelveMiBBesideHoles(const std::string& conf, std::optional<int64_t> clock = 1'000'000) {
+  SimAllocator a(0, conf);
+  a.sim->set_trace_time(clock);
+  MakeHoles(a);
+  EXPECT_NE(a->malloc(12 * MiB), nullptr);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  return {a->stats().vmm.remapped, a->stats().vmm.remap_refused};
+}
+
+TEST(VmmAllocator, TheRemapBudgetStartsWithOneWindowOfCredit) {
+  // 1% of a 14 ms window: 140 us, two granules' remap; the other four are made.
+  EXPECT_EQ(TwelveMiBBesideHoles("remap:always,remap_budget:0.01,remap_window:14ms"), (Moved{2, 4}));
+  // The default window (60 s) holds 600 ms: all six move at once.
+  EXPECT_EQ(TwelveMiBBesideHoles("remap:always,remap_budget:0.01"), (Moved{6, 0}));
+  // Budget 0: nothing moves.
+  EXPECT_EQ(TwelveMiBBesideHoles("remap:always,remap_budget:0"), (Moved{0, 6}));
+}
+
+TEST(VmmAllocator, TheRemapBudgetRefillsAtItsShareAndHoldsOneWindowAtMost) {
+  SimAllocator a(0, "remap:always,remap_budget:0.01,remap_window:14ms");
+  // One round at `at_us`: the holes made anew, the 12 MiB request, then
+  // everything freed and given back. The granules it remapped.
+  auto round = [&a](int64_t at_us) {
+    a.sim->set_trace_time(at_us);
     std::vector<void*> held;
     for (int i = 0; i < 5; ++i) held.push_back(a->malloc(8 * MiB));
     a->free(held[1]);
     a->free(held[3]);
+    const int64_t before = a->stats().vmm.remapped;
+    void* p = a->malloc(12 * MiB);
+    EXPECT_NE(p, nullptr);
+    const int64_t moved = a->stats().vmm.remapped - before;
+    for (void* q : {p, held[0], held[2], held[4]}) a->free(q);
+    a->empty_cache();
+    return moved;
   };
-  {  // No time has passed: nothing may be remapped, the granules are made anew.
-    SimAllocator a(0, "remap:always,remap_budget:0.01");
-    a.sim->set_trace_time(1'000'000);
-    holes(a);
-    ASSERT_NE(a->malloc(12 * MiB), nullptr);
-    EXPECT_EQ(a->stats().vmm.unmap, 0);
-    EXPECT_GT(a->stats().vmm.remap_refused, 0);
-    EXPECT_TRUE(InvariantsHold(*a.alloc));
-  }
-  {  // Ten seconds later 1% of them (100 ms) pays for the remap.
-    SimAllocator a(0, "remap:always,remap_budget:0.01");
-    a.sim->set_trace_time(1'000'000);
-    holes(a);
-    a.sim->set_trace_time(11'000'000);
-    ASSERT_NE(a->malloc(12 * MiB), nullptr);
-    const VmmCounts v = a->stats().vmm;
-    EXPECT_GT(v.unmap, 0);
-    EXPECT_EQ(v.remap_refused, 0);
-    EXPECT_LE(VmmCounts::remap_seconds(v.remapped), 0.01 * 10.0);
-  }
-  {  // A budget of a few granules: only that many move, the rest are made.
-    SimAllocator a(0, "remap:always,remap_budget:0.01");
-    a.sim->set_trace_time(1'000'000);
-    holes(a);
-    a.sim->set_trace_time(1'000'000 + 14'000);  // 140 us of budget: two granules' remap (63.5 us each)
-    ASSERT_NE(a->malloc(12 * MiB), nullptr);
-    const VmmCounts v = a->stats().vmm;
-    EXPECT_EQ(v.remapped, 2);
-    EXPECT_GT(v.remap_refused, 0);
-  }
+  EXPECT_EQ(round(1'000'000), 2) << "the full bucket: 140 us";
+  EXPECT_EQ(round(1'000'000), 0) << "no time passed: nothing more";
+  EXPECT_EQ(round(1'000'000 + 7'000), 1) << "7 ms later 1% of them, 70 us: one granule";
+  EXPECT_EQ(round(101'000'000), 2) << "100 s later the bucket holds one window's 140 us, not a second's worth";
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+TEST(VmmAllocator, TheRemapBudgetGivesWayOnAFullDeviceAndNeedsAClock) {
   {  // A full device: the budget gives way rather than fail the request.
-    SimAllocator a(40 * MiB, "remap:always,remap_budget:0.01");
-    a.sim->set_trace_time(1'000'000);
-    holes(a);
+    SimAllocator a(40 * MiB, "remap:always,remap_budget:0");
+    MakeHoles(a);
     ASSERT_NE(a->malloc(12 * MiB), nullptr);
     EXPECT_GT(a->stats().vmm.unmap, 0);
     EXPECT_EQ(a->stats().vmm.remap_refused, 0);
     EXPECT_LE(a->stats().reserved_bytes.all.current, int64_t(40 * MiB));
   }
-  {  // No clock (a trace without times): no budget.
-    SimAllocator a(0, "remap:always,remap_budget:0.01");
-    a.sim->set_trace_time(std::nullopt);
-    holes(a);
-    ASSERT_NE(a->malloc(12 * MiB), nullptr);
-    EXPECT_GT(a->stats().vmm.unmap, 0);
+  // No clock (a trace without times): no budget.
+  EXPECT_EQ(TwelveMiBBesideHoles("remap:always,remap_budget:0", std::nullopt).remapped, 6);
+}
+
+// Unset, the budget is 1% under hbm's default remapping and none once remap
+// or pressure_threshold is given.
+TEST(VmmAllocator, TheDefaultBudgetHoldsTheDefaultRemappingOnly) {
+  // At the default threshold the 12 MiB request may grow by one granule
+  // (40 MiB / 0.95 is 42.1) and wants five remapped: 1% of 14 ms allows two.
+  EXPECT_EQ(TwelveMiBBesideHoles("remap_window:14ms"), (Moved{2, 3}));
+  EXPECT_EQ(TwelveMiBBesideHoles("pressure_threshold:0.95,remap_window:14ms"), (Moved{5, 0}));
+  EXPECT_EQ(TwelveMiBBesideHoles("remap:always,remap_window:14ms"), (Moved{6, 0}));
+  EXPECT_EQ(TwelveMiBBesideHoles("remap:always,remap_budget:0.01,remap_window:14ms"), (Moved{2, 4}));
+}
+
+// Over a long run of random requests on the trace clock, the modeled time of
+// every remap stays within budget x (elapsed + window), and the budget binds.
+TEST(VmmAllocator, RemappingNeverPassesTheBudgetsBound) {
+  constexpr double kBudget = 0.01, kWindow = 0.05;
+  SimAllocator a(0, "remap:always,remap_budget:0.01,remap_window:50ms");
+  std::mt19937_64 rng(5);
+  std::vector<void*> live;
+  const int64_t start = 1'000'000;
+  for (int op = 0; op < 20'000; ++op) {
+    const int64_t now = start + int64_t(op) * 200;  // 200 us an operation: 4 s in all
+    a.sim->set_trace_time(now);
+    if (live.size() < 64 && (live.empty() || rng() % 2)) {
+      live.push_back(a->malloc((1 + rng() % 64) * MiB + rng() % MiB));
+    } else {
+      const size_t i = rng() % live.size();
+      a->free(live[i]);
+      live[i] = live.back();
+      live.pop_back();
+    }
+    const VmmCounts v = a->stats().vmm;
+    ASSERT_LE(double(v.remapped) * kRemapSeconds, kBudget * (double(now - start) / 1e6 + kWindow) + 1e-12)
+        << "op " << op;
   }
+  const VmmCounts v = a->stats().vmm;
+  EXPECT_GT(v.remap_refused, 0) << "the budget never bound: the test shows nothing";
+  EXPECT_GT(double(v.remapped) * kRemapSeconds, 2 * kBudget * kWindow) << "the bucket never refilled";
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  for (void* p : live) a->free(p);
 }
 
 // On the largest device hbmalloc models (1 PiB) each stream's arena reserves

@@ -1,5 +1,5 @@
 // Unit tests for include/hbmalloc/vmm_config.hpp (allocator/core/vmm_config.cc):
-// the vmm, granule_size, remap, pressure_threshold and remap_budget keys of HBMALLOC_CONF.
+// the vmm, granule_size, remap, pressure_threshold, remap_budget and remap_window keys of HBMALLOC_CONF.
 #include "hbmalloc/vmm_config.hpp"
 
 #include <gtest/gtest.h>
@@ -30,7 +30,13 @@ TEST(VmmConfig, Defaults) {
   EXPECT_EQ(c.vmm.granule_size, 2u << 20);
   EXPECT_EQ(c.vmm.remap, VmmConfig::Remap::kPressure);
   EXPECT_EQ(c.vmm.pressure_threshold, 0.95);
-  EXPECT_LT(c.vmm.remap_budget, 0.0) << "no budget unless asked for";
+  EXPECT_FALSE(c.vmm.remap_budget.has_value());
+  EXPECT_EQ(c.vmm.budget(), 0.01) << "1% of elapsed time under the default remapping";
+  for (const char* chosen : {"remap:always", "remap:pressure", "pressure_threshold:0.99", "pressure_threshold:0.95"})
+    EXPECT_LT(Config::parse(chosen).vmm.budget(), 0.0) << chosen << ": no budget unless asked for";
+  EXPECT_EQ(Config::parse("remap:always,remap_budget:0.02").vmm.budget(), 0.02);
+  EXPECT_EQ(Config::parse("remap_budget:0.02,pressure_threshold:0.99").vmm.budget(), 0.02);
+  EXPECT_EQ(c.vmm.remap_window_us, 60'000'000);
 }
 
 TEST(VmmConfig, ParsesEveryKey) {
@@ -43,9 +49,12 @@ TEST(VmmConfig, ParsesEveryKey) {
   EXPECT_EQ(Config::parse("remap:pressure").vmm.remap, VmmConfig::Remap::kPressure);
   EXPECT_TRUE(Config::parse("vmm:on").vmm.enabled);
   EXPECT_EQ(Config::parse("pressure_threshold:1").vmm.pressure_threshold, 1.0);
-  EXPECT_EQ(Config::parse("remap_budget:0.05").vmm.remap_budget, 0.05);
-  EXPECT_EQ(Config::parse("remap_budget:0").vmm.remap_budget, 0.0);
-  EXPECT_LT(Config::parse("remap_budget:off").vmm.remap_budget, 0.0);
+  EXPECT_EQ(Config::parse("remap_budget:0.05").vmm.budget(), 0.05);
+  EXPECT_EQ(Config::parse("remap_budget:0").vmm.budget(), 0.0);
+  EXPECT_LT(Config::parse("remap_budget:off").vmm.budget(), 0.0);
+  EXPECT_EQ(Config::parse("remap_window:10s").vmm.remap_window_us, 10'000'000);
+  EXPECT_EQ(Config::parse("remap_window:250ms").vmm.remap_window_us, 250'000);
+  EXPECT_EQ(Config::parse("remap_window:3600s").vmm.remap_window_us, int64_t(3600) * 1'000'000);
 }
 
 TEST(VmmConfig, BadValuesNameTheKey) {
@@ -62,19 +71,35 @@ TEST(VmmConfig, BadValuesNameTheKey) {
   EXPECT_NE(ConfigError("remap_budget:2").find("remap_budget: bad value '2' (must be in [0, 1], or off)"), std::string::npos);
   EXPECT_NE(ConfigError("remap_budget:-0.1").find("remap_budget"), std::string::npos);
   EXPECT_NE(ConfigError("remap_budget:some").find("expected a share of time such as 0.01, or off"), std::string::npos);
+  EXPECT_NE(ConfigError("remap_window:0").find("remap_window: bad value '0' (must be more than 0 and at most an hour)"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("remap_window:3601s").find("at most an hour"), std::string::npos);
+  EXPECT_NE(ConfigError("remap_window:5").find("remap_window: bad value '5' (expected a duration such as 500ms"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("remap_window:-1s").find("remap_window"), std::string::npos);
 }
 
 TEST(VmmConfig, RoundTripsThroughToString) {
-  Config c = Config::parse("vmm:off,granule_size:8MiB,remap:never,pressure_threshold:0.123456789,remap_budget:off");
+  Config c = Config::parse(
+      "vmm:off,granule_size:8MiB,remap:never,pressure_threshold:0.123456789,remap_budget:off,remap_window:1500ms");
   Config back = Config::parse(c.to_string());
-  EXPECT_EQ(back.vmm.remap_budget, c.vmm.remap_budget);
+  EXPECT_EQ(back.vmm.budget(), c.vmm.budget());
+  EXPECT_EQ(back.vmm.remap_window_us, c.vmm.remap_window_us);
   EXPECT_EQ(back.vmm.enabled, c.vmm.enabled);
   EXPECT_EQ(back.vmm.granule_size, c.vmm.granule_size);
   EXPECT_EQ(back.vmm.remap, c.vmm.remap);
   EXPECT_EQ(back.vmm.pressure_threshold, c.vmm.pressure_threshold);
-  EXPECT_NE(c.to_string().find("vmm:off,granule_size:8388608,remap:never,pressure_threshold:0.123456789,remap_budget:off"),
+  EXPECT_NE(c.to_string().find("vmm:off,granule_size:8388608,remap:never,pressure_threshold:0.123456789,remap_budget:off,"
+                                "remap_window:1500ms"),
             std::string::npos)
       << c.to_string();
+  // The default budget reads back as the budget in force.
+  for (const char* text : {"", "remap:always", "pressure_threshold:0.9", "remap_window:7us"}) {
+    const Config d = Config::parse(text);
+    const Config again = Config::parse(d.to_string());
+    EXPECT_EQ(again.vmm.budget(), d.vmm.budget()) << text;
+    EXPECT_EQ(again.vmm.remap_window_us, d.vmm.remap_window_us) << text;
+  }
 }
 
 }  // namespace

@@ -25,14 +25,18 @@ GranuleSupply::GranuleSupply(GranuleSource& source, Backend& backend, StreamFenc
     : source_(source), config_(config), granule_(config.granule_size), idle_(backend, fences), backend_(backend) {}
 
 size_t GranuleSupply::remaps_allowed(size_t want) {
-  if (config_.remap_budget < 0) return want;
+  const double share = config_.budget();
+  if (share < 0) return want;
   const std::optional<int64_t> now = backend_.now_us();
   if (!now) return want;  // no clock (a trace without times): no budget can be kept
-  if (!started_us_) started_us_ = *now;
-  const double elapsed = double(std::max<int64_t>(0, *now - *started_us_)) / 1e6;
-  const double left = config_.remap_budget * elapsed - remap_seconds_;
-  if (left <= 0) return 0;
-  return size_t(std::min(double(want), std::floor(left / remap_cost(1))));
+  const double full = share * double(config_.remap_window_us) / 1e6;
+  if (!refilled_us_)
+    credit_ = full;
+  else
+    credit_ = std::min(full, credit_ + share * double(std::max<int64_t>(0, *now - *refilled_us_)) / 1e6);
+  refilled_us_ = *now;
+  if (credit_ <= 0) return 0;
+  return size_t(std::min(double(want), std::floor(credit_ / remap_cost(1))));
 }
 
 size_t GranuleSupply::growth_allowed(size_t n, uint64_t requesting) const {
@@ -146,7 +150,9 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, ui
   const int64_t units = int64_t(granule_ / std::max<uint64_t>(1, backend_.vmm_granularity()));
   counts.remapped += int64_t(reclaimed) * units;
   counts.remap_refused += int64_t(std::min(reclaimable_refused, made)) * units;
-  remap_seconds_ += remap_cost(reclaimed);
+  // Remaps the budget had to give way to (a full device) are a debt the
+  // refill pays back.
+  credit_ -= remap_cost(reclaimed);
   // New first, then remapped: the order the pages are mapped in.
   out.insert(out.end(), created.begin(), created.end());
   out.insert(out.end(), remapped.begin(), remapped.end());

@@ -122,8 +122,10 @@ class GranuleSupply {
   std::vector<GranuleRun> remapped_, created_;  // scratch of obtain()
   bool capturing_ = false;
   Backend& backend_;
-  std::optional<int64_t> started_us_;  // the budget's clock at the first obtain()
-  double remap_seconds_ = 0;           // modeled device time spent remapping
+  // The remap budget's bucket: seconds of remapping it allows now, and the
+  // clock when it was last refilled (none before the first remap it weighed).
+  double credit_ = 0;
+  std::optional<int64_t> refilled_us_;
 };
 
 }  // namespace hbmalloc::hbm

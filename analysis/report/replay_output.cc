@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/helpers.h"
+#include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 #include "policy/cca/cca_config.h"
 #include "policy/policy_catalog.h"
@@ -129,6 +130,23 @@ void native_from_json(const json& j, trace::TraceFigures& n) {
 
 std::string capacity_text(uint64_t capacity) { return capacity ? format_bytes(capacity) : "unlimited"; }
 
+// The remap budget the run kept (read back from its config text) and what
+// it had created instead of remapped.
+std::string budget_text(const std::string& config_text, int64_t refused) {
+  VmmConfig vmm;
+  try {
+    vmm = Config::parse(config_text).vmm;
+  } catch (const Error&) {
+    return line("the remap budget had %lld created instead", (long long)refused);
+  }
+  if (vmm.budget() < 0) return "no remap budget";
+  std::string window;
+  for (const auto& [key, value] : vmm.items())
+    if (key == "remap_window") window = value;
+  return line("the remap budget (%s%% of elapsed time, a bucket of %s) had %lld created instead",
+              format_number(vmm.budget() * 100).c_str(), window.c_str(), (long long)refused);
+}
+
 }  // namespace
 
 ReplayOutput replay_output(const trace::Trace& t, const replay::ReplayResult& r, const Config& config,
@@ -182,9 +200,8 @@ std::string render_text(const ReplayOutput& output) {
   if (const VmmCounts& v = r.vmm; v.remapped + v.remap_refused > 0) {
     const double trace = trace_seconds(r);
     std::string share = trace > 0 ? line(" (%.2f%% of the trace's %.3f s)", 100.0 * VmmCounts::remap_seconds(v.remapped) / trace, trace) : "";
-    out += line("  %-16s %lld granules remapped: %.3f ms (model)%s; the remap budget had %lld created instead\n",
-                "remapping", (long long)v.remapped, VmmCounts::remap_seconds(v.remapped) * 1e3, share.c_str(),
-                (long long)v.remap_refused);
+    out += line("  %-16s %lld granules remapped: %.3f ms (model)%s; %s\n", "remapping", (long long)v.remapped,
+                VmmCounts::remap_seconds(v.remapped) * 1e3, share.c_str(), budget_text(r.config, v.remap_refused).c_str());
   }
   if (r.segment_alloc_bytes + r.segment_free_bytes > 0)
     out += line("  %-16s %s taken, %s given back: %.3f ms on a GPU (model, priced as their 2 MiB granules)\n",

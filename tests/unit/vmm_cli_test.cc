@@ -83,7 +83,8 @@ TEST(VmmCli, ReplayKeepsTheRemapBudgetAgainstTheTracesClock) {
   const hbmalloc::testing::CliResult text =
       run_cli("replay " + kExample + " --conf remap:always,remap_budget:0.01,remap_window:1ms");
   EXPECT_NE(text.out.find("granules remapped"), std::string::npos) << text.out;
-  EXPECT_NE(text.out.find("the remap budget had"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("the remap budget (1% of elapsed time, a bucket of 1ms) had"), std::string::npos) << text.out;
+  EXPECT_NE(run_cli("replay " + kExample + " --conf remap:always").out.find("; no remap budget"), std::string::npos);
 }
 
 // sim_lag: a GPU that runs behind its host. A pipeline's next stream can

@@ -98,6 +98,9 @@ def row_of(path, real):
         "hbm_min": hbm["min_capacity"], "es_min": es["min_capacity"],
         "hbm_eff": hbm["efficiency"], "es_eff": es["efficiency"],
         "hbm_dev": hbm["vmm"]["device_seconds"], "es_dev": es["vmm"]["device_seconds"],
+        # At the defaults: the ladder's replays give a threshold, which
+        # chooses the remapping and so has no budget unless asked for.
+        "remap_default_s": hbm["vmm"].get("remap_seconds", 0.0),
     }
     budgeted = replay(path, "hbm", "remap_window:%dms" % round(TIGHT_WINDOW * 1e3))["vmm"]
     row.update(remap_s=budgeted.get("remap_seconds", 0.0), trace_s=budgeted["trace_seconds"],
@@ -114,11 +117,7 @@ def row_of(path, real):
         row["es_dev_tight"] = es_tight["vmm"]["device_seconds"]
         # Requests es failed there hold no memory in its figure: say so beside a miss.
         row["es_oom_tight"] = es_tight["oom_count"]
-    ladder = [replay(path, "hbm", c) for c in THRESHOLDS]
-    row["ladder"] = [d["efficiency"] for d in ladder]
-    # A threshold given is a remapping chosen, which has no budget unless
-    # asked for: the default's budget is read off a replay with none given.
-    row["remap_default_s"] = replay(path, "hbm")["vmm"].get("remap_seconds", 0.0)
+    row["ladder"] = [replay(path, "hbm", c)["efficiency"] for c in THRESHOLDS]
     return row
 
 

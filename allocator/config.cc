@@ -72,6 +72,12 @@ std::optional<int64_t> parse_duration_us(std::string_view text) {
   return int64_t(std::llround(us));
 }
 
+std::string format_duration_us(int64_t us) {
+  if (us % 1000000 == 0) return std::to_string(us / 1000000) + "s";
+  if (us % 1000 == 0) return std::to_string(us / 1000) + "ms";
+  return std::to_string(us) + "us";
+}
+
 uint64_t parse_bytes(std::string_view text) {
   text = trim(text);
   auto [number, unit] = number_and_unit(text);

@@ -15,13 +15,6 @@ namespace {
   throw Error(ErrorCode::kConfig, std::string(key) + ": bad value '" + std::string(value) + "' (" + why + ")");
 }
 
-// In the largest whole unit: 60000000 -> "60s", parsed back to the same.
-std::string duration_text(int64_t us) {
-  if (us % 1000000 == 0) return std::to_string(us / 1000000) + "s";
-  if (us % 1000 == 0) return std::to_string(us / 1000) + "ms";
-  return std::to_string(us) + "us";
-}
-
 constexpr std::pair<VmmConfig::Remap, std::string_view> kRemapNames[] = {
     {VmmConfig::Remap::kAlways, "always"}, {VmmConfig::Remap::kPressure, "pressure"}, {VmmConfig::Remap::kNever, "never"}};
 
@@ -88,7 +81,7 @@ std::vector<std::pair<std::string, std::string>> VmmConfig::items() const {
           {"remap", remap_name},
           {"pressure_threshold", format_number(pressure_threshold)},
           {"remap_budget", budget() < 0 ? std::string("off") : format_number(budget())},
-          {"remap_window", duration_text(remap_window_us)}};
+          {"remap_window", format_duration_us(remap_window_us)}};
 }
 
 }  // namespace hbmalloc

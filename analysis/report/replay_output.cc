@@ -140,11 +140,9 @@ std::string budget_text(const std::string& config_text, int64_t refused) {
     return line("the remap budget had %lld created instead", (long long)refused);
   }
   if (vmm.budget() < 0) return "no remap budget";
-  std::string window;
-  for (const auto& [key, value] : vmm.items())
-    if (key == "remap_window") window = value;
   return line("the remap budget (%s%% of elapsed time, a bucket of %s) had %lld created instead",
-              format_number(vmm.budget() * 100).c_str(), window.c_str(), (long long)refused);
+              format_number(vmm.budget() * 100).c_str(), format_duration_us(vmm.remap_window_us).c_str(),
+              (long long)refused);
 }
 
 }  // namespace

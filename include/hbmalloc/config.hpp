@@ -63,6 +63,9 @@ struct Config {
 uint64_t parse_bytes(std::string_view text);
 // "0", "500us", "2ms", "1.5s" -> whole microseconds; nullopt on junk.
 std::optional<int64_t> parse_duration_us(std::string_view text);
+// 60000000 -> "60s", 1500000 -> "1500ms": the largest whole unit, which
+// parse_duration_us reads back to the same.
+std::string format_duration_us(int64_t us);
 // The longest duration a key takes (sim_lag, remap_window): an hour.
 constexpr int64_t kMaxDurationUs = int64_t(3600) * 1000 * 1000;
 // 3221225472 -> "3.00 GiB".

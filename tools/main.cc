@@ -146,7 +146,7 @@ constexpr const char* kFooter =
     "\n"
     "--conf keys of the hbm policy's page-mapped large blocks (CUDA VMM): vmm:on|off,\n"
     "granule_size:2MiB, remap:always|pressure|never, pressure_threshold:0.95,\n"
-    "remap_budget:off|0.01, remap_window:60s (README).\n"
+    "remap_budget:off|0.01, remap_window:60s, remap_overhead:off|0.05 (README).\n"
     "\n"
     "exit codes: 0 ran, 1 out of memory (demo), 2 bad usage or input\n";
 

@@ -15,6 +15,17 @@ namespace {
   throw Error(ErrorCode::kConfig, std::string(key) + ": bad value '" + std::string(value) + "' (" + why + ")");
 }
 
+// A share in [0, max], or "off" (kNoBudget); `expected` names a good value.
+double share_or_off(std::string_view key, std::string_view value, double max, const char* expected) {
+  if (value == "off") return VmmConfig::kNoBudget;
+  double d = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), d);
+  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(d))
+    bad(key, value, std::string("expected ") + expected + ", or off");
+  if (!(d >= 0.0 && d <= max)) bad(key, value, "must be in [0, " + format_number(max) + "], or off");
+  return d;
+}
+
 constexpr std::pair<VmmConfig::Remap, std::string_view> kRemapNames[] = {
     {VmmConfig::Remap::kAlways, "always"}, {VmmConfig::Remap::kPressure, "pressure"}, {VmmConfig::Remap::kNever, "never"}};
 
@@ -51,16 +62,9 @@ bool VmmConfig::parse_key(std::string_view key, std::string_view value) {
     pressure_threshold = d;
     remap_chosen = true;
   } else if (key == "remap_budget") {
-    if (value == "off") {
-      remap_budget = kNoBudget;
-      return true;
-    }
-    double d = 0;
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), d);
-    if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(d))
-      bad(key, value, "expected a share of time such as 0.01, or off");
-    if (!(d >= 0.0 && d <= 1.0)) bad(key, value, "must be in [0, 1], or off");
-    remap_budget = d;
+    remap_budget = share_or_off(key, value, 1, "a share of time such as 0.01");
+  } else if (key == "remap_overhead") {
+    remap_overhead = share_or_off(key, value, 100, "a share of creating time such as 0.05");
   } else if (key == "remap_window") {
     const std::optional<int64_t> us = parse_duration_us(value);
     if (!us) bad(key, value, "expected a duration such as 500ms, 10s or 60s");
@@ -81,7 +85,8 @@ std::vector<std::pair<std::string, std::string>> VmmConfig::items() const {
           {"remap", remap_name},
           {"pressure_threshold", format_number(pressure_threshold)},
           {"remap_budget", budget() < 0 ? std::string("off") : format_number(budget())},
-          {"remap_window", format_duration_us(remap_window_us)}};
+          {"remap_window", format_duration_us(remap_window_us)},
+          {"remap_overhead", overhead() < 0 ? std::string("off") : format_number(overhead())}};
 }
 
 }  // namespace hbmalloc

@@ -71,6 +71,7 @@ json device_calls_json(const ReplayRun& r) {
             {"segment_free_bytes", r.segment_free_bytes},
             {"remapped", v.remapped},
             {"remap_refused", v.remap_refused},
+            {"remap_bought", v.remap_bought},
             {"remap_seconds", VmmCounts::remap_seconds(v.remapped)},
             {"segment_allocs", r.segment_allocs},
             {"segment_frees", r.segment_frees},
@@ -100,6 +101,7 @@ void device_calls_from_json(const json& j, ReplayRun& r) {
   count(j, "peak_held", r.vmm.peak_held);
   if (j.contains("remapped")) count(j, "remapped", r.vmm.remapped);  // saved before the budget: 0
   if (j.contains("remap_refused")) count(j, "remap_refused", r.vmm.remap_refused);
+  if (j.contains("remap_bought")) count(j, "remap_bought", r.vmm.remap_bought);  // saved before remap_overhead: 0
   count(j, "segment_alloc_bytes", r.segment_alloc_bytes);
   count(j, "segment_free_bytes", r.segment_free_bytes);
   if (j.contains("segment_allocs")) count(j, "segment_allocs", r.segment_allocs);  // saved before calls were kept: 0
@@ -130,19 +132,23 @@ void native_from_json(const json& j, trace::TraceFigures& n) {
 
 std::string capacity_text(uint64_t capacity) { return capacity ? format_bytes(capacity) : "unlimited"; }
 
-// The remap budget the run kept (read back from its config text) and what
-// it had created instead of remapped.
-std::string budget_text(const std::string& config_text, int64_t refused) {
+// The remap budget and overhead the run kept (read back from its config
+// text) and what each had created instead of remapped.
+std::string limits_text(const std::string& config_text, const VmmCounts& v) {
   VmmConfig vmm;
   try {
     vmm = Config::parse(config_text).vmm;
   } catch (const Error&) {
-    return line("the remap budget had %lld created instead", (long long)refused);
+    return line("the remap budget had %lld created instead, remapping that recurred %lld", (long long)v.remap_refused,
+                (long long)v.remap_bought);
   }
-  if (vmm.budget() < 0) return "no remap budget";
-  return line("the remap budget (%s%% of elapsed time, a bucket of %s) had %lld created instead",
-              format_number(vmm.budget() * 100).c_str(), format_duration_us(vmm.remap_window_us).c_str(),
-              (long long)refused);
+  std::string out = vmm.budget() < 0 ? std::string("no remap budget")
+                                     : line("the remap budget (%s%% of elapsed time, a bucket of %s) had %lld created instead",
+                                            format_number(vmm.budget() * 100).c_str(),
+                                            format_duration_us(vmm.remap_window_us).c_str(), (long long)v.remap_refused);
+  if (vmm.overhead() < 0) return out + "; remapping that recurs is not bought out";
+  return out + line("; remapping that recurred (past %s%% of the time creating granules took) had %lld created instead",
+                    format_number(vmm.overhead() * 100).c_str(), (long long)v.remap_bought);
 }
 
 }  // namespace
@@ -195,11 +201,11 @@ std::string render_text(const ReplayOutput& output) {
     out += line("  %-16s %lld create, %lld map, %lld set_access, %lld unmap, %lld release: %.3f ms on a GPU (model)\n",
                 "vmm operations", (long long)v.create, (long long)v.map, (long long)v.set_access, (long long)v.unmap,
                 (long long)v.release, v.modeled_seconds() * 1e3);
-  if (const VmmCounts& v = r.vmm; v.remapped + v.remap_refused > 0) {
+  if (const VmmCounts& v = r.vmm; v.remapped + v.remap_refused + v.remap_bought > 0) {
     const double trace = trace_seconds(r);
     std::string share = trace > 0 ? line(" (%.2f%% of the trace's %.3f s)", 100.0 * VmmCounts::remap_seconds(v.remapped) / trace, trace) : "";
     out += line("  %-16s %lld granules remapped: %.3f ms (model)%s; %s\n", "remapping", (long long)v.remapped,
-                VmmCounts::remap_seconds(v.remapped) * 1e3, share.c_str(), budget_text(r.config, v.remap_refused).c_str());
+                VmmCounts::remap_seconds(v.remapped) * 1e3, share.c_str(), limits_text(r.config, v).c_str());
   }
   if (r.segment_alloc_bytes + r.segment_free_bytes > 0)
     out += line("  %-16s %s taken, %s given back: %.3f ms on a GPU (model, priced as their 2 MiB granules)\n",

@@ -39,6 +39,7 @@ struct VmmCounts {
   int64_t peak_held = 0;   // the most granules held at once
   int64_t remapped = 0;      // granules unmapped from cached free memory and mapped where needed
   int64_t remap_refused = 0;  // granules the remap budget had created instead of remapped
+  int64_t remap_bought = 0;   // granules created instead of remapped for a request size whose remapping recurred
 
   // What these operations would take on a GPU by the price table (device_prices.hpp).
   double modeled_seconds(const DevicePrices& p = kDevicePrices) const {

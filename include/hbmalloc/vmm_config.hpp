@@ -49,13 +49,26 @@ struct VmmConfig {
   // job's one-time settling (its first steps) fits the bucket; remapping
   // that recurs every step is held to the share. In (0, 1 hour].
   int64_t remap_window_us = int64_t(60) * 1000 * 1000;
+  // Remapping that recurs is bought out (RecurringRemaps): once remapping has
+  // cost more than this share of the device time spent creating granules, a
+  // request size remapped at a requested peak already reached as often as
+  // creating its granules would have cost (3.7 times by the price table)
+  // gets new granules instead, kept in the cache, which ends moves that
+  // repeat every step. In [0, 100], or kNoBudget ("off"). Unset, it is
+  // kDefaultOverhead under hbm's default remapping and off once `remap` or
+  // `pressure_threshold` is given (as the budget). The 5% is issue 17's
+  // margin on device time against expandable segments.
+  static constexpr double kDefaultOverhead = 0.05;
+  std::optional<double> remap_overhead;
+  // The share in force, or kNoBudget.
+  double overhead() const { return remap_overhead ? *remap_overhead : remap_chosen ? kNoBudget : kDefaultOverhead; }
 
   // Applies one key; false when the key is not one of these. Throws
   // Error(kConfig) naming the key for a bad value.
   bool parse_key(std::string_view key, std::string_view value);
   // These keys with their values as text, in a fixed order.
   std::vector<std::pair<std::string, std::string>> items() const;
-  static constexpr const char* kKeys = "vmm, granule_size, remap, pressure_threshold, remap_budget, remap_window";
+  static constexpr const char* kKeys = "vmm, granule_size, remap, pressure_threshold, remap_budget, remap_window, remap_overhead";
 };
 
 }  // namespace hbmalloc

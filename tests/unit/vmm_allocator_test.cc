@@ -307,6 +307,80 @@ TEST(VmmAllocator, RemappingNeverPassesTheBudgetsBound) {
   for (void* p : live) a->free(p);
 }
 
+// Remapping that recurs is bought out (remap_overhead). Two requests take
+// turns at a peak already reached, each where the other's pages are: a
+// 12 MiB block that fits no hole and a 10 MiB one in the hole it leaves, on
+// an unlimited device where only the pressure rule (0.95) remaps. Each step
+// moves the same granules back and forth. What each of `steps` steps remapped.
+struct Turns {
+  std::vector<int64_t> remapped;  // per step
+  int64_t bought = 0;
+  int64_t reserved = 0;  // at the end
+};
+Turns TakeTurns(const std::string& conf, int steps = 20) {
+  SimAllocator a(0, conf);
+  a.sim->set_trace_time(1'000'000);
+  void* keep = a->malloc(2 * MiB);
+  void* hole = a->malloc(10 * MiB);
+  void* keep2 = a->malloc(2 * MiB);
+  EXPECT_TRUE(keep && hole && keep2);
+  a->free(hole);
+  Turns t;
+  for (int step = 0; step < steps; ++step) {
+    const int64_t before = a->stats().vmm.remapped;
+    void* b = a->malloc(12 * MiB);
+    EXPECT_NE(b, nullptr);
+    a->free(b);
+    void* c = a->malloc(10 * MiB);
+    EXPECT_NE(c, nullptr);
+    a->free(c);
+    t.remapped.push_back(a->stats().vmm.remapped - before);
+  }
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  t.bought = a->stats().vmm.remap_bought;
+  t.reserved = a->stats().reserved_bytes.all.current;
+  a->free(keep);
+  a->free(keep2);
+  return t;
+}
+
+int64_t Sum(const std::vector<int64_t>& v, size_t from = 0) {
+  int64_t s = 0;
+  for (size_t i = from; i < v.size(); ++i) s += v[i];
+  return s;
+}
+
+TEST(VmmAllocator, RemappingThatRecursIsBoughtOut) {
+  const Turns off = TakeTurns("remap_overhead:off");
+  ASSERT_GT(Sum(off.remapped, 10), 0) << "the turns never remap: the test shows nothing";
+  for (size_t i = 1; i < off.remapped.size(); ++i) EXPECT_GT(off.remapped[i], 0) << "step " << i;
+  EXPECT_EQ(off.bought, 0);
+
+  // At the defaults the 10 MiB request, remapped at the peak in each of the
+  // first four steps, gets its five granules new in the fifth: the moves stop
+  // (10 granules a step before) for 10 MiB more reserved.
+  const Turns on = TakeTurns("");
+  EXPECT_EQ(on.bought, 5);
+  EXPECT_EQ(Sum(on.remapped, 5), 0) << "still remapping: " << ::testing::PrintToString(on.remapped);
+  EXPECT_EQ(Sum(on.remapped), 45);
+  EXPECT_EQ(on.reserved, off.reserved + int64_t(10 * MiB));
+}
+
+// Unset, remap_overhead holds under the default remapping only, as the
+// budget; given, it holds under any.
+TEST(VmmAllocator, TheDefaultOverheadHoldsTheDefaultRemappingOnly) {
+  const Turns chosen = TakeTurns("pressure_threshold:0.95");
+  EXPECT_EQ(chosen.bought, 0);
+  EXPECT_GT(Sum(chosen.remapped, 10), 0);
+  const Turns both = TakeTurns("pressure_threshold:0.95,remap_overhead:0.05");
+  EXPECT_GT(both.bought, 0);
+  EXPECT_EQ(Sum(both.remapped, 10), 0);
+  // A share of creating time remapping has not reached: nothing bought.
+  const Turns high = TakeTurns("remap_overhead:100");
+  EXPECT_EQ(high.bought, 0);
+  EXPECT_EQ(high.remapped, TakeTurns("remap_overhead:off").remapped);
+}
+
 // On the largest device hbmalloc models (1 PiB) each stream's arena reserves
 // a bounded range, so a dozen streams all get theirs: no release-and-retry.
 TEST(VmmAllocator, ArenasOfManyStreamsFitOnAHugeDevice) {

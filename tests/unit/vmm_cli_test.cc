@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -85,6 +86,55 @@ TEST(VmmCli, ReplayKeepsTheRemapBudgetAgainstTheTracesClock) {
   EXPECT_NE(text.out.find("granules remapped"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("the remap budget (1% of elapsed time, a bucket of 1ms) had"), std::string::npos) << text.out;
   EXPECT_NE(run_cli("replay " + kExample + " --conf remap:always").out.find("; no remap budget"), std::string::npos);
+}
+
+// Remapping that recurs, bought out in a replay: two requests taking turns
+// at a peak already reached, each where the other's pages are (as
+// VmmAllocator.RemappingThatRecursIsBoughtOut), as a JSON lines trace.
+TEST(VmmCli, ReplaySaysWhatRemappingThatRecurredHadCreated) {
+  const fs::path trace = hbmalloc::testing::scratch_dir("vmm_cli_turns") / "turns.jsonl";
+  {
+    std::ofstream out(trace);
+    out << R"({"hbmalloc_trace":1,"recorder":"hbmalloc","history":true})" << "\n";
+    const uint64_t MiB = 1 << 20, base = uint64_t(1) << 40;
+    int64_t t = 1'000'000, ids = 0;
+    // A free names its block's id, as a recording does.
+    auto event = [&](const char* action, uint64_t addr, uint64_t size, int64_t id) {
+      out << R"({"action":")" << action << R"(","device":0,"id":)" << id << R"(,"size":)" << size
+          << R"(,"addr":)" << addr << R"(,"t":)" << (t += 100) << "}\n";
+    };
+    auto alloc = [&](uint64_t addr, uint64_t size) {
+      event("alloc", addr, size, ++ids);
+      return ids;
+    };
+    auto free = [&](uint64_t addr, uint64_t size, int64_t id) { event("free_completed", addr, size, id); };
+    alloc(base, 2 * MiB);
+    const int64_t hole = alloc(base + 2 * MiB, 10 * MiB);
+    alloc(base + 12 * MiB, 2 * MiB);
+    free(base + 2 * MiB, 10 * MiB, hole);
+    for (int step = 0; step < 20; ++step) {
+      free(base + 14 * MiB, 12 * MiB, alloc(base + 14 * MiB, 12 * MiB));
+      free(base + 2 * MiB, 10 * MiB, alloc(base + 2 * MiB, 10 * MiB));
+    }
+  }
+  auto replay = [&](const std::string& conf) {
+    hbmalloc::testing::CliResult r = run_cli("replay " + trace.string() + " --json" + (conf.empty() ? "" : " --conf " + conf));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const nlohmann::json on = replay(""), off = replay("remap_overhead:off");
+  EXPECT_EQ(on["vmm"]["remap_bought"].get<int64_t>(), 5);
+  EXPECT_EQ(on["vmm"]["remapped"].get<int64_t>(), 45);
+  EXPECT_EQ(off["vmm"]["remap_bought"].get<int64_t>(), 0);
+  EXPECT_EQ(off["vmm"]["remapped"].get<int64_t>(), 200);
+  EXPECT_LT(on["vmm"]["device_seconds"].get<double>(), off["vmm"]["device_seconds"].get<double>());
+  EXPECT_NE(on["config"].get<std::string>().find("remap_overhead:0.05"), std::string::npos) << on["config"];
+  const std::string text = run_cli("replay " + trace.string()).out;
+  EXPECT_NE(text.find("; remapping that recurred (past 5% of the time creating granules took) had 5 created instead"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(run_cli("replay " + trace.string() + " --conf remap:always").out.find("remapping that recurs is not bought out"),
+            std::string::npos);
 }
 
 // sim_lag: a GPU that runs behind its host. A pipeline's next stream can

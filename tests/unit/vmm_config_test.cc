@@ -1,5 +1,5 @@
 // Unit tests for include/hbmalloc/vmm_config.hpp (allocator/core/vmm_config.cc):
-// the vmm, granule_size, remap, pressure_threshold, remap_budget and remap_window keys of HBMALLOC_CONF.
+// the vmm, granule_size, remap, pressure_threshold, remap_budget, remap_window and remap_overhead keys of HBMALLOC_CONF.
 #include "hbmalloc/vmm_config.hpp"
 
 #include <gtest/gtest.h>
@@ -37,6 +37,12 @@ TEST(VmmConfig, Defaults) {
   EXPECT_EQ(Config::parse("remap:always,remap_budget:0.02").vmm.budget(), 0.02);
   EXPECT_EQ(Config::parse("remap_budget:0.02,pressure_threshold:0.99").vmm.budget(), 0.02);
   EXPECT_EQ(c.vmm.remap_window_us, 60'000'000);
+  // remap_overhead has the budget's scope.
+  EXPECT_FALSE(c.vmm.remap_overhead.has_value());
+  EXPECT_EQ(c.vmm.overhead(), 0.05) << "5% of creating time under the default remapping";
+  for (const char* chosen : {"remap:always", "remap:pressure", "pressure_threshold:0.99"})
+    EXPECT_LT(Config::parse(chosen).vmm.overhead(), 0.0) << chosen << ": nothing bought out unless asked for";
+  EXPECT_EQ(Config::parse("remap_overhead:0.2,pressure_threshold:0.99").vmm.overhead(), 0.2);
 }
 
 TEST(VmmConfig, ParsesEveryKey) {
@@ -55,6 +61,9 @@ TEST(VmmConfig, ParsesEveryKey) {
   EXPECT_EQ(Config::parse("remap_window:10s").vmm.remap_window_us, 10'000'000);
   EXPECT_EQ(Config::parse("remap_window:250ms").vmm.remap_window_us, 250'000);
   EXPECT_EQ(Config::parse("remap_window:3600s").vmm.remap_window_us, int64_t(3600) * 1'000'000);
+  EXPECT_EQ(Config::parse("remap_overhead:0").vmm.overhead(), 0.0);
+  EXPECT_EQ(Config::parse("remap_overhead:100").vmm.overhead(), 100.0);
+  EXPECT_LT(Config::parse("remap_overhead:off").vmm.overhead(), 0.0);
 }
 
 TEST(VmmConfig, BadValuesNameTheKey) {
@@ -77,20 +86,27 @@ TEST(VmmConfig, BadValuesNameTheKey) {
   EXPECT_NE(ConfigError("remap_window:5").find("remap_window: bad value '5' (expected a duration such as 500ms"),
             std::string::npos);
   EXPECT_NE(ConfigError("remap_window:-1s").find("remap_window"), std::string::npos);
+  EXPECT_NE(ConfigError("remap_overhead:101").find("remap_overhead: bad value '101' (must be in [0, 100], or off)"),
+            std::string::npos);
+  EXPECT_NE(ConfigError("remap_overhead:-1").find("remap_overhead"), std::string::npos);
+  EXPECT_NE(ConfigError("remap_overhead:inf").find("expected a share of creating time such as 0.05, or off"),
+            std::string::npos);
 }
 
 TEST(VmmConfig, RoundTripsThroughToString) {
   Config c = Config::parse(
-      "vmm:off,granule_size:8MiB,remap:never,pressure_threshold:0.123456789,remap_budget:off,remap_window:1500ms");
+      "vmm:off,granule_size:8MiB,remap:never,pressure_threshold:0.123456789,remap_budget:off,remap_window:1500ms,"
+      "remap_overhead:0.25");
   Config back = Config::parse(c.to_string());
   EXPECT_EQ(back.vmm.budget(), c.vmm.budget());
   EXPECT_EQ(back.vmm.remap_window_us, c.vmm.remap_window_us);
+  EXPECT_EQ(back.vmm.overhead(), 0.25);
   EXPECT_EQ(back.vmm.enabled, c.vmm.enabled);
   EXPECT_EQ(back.vmm.granule_size, c.vmm.granule_size);
   EXPECT_EQ(back.vmm.remap, c.vmm.remap);
   EXPECT_EQ(back.vmm.pressure_threshold, c.vmm.pressure_threshold);
   EXPECT_NE(c.to_string().find("vmm:off,granule_size:8388608,remap:never,pressure_threshold:0.123456789,remap_budget:off,"
-                                "remap_window:1500ms"),
+                                "remap_window:1500ms,remap_overhead:0.25"),
             std::string::npos)
       << c.to_string();
   // The default budget reads back as the budget in force.
@@ -99,6 +115,7 @@ TEST(VmmConfig, RoundTripsThroughToString) {
     const Config again = Config::parse(d.to_string());
     EXPECT_EQ(again.vmm.budget(), d.vmm.budget()) << text;
     EXPECT_EQ(again.vmm.remap_window_us, d.vmm.remap_window_us) << text;
+    EXPECT_EQ(again.vmm.overhead(), d.vmm.overhead()) << text;
   }
 }
 

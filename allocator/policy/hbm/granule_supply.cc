@@ -39,6 +39,18 @@ size_t GranuleSupply::remaps_allowed(size_t want) {
   return size_t(std::min(double(want), std::floor(credit_ / remap_cost(1))));
 }
 
+bool GranuleSupply::buys_instead(uint64_t requesting) {
+  const double overhead = config_.overhead();
+  if (overhead < 0) return false;
+  const LiveStats& stats = source_.stats();
+  const uint64_t peak = uint64_t(stats.requested_bytes.peak_all());
+  const bool flat = uint64_t(stats.requested_bytes.current_all()) + requesting <= peak;
+  // Both in the price table's 2 MiB units, as VmmCounts counts.
+  const DevicePrices& p = kDevicePrices;
+  const double created = double(stats.vmm.create) * (p.create + p.map + p.set_access);
+  return recurring_.buy(requesting, peak, flat, VmmCounts::remap_seconds(stats.vmm.remapped), created, overhead);
+}
+
 size_t GranuleSupply::growth_allowed(size_t n, uint64_t requesting) const {
   switch (config_.remap) {
     case VmmConfig::Remap::kAlways: return 0;
@@ -113,10 +125,14 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, ui
   // when the limit leaves no room for the rest, this has already gathered
   // every granule there is to remap.
   size_t refused = 0, reclaimable_refused = 0;
+  bool bought = false;
   if (const size_t grow = growth_allowed(n, requesting); grow < n) {
-    const size_t want = n - grow, allowed = capturing_ ? want : remaps_allowed(want);
-    // Past the budget, granules are created instead where the limit leaves
-    // room for all of them; else the budget gives way (no failure for it).
+    const size_t want = n - grow;
+    bought = !capturing_ && buys_instead(requesting);
+    const size_t allowed = capturing_ ? want : bought ? 0 : remaps_allowed(want);
+    // Past the budget, or bought out as remapping that recurs, granules are
+    // created instead where the limit leaves room for all of them; else the
+    // rule gives way (no failure for it).
     // What is refused is at most what the cache holds (a bound on what
     // could have been remapped).
     if (allowed < want && n - allowed <= source_.room(granule_)) {
@@ -149,7 +165,7 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, ui
   VmmCounts& counts = source_.stats().vmm;
   const int64_t units = int64_t(granule_ / std::max<uint64_t>(1, backend_.vmm_granularity()));
   counts.remapped += int64_t(reclaimed) * units;
-  counts.remap_refused += int64_t(std::min(reclaimable_refused, made)) * units;
+  (bought ? counts.remap_bought : counts.remap_refused) += int64_t(std::min(reclaimable_refused, made)) * units;
   // Remaps the budget had to give way to (a full device) are a debt the
   // refill pays back.
   credit_ -= remap_cost(reclaimed);

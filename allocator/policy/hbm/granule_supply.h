@@ -16,6 +16,7 @@
 #include "backend/backend.h"
 #include "hbmalloc/vmm_config.hpp"
 #include "policy/granule_source.h"
+#include "policy/hbm/recurring_remaps.h"
 #include "policy/hbm/stream_fences.h"
 
 namespace hbmalloc::hbm {
@@ -101,6 +102,9 @@ class GranuleSupply {
   size_t growth_allowed(size_t n, uint64_t requesting) const;
   // How many of `want` remaps the remap budget allows now.
   size_t remaps_allowed(size_t want);
+  // Whether a request of `requesting` bytes should get new granules instead
+  // of remapping what it wants (remap_overhead's rule, RecurringRemaps).
+  bool buys_instead(uint64_t requesting);
   // The modeled time of remapping `granules` of granule_ bytes (the price
   // table is per 2 MiB granule; another size costs in proportion).
   double remap_cost(size_t granules) const {
@@ -126,6 +130,7 @@ class GranuleSupply {
   // clock when it was last refilled (none before the first remap it weighed).
   double credit_ = 0;
   std::optional<int64_t> refilled_us_;
+  RecurringRemaps recurring_;
 };
 
 }  // namespace hbmalloc::hbm

@@ -17,8 +17,8 @@ PolicySettings normalized(PolicySettings s) {
   };
   // Page-mapped large blocks (tune replays on the sim, which has VMM) use
   // no segment_round; plain segments no remap knobs; only remap:pressure
-  // reads pressure_threshold; a budget (and its window) limits nothing that
-  // never remaps.
+  // reads pressure_threshold; a budget (and its window) or overhead limits
+  // nothing that never remaps.
   const bool vmm = value("vmm") != "off";
   const std::string remap = value("remap");
   std::erase_if(s, [&](const auto& kv) {
@@ -28,7 +28,7 @@ PolicySettings normalized(PolicySettings s) {
     if (k == "remap") return !vmm || v == "pressure";
     if (k == "granule_size") return !vmm;
     if (k == "pressure_threshold") return !vmm || (!remap.empty() && remap != "pressure");
-    if (k == "remap_budget" || k == "remap_window") return !vmm || remap == "never";
+    if (k == "remap_budget" || k == "remap_window" || k == "remap_overhead") return !vmm || remap == "never";
     return false;
   });
   return s;

@@ -1,0 +1,54 @@
+// Remapping that recurs, bought out (VmmConfig::remap_overhead). A steady
+// training step can move the same pages back and forth every step: a block
+// of one size needs granules another size's free block holds, and the next
+// step the other way round. Each move costs unmap + map + set_access; new
+// granules cost create + map + set_access once and end the moves. The ski
+// rental's rule decides without knowing how many steps are left: rent
+// (remap) until renting has cost what buying would, then buy (create).
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+
+#include "hbmalloc/device_prices.hpp"
+
+namespace hbmalloc::hbm {
+
+class RecurringRemaps {
+ public:
+  // How many remaps of one granule cost its creation, by the price table
+  // (about 3.7): remaps of one request size past this many are bought.
+  static double rentals(const DevicePrices& p = kDevicePrices) {
+    return (p.create + p.map + p.set_access) / (p.unmap + p.map + p.set_access);
+  }
+
+  // A request of `size` bytes wants granules remapped; `peak` is the
+  // requested high-water mark before it and `flat` whether the request stays
+  // within it. True when its granules should be created instead: the request
+  // keeps to a peak already reached, requests of its size have been remapped
+  // rentals() times since the peak last moved, and remapping so far
+  // (`remap_seconds`) has cost more than `overhead` of what creating memory
+  // did (`create_seconds`): remapping within that share is never bought out.
+  // Counts the request either way.
+  bool buy(uint64_t size, uint64_t peak, bool flat, double remap_seconds, double create_seconds, double overhead) {
+    if (peak != peak_) {  // a new phase (or reset_peak_memory_stats): what recurred before says nothing
+      peak_ = peak;
+      seen_.clear();
+    }
+    if (!flat) return false;
+    // A job with this many sizes at one peak is not repeating a step; the
+    // bound keeps the table small.
+    if (seen_.size() >= kMaxSizes) seen_.clear();
+    uint32_t& times = seen_[size];
+    const bool recurs = double(times) >= rentals();
+    ++times;
+    return recurs && remap_seconds > overhead * create_seconds;
+  }
+
+ private:
+  static constexpr size_t kMaxSizes = 4096;
+  uint64_t peak_ = 0;
+  std::unordered_map<uint64_t, uint32_t> seen_;  // request size -> remaps at this peak
+};
+
+}  // namespace hbmalloc::hbm

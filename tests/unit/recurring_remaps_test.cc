@@ -14,9 +14,11 @@ namespace {
 constexpr uint64_t MiB = 1ull << 20;
 constexpr uint64_t kPeak = 1000 * MiB;
 
+constexpr uint64_t kInUse = 600 * MiB;  // before the request: its point of the step
+
 // Remapping has cost 10% of creating: past a 5% overhead.
-bool Buy(RecurringRemaps& r, uint64_t size, uint64_t peak = kPeak, bool flat = true) {
-  return r.buy(size, peak, flat, 0.010, 0.100, 0.05);
+bool Buy(RecurringRemaps& r, uint64_t size, uint64_t peak = kPeak, bool flat = true, uint64_t in_use = kInUse) {
+  return r.buy(size, in_use, peak, flat, 0.010, 0.100, 0.05);
 }
 
 TEST(RecurringRemaps, RentalsAreCreatingOverRemappingByThePriceTable) {
@@ -40,9 +42,21 @@ TEST(RecurringRemaps, ASizeIsBoughtAfterItsRentals) {
 
 TEST(RecurringRemaps, RemappingWithinTheOverheadIsNeverBoughtOut) {
   RecurringRemaps r;
-  for (int i = 0; i < 10; ++i) EXPECT_FALSE(r.buy(56 * MiB, kPeak, true, 0.004, 0.100, 0.05)) << i;
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(r.buy(56 * MiB, kInUse, kPeak, true, 0.004, 0.100, 0.05)) << i;
   // Past the share, the count kept meanwhile decides at once.
-  EXPECT_TRUE(r.buy(56 * MiB, kPeak, true, 0.006, 0.100, 0.05));
+  EXPECT_TRUE(r.buy(56 * MiB, kInUse, kPeak, true, 0.006, 0.100, 0.05));
+}
+
+// The same size at another point of the step (the next layer's block, the
+// bytes in use a few blocks apart) is another need; a little shift of the
+// point (the step's other requests) is the same.
+TEST(RecurringRemaps, ANeedIsOneSizeAtOnePointOfTheStep) {
+  RecurringRemaps r;
+  for (int layer = 0; layer < 10; ++layer)
+    EXPECT_FALSE(Buy(r, 2 * MiB, kPeak, true, kInUse - uint64_t(layer) * 64 * MiB)) << "layer " << layer;
+  for (int step = 0; step < 3; ++step) EXPECT_FALSE(Buy(r, 2 * MiB)) << "step " << step;  // layer 0 again
+  EXPECT_TRUE(Buy(r, 2 * MiB, kPeak, true, kInUse + 3 * MiB)) << "a point shifted by a block and a half";
+  EXPECT_FALSE(Buy(r, 2 * MiB, kPeak, true, kInUse + 9 * MiB)) << "four blocks away: another need";
 }
 
 TEST(RecurringRemaps, ANewPeakStartsTheCountAfresh) {

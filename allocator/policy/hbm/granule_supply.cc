@@ -43,12 +43,13 @@ bool GranuleSupply::buys_instead(uint64_t requesting) {
   const double overhead = config_.overhead();
   if (overhead < 0) return false;
   const LiveStats& stats = source_.stats();
-  const uint64_t peak = uint64_t(stats.requested_bytes.peak_all());
-  const bool flat = uint64_t(stats.requested_bytes.current_all()) + requesting <= peak;
+  const uint64_t peak = uint64_t(stats.requested_bytes.peak_all()), requested = uint64_t(stats.requested_bytes.current_all());
+  const bool flat = requested + requesting <= peak;
   // Both in the price table's 2 MiB units, as VmmCounts counts.
   const DevicePrices& p = kDevicePrices;
   const double created = double(stats.vmm.create) * (p.create + p.map + p.set_access);
-  return recurring_.buy(requesting, peak, flat, VmmCounts::remap_seconds(stats.vmm.remapped), created, overhead);
+  return recurring_.buy(requesting, requested, peak, flat, VmmCounts::remap_seconds(stats.vmm.remapped), created,
+                        overhead);
 }
 
 size_t GranuleSupply::growth_allowed(size_t n, uint64_t requesting) const {

@@ -51,10 +51,10 @@ struct VmmConfig {
   int64_t remap_window_us = int64_t(60) * 1000 * 1000;
   // Remapping that recurs is bought out (RecurringRemaps): once remapping has
   // cost more than this share of the device time spent creating granules, a
-  // request size remapped at a requested peak already reached as often as
-  // creating its granules would have cost (3.7 times by the price table)
-  // gets new granules instead, kept in the cache, which ends moves that
-  // repeat every step. In [0, 100], or kNoBudget ("off"). Unset, it is
+  // request of one size at one point of the step, remapped at a requested
+  // peak already reached as often as creating its granules would have cost
+  // (3.7 times by the price table), gets new granules instead, kept in the
+  // cache, which ends moves that repeat every step. In [0, 100], or kNoBudget ("off"). Unset, it is
   // kDefaultOverhead under hbm's default remapping and off once `remap` or
   // `pressure_threshold` is given (as the budget). The 5% is issue 17's
   // margin on device time against expandable segments.

@@ -1,10 +1,11 @@
 // Remapping that recurs, bought out (VmmConfig::remap_overhead). A steady
 // training step can move the same pages back and forth every step: a block
 // of one size needs granules another size's free block holds, and the next
-// step the other way round, at the same point of each step. Each move costs unmap + map + set_access; new
-// granules cost create + map + set_access once and end the moves. The ski
-// rental's rule decides without knowing how many steps are left: rent
-// (remap) until renting has cost what buying would, then buy (create).
+// step the other way round, at the same point of each step. Each move costs
+// unmap + map + set_access; new granules cost create + map + set_access once
+// and end the moves. The ski rental's rule decides without knowing how many
+// steps are left: rent (remap) until renting has cost what buying would,
+// then buy (create).
 #pragma once
 
 #include <algorithm>
@@ -18,7 +19,7 @@ namespace hbmalloc::hbm {
 class RecurringRemaps {
  public:
   // How many remaps of one granule cost its creation, by the price table
-  // (about 3.7): remaps of one request size past this many are bought.
+  // (about 3.7): a need remapped this many times is bought.
   static double rentals(const DevicePrices& p = kDevicePrices) {
     return (p.create + p.map + p.set_access) / (p.unmap + p.map + p.set_access);
   }

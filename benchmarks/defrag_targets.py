@@ -24,7 +24,8 @@ the recording's own settings with expandable segments on. "Unlimited" is a
      defaults, and within 1% x (the trace's time + 0.1 s) under
      remap_window:100ms, where the budget binds on short traces (traces
      without times have no clock and no budget); the granules that budget had
-     created instead are listed.
+     created instead are listed, and the granules remap_overhead bought
+     instead of remapping that recurred (a line sums them).
 
 A last line names the traces where hbm took the out-of-memory retry (which
 gives the whole cache back) at its least capacity or 1.02x it: none should.
@@ -101,6 +102,8 @@ def row_of(path, real):
         # At the defaults: the ladder's replays give a threshold, which
         # chooses the remapping and so has no budget unless asked for.
         "remap_default_s": hbm["vmm"].get("remap_seconds", 0.0),
+        # Granules remap_overhead created instead of remapping that recurred.
+        "bought": hbm["vmm"].get("remap_bought", 0),
     }
     budgeted = replay(path, "hbm", "remap_window:%dms" % round(TIGHT_WINDOW * 1e3))["vmm"]
     row.update(remap_s=budgeted.get("remap_seconds", 0.0), trace_s=budgeted["trace_seconds"],
@@ -249,14 +252,16 @@ def main():
             rows = [r for r in pool.map(guarded, files) if r is not None]
 
     print("| trace | req. GiB | least cap. hbm / es GiB | eff. hbm / es | device s hbm / es (unl.) "
-          "| at 1.02x least | eff. at thr. .90 .95 .98 .99 always | remap ms: default; 100 ms window / its budget, refused "
+          "| at 1.02x least | eff. at thr. .90 .95 .98 .99 always | remap ms: default (granules bought); 100 ms window / its budget, refused "
           "| 1 2 3 4 5 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         v = verdicts(r)
         tight = "-" if "hbm_dev_tight" not in r else "%.3f / %.3f" % (r["hbm_dev_tight"], r["es_dev_tight"])
-        budget = "no clock" if r["trace_s"] <= 0 else "%.1f; %.1f / %.1f, %d" % (
-            r["remap_default_s"] * 1e3, r["remap_s"] * 1e3, BUDGET * (r["trace_s"] + TIGHT_WINDOW) * 1e3, r["refused"])
+        bought = " (%d bought)" % r["bought"] if r.get("bought") else ""
+        budget = "no clock" if r["trace_s"] <= 0 else "%.1f%s; %.1f / %.1f, %d" % (
+            r["remap_default_s"] * 1e3, bought, r["remap_s"] * 1e3, BUDGET * (r["trace_s"] + TIGHT_WINDOW) * 1e3,
+            r["refused"])
         print("| %s | %.2f | %s / %s | %.4f / %.4f | %.3f / %.3f | %s | %s | %s | %s |" % (
             r["trace"][:48], r["peak_requested"] / GIB,
             "-" if r["hbm_min"] is None else "%.2f" % (r["hbm_min"] / GIB),
@@ -279,6 +284,10 @@ def main():
                       if k == "time" and by_name[t].get("es_oom_tight") else "") for t in miss[k]]
         print("target %s: met on %d of %d%s" % (name, len(rows) - len(miss[k]), len(rows),
                                                  "" if not named else "; missed on " + ", ".join(named)))
+    bought = [r for r in rows if r.get("bought")]
+    print("remapping that recurred bought out (remap_overhead, unlimited capacity): on %d of %d%s" % (
+        len(bought), len(rows), "" if not bought else ": " + ", ".join("%s %d granules" % (r["trace"], r["bought"])
+                                                                       for r in bought)))
     retried = [r["trace"] for r in rows if r.get("hbm_retries")]
     print("hbm out-of-memory retries (the cache flushed) at 1.00x or 1.02x least capacity: on %d of %d%s" % (
         len(retried), len(rows), "" if not retried else ": " + ", ".join(retried)))

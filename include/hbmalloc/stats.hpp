@@ -50,11 +50,15 @@ struct VmmCounts {
   static double remap_seconds(int64_t granules, const DevicePrices& p = kDevicePrices) {
     return double(granules) * (p.unmap + p.map + p.set_access);
   }
+  // Making granules new: created, mapped and opened.
+  static double create_seconds(int64_t granules, const DevicePrices& p = kDevicePrices) {
+    return double(granules) * (p.create + p.map + p.set_access);
+  }
   // The part no allocator avoids: creating, mapping and opening each granule
   // of the high-water mark once (what a caching allocator's cudaMalloc of the
   // same bytes stands for). The rest is what remapping and releasing cost.
   double growth_seconds(const DevicePrices& p = kDevicePrices) const {
-    return double(peak_held) * (p.create + p.map + p.set_access);
+    return create_seconds(peak_held, p);
   }
   double overhead_seconds() const { return modeled_seconds() - growth_seconds(); }
   bool operator==(const VmmCounts&) const = default;

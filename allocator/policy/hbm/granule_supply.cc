@@ -46,10 +46,8 @@ bool GranuleSupply::buys_instead(uint64_t requesting) {
   const uint64_t peak = uint64_t(stats.requested_bytes.peak_all()), requested = uint64_t(stats.requested_bytes.current_all());
   const bool flat = requested + requesting <= peak;
   // Both in the price table's 2 MiB units, as VmmCounts counts.
-  const DevicePrices& p = kDevicePrices;
-  const double created = double(stats.vmm.create) * (p.create + p.map + p.set_access);
-  return recurring_.buy(requesting, requested, peak, flat, VmmCounts::remap_seconds(stats.vmm.remapped), created,
-                        overhead);
+  return recurring_.buy(requesting, requested, peak, flat, VmmCounts::remap_seconds(stats.vmm.remapped),
+                        VmmCounts::create_seconds(stats.vmm.create), overhead);
 }
 
 size_t GranuleSupply::growth_allowed(size_t n, uint64_t requesting) const {
@@ -130,7 +128,7 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, ui
   if (const size_t grow = growth_allowed(n, requesting); grow < n) {
     const size_t want = n - grow;
     bought = !capturing_ && buys_instead(requesting);
-    const size_t allowed = capturing_ ? want : bought ? 0 : remaps_allowed(want);
+    const size_t allowed = bought ? 0 : capturing_ ? want : remaps_allowed(want);
     // Past the budget, or bought out as remapping that recurs, granules are
     // created instead where the limit leaves room for all of them; else the
     // rule gives way (no failure for it).

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <unordered_map>
 
-#include "hbmalloc/device_prices.hpp"
+#include "hbmalloc/stats.hpp"
 
 namespace hbmalloc::hbm {
 
@@ -21,7 +21,7 @@ class RecurringRemaps {
   // How many remaps of one granule cost its creation, by the price table
   // (about 3.7): a need remapped this many times is bought.
   static double rentals(const DevicePrices& p = kDevicePrices) {
-    return (p.create + p.map + p.set_access) / (p.unmap + p.map + p.set_access);
+    return VmmCounts::create_seconds(1, p) / VmmCounts::remap_seconds(1, p);
   }
 
   // A request of `size` bytes wants granules remapped, `requested` bytes

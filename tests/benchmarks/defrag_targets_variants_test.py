@@ -81,6 +81,34 @@ class Variants(unittest.TestCase):
         self.assertTrue(0.8 <= peak <= 1.25, peak)
 
 
+class LikeForLike(unittest.TestCase):
+    """Where es failed requests at 1.02x hbm's least capacity, target 3 is also
+    weighed against es at 1.02x its own least capacity."""
+
+    def row(self, name, es_oom, hbm=1.0, es=None, es_oom_there=0, hbm_oom_there=0):
+        # hbm's own tight figure is no part of it: the two compare on one device.
+        r = {"trace": name, "es_oom_tight": es_oom, "hbm_dev_tight": 99.0}
+        if es is not None:
+            r.update(es_dev_own_tight=es, es_oom_own_tight=es_oom_there, hbm_dev_es_tight=hbm,
+                     hbm_oom_es_tight=hbm_oom_there)
+        return r
+
+    def test_nothing_to_say_where_es_failed_nowhere(self):
+        self.assertIsNone(defrag_targets.like_for_like_line([self.row("a", 0)]))
+
+    def test_each_row_where_es_failed_is_weighed_against_its_own_capacity(self):
+        line = defrag_targets.like_for_like_line([
+            self.row("fits", 3, hbm=1.04, es=1.0),
+            self.row("slower", 2, hbm=1.06, es=1.0),
+            self.row("es fails there too", 1, es=1.0, es_oom_there=1),
+            self.row("hbm fails there", 1, es=1.0, hbm_oom_there=1),
+            self.row("not measured", 5),
+            self.row("es served all", 0, hbm=9.0, es=1.0)])
+        self.assertIn("met on 1 of 5: fits 1.040x, slower 1.060x, es fails there too -, hbm fails there -, "
+                      "not measured -", line)
+        self.assertNotIn("es served all", line)
+
+
 if __name__ == "__main__":
     defrag_targets.CLI = pathlib.Path(sys.argv.pop(1))
     unittest.main()

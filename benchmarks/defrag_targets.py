@@ -164,15 +164,22 @@ def like_for_like_line(rows):
         return None
 
     def both_served(r):
-        if "es_dev_own_tight" not in r or r["es_oom_own_tight"] or r["hbm_oom_es_tight"]:
-            return None
+        """The ratio there, or why there is none."""
+        if "es_dev_own_tight" not in r:
+            return "(es has no least capacity)"
+        if r["es_oom_own_tight"] or r["hbm_oom_es_tight"]:
+            return "(%s failed requests there)" % ("es" if r["es_oom_own_tight"] else "hbm")
         return ratio(r["hbm_dev_es_tight"], r["es_dev_own_tight"])
 
     cmp = [(r["trace"], both_served(r)) for r in failed]
-    met = sum(1 for _, x in cmp if x is not None and x <= 1.05)
+    met = [(x, t) for t, x in cmp if not isinstance(x, str) and x <= 1.05]
+    short = [(t, x) for t, x in cmp if isinstance(x, str) or x > 1.05]
+    worst = " (worst %.3fx, %s)" % max(met) if met else ""
     return ("target 3 where es failed requests at 1.02x hbm's least capacity, both at 1.02x es's own least "
-            "capacity, where both serve every request: met on %d of %d: %s" % (
-                met, len(failed), ", ".join("%s %s" % (t, "-" if x is None else "%.3fx" % x) for t, x in cmp)))
+            "capacity, where both serve every request: met on %d of %d%s%s" % (
+                len(met), len(failed), worst,
+                "" if not short else "; missed on " + ", ".join(
+                    "%s %s" % (t, x if isinstance(x, str) else "%.3fx" % x) for t, x in short)))
 
 
 WORKLOADS = ["gpt", "checkpointing", "zero-offload", "moe", "kv-serving", "cnn-resolution", "pipeline", "rl"]

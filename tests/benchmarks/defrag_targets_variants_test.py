@@ -104,8 +104,9 @@ class LikeForLike(unittest.TestCase):
             self.row("hbm fails there", 1, es=1.0, hbm_oom_there=1),
             self.row("not measured", 5),
             self.row("es served all", 0, hbm=9.0, es=1.0)])
-        self.assertIn("met on 1 of 5: fits 1.040x, slower 1.060x, es fails there too -, hbm fails there -, "
-                      "not measured -", line)
+        self.assertIn("met on 1 of 5 (worst 1.040x, fits); missed on slower 1.060x, "
+                      "es fails there too (es failed requests there), hbm fails there (hbm failed requests there), "
+                      "not measured (es has no least capacity)", line)
         self.assertNotIn("es served all", line)
 
 

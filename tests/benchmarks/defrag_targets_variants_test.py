@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import defrag_targets  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "gpt_train.hbt"
+NIUHUANG_150 = "NiuHuangxiaozi_forward_memory_snapshot_150.pickle"
 
 
 def events(path):
@@ -108,6 +109,23 @@ class LikeForLike(unittest.TestCase):
                       "es fails there too (es failed requests there), hbm fails there (hbm failed requests there), "
                       "not measured (es has no least capacity)", line)
         self.assertNotIn("es served all", line)
+
+    @unittest.skipUnless((defrag_targets.TRACES / "incoming" / NIUHUANG_150).exists(), "needs ../shared/traces")
+    def test_a_real_trace_where_es_fails_near_hbm_s_least_capacity(self):
+        # Expandable segments fail 3 requests at 1.02x hbm's least capacity on
+        # this snapshot (its device time there is a shorter run); at 1.02x its
+        # own least capacity both serve every request.
+        r = defrag_targets.row_of(defrag_targets.TRACES / "incoming" / NIUHUANG_150, True)
+        self.assertGreater(r["es_oom_tight"], 0)
+        self.assertGreater(r["es_min"], r["hbm_min"])
+        self.assertEqual((r["es_oom_own_tight"], r["hbm_oom_es_tight"]), (0, 0))
+        self.assertGreater(r["es_dev_own_tight"], r["es_dev_tight"], "serving every request costs es more")
+        line = defrag_targets.like_for_like_line([r])
+        self.assertIn("met on 1 of 1 (worst %.3fx" % (r["hbm_dev_es_tight"] / r["es_dev_own_tight"]), line)
+
+    def test_near_full_is_1_02x_down_to_the_2_mib_step(self):
+        self.assertEqual(defrag_targets.near_full(100 << 20), 102 << 20)
+        self.assertEqual(defrag_targets.near_full(648019968), 660602880)
 
 
 if __name__ == "__main__":

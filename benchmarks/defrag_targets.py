@@ -303,7 +303,8 @@ def main():
             rows = [r for r in pool.map(guarded, files) if r is not None]
 
     print("| trace | req. GiB | least cap. hbm / es GiB | eff. hbm / es | device s hbm / es (unl.) "
-          "| at 1.02x least | eff. at thr. .90 .95 .98 .99 always | remap ms: default (granules bought); 100 ms window / its budget, refused "
+          "| at 1.02x least | eff. at thr. .90 .95 .98 .99 always "
+          "| remap ms: default (granules bought); 100 ms window / its budget, refused "
           "| 1 2 3 4 5 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

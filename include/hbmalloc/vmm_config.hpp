@@ -54,10 +54,11 @@ struct VmmConfig {
   // request of one size at one point of the step, remapped at a requested
   // peak already reached as often as creating its granules would have cost
   // (3.7 times by the price table), gets new granules instead, kept in the
-  // cache, which ends moves that repeat every step. In [0, 100], or kNoBudget ("off"). Unset, it is
-  // kDefaultOverhead under hbm's default remapping and off once `remap` or
-  // `pressure_threshold` is given (as the budget). The 5% is issue 17's
-  // margin on device time against expandable segments.
+  // cache, which ends moves that repeat every step. In [0, 100], or
+  // kNoBudget ("off"). Unset, it is kDefaultOverhead under hbm's default
+  // remapping and off once `remap` or `pressure_threshold` is given (as the
+  // budget). The 5% is issue 17's margin on device time against expandable
+  // segments.
   static constexpr double kDefaultOverhead = 0.05;
   std::optional<double> remap_overhead;
   // The share in force, or kNoBudget.

@@ -43,7 +43,8 @@ bool GranuleSupply::buys_instead(uint64_t requesting) {
   const double overhead = config_.overhead();
   if (overhead < 0) return false;
   const LiveStats& stats = source_.stats();
-  const uint64_t peak = uint64_t(stats.requested_bytes.peak_all()), requested = uint64_t(stats.requested_bytes.current_all());
+  const uint64_t peak = uint64_t(stats.requested_bytes.peak_all());
+  const uint64_t requested = uint64_t(stats.requested_bytes.current_all());
   const bool flat = requested + requesting <= peak;
   // Both in the price table's 2 MiB units, as VmmCounts counts.
   return recurring_.buy(requesting, requested, peak, flat, VmmCounts::remap_seconds(stats.vmm.remapped),

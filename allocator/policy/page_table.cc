@@ -22,26 +22,28 @@ GranuleId PageTable::at(uint64_t page) const {
 void PageTable::map(uint64_t page, GranuleRun run) {
   if (run.count == 0) return;
   const uint64_t end = page + run.count;
+  // One search: the first run at or past `page`, and the run before it.
   auto next = runs_.lower_bound(page);
-  if ((next != runs_.end() && next->first < end) || covering(page) != runs_.end())
+  const auto prev = next != runs_.begin() ? std::prev(next) : runs_.end();
+  if ((next != runs_.end() && next->first < end) || (prev != runs_.end() && prev->first + prev->second.count > page))
     violated("page table: pages " + std::to_string(page) + ".." + std::to_string(end - 1) + " are mapped already");
   mapped_ += run.count;
-  // A run continuing its neighbour's pages and ids joins it: growing a
-  // segment a batch at a time stays one run.
-  if (next != runs_.begin()) {
-    auto prev = std::prev(next);
-    if (prev->first + prev->second.count == page && prev->second.end() == run.first) {
-      page = prev->first;
-      run.first = prev->second.first;
-      run.count += prev->second.count;
-      runs_.erase(prev);
+  // A run continuing its neighbours' pages and ids joins them: growing a
+  // segment a batch at a time stays one run, extended in place.
+  const bool joins_next = next != runs_.end() && next->first == end && run.end() == next->second.first;
+  if (prev != runs_.end() && prev->first + prev->second.count == page && prev->second.end() == run.first) {
+    prev->second.count += run.count;
+    if (joins_next) {
+      prev->second.count += next->second.count;
+      runs_.erase(next);
     }
+    return;
   }
-  if (auto after = runs_.find(end); after != runs_.end() && run.end() == after->second.first) {
-    run.count += after->second.count;
-    runs_.erase(after);
+  if (joins_next) {
+    run.count += next->second.count;
+    next = runs_.erase(next);
   }
-  runs_.emplace(page, run);
+  runs_.emplace_hint(next, page, run);
 }
 
 void PageTable::unmap(uint64_t page, uint64_t count, std::vector<GranuleRun>& out) {

@@ -19,6 +19,7 @@ class DeviceCheck {
   void run() {
     check_picture(d_.segments_at_start, "at start");
     check_picture(d_.segments_at_end, "at end");
+    for (const BlockInfo& b : d_.live_at_start) check_requested(b, "live at start");
     check_events();
   }
 
@@ -35,6 +36,15 @@ class DeviceCheck {
   void check_size(uint64_t size, const std::string& what) const {
     if (size > kMaxDeviceBytes)
       fail(what + " of " + std::to_string(size) + " bytes: more than the largest device hbmalloc models (1 PiB)");
+  }
+
+  // A block in use holds what was asked of it: PyTorch's free blocks keep the
+  // request they last served (often more than what is left of them), its
+  // live blocks never do. Size 0 is "not told".
+  void check_requested(const BlockInfo& b, const std::string& when) const {
+    if (b.state != BlockState::kInactive && b.size != 0 && b.requested > b.size)
+      fail("a block " + when + " at " + hex(b.addr) + " holds " + std::to_string(b.size) + " bytes for a request of " +
+           std::to_string(b.requested));
   }
 
   // Segments apart from each other, each within the largest device, together
@@ -61,6 +71,7 @@ class DeviceCheck {
           fail("a block at " + hex(b.addr) + " of " + std::to_string(b.size) + " bytes lies outside its segment " +
                when + " at " + hex(s.addr) + " (" + std::to_string(s.size) + " bytes) or over the block before it");
         end_of_last = b.addr + b.size;
+        check_requested(b, std::string("in the segment ") + when + " at " + hex(s.addr));
       }
     }
   }

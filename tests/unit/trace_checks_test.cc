@@ -93,6 +93,30 @@ TEST(TraceChecks, SegmentEventsFreeOnlyWhatWasHeld) {
   EXPECT_NE(error_of(twice).find("overlaps"), std::string::npos) << error_of(twice);
 }
 
+// Found by tests/fuzz/replay_fuzz: a live block asking more than it holds
+// replayed under cca to a peak allocated below the peak requested.
+TEST(TraceChecks, ALiveBlockHoldsWhatWasAskedOfIt) {
+  Trace t = one_device();
+  SegmentInfo s{0x1000000, 4 * kMiB, 0, false, false, {}};
+  s.blocks = {{kNoBlock, 0x1000000, 2 * kMiB, 3 * kMiB, 0, BlockState::kInactive},  // PyTorch's stale request: fine
+              {kNoBlock, 0x1200000, 2 * kMiB, 2 * kMiB, 0, BlockState::kActiveAllocated}};
+  t.devices[0].segments_at_start.push_back(s);
+  t.devices[0].live_at_start = {{0, 0x1200000, 2 * kMiB, 2 * kMiB, 0, BlockState::kActiveAllocated},
+                                {1, 0x5000000, 0, 8 * kMiB, 0, BlockState::kActiveAllocated}};  // size not told
+  EXPECT_EQ(error_of(t), "");
+
+  Trace live = t;
+  live.devices[0].live_at_start[0].requested = 2 * kMiB + 1;
+  EXPECT_NE(error_of(live).find("a block live at start at 0x1200000 holds 2097152 bytes for a request of 2097153"),
+            std::string::npos)
+      << error_of(live);
+
+  Trace pictured = t;
+  pictured.devices[0].segments_at_start[0].blocks[1].state = BlockState::kActivePendingFree;
+  pictured.devices[0].segments_at_start[0].blocks[1].requested = 3 * kMiB;
+  EXPECT_NE(error_of(pictured).find("in the segment at start at 0x1000000"), std::string::npos) << error_of(pictured);
+}
+
 TEST(TraceChecks, SizesPastTheLargestDeviceAreRefused) {
   Trace big = one_device();
   big.devices[0].segments_at_start.push_back({0x5000000, uint64_t(1) << 62, 0, false, false, {}});

@@ -1,0 +1,86 @@
+// libFuzzer target for what replay makes of any trace a reader accepts: bytes
+// read as the project's JSON lines, then every device replayed under hbm and
+// cca (plain and with expandable segments), unlimited and on a 64 MiB device.
+// Each runs under the trace's recorded settings, as the command line's replay
+// does. A finding is a crash, a sanitizer report, a hang, an invariant
+// violation, any other exception than an hbmalloc::Error naming the trace (or
+// a setting the trace recorded), or figures that cannot be: where the replay
+// served every request of a trace with no recorded failure, its peak requested
+// bytes must be the trace's own (../shared/traces/README.md), and peak
+// reserved >= peak allocated >= peak requested always; and hbm serves every
+// request on the device --min-capacity names.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "hbmalloc/error.hpp"
+#include "replay/replay.h"
+#include "trace/read_trace.h"
+
+namespace {
+
+using hbmalloc::Error;
+using hbmalloc::ErrorCode;
+using hbmalloc::replay::ReplayOptions;
+using hbmalloc::replay::ReplayResult;
+
+void replay_checked(const hbmalloc::trace::Trace& t, int device, const char* policy, bool expandable,
+                    std::optional<uint64_t> capacity) {
+  ReplayOptions o;
+  o.device = device;
+  o.config.policy = policy;
+  if (expandable) o.config.pytorch_settings = {{"expandable_segments", "True"}};
+  o.capacity = capacity;
+  ReplayResult r;
+  try {
+    hbmalloc::replay::as_recorded(t, o);
+    if (capacity) o.capacity = capacity;  // cca's recorded device gives way to the one asked for
+    r = hbmalloc::replay::replay(t, o);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kInvariant) __builtin_trap();
+    // A bad recorded setting is named by its key; everything else by the trace.
+    if (e.code() != ErrorCode::kConfig && std::string_view(e.what()).find("fuzz") == std::string_view::npos)
+      __builtin_trap();
+    return;
+  }
+  if (r.peak_reserved < r.peak_allocated || r.peak_allocated < r.peak_requested) __builtin_trap();
+  if (r.ooms.empty() && r.failed_requests.empty() && r.native.peak_requested != r.peak_requested) __builtin_trap();
+}
+
+void least_capacity_fits(const hbmalloc::trace::Trace& t, int device) {
+  ReplayOptions o;
+  o.device = device;
+  try {
+    const std::optional<uint64_t> least = hbmalloc::replay::min_capacity(t, o);
+    if (!least) return;  // it fails requests even unlimited
+    o.capacity = *least;
+    if (!hbmalloc::replay::replay(t, o).ooms.empty()) __builtin_trap();
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kInvariant || std::string_view(e.what()).find("fuzz") == std::string_view::npos)
+      __builtin_trap();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  hbmalloc::trace::Trace t;
+  try {
+    // The entry every command reads through: the reader, then check_trace.
+    t = hbmalloc::trace::read_trace_bytes(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
+  } catch (const Error&) {
+    return 0;  // the reader targets hold readers to their rule
+  }
+  if (!t.has_history) return 0;
+  for (const auto& d : t.devices) {
+    if (d.events.empty()) continue;
+    for (std::optional<uint64_t> capacity : {std::optional<uint64_t>{}, std::optional<uint64_t>{64ull << 20}}) {
+      replay_checked(t, d.device, "hbm", false, capacity);
+      replay_checked(t, d.device, "cca", false, capacity);
+      replay_checked(t, d.device, "cca", true, capacity);
+    }
+    least_capacity_fits(t, d.device);
+  }
+  return 0;
+}

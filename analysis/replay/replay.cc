@@ -431,6 +431,12 @@ std::optional<uint64_t> min_capacity(const trace::Trace& trace, const ReplayOpti
   // Below the live bytes nothing fits; at exactly them something may.
   uint64_t lo = free_run.peak_requested > 0 ? (free_run.peak_requested - 1) / kCapacityStep : 0;
   if (hi == 0) return 0;
+  // The sim models no device past 1 PiB: where only a larger one would do
+  // (an unlimited run reserving more), none does.
+  if (const uint64_t top = kMaxDeviceBytes / kCapacityStep; hi > top) {
+    if (!fits(top * kCapacityStep)) return std::nullopt;
+    hi = top;
+  }
   // Bisection assumes fitting is monotone in capacity, which holds for a
   // policy that only ever gains from more room.
   uint64_t steps = 0, total = 1;

@@ -137,7 +137,8 @@ std::optional<uint64_t> recorded_capacity(const trace::Trace& trace, const trace
 
 // The smallest capacity, a multiple of 2 MiB, at which the replay has no OOM:
 // every recorded request is served, the recording's failed ones included.
-// nullopt when even an unlimited device cannot serve them all.
+// nullopt when no device up to the largest hbmalloc models (1 PiB) can serve
+// them all.
 std::optional<uint64_t> min_capacity(const trace::Trace& trace, const ReplayOptions& options);
 
 }  // namespace hbmalloc::replay

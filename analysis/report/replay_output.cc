@@ -217,7 +217,7 @@ std::string render_text(const ReplayOutput& output) {
   if (r.min_capacity)
     out += line("  %-16s %14s   (smallest capacity with no OOM)\n", "min capacity", format_bytes(*r.min_capacity).c_str());
   else if (r.min_capacity_searched)
-    out += line("  %-16s %14s   (even an unlimited device fails a request)\n", "min capacity", "none");
+    out += line("  %-16s %14s   (no device up to the 1 PiB hbmalloc models serves every request)\n", "min capacity", "none");
   if (r.reproduces_recording) {
     if (r.started_from_picture)
       out += "  started from the trace's own segments and live blocks\n";

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "core/helpers.h"
 #include "hbmalloc/config.hpp"
@@ -76,10 +77,20 @@ class DeviceCheck {
     }
   }
 
-  // Requests within the largest device; segment events that add up (never
-  // more freed than held), and, where addresses are known, that free or
-  // unmap only what was held and allocate only where nothing was.
+  // Requests within the largest device, alone and all live together (with a
+  // failed request on top); segment events that add up (never more freed than
+  // held), and, where addresses are known, that free or unmap only what was
+  // held and allocate only where nothing was.
   void check_events() const {
+    // Requested bytes live, by block id (ids past block_count are replay's to name).
+    std::vector<uint64_t> live(d_.block_count, 0);
+    uint64_t requested = 0;
+    for (const BlockInfo& b : d_.live_at_start) {
+      requested += std::min(b.requested, kMaxDeviceBytes + 1);
+      if (b.id < live.size()) live[b.id] = b.requested;
+    }
+    if (requested > kMaxDeviceBytes)
+      fail("the blocks live at start hold more than the largest device hbmalloc models (1 PiB)");
     bool addressed = d_.has_segment_picture;
     for (const SegmentInfo& s : d_.segments_at_start) addressed = addressed && s.addr != 0;
     SegmentRanges held;
@@ -94,6 +105,18 @@ class DeviceCheck {
         case Action::kAlloc:
         case Action::kOom:
           if (e.size > kMaxDeviceBytes) fail_event(i, "more than the largest device hbmalloc models (1 PiB)");
+          if (requested + e.size > kMaxDeviceBytes)
+            fail_event(i, "with the requests live then, more than the largest device hbmalloc models (1 PiB)");
+          if (e.action == Action::kAlloc && e.id < live.size()) {
+            requested += e.size - live[e.id];  // an id allocated twice is replay's to name
+            live[e.id] = e.size;
+          }
+          break;
+        case Action::kFree:
+          if (e.id < live.size()) {
+            requested -= live[e.id];
+            live[e.id] = 0;
+          }
           break;
         case Action::kSegmentAlloc:
         case Action::kSegmentMap:

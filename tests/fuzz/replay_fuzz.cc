@@ -1,6 +1,7 @@
 // libFuzzer target for what replay makes of any trace a reader accepts: bytes
-// read as the project's JSON lines, then every device replayed under hbm and
-// cca (plain and with expandable segments), unlimited and on a 64 MiB device.
+// read as every command reads them (the seeds are JSON lines), then every
+// device replayed under hbm and cca (plain and with expandable segments),
+// unlimited and on a 64 MiB device.
 // Each runs under the trace's recorded settings, as the command line's replay
 // does. A finding is a crash, a sanitizer report, a hang, an invariant
 // violation, any other exception than an hbmalloc::Error naming the trace (or
@@ -12,16 +13,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "hbmalloc/error.hpp"
 #include "replay/replay.h"
-#include "trace/read_trace.h"
+#include "trace_fuzz.h"
 
 namespace {
 
 using hbmalloc::Error;
-using hbmalloc::ErrorCode;
 using hbmalloc::replay::ReplayOptions;
 using hbmalloc::replay::ReplayResult;
 
@@ -38,10 +37,7 @@ void replay_checked(const hbmalloc::trace::Trace& t, int device, const char* pol
     if (capacity) o.capacity = capacity;  // cca's recorded device gives way to the one asked for
     r = hbmalloc::replay::replay(t, o);
   } catch (const Error& e) {
-    if (e.code() == ErrorCode::kInvariant) __builtin_trap();
-    // A bad recorded setting is named by its key; everything else by the trace.
-    if (e.code() != ErrorCode::kConfig && std::string_view(e.what()).find("fuzz") == std::string_view::npos)
-      __builtin_trap();
+    hbmalloc::fuzz::require_named(e);
     return;
   }
   if (r.peak_reserved < r.peak_allocated || r.peak_allocated < r.peak_requested) __builtin_trap();
@@ -57,30 +53,20 @@ void least_capacity_fits(const hbmalloc::trace::Trace& t, int device) {
     o.capacity = *least;
     if (!hbmalloc::replay::replay(t, o).ooms.empty()) __builtin_trap();
   } catch (const Error& e) {
-    if (e.code() == ErrorCode::kInvariant || std::string_view(e.what()).find("fuzz") == std::string_view::npos)
-      __builtin_trap();
+    hbmalloc::fuzz::require_named(e);
   }
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  hbmalloc::trace::Trace t;
-  try {
-    // The entry every command reads through: the reader, then check_trace.
-    t = hbmalloc::trace::read_trace_bytes(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
-  } catch (const Error&) {
-    return 0;  // the reader targets hold readers to their rule
-  }
-  if (!t.has_history) return 0;
-  for (const auto& d : t.devices) {
-    if (d.events.empty()) continue;
+  hbmalloc::fuzz::for_each_device(data, size, [](const hbmalloc::trace::Trace& t, int device) {
     for (std::optional<uint64_t> capacity : {std::optional<uint64_t>{}, std::optional<uint64_t>{64ull << 20}}) {
-      replay_checked(t, d.device, "hbm", false, capacity);
-      replay_checked(t, d.device, "cca", false, capacity);
-      replay_checked(t, d.device, "cca", true, capacity);
+      replay_checked(t, device, "hbm", false, capacity);
+      replay_checked(t, device, "cca", false, capacity);
+      replay_checked(t, device, "cca", true, capacity);
     }
-    least_capacity_fits(t, d.device);
-  }
+    least_capacity_fits(t, device);
+  });
   return 0;
 }

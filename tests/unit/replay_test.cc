@@ -123,6 +123,23 @@ TEST(Replay, MinCapacityFitsAndTwoMiBLessDoesNot) {
   EXPECT_FALSE(replay(b.t, o).ooms.empty());
 }
 
+// Found by tests/fuzz/report_fuzz: the search probed devices past the 1 PiB
+// the sim models, and the sim's refusal named no trace.
+TEST(Replay, MinCapacityProbesNoDevicePastTheLargestModelled) {
+  TraceBuilder b;
+  const uint64_t half = kMaxDeviceBytes / 2;
+  b.alloc(half + 1);  // rounded up a granule
+  b.alloc(half - 1);  // the requests together are 1 PiB, what holds them more
+  ReplayOptions o;
+  ASSERT_GT(replay(b.t, o).peak_reserved, kMaxDeviceBytes);
+  EXPECT_EQ(min_capacity(b.t, o), std::nullopt);
+  // Where 1 PiB does serve them, the search may end there.
+  TraceBuilder fits;
+  fits.alloc(half);
+  fits.alloc(half);
+  EXPECT_EQ(min_capacity(fits.t, o), kMaxDeviceBytes);
+}
+
 TEST(Replay, FreeingANeverAllocatedBlockIsAnError) {
   TraceBuilder b;
   b.d.block_count = 2;

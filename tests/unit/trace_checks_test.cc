@@ -132,6 +132,28 @@ TEST(TraceChecks, SizesPastTheLargestDeviceAreRefused) {
   EXPECT_NE(error_of(request).find("event 0"), std::string::npos) << error_of(request);
   request.devices[0].events[0].size = kMaxDeviceBytes;  // the largest device's worth is fine
   EXPECT_EQ(error_of(request), "");
+
+  // Found by tests/fuzz/report_fuzz: requests each within 1 PiB, together past it.
+  Trace together = one_device();
+  Event half;
+  half.action = Action::kAlloc;
+  half.size = kMaxDeviceBytes / 2 + 1;
+  Event second = half;
+  second.id = 1;
+  half.id = 0;
+  Event freed;
+  freed.action = Action::kFree;
+  freed.id = 0;
+  together.devices[0].block_count = 2;
+  together.devices[0].events = {half, second};
+  EXPECT_NE(error_of(together).find("event 1 (alloc of 562949953421313 bytes at 0x0): with the requests live then"),
+            std::string::npos)
+      << error_of(together);
+  together.devices[0].events = {half, freed, second};  // one after the other is fine
+  EXPECT_EQ(error_of(together), "");
+  together.devices[0].live_at_start = {{2, 0, 0, kMaxDeviceBytes / 2 + 1, 0, BlockState::kActiveAllocated}};
+  together.devices[0].block_count = 3;
+  EXPECT_NE(error_of(together).find("event 0"), std::string::npos) << error_of(together);
 }
 
 TEST(SafeText, KeepsUtf8AndEscapesControlsAndInvalidBytes) {

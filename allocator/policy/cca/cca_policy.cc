@@ -657,7 +657,8 @@ std::vector<Allocation> CcaPolicy::adopt_segments(const Layout& start) {
       uint64_t size = b.size;
       if (size == 0) {
         size = round_size(b.requested, cfg_);
-        if (size >= room || !should_split(room, size, pool.is_small, false, cfg_)) size = room;
+        if (size > room) bad_picture(at + ": its request does not fit before the next block");
+        if (size == room || !should_split(room, size, pool.is_small, false, cfg_)) size = room;
       }
       if (size > room || size % kMinBlockSize != 0) bad_picture(at + ": size does not fit before the next block");
       if (offset > cursor) append(cursor, offset - cursor, nullptr);

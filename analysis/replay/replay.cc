@@ -126,6 +126,8 @@ class Run {
         }
       }
       if (o_.addresses != nullptr) take_placed(i);
+      if (o_.check_invariants) [[unlikely]]
+        allocator_->check_invariants();
       if ((i & 0xffff) == 0xffff && o_.progress) o_.progress(i + 1, n);
       if (i == stop_at) {
         ++i;

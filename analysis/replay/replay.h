@@ -51,6 +51,9 @@ struct ReplayOptions {
   bool fidelity = false;
   // Filled with where the replay put each block and segment (not with fidelity).
   AddressLog* addresses = nullptr;
+  // Run the allocator's invariant checker after every event (Error
+  // kInvariant on a violation): for fuzzing and tests, it walks everything.
+  bool check_invariants = false;
   // Called every 65536 events with (events done, events in all).
   std::function<void(uint64_t, uint64_t)> progress;
 };

@@ -1,15 +1,16 @@
 // libFuzzer target for what replay makes of any trace a reader accepts: bytes
 // read as every command reads them (the seeds are JSON lines), then every
 // device replayed under hbm and cca (plain and with expandable segments),
-// unlimited and on a 64 MiB device.
-// Each runs under the trace's recorded settings, as the command line's replay
-// does. A finding is a crash, a sanitizer report, a hang, an invariant
-// violation, any other exception than an hbmalloc::Error naming the trace (or
-// a setting the trace recorded), or figures that cannot be: where the replay
-// served every request of a trace with no recorded failure, its peak requested
-// bytes must be the trace's own (../shared/traces/README.md), and peak
-// reserved >= peak allocated >= peak requested always; and hbm serves every
-// request on the device --min-capacity names.
+// unlimited and on a 64 MiB device, each under the trace's recorded settings
+// as the command line's replay runs it, with the allocator's invariant
+// checker after every event. A finding is a crash, a sanitizer report, a
+// hang, an invariant violation, any other exception than an hbmalloc::Error
+// naming the trace (or a setting the trace recorded), or figures that cannot
+// be: where the replay served every request of a trace with no recorded
+// failure, its peak requested bytes must be the trace's own
+// (../shared/traces/README.md); peak reserved >= peak allocated >= peak
+// requested always; and hbm serves every request on the device
+// --min-capacity names.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@ void replay_checked(const hbmalloc::trace::Trace& t, int device, const char* pol
   o.config.policy = policy;
   if (expandable) o.config.pytorch_settings = {{"expandable_segments", "True"}};
   o.capacity = capacity;
+  o.check_invariants = true;
   ReplayResult r;
   try {
     hbmalloc::replay::as_recorded(t, o);

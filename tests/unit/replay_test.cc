@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <random>
+#include <vector>
+
 #include "hbmalloc/config.hpp"
 #include "hbmalloc/error.hpp"
 #include "policy/policy_catalog.h"
@@ -121,6 +125,40 @@ TEST(Replay, MinCapacityFitsAndTwoMiBLessDoesNot) {
   EXPECT_TRUE(replay(b.t, o).ooms.empty());
   o.capacity = cap - 2 * kMiB;
   EXPECT_FALSE(replay(b.t, o).ooms.empty());
+}
+
+// The checker replay_fuzz runs after every event accepts every state a
+// replay passes through, under each policy, on a small device and on none,
+// and changes nothing it reports.
+TEST(Replay, InvariantsCheckedAfterEveryEventChangeNothing) {
+  TraceBuilder b;
+  std::mt19937_64 rng(7);
+  std::vector<uint32_t> live;
+  for (int i = 0; i < 1500; ++i) {
+    if (!live.empty() && rng() % 5 < 2) {
+      const size_t k = rng() % live.size();
+      b.free(live[k]);
+      live[k] = live.back();
+      live.pop_back();
+    } else {
+      const uint64_t size = rng() % 4 == 0 ? (1 + rng() % 24) * kMiB + rng() % 4096 : 1 + rng() % (600 << 10);
+      live.push_back(b.alloc(size, rng() % 3 == 0 ? 1 : 0));
+    }
+    if (i % 400 == 399) b.event(Action::kEmptyCache);
+  }
+  for (const char* policy : {"hbm", "cca"})
+    for (std::optional<uint64_t> capacity : {std::optional<uint64_t>{}, std::optional<uint64_t>{96 * kMiB}}) {
+      ReplayOptions o;
+      o.config.policy = policy;
+      o.capacity = capacity;
+      const ReplayResult plain = replay(b.t, o);
+      o.check_invariants = true;
+      const ReplayResult checked = replay(b.t, o);
+      EXPECT_EQ(checked.ooms.size(), plain.ooms.size()) << policy;
+      EXPECT_EQ(checked.peak_reserved, plain.peak_reserved) << policy;
+      EXPECT_EQ(checked.peak_requested, plain.peak_requested) << policy;
+      if (capacity) EXPECT_FALSE(plain.ooms.empty()) << policy << ": the small device should fail requests";
+    }
 }
 
 // Found by tests/fuzz/report_fuzz: the search probed devices past the 1 PiB

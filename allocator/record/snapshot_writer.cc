@@ -268,7 +268,9 @@ std::string write_pytorch_snapshot(const Trace& trace) {
   w.str("segments");
   w.begin_list();
   for (const DeviceTrace& d : trace.devices) {
-    if (d.has_segment_picture) {
+    // A picture with no end (a trace cut short) would not read back where
+    // segments or blocks remain: the end is derived as for a trace with none.
+    if (d.has_segment_picture && !d.segments_at_end.empty()) {
       for (const SegmentInfo& s : d.segments_at_end) write_segment(w, frames, d, s);
     } else {
       for (const SegmentInfo& s : derive_end_picture(trace, d)) write_segment(w, frames, d, s);

@@ -80,7 +80,7 @@ class DeviceCheck {
   // Requests within the largest device, alone and all live together (with a
   // failed request on top); segment events that add up (never more freed than
   // held), and, where addresses are known, that free or unmap only what was
-  // held and allocate only where nothing was.
+  // held, allocate segments only where nothing was and blocks only inside one.
   void check_events() const {
     // Requested bytes live, by block id (ids past block_count are replay's to name).
     std::vector<uint64_t> live(d_.block_count, 0);
@@ -107,6 +107,12 @@ class DeviceCheck {
           if (e.size > kMaxDeviceBytes) fail_event(i, "more than the largest device hbmalloc models (1 PiB)");
           if (requested + e.size > kMaxDeviceBytes)
             fail_event(i, "with the requests live then, more than the largest device hbmalloc models (1 PiB)");
+          // Where segments are placed, a block lies in one held then.
+          if (e.action == Action::kAlloc && addressed && e.addr != 0) {
+            const auto* seg = held.find(e.addr);
+            if (seg == nullptr || e.size > seg->first + seg->second.size - e.addr)
+              fail_event(i, "it lies in no segment held then");
+          }
           if (e.action == Action::kAlloc && e.id < live.size()) {
             requested += e.size - live[e.id];  // an id allocated twice is replay's to name
             live[e.id] = e.size;

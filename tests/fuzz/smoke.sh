@@ -28,12 +28,12 @@ hbmalloc="$BUILD_DIR/hbmalloc"
 [ -x "$hbmalloc" ] || bash tools/build.sh >/dev/null
 seeds="$FUZZ_DIR/seeds"
 rm -rf "$seeds"
-mkdir -p "$seeds"/{pickle,hbt,jsonl,kineto,rmm,report_json,replay,report}
+mkdir -p "$seeds"/{pickle,hbt,jsonl,kineto,rmm,report_json,replay,report,convert}
 "$hbmalloc" synth --out "$seeds/hbt/train.hbt" --steps 1 >/dev/null
 "$hbmalloc" convert "$seeds/hbt/train.hbt" "$seeds/pickle/train.pickle" >/dev/null
 "$hbmalloc" convert "$seeds/hbt/train.hbt" "$seeds/jsonl/train.jsonl" >/dev/null
 "$hbmalloc" replay "$seeds/hbt/train.hbt" --json >"$seeds/report_json/replay.json"
-# replay_fuzz and report_fuzz: the first events of two workloads, short enough to mutate.
+# replay_fuzz, report_fuzz and convert_fuzz: the first events of two workloads, short enough to mutate.
 for workload in gpt pipeline; do
   "$hbmalloc" synth --workload "$workload" --seed 1 --steps 1 --out "$seeds/replay/$workload.hbt" >/dev/null
   "$hbmalloc" convert "$seeds/replay/$workload.hbt" "$seeds/replay/$workload.full.jsonl" >/dev/null
@@ -41,6 +41,7 @@ for workload in gpt pipeline; do
   rm "$seeds/replay/$workload.hbt" "$seeds/replay/$workload.full.jsonl"
 done
 cp "$seeds"/replay/*.jsonl "$seeds/report/"
+cp "$seeds"/replay/*.jsonl "$seeds/convert/"
 cat >"$seeds/kineto/trace.json" <<'EOF'
 {"traceEvents": [
  {"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "ts": 10, "pid": 1, "tid": 1,
@@ -54,13 +55,13 @@ printf 'Thread,Time,Action,Pointer,Size,Stream\n1,08:00:00.000001,allocate,0x7f0
 # Small hostile shapes: memo references, deep nesting, invalid UTF-8, huge sizes.
 python3 tests/hostile/make_inputs.py --seeds "$seeds"
 
-for target in pickle hbt jsonl kineto rmm report_json replay report; do
+for target in pickle hbt jsonl kineto rmm report_json replay report convert; do
   corpus="$FUZZ_DIR/corpus/$target"
   mkdir -p "$corpus"
   log="$FUZZ_DIR/$target.log"
   dict=()
   [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
-  case "$target" in replay | report) dict=(-dict=tests/fuzz/jsonl.dict) ;; esac  # JSON lines seeds
+  case "$target" in replay | report | convert) dict=(-dict=tests/fuzz/jsonl.dict) ;; esac  # JSON lines seeds
   if ! "$FUZZ_DIR/tests/fuzz/${target}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
       "${dict[@]}" -print_final_stats=1 "$corpus" "$seeds/$target" >"$log" 2>&1; then
     tail -40 "$log"
@@ -70,4 +71,4 @@ for target in pickle hbt jsonl kineto rmm report_json replay report; do
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   echo "fuzz $target: ${runs:-?} runs in ${seconds} s, no finding"
 done
-echo "fuzz smoke: 8 targets clean"
+echo "fuzz smoke: 9 targets clean"

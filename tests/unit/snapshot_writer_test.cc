@@ -77,6 +77,34 @@ TEST(SnapshotWriter, DerivesAPictureWhenTheTraceHasNone) {
   EXPECT_EQ(back.settings, t.settings);
 }
 
+// Found by tests/fuzz/convert_fuzz: a trace with a start picture and no end
+// (the first events of a longer one) wrote its empty end, and its block live
+// at the end made the pickle unreadable. The end is derived instead.
+TEST(SnapshotWriter, APictureWithoutItsEndGetsOneDerived) {
+  Trace t = synthetic();
+  DeviceTrace& d = t.devices[0];
+  d.has_segment_picture = true;
+  d.live_at_start[0].size = 4096;
+  SegmentInfo start;
+  start.addr = 0x10000;
+  start.size = 64 << 10;
+  start.small_pool = true;
+  start.blocks = {d.live_at_start[0]};
+  d.segments_at_start = {start};
+  const Trace back = read_pytorch_snapshot(write_pytorch_snapshot(t), "cut.pickle");
+  ASSERT_EQ(back.devices.size(), 2u);
+  const DeviceTrace& again = back.devices[1];
+  EXPECT_EQ(figures_of(again).peak_requested, figures_of(d).peak_requested);
+  ASSERT_EQ(again.segments_at_end.size(), 2u);  // both segments: none was freed
+  // With nothing live at the end its segments are still held.
+  d.events.resize(5);  // up to block 1's free; then blocks 2 and 0 are freed too
+  d.events.push_back(Event{8, 0x200400, 2000, 0, 2, Action::kFree});
+  d.events.push_back(Event{9, 0x10000, 4096, 0, 0, Action::kFree});
+  const Trace freed = read_pytorch_snapshot(write_pytorch_snapshot(t), "cut.pickle");
+  EXPECT_EQ(freed.devices[1].segments_at_end.size(), 2u);
+  EXPECT_EQ(figures_of(freed.devices[1]).native_peak_reserved, (2u << 20) + (64u << 10));
+}
+
 TEST(SnapshotWriter, ContradictoryTraceIsAnError) {
   Trace t = synthetic();
   t.devices[0].events[1].id = 99;

@@ -91,6 +91,22 @@ TEST(TraceChecks, SegmentEventsFreeOnlyWhatWasHeld) {
                              segment(Action::kSegmentAlloc, 0x1100000, 4 * kMiB)};
   EXPECT_NE(error_of(twice).find("event 1"), std::string::npos) << error_of(twice);
   EXPECT_NE(error_of(twice).find("overlaps"), std::string::npos) << error_of(twice);
+
+  // Found by tests/fuzz/convert_fuzz: a block allocated outside every segment
+  // gained a segment of its own when written as a snapshot.
+  Trace outside = one_device();
+  outside.devices[0].segments_at_start.push_back({0x1000000, 4 * kMiB, 0, false, false, {}});
+  Event alloc = segment(Action::kAlloc, 0x1000000 + 3 * kMiB, kMiB);
+  alloc.id = 0;
+  outside.devices[0].block_count = 1;
+  outside.devices[0].events = {alloc};
+  EXPECT_EQ(error_of(outside), "");  // the segment's last MiB
+  outside.devices[0].events[0].addr += 512;
+  EXPECT_NE(error_of(outside).find("event 0 (alloc of 1048576 bytes at 0x1300200): it lies in no segment held then"),
+            std::string::npos)
+      << error_of(outside);
+  outside.devices[0].events[0].addr = 0x9000000;
+  EXPECT_NE(error_of(outside).find("no segment held then"), std::string::npos) << error_of(outside);
 }
 
 // Found by tests/fuzz/replay_fuzz: a live block asking more than it holds

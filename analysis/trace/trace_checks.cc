@@ -84,10 +84,14 @@ class DeviceCheck {
   void check_events() const {
     // Requested bytes live, by block id (ids past block_count are replay's to name).
     std::vector<uint64_t> live(d_.block_count, 0);
+    std::vector<uint64_t> at(d_.block_count, 0);  // where each block was allocated (0: not told)
     uint64_t requested = 0;
     for (const BlockInfo& b : d_.live_at_start) {
       requested += std::min(b.requested, kMaxDeviceBytes + 1);
-      if (b.id < live.size()) live[b.id] = b.requested;
+      if (b.id < live.size()) {
+        live[b.id] = b.requested;
+        at[b.id] = b.addr;
+      }
     }
     if (requested > kMaxDeviceBytes)
       fail("the blocks live at start hold more than the largest device hbmalloc models (1 PiB)");
@@ -116,10 +120,15 @@ class DeviceCheck {
           if (e.action == Action::kAlloc && e.id < live.size()) {
             requested += e.size - live[e.id];  // an id allocated twice is replay's to name
             live[e.id] = e.size;
+            at[e.id] = e.addr;
           }
           break;
+        case Action::kFreeRequested:
         case Action::kFree:
-          if (e.id < live.size()) {
+          // A free names its block by id and by address: both the same block.
+          if (e.id < at.size() && e.addr != 0 && at[e.id] != 0 && e.addr != at[e.id])
+            fail_event(i, "it frees block " + std::to_string(e.id) + ", which was allocated at " + hex(at[e.id]));
+          if (e.action == Action::kFree && e.id < live.size()) {
             requested -= live[e.id];
             live[e.id] = 0;
           }

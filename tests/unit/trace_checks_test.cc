@@ -107,6 +107,26 @@ TEST(TraceChecks, SegmentEventsFreeOnlyWhatWasHeld) {
       << error_of(outside);
   outside.devices[0].events[0].addr = 0x9000000;
   EXPECT_NE(error_of(outside).find("no segment held then"), std::string::npos) << error_of(outside);
+
+  // Found by tests/fuzz/convert_fuzz: a free naming one block by id and
+  // another by address, which a snapshot (matching frees by address) read as
+  // a block never freed.
+  Trace mixed = one_device();
+  mixed.devices[0].has_segment_picture = false;  // no segments to hold the blocks
+  Event a = segment(Action::kAlloc, 0x1000000, 512);
+  a.id = 0;
+  Event f = segment(Action::kFree, 0x1000000, 512);
+  f.id = 0;
+  mixed.devices[0].block_count = 1;
+  mixed.devices[0].events = {a, f};
+  EXPECT_EQ(error_of(mixed), "");
+  mixed.devices[0].events[1].addr = 0x1000200;
+  EXPECT_NE(error_of(mixed).find("event 1 (free_completed of 512 bytes at 0x1000200): it frees block 0, which was "
+                                 "allocated at 0x1000000"),
+            std::string::npos)
+      << error_of(mixed);
+  mixed.devices[0].events[1].addr = 0;  // an address not told names nothing
+  EXPECT_EQ(error_of(mixed), "");
 }
 
 // Found by tests/fuzz/replay_fuzz: a live block asking more than it holds

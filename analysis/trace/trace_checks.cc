@@ -39,6 +39,12 @@ class DeviceCheck {
       fail(what + " of " + std::to_string(size) + " bytes: more than the largest device hbmalloc models (1 PiB)");
   }
 
+  // Whether [addr, addr + size) lies in one segment held.
+  static bool inside(const SegmentRanges& held, uint64_t addr, uint64_t size) {
+    const auto* seg = held.find(addr);
+    return seg != nullptr && size <= seg->first + seg->second.size - addr;
+  }
+
   // A block in use holds what was asked of it: PyTorch's free blocks keep the
   // request they last served (often more than what is left of them), its
   // live blocks never do. Size 0 is "not told".
@@ -103,6 +109,10 @@ class DeviceCheck {
       reserved += s.size;
       if (addressed) held.add(s.addr, {s.size, s.stream, s.small_pool, s.expandable});
     }
+    if (addressed)
+      for (const BlockInfo& b : d_.live_at_start)
+        if (b.addr != 0 && !inside(held, b.addr, std::max(b.size, uint64_t{1})))
+          fail("a block live at start at " + hex(b.addr) + " lies in no segment at start");
     for (uint64_t i = 0; i < d_.events.size(); ++i) {
       const Event& e = d_.events[i];
       switch (e.action) {
@@ -113,9 +123,7 @@ class DeviceCheck {
             fail_event(i, "with the requests live then, more than the largest device hbmalloc models (1 PiB)");
           // Where segments are placed, a block lies in one held then.
           if (e.action == Action::kAlloc && addressed && e.addr != 0) {
-            const auto* seg = held.find(e.addr);
-            if (seg == nullptr || e.size > seg->first + seg->second.size - e.addr)
-              fail_event(i, "it lies in no segment held then");
+            if (!inside(held, e.addr, e.size)) fail_event(i, "it lies in no segment held then");
           }
           if (e.action == Action::kAlloc && e.id < live.size()) {
             requested += e.size - live[e.id];  // an id allocated twice is replay's to name

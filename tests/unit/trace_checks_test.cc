@@ -137,6 +137,7 @@ TEST(TraceChecks, ALiveBlockHoldsWhatWasAskedOfIt) {
   s.blocks = {{kNoBlock, 0x1000000, 2 * kMiB, 3 * kMiB, 0, BlockState::kInactive},  // PyTorch's stale request: fine
               {kNoBlock, 0x1200000, 2 * kMiB, 2 * kMiB, 0, BlockState::kActiveAllocated}};
   t.devices[0].segments_at_start.push_back(s);
+  t.devices[0].segments_at_start.push_back({0x5000000, 8 * kMiB, 0, false, false, {}});
   t.devices[0].live_at_start = {{0, 0x1200000, 2 * kMiB, 2 * kMiB, 0, BlockState::kActiveAllocated},
                                 {1, 0x5000000, 0, 8 * kMiB, 0, BlockState::kActiveAllocated}};  // size not told
   EXPECT_EQ(error_of(t), "");
@@ -146,6 +147,13 @@ TEST(TraceChecks, ALiveBlockHoldsWhatWasAskedOfIt) {
   EXPECT_NE(error_of(live).find("a block live at start at 0x1200000 holds 2097152 bytes for a request of 2097153"),
             std::string::npos)
       << error_of(live);
+
+  // Found by tests/fuzz/convert_fuzz: a block live at start outside every
+  // segment then, which a snapshot gave a segment of its own.
+  Trace astray = t;
+  astray.devices[0].live_at_start[1].addr = 0x9000000;
+  EXPECT_NE(error_of(astray).find("a block live at start at 0x9000000 lies in no segment at start"), std::string::npos)
+      << error_of(astray);
 
   Trace pictured = t;
   pictured.devices[0].segments_at_start[0].blocks[1].state = BlockState::kActivePendingFree;

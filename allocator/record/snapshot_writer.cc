@@ -261,6 +261,13 @@ void write_annotations(PickleWriter& w, const Trace& trace) {
 }  // namespace
 
 std::string write_pytorch_snapshot(const Trace& trace) {
+  // PyTorch records no block of 0 bytes, and a snapshot has no place for one
+  // (it has no address): refused rather than written unreadable.
+  for (const DeviceTrace& d : trace.devices)
+    for (const Event& e : d.events)
+      if (e.action == Action::kAlloc && e.size == 0)
+        fail(trace, "device " + std::to_string(d.device) + " block " + std::to_string(e.id) +
+                        " is an allocation of 0 bytes, which PyTorch never records");
   PickleWriter w;
   w.begin_dict();
 

@@ -109,6 +109,19 @@ TEST(SnapshotWriter, ContradictoryTraceIsAnError) {
   Trace t = synthetic();
   t.devices[0].events[1].id = 99;
   EXPECT_THROW(write_pytorch_snapshot(t), Error);
+  // Found by tests/fuzz/convert_fuzz: two allocations of 0 bytes were both
+  // written live at address 0, and the snapshot did not read back.
+  Trace empty = synthetic();
+  empty.devices[0].events[1].size = 0;
+  try {
+    write_pytorch_snapshot(empty);
+    ADD_FAILURE() << "wrote a block of 0 bytes";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("synthetic: cannot write a PyTorch snapshot: device 1 block 1 is an allocation "
+                                         "of 0 bytes"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(SnapshotWriter, PythonPickleLoadsItAsMemoryVizExpects) {

@@ -103,13 +103,19 @@ class DeviceCheck {
       fail("the blocks live at start hold more than the largest device hbmalloc models (1 PiB)");
     bool addressed = d_.has_segment_picture;
     for (const SegmentInfo& s : d_.segments_at_start) addressed = addressed && s.addr != 0;
+    // Blocks are held to lie in segments only where the trace tells of any
+    // (a hand-made snapshot may give events and no segments at all).
+    const bool places_blocks =
+        !d_.segments_at_start.empty() || std::any_of(d_.events.begin(), d_.events.end(), [](const Event& e) {
+          return e.action == Action::kSegmentAlloc || e.action == Action::kSegmentMap;
+        });
     SegmentRanges held;
     uint64_t reserved = 0;
     for (const SegmentInfo& s : d_.segments_at_start) {
       reserved += s.size;
       if (addressed) held.add(s.addr, {s.size, s.stream, s.small_pool, s.expandable});
     }
-    if (addressed)
+    if (addressed && places_blocks)
       for (const BlockInfo& b : d_.live_at_start)
         if (b.addr != 0 && !inside(held, b.addr, std::max(b.size, uint64_t{1})))
           fail("a block live at start at " + hex(b.addr) + " lies in no segment at start");
@@ -122,7 +128,7 @@ class DeviceCheck {
           if (requested + e.size > kMaxDeviceBytes)
             fail_event(i, "with the requests live then, more than the largest device hbmalloc models (1 PiB)");
           // Where segments are placed, a block lies in one held then.
-          if (e.action == Action::kAlloc && addressed && e.addr != 0) {
+          if (e.action == Action::kAlloc && addressed && places_blocks && e.addr != 0) {
             if (!inside(held, e.addr, e.size)) fail_event(i, "it lies in no segment held then");
           }
           if (e.action == Action::kAlloc && e.id < live.size()) {

@@ -157,7 +157,9 @@ TEST(Replay, InvariantsCheckedAfterEveryEventChangeNothing) {
       EXPECT_EQ(checked.ooms.size(), plain.ooms.size()) << policy;
       EXPECT_EQ(checked.peak_reserved, plain.peak_reserved) << policy;
       EXPECT_EQ(checked.peak_requested, plain.peak_requested) << policy;
-      if (capacity) EXPECT_FALSE(plain.ooms.empty()) << policy << ": the small device should fail requests";
+      if (capacity) {
+        EXPECT_FALSE(plain.ooms.empty()) << policy << ": the small device should fail requests";
+      }
     }
 }
 

@@ -88,19 +88,16 @@ class DeviceCheck {
   // held), and, where addresses are known, that free or unmap only what was
   // held, allocate segments only where nothing was and blocks only inside one.
   void check_events() const {
-    // Requested bytes live, by block id (ids past block_count are replay's to name).
-    std::vector<uint64_t> live(d_.block_count, 0);
-    std::vector<uint64_t> at(d_.block_count, 0);  // where each block was allocated (0: not told)
-    uint64_t requested = 0;
+    // Where each block was allocated (0: not told; ids past block_count are replay's to name).
+    std::vector<uint64_t> at(d_.block_count, 0);
+    uint64_t at_start = 0;  // clamped per block, so hostile sizes cannot wrap the sum
     for (const BlockInfo& b : d_.live_at_start) {
-      requested += std::min(b.requested, kMaxDeviceBytes + 1);
-      if (b.id < live.size()) {
-        live[b.id] = b.requested;
-        at[b.id] = b.addr;
-      }
+      at_start += std::min(b.requested, kMaxDeviceBytes + 1);
+      if (b.id < at.size()) at[b.id] = b.addr;
     }
-    if (requested > kMaxDeviceBytes)
+    if (at_start > kMaxDeviceBytes)
       fail("the blocks live at start hold more than the largest device hbmalloc models (1 PiB)");
+    FiguresTally tally(d_);  // the requested bytes live and the segment bytes held, as the events go
     bool addressed = d_.has_segment_picture;
     for (const SegmentInfo& s : d_.segments_at_start) addressed = addressed && s.addr != 0;
     // Blocks are held to lie in segments only where the trace tells of any
@@ -110,11 +107,8 @@ class DeviceCheck {
           return e.action == Action::kSegmentAlloc || e.action == Action::kSegmentMap;
         });
     SegmentRanges held;
-    uint64_t reserved = 0;
-    for (const SegmentInfo& s : d_.segments_at_start) {
-      reserved += s.size;
-      if (addressed) held.add(s.addr, {s.size, s.stream, s.small_pool, s.expandable});
-    }
+    if (addressed)
+      for (const SegmentInfo& s : d_.segments_at_start) held.add(s.addr, {s.size, s.stream, s.small_pool, s.expandable});
     if (addressed && places_blocks)
       for (const BlockInfo& b : d_.live_at_start)
         if (b.addr != 0 && !inside(held, b.addr, std::max(b.size, uint64_t{1})))
@@ -125,33 +119,24 @@ class DeviceCheck {
         case Action::kAlloc:
         case Action::kOom:
           if (e.size > kMaxDeviceBytes) fail_event(i, "more than the largest device hbmalloc models (1 PiB)");
-          if (requested + e.size > kMaxDeviceBytes)
+          if (tally.live_requested() + e.size > kMaxDeviceBytes)
             fail_event(i, "with the requests live then, more than the largest device hbmalloc models (1 PiB)");
           // Where segments are placed, a block lies in one held then.
           if (e.action == Action::kAlloc && addressed && places_blocks && e.addr != 0) {
             if (!inside(held, e.addr, e.size)) fail_event(i, "it lies in no segment held then");
           }
-          if (e.action == Action::kAlloc && e.id < live.size()) {
-            requested += e.size - live[e.id];  // an id allocated twice is replay's to name
-            live[e.id] = e.size;
-            at[e.id] = e.addr;
-          }
+          if (e.action == Action::kAlloc && e.id < at.size()) at[e.id] = e.addr;
           break;
         case Action::kFreeRequested:
         case Action::kFree:
           // A free names its block by id and by address: both the same block.
           if (e.id < at.size() && e.addr != 0 && at[e.id] != 0 && e.addr != at[e.id])
             fail_event(i, "it frees block " + std::to_string(e.id) + ", which was allocated at " + hex(at[e.id]));
-          if (e.action == Action::kFree && e.id < live.size()) {
-            requested -= live[e.id];
-            live[e.id] = 0;
-          }
           break;
         case Action::kSegmentAlloc:
         case Action::kSegmentMap:
-          if (reserved + e.size > kMaxDeviceBytes)
+          if (tally.reserved() + e.size > kMaxDeviceBytes)
             fail_event(i, "the segments would hold more than the largest device hbmalloc models (1 PiB)");
-          reserved += e.size;
           addressed = addressed && e.addr != 0;
           if (addressed && !(e.action == Action::kSegmentAlloc ? held.add(e.addr, {e.size, e.stream, false, false})
                                                                  : held.map(e.addr, e.size, {e.size, e.stream, false, true})))
@@ -159,9 +144,8 @@ class DeviceCheck {
           break;
         case Action::kSegmentFree:
         case Action::kSegmentUnmap:
-          if (e.size > reserved)
-            fail_event(i, "frees more segment bytes than are held then (" + std::to_string(reserved) + ")");
-          reserved -= e.size;
+          if (e.size > tally.reserved())
+            fail_event(i, "frees more segment bytes than are held then (" + std::to_string(tally.reserved()) + ")");
           addressed = addressed && e.addr != 0;
           if (addressed && !(e.action == Action::kSegmentFree ? held.remove(e.addr, e.size) : held.unmap(e.addr, e.size)))
             fail_event(i, e.action == Action::kSegmentFree ? "no segment of that address and size was allocated"
@@ -170,6 +154,7 @@ class DeviceCheck {
         default:
           break;
       }
+      tally.add(e);
     }
   }
 

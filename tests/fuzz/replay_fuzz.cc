@@ -13,7 +13,6 @@
 // --min-capacity names.
 #include <cstdint>
 #include <optional>
-#include <string>
 
 #include "hbmalloc/error.hpp"
 #include "replay/replay.h"
@@ -35,8 +34,7 @@ void replay_checked(const hbmalloc::trace::Trace& t, int device, const char* pol
   o.check_invariants = true;
   ReplayResult r;
   try {
-    hbmalloc::replay::as_recorded(t, o);
-    if (capacity) o.capacity = capacity;  // cca's recorded device gives way to the one asked for
+    hbmalloc::replay::as_recorded(t, o);  // a capacity given stays
     r = hbmalloc::replay::replay(t, o);
   } catch (const Error& e) {
     hbmalloc::fuzz::require_named(e);
@@ -51,7 +49,7 @@ void least_capacity_fits(const hbmalloc::trace::Trace& t, int device) {
   o.device = device;
   try {
     const std::optional<uint64_t> least = hbmalloc::replay::min_capacity(t, o);
-    if (!least) return;  // it fails requests even unlimited
+    if (!least) return;  // no device up to 1 PiB serves it
     o.capacity = *least;
     if (!hbmalloc::replay::replay(t, o).ooms.empty()) __builtin_trap();
   } catch (const Error& e) {

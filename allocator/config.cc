@@ -92,8 +92,9 @@ uint64_t parse_bytes(std::string_view text) {
   };
   static constexpr Unit kUnits[] = {
       {"", 1},         {"B", 1},         {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
-      {"TiB", 1ull << 40}, {"KB", 1000},  {"MB", 1000000},     {"GB", 1000000000}, {"TB", 1000000000000},
-      {"K", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30},   {"T", 1ull << 40}};
+      {"TiB", 1ull << 40}, {"PiB", 1ull << 50}, {"KB", 1000},  {"MB", 1000000},     {"GB", 1000000000},
+      {"TB", 1000000000000}, {"PB", 1000000000000000}, {"K", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30},
+      {"T", 1ull << 40}, {"P", 1ull << 50}};
   const Unit* u = nullptr;
   for (const Unit& candidate : kUnits)
     if (unit == candidate.name) u = &candidate;

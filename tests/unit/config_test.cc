@@ -61,6 +61,11 @@ TEST(ConfigParseBytesTest, GoodSizes) {
   EXPECT_EQ(parse_bytes("2T"), 2 * 1024 * kGiB);
   EXPECT_EQ(parse_bytes("2TiB"), 2 * 1024 * kGiB);
   EXPECT_EQ(parse_bytes("3TB"), 3000000000000u);
+  // format_bytes writes PiB (an unlimited device is 1 PiB), so it must read back.
+  EXPECT_EQ(parse_bytes("1PiB"), uint64_t(1) << 50);
+  EXPECT_EQ(parse_bytes("1P"), uint64_t(1) << 50);
+  EXPECT_EQ(parse_bytes("2PB"), 2000000000000000u);
+  EXPECT_EQ(parse_bytes(format_bytes(uint64_t(1) << 50)), uint64_t(1) << 50);
   EXPECT_EQ(parse_bytes("5KB"), 5000u);
   EXPECT_EQ(parse_bytes("7MB"), 7000000u);
   EXPECT_EQ(parse_bytes("123B"), 123u);
@@ -70,7 +75,7 @@ TEST(ConfigParseBytesTest, GoodSizes) {
 
 TEST(ConfigParseBytesTest, BadSizesThrowConfigError) {
   for (const char* bad : {"", "abc", "12XB", "-5", "0.3", "KiB", "5 5", ".", "1.2.3", "1e3", "12 kib",
-                          "18446744073709551616", "20000000TiB"}) {
+                          "18446744073709551616", "20000000TiB", "16384PiB"}) {
     try {
       uint64_t v = parse_bytes(bad);
       ADD_FAILURE() << "parse_bytes('" << bad << "') returned " << v;

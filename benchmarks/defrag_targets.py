@@ -247,6 +247,9 @@ def scaled(plain, factor=None, seed=None):
                 for key in ("requested", "size"):
                     if key in event:
                         event[key] = times(event[key])
+                # Jitter draws each size its own factor; a block still holds its request.
+                if "requested" in event and "size" in event:
+                    event["size"] = max(event["size"], event["requested"])
             dst.write(json.dumps(event, separators=(",", ":")) + "\n")
     return out
 

@@ -82,6 +82,34 @@ class Variants(unittest.TestCase):
         self.assertTrue(0.8 <= peak <= 1.25, peak)
 
 
+class LiveAtStart(unittest.TestCase):
+    """A block live at the start keeps at least its request after jitter,
+    which draws the two sizes their own factors (check_trace refuses a block
+    holding less than was asked of it)."""
+
+    def test_jittered_live_blocks_hold_their_requests_and_replay(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = pathlib.Path(tmp) / "live.jsonl"
+            lines = [{"hbmalloc_trace": 1}, {"action": "device", "device": 0, "segment_picture": False}]
+            lines += [{"id": i, "addr": (1 << 40) + i * (1 << 21), "size": 1 << 20, "requested": (1 << 20) - 8 * i - 8,
+                       "action": "live_block", "device": 0} for i in range(40)]
+            lines += [{"action": "alloc", "device": 0, "id": 99, "size": 4096},
+                      {"action": "free_completed", "device": 0, "id": 99, "size": 4096}]
+            with open(plain, "w") as f:
+                f.writelines(json.dumps(e) + "\n" for e in lines)
+            crossed = 0
+            for seed in (1, 2, 3):
+                out = defrag_targets.scaled(plain, seed=seed)
+                live = [e for e in events(out) if e.get("action") == "live_block"]
+                self.assertTrue(all(e["size"] >= e["requested"] for e in live), seed)
+                # Without the guard some of these would cross: each size's own factor.
+                crossed += sum(defrag_targets.jitter_factor(1 << 20, seed) * (1 << 20) <
+                               defrag_targets.jitter_factor(e["requested"], seed) * e["requested"]
+                               for e in lines if e.get("action") == "live_block")
+                self.assertEqual(replay(out)["events"], 2)
+            self.assertGreater(crossed, 0, "the test trace must exercise the guard")
+
+
 class LikeForLike(unittest.TestCase):
     """Where es failed requests at 1.02x hbm's least capacity, target 3 is also
     weighed against es at 1.02x its own least capacity."""

@@ -9,9 +9,22 @@
 #include <string>
 #include <vector>
 
+#include "hbmalloc/error.hpp"
 #include "trace/input_limits.h"
 
 namespace hbmalloc::tools {
+
+// Runs f, which reads the settings a command-line option gave: a bad key or
+// value is named as that option's (the commands read no HBMALLOC_CONF).
+template <typename F>
+auto settings_of_option(const std::string& option, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kConfig) throw;
+    throw Error(ErrorCode::kInvalidArgument, "option '" + option + "': " + e.message());
+  }
+}
 
 class Args {
  public:

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli_args.h"
 #include "record/safe_text.h"
 #include "hbmalloc/allocator.hpp"
 
@@ -59,7 +60,7 @@ int run_demo(int argc, char** argv) {
   if (!parse(argc, argv, o)) return 2;
   Config config;
   try {
-    config = Config::parse(o.conf);
+    config = settings_of_option("--conf", [&] { return Config::parse(o.conf); });
   } catch (const Error& e) {
     std::fprintf(stderr, "hbmalloc demo: %s\n", trace::safe_text(e.what()).c_str());
     return 2;

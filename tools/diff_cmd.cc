@@ -19,8 +19,10 @@
 namespace hbmalloc::tools {
 namespace {
 
-Config config_of(const std::optional<std::string>& policy, const std::optional<std::string>& conf) {
-  Config c = Config::parse(conf.value_or(""));
+// `option`: the option that gave `conf`, named in its errors.
+Config config_of(const std::optional<std::string>& policy, const std::optional<std::string>& conf,
+                 const std::string& option) {
+  Config c = settings_of_option(option, [&] { return Config::parse(conf.value_or("")); });
   if (policy) c.policy = *policy;
   c.backend = "sim";
   return c;
@@ -41,12 +43,12 @@ int run_diff(int argc, char** argv) {
   long device = -1;
   if (!args.integer("--device", 0, 1023, device)) return 2;
   try {
-    const Config a_config = config_of(args.value("--policy"), args.value("--conf"));
-    const Config b_config = other_settings ? config_of(args.value("--b-policy").has_value() ? args.value("--b-policy")
-                                                                                            : args.value("--policy"),
-                                                       args.value("--b-conf").has_value() ? args.value("--b-conf")
-                                                                                          : args.value("--conf"))
-                                           : a_config;
+    const Config a_config = config_of(args.value("--policy"), args.value("--conf"), "--conf");
+    const bool b_conf = args.value("--b-conf").has_value();
+    const Config b_config =
+        other_settings ? config_of(args.value("--b-policy").has_value() ? args.value("--b-policy") : args.value("--policy"),
+                                   args.value(b_conf ? "--b-conf" : "--conf"), b_conf ? "--b-conf" : "--conf")
+                       : a_config;
     const trace::Trace ta = trace::read_trace_file(in[0], limits);
     const trace::Trace tb = in.size() == 2 ? trace::read_trace_file(in[1], limits) : ta;
     for (const trace::Trace* t : {&ta, &tb})

@@ -52,7 +52,7 @@ int run_replay(int argc, char** argv) {
   long device = -1;
   if (!args.capacity("--capacity", options.capacity) || !args.integer("--device", 0, 1023, device)) return 2;
   try {
-    options.config = Config::parse(args.value("--conf").value_or(""));
+    options.config = settings_of_option("--conf", [&] { return Config::parse(args.value("--conf").value_or("")); });
     if (auto p = args.value("--policy")) options.config.policy = *p;
     options.config.backend = "sim";  // what replay runs on, whatever the conf says
     trace::Trace t = trace::read_trace_file(args.positional()[0], limits);

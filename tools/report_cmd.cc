@@ -61,7 +61,8 @@ int run_report(int argc, char** argv) {
     if (!saved) {
       trace::Trace t = trace::read_trace_bytes(bytes, in);
       if (t.devices.empty()) throw Error(ErrorCode::kInvalidArgument, in + ": nothing to report (the trace is empty)");
-      Config config = Config::parse(args.value("--conf").value_or(""));
+      Config config =
+          settings_of_option("--conf", [&] { return Config::parse(args.value("--conf").value_or("")); });
       if (auto p = args.value("--policy")) config.policy = *p;
       config.backend = "sim";
       saved = Saved{report::report_of(t, device >= 0 ? int(device) : t.devices.front().device, config), std::nullopt};

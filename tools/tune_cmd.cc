@@ -166,7 +166,7 @@ int run_tune(int argc, char** argv) {
         for (const auto& kv : cca::split_settings(*text))
           if (policies.size() == 1 || policy_named(p).owns_key(kv.first)) mine.push_back(kv);
         if (!mine.empty() || policies.size() == 1) {
-          grids.push_back(tune::parse_grid(p, cca::alloc_conf_text(mine)));
+          grids.push_back(settings_of_option("--grid", [&] { return tune::parse_grid(p, cca::alloc_conf_text(mine)); }));
           continue;
         }
       }

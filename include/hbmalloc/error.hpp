@@ -22,11 +22,14 @@ const char* error_code_name(ErrorCode code);
 class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message)
-      : std::runtime_error(std::string(error_code_name(code)) + ": " + message), code_(code) {}
+      : std::runtime_error(std::string(error_code_name(code)) + ": " + message), code_(code), message_(message) {}
   ErrorCode code() const { return code_; }
+  // what() without the code's name in front.
+  const std::string& message() const { return message_; }
 
  private:
   ErrorCode code_;
+  std::string message_;
 };
 
 }  // namespace hbmalloc

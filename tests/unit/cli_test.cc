@@ -73,6 +73,28 @@ TEST(Cli, DemoOutOfMemoryExitsOne) {
   EXPECT_NE(all.find("invariants: ok"), std::string::npos) << all;
 }
 
+// The commands read settings from their options, never from HBMALLOC_CONF: an
+// error names the option that gave the bad key or value.
+TEST(Cli, BadSettingsNameTheOptionThatGaveThem) {
+  const std::string trace = std::string(HBMALLOC_SOURCE_DIR) + "/examples/gpt_train.hbt";
+  const std::pair<std::string, std::string> cases[] = {
+      {"replay " + trace + " --conf foo:1", "option '--conf': unknown key 'foo'"},
+      {"replay " + trace + " --conf pressure_threshold:0", "option '--conf': pressure_threshold: bad value '0'"},
+      {"replay " + trace + " --policy cca --conf max_split_size_mb:1", "option '--conf': max_split_size_mb"},
+      {"report " + trace + " --conf foo:1", "option '--conf': unknown key 'foo'"},
+      {"diff " + trace + " --b-conf foo:1", "option '--b-conf': unknown key 'foo'"},
+      {"demo --conf capacity:lots", "option '--conf': capacity: bad value 'lots'"},
+      {"tune " + trace + " --grid foo:1", "option '--grid': foo: not a knob"},
+      {"tune " + trace + " --policy hbm --grid remap:sometimes", "option '--grid': remap: bad value 'sometimes'"},
+  };
+  for (const auto& [line, names] : cases) {
+    SCOPED_TRACE(line);
+    CliResult r = run_cli(line);
+    expect_bad_input(r, names);
+    EXPECT_EQ(r.err.find("HBMALLOC_CONF"), std::string::npos) << r.err;
+  }
+}
+
 TEST(Cli, DemoBadConfNamesTheKey) {
   expect_bad_input(run_cli("demo --conf capacity:lots"), "capacity: bad value 'lots'");
   expect_bad_input(run_cli("demo --steps zero"), "--steps");

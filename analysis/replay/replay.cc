@@ -196,7 +196,7 @@ class Run {
         if (e.code() == ErrorCode::kOutOfMemory) {
           uint64_t bytes = 0;
           for (const trace::SegmentInfo& s : d_.segments_at_start) bytes += s.size;
-          r.ooms.push_back(picture(trace::kNoBlock, bytes, 0, 0, 0));
+          r.ooms.push_back(picture(trace::kNoBlock, bytes, 0, 0, 0, r.ooms.size()));
         } else if (e.code() != ErrorCode::kInvalidArgument) {
           throw;
         }
@@ -275,7 +275,7 @@ class Run {
     } catch (const Error& err) {
       if (err.code() != ErrorCode::kOutOfMemory) throw;
       state_[id] = BlockState::kFailed;
-      r.ooms.push_back(picture(id, size, stream, event, time_us));
+      r.ooms.push_back(picture(id, size, stream, event, time_us, r.ooms.size()));
     }
   }
 
@@ -290,7 +290,7 @@ class Run {
       f.served = true;
     } catch (const Error& err) {
       if (err.code() != ErrorCode::kOutOfMemory) throw;
-      r.ooms.push_back(picture(trace::kNoBlock, e.size, e.stream, event, e.time_us));
+      r.ooms.push_back(picture(trace::kNoBlock, e.size, e.stream, event, e.time_us, r.ooms.size()));
       r.ooms.back().recorded_failure = true;
     }
     r.failed_requests.push_back(f);
@@ -320,7 +320,9 @@ class Run {
                          " blocks");
   }
 
-  OomRecord picture(uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us) const {
+  // `earlier`: the OOMs before this one.
+  OomRecord picture(uint32_t id, uint64_t size, uint64_t stream, uint64_t event, int64_t time_us,
+                    size_t earlier) const {
     OomRecord o;
     o.event = event;
     o.block = id;
@@ -333,7 +335,7 @@ class Run {
     o.cached_free = o.usage.reserved - o.usage.allocated;
     o.largest_free_block = uint64_t(s.largest_free_block);
     o.capacity = o_.capacity.value_or(0);
-    if (o_.capture_layouts) {
+    if (o_.capture_layouts && earlier < o_.oom_layouts) {
       o.layout = allocator_->layout();
       o.block_ids = live_block_ids();
     }

@@ -133,7 +133,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
     // What the replay held when each request failed: not the blocks it
     // failed before, nor, during its start, the start's blocks not reached.
     std::vector<char> failed(d.block_count, 0);
-    for (size_t i = 0; i < result.ooms.size(); ++i) {
+    for (size_t i = 0; i < result.ooms.size() && i < options.oom_details; ++i) {
       const replay::OomRecord& oom = result.ooms[i];
       const bool at_start = oom.block != trace::kNoBlock && oom.block < d.live_at_start.size();
       r.sites.push_back(sites_at(trace, d, at_start ? 0 : oom.event, "OOM " + std::to_string(i + 1),
@@ -172,6 +172,7 @@ FragReport replay_and_report(const trace::Trace& trace, replay::ReplayOptions op
   ro.config = options.config;
   options.timeline_points = ro.timeline_points;
   options.capture_layouts = true;
+  options.oom_layouts = ro.oom_details;
   return build_report(trace, replay::replay(trace, options), ro);
 }
 

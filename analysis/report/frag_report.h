@@ -19,12 +19,19 @@
 
 namespace hbmalloc::report {
 
+// The OOMs the text and HTML reports write out in full (the rest in one line;
+// the JSON report has every one).
+inline constexpr size_t kOomsListed = 16;
+
 struct ReportOptions {
   Config config;                         // the policy and knobs the replay ran with
   std::optional<uint64_t> min_capacity;  // replay::min_capacity, when the caller computed it
   size_t timeline_points = 600;          // the timeline is downsampled to at most this many
   size_t worst_holes = 10;
   size_t segments_listed = 10;           // least utilized segments kept in the list
+  // The first OOMs get a segment map and who held memory then: a device far
+  // too small fails thousands of requests, and each picture walks every block.
+  size_t oom_details = kOomsListed;
 };
 
 struct RunFacts {

@@ -125,7 +125,7 @@ std::string maps_section(const FragReport& r) {
 std::string oom_section(const FragReport& r) {
   if (r.ooms.empty()) return "";
   std::string out = h2("Out of memory (" + std::to_string(r.ooms.size()) + ")");
-  for (size_t i = 0; i < r.ooms.size(); ++i) {
+  for (size_t i = 0; i < r.ooms.size() && i < kOomsListed; ++i) {
     const OomReport& o = r.ooms[i];
     out += "<div class=\"oom\"><p><b>OOM " + std::to_string(i + 1) + "</b>: request " +
            escape_html(format_bytes(o.size)) + " on stream " + std::to_string(o.stream) + " at event " +
@@ -139,6 +139,8 @@ std::string oom_section(const FragReport& r) {
     for (const std::string& a : o.advice) out += "<li>" + escape_html(a) + "</li>\n";
     out += "</ul></div>\n";
   }
+  if (std::string more = more_ooms(r.ooms, kOomsListed); !more.empty())
+    out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
   return out;
 }
 

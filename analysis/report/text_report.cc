@@ -145,7 +145,7 @@ void holes_section(std::ostream& out, const FragReport& r) {
 void oom_section(std::ostream& out, const FragReport& r) {
   if (r.ooms.empty()) return;
   heading(out, "Out of memory (" + std::to_string(r.ooms.size()) + ")");
-  for (size_t i = 0; i < r.ooms.size(); ++i) {
+  for (size_t i = 0; i < r.ooms.size() && i < kOomsListed; ++i) {
     const OomReport& o = r.ooms[i];
     out << "  #" << i + 1 << " event " << o.event;
     if (o.time_us != 0 && r.run.first_time_us != 0) out << " at " << duration_us(double(o.time_us) - double(r.run.first_time_us));
@@ -158,6 +158,8 @@ void oom_section(std::ostream& out, const FragReport& r) {
     t.write(out, "     ");
     for (const std::string& a : o.advice) out << "     - " << a << '\n';
   }
+  if (std::string more = more_ooms(r.ooms, kOomsListed); !more.empty())
+    out << "  ... and " << more << " (--json lists every one)\n";
 }
 
 // Each request the recording failed: did this replay serve it?

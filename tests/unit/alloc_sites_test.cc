@@ -184,17 +184,19 @@ TEST(AllocSites, EachOomAndAStaticSnapshotHaveTheirSites) {
   o.config.backend = "sim";
   o.capacity = 8ull << 30;  // well under the run's peak
   const FragReport r = replay_and_report(t, o, ReportOptions{});
-  ASSERT_FALSE(r.ooms.empty());
-  ASSERT_EQ(r.sites.size(), 1 + r.ooms.size());
+  // The first kOomsListed OOMs (this run has many more) get their sites.
+  ASSERT_GT(r.ooms.size(), kOomsListed);
+  const size_t pictured = kOomsListed;
+  ASSERT_EQ(r.sites.size(), 1 + pictured);
   EXPECT_EQ(r.sites[1].moment, "OOM 1");
-  for (size_t i = 0; i < r.ooms.size(); ++i) {
+  for (size_t i = 0; i < pictured; ++i) {
     EXPECT_EQ(sum_of(r.sites[i + 1]), r.sites[i + 1].live_bytes);
     EXPECT_EQ(r.sites[i + 1].live_bytes, r.ooms[i].usage.requested) << "what the replay held when OOM " << i + 1 << " failed";
   }
 
   // What pins the fragmentation at each OOM: its picture's free bytes beside live blocks.
-  ASSERT_EQ(r.pins.size(), 1 + r.ooms.size());
-  for (size_t i = 0; i < r.ooms.size(); ++i) {
+  ASSERT_EQ(r.pins.size(), 1 + pictured);
+  for (size_t i = 0; i < pictured; ++i) {
     const PinsAt& at = r.pins[i + 1];
     EXPECT_EQ(at.moment, "OOM " + std::to_string(i + 1));
     uint64_t want = 0;

@@ -281,6 +281,58 @@ TEST(Report, OomReportExplainsAndAdvises) {
   write_sample("oom", r);
 }
 
+// A device far too small fails thousands of requests: the first kOomsListed
+// get their picture and are written out in full, the rest in one line; the
+// JSON keeps every OOM.
+TEST(Report, ManyOomsPastTheFirstAreSummed) {
+  synth::GptOptions so;
+  so.steps = 2;
+  so.layers = 4;
+  const trace::Trace t = synth::gpt_training(so);
+  replay::ReplayOptions o;
+  o.capacity = 64 * kMiB;
+  FragReport r = replay_and_report(t, o, ReportOptions{});
+  ASSERT_GT(r.ooms.size(), kOomsListed + 10);
+  // (An OOM with nothing reserved yet has no map.)
+  size_t pictured = 0;
+  for (const SegmentMap& m : r.maps) pictured += m.title.rfind("OOM ", 0) == 0;
+  EXPECT_LE(pictured, kOomsListed);
+  EXPECT_GT(pictured, kOomsListed / 2);
+  EXPECT_EQ(r.maps.back().title, "OOM " + std::to_string(kOomsListed));
+
+  const std::string text = render_text(r);
+  EXPECT_EQ(count(text, ", cause: "), kOomsListed);
+  EXPECT_NE(text.find("#" + std::to_string(kOomsListed) + " event"), std::string::npos);
+  EXPECT_EQ(text.find("#" + std::to_string(kOomsListed + 1) + " event"), std::string::npos);
+  const std::string more = "... and " + std::to_string(r.ooms.size() - kOomsListed) + " more, events " +
+                           std::to_string(r.ooms[kOomsListed].event) + " to " + std::to_string(r.ooms.back().event) +
+                           ": ";
+  EXPECT_NE(text.find(more), std::string::npos) << text.substr(text.find("Out of memory"), 3000);
+  EXPECT_NE(text.find("(--json lists every one)"), std::string::npos);
+
+  const std::string html = render_html(r);
+  EXPECT_EQ(count(html, "<div class=\"oom\">"), kOomsListed);
+  EXPECT_NE(html.find("And " + std::to_string(r.ooms.size() - kOomsListed) + " more"), std::string::npos);
+
+  const nlohmann::json j = nlohmann::json(r);
+  EXPECT_EQ(j["ooms"].size(), r.ooms.size());
+  EXPECT_EQ(nlohmann::json(report_from_json(j, "x")), j);
+}
+
+TEST(Report, MoreOomsSumsCausesAndSizes) {
+  std::vector<OomReport> ooms(5);
+  const char* causes[] = {"capacity", "fragmentation", "capacity", "fragmentation", "capacity"};
+  for (size_t i = 0; i < ooms.size(); ++i) {
+    ooms[i].event = 10 * (i + 1);
+    ooms[i].size = (i + 1) * kMiB;
+    ooms[i].cause = causes[i];
+  }
+  EXPECT_EQ(more_ooms(ooms, 5), "");
+  EXPECT_EQ(more_ooms(ooms, 9), "");
+  EXPECT_EQ(more_ooms(ooms, 2), "3 more, events 30 to 50: capacity 2, fragmentation 1; requests of 3.00 MiB to 5.00 MiB");
+  EXPECT_EQ(more_ooms(ooms, 4), "1 more, events 50 to 50: capacity 1; requests of 5.00 MiB");
+}
+
 TEST(Report, OomCausesAndTheirAdvice) {
   replay::OomRecord o;
   o.event = 10;
@@ -441,6 +493,23 @@ TEST(ReportOnSharedTraces, StaticSnapshotAddsUp) {
   EXPECT_EQ(count(render_html(r), "<svg"), 3u);
   EXPECT_EQ(nlohmann::json(report_from_json(nlohmann::json(r), "x")), nlohmann::json(r));
   write_sample("shared_static", r);
+}
+
+// Who held memory is worked out for the first OOMs only: at a device far too
+// small, each of thousands of OOMs walked the trace (and 389 MB of JSON).
+TEST(ReportOnSharedTraces, SitesAndPinsOfTheFirstOomsOnly) {
+  const auto path = kShared / "snapshots" / "wedsonlin_medium_512_training.pickle";
+  ASSERT_TRUE(std::filesystem::exists(path)) << "../shared/traces must be beside the repository: no " << path;
+  trace::Trace t = trace::read_trace_file(path.string());
+  ASSERT_FALSE(t.stacks.empty());
+  replay::ReplayOptions o;
+  o.capacity = 64 * kMiB;
+  FragReport r = replay_and_report(t, o, ReportOptions{});
+  ASSERT_GT(r.ooms.size(), 1000u);
+  EXPECT_EQ(r.sites.size(), 1 + kOomsListed);  // the peak's and the first OOMs'
+  EXPECT_EQ(r.sites.back().moment, "OOM " + std::to_string(kOomsListed));
+  EXPECT_LE(r.pins.size(), 1 + kOomsListed);
+  EXPECT_LT(nlohmann::json(r).dump().size(), size_t(20) << 20);
 }
 
 TEST(ReportOnSharedTraces, ReplayCarriesTheNativeBaseline) {

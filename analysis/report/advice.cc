@@ -1,7 +1,5 @@
 #include "report/advice.h"
 
-#include <algorithm>
-
 #include "hbmalloc/config.hpp"
 #include "report/format.h"
 
@@ -74,26 +72,6 @@ OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_
     r.advice.push_back("min capacity " + format_bytes(*min_capacity) + " (" + std::to_string(*min_capacity) +
                        " B): the smallest device on which the whole replay has no OOM");
   return r;
-}
-
-std::string more_ooms(const std::vector<OomReport>& ooms, size_t listed) {
-  if (ooms.size() <= listed) return "";
-  std::vector<std::pair<std::string, size_t>> causes;  // in order of first appearance
-  uint64_t smallest = UINT64_MAX, largest = 0;
-  for (size_t i = listed; i < ooms.size(); ++i) {
-    const OomReport& o = ooms[i];
-    auto it = std::find_if(causes.begin(), causes.end(), [&](const auto& c) { return c.first == o.cause; });
-    if (it == causes.end()) causes.emplace_back(o.cause, 1);
-    else ++it->second;
-    smallest = std::min(smallest, o.size);
-    largest = std::max(largest, o.size);
-  }
-  std::string out = std::to_string(ooms.size() - listed) + " more, events " + std::to_string(ooms[listed].event) +
-                    " to " + std::to_string(ooms.back().event) + ":";
-  for (size_t i = 0; i < causes.size(); ++i)
-    out += (i ? ", " : " ") + causes[i].first + " " + std::to_string(causes[i].second);
-  out += "; requests of " + format_bytes(smallest) + (largest != smallest ? " to " + format_bytes(largest) : "");
-  return out;
 }
 
 std::string failed_request_verdict(const replay::FailedRequest& f) {

@@ -23,10 +23,6 @@ bool fragmentation_matters(const MomentFigures& m);
 // "served here; the recording failed it" or "failed here too (an OOM of this replay)".
 std::string failed_request_verdict(const replay::FailedRequest& f);
 
-// The OOMs after the first `listed`, in one line: how many, the events they
-// span, how many had each cause, and the sizes asked ("" when none are left).
-std::string more_ooms(const std::vector<OomReport>& ooms, size_t listed);
-
 // The closing recommendations, most important first; never empty.
 std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint64_t> min_capacity);
 

@@ -24,7 +24,7 @@ void classify(OomCause& c, double fraction, std::optional<uint64_t> trace_capaci
   const std::string figures = "live " + format_bytes(c.live) + " + request " + format_bytes(c.request) + " = " +
                               format_bytes(need);
   if (!c.capacity) {
-    c.cause = c.at_peak ? "none" : "fragmentation";
+    c.cause = c.at_peak ? "none" : "unknown";
     c.detail = figures + " on a device of unknown size (give --capacity to judge it)";
     return;
   }

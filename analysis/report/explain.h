@@ -26,7 +26,8 @@ struct OomCause {
   std::optional<uint64_t> capacity;      // the device judged against
   // "capacity" (no allocator helps), "limit" (a memory fraction below the
   // device), "other tenants" (another process held device memory),
-  // "fragmentation" (the bytes were there, not in one piece), "none" (the peak fits).
+  // "fragmentation" (the bytes were there, not in one piece), "none" (the peak fits),
+  // "unknown" (the trace tells no device size and none was given).
   std::string cause;
   std::string detail;  // the figures behind the cause, one sentence
 };

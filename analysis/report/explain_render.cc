@@ -5,6 +5,7 @@
 #include "hbmalloc/config.hpp"
 #include "report/explain.h"
 #include "report/markup.h"
+#include "report/unlisted.h"
 
 namespace hbmalloc::report {
 namespace {
@@ -23,13 +24,15 @@ std::string heading_of(const OomCause& c, size_t i) {
          format_bytes(c.request) + " on stream " + std::to_string(c.stream);
 }
 
+Unlisted cause_of(const OomCause& c) { return {c.event, c.request, c.cause}; }
+
 }  // namespace
 
 std::string render_text(const Explanation& e) {
   std::ostringstream out;
   out << "hbmalloc explain: " << e.source << " (" << e.format << ", device " << e.device << ")\n";
   out << "  device " << bytes_or(e.capacity, "unknown") << " (" << e.capacity_source << ")\n\n";
-  for (size_t i = 0; i < e.ooms.size(); ++i) {
+  for (size_t i = 0; i < e.ooms.size() && i < kOomsListed; ++i) {
     const OomCause& c = e.ooms[i];
     out << heading_of(c, i) << "\n";
     out << "  cause: " << c.cause << "\n  " << c.detail << "\n";
@@ -38,6 +41,8 @@ std::string render_text(const Explanation& e) {
     if (c.device_free) out << ", device free " << format_bytes(*c.device_free);
     out << "\n\n";
   }
+  if (const std::string more = sum_up(unlisted(e.ooms, cause_of)); !more.empty())
+    out << "... and " << more << " (--json lists every one)\n\n";
   out << "Replayed at " << bytes_or(e.capacity, "an unlimited device") << ":\n";
   char line[256];
   std::snprintf(line, sizeof line, "  %-36s %-4s %14s %14s %12s  %s\n", "setting", "fits", "peak reserved",
@@ -68,11 +73,13 @@ std::string render_html(const Explanation& e) {
       escape_html(e.source + " (" + e.format + ", device " + std::to_string(e.device) + "), device " +
                   bytes_or(e.capacity, "unknown") + " (" + e.capacity_source + ")") +
       "</p>\n<p class=\"verdict\">" + escape_html(e.verdict) + "</p>\n";
-  for (size_t i = 0; i < e.ooms.size(); ++i) {
+  for (size_t i = 0; i < e.ooms.size() && i < kOomsListed; ++i) {
     const OomCause& c = e.ooms[i];
     out += "<h2>" + escape_html(heading_of(c, i)) + "</h2>\n<p>cause: <b>" + escape_html(c.cause) + "</b>: " +
            escape_html(c.detail) + "</p>\n";
   }
+  if (const std::string more = sum_up(unlisted(e.ooms, cause_of)); !more.empty())
+    out += "<p>And " + escape_html(more) + ": <code>--json</code> lists every one.</p>\n";
   out += "<h2>Replayed at " + escape_html(bytes_or(e.capacity, "an unlimited device")) +
          "</h2>\n<table><tr><th>setting</th><th>fits</th><th class=\"num\">peak reserved</th>"
          "<th class=\"num\">min capacity</th><th class=\"num\">device time</th><th>line</th></tr>\n";

@@ -14,14 +14,11 @@
 #include "hbmalloc/stats.hpp"
 #include "record/trace.h"
 #include "report/alloc_sites.h"
+#include "report/unlisted.h"
 #include "report/timeline_marks.h"
 #include "replay/replay.h"
 
 namespace hbmalloc::report {
-
-// The OOMs the text and HTML reports write out in full (the rest in one line;
-// the JSON report has every one).
-inline constexpr size_t kOomsListed = 16;
 
 struct ReportOptions {
   Config config;                         // the policy and knobs the replay ran with

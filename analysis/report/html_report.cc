@@ -139,20 +139,25 @@ std::string oom_section(const FragReport& r) {
     for (const std::string& a : o.advice) out += "<li>" + escape_html(a) + "</li>\n";
     out += "</ul></div>\n";
   }
-  if (std::string more = more_ooms(r.ooms, kOomsListed); !more.empty())
-    out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
+  const std::string more = sum_up(unlisted(r.ooms, [](const OomReport& o) { return Unlisted{o.event, o.size, o.cause}; }));
+  if (!more.empty()) out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
   return out;
 }
 
 std::string failed_requests_section(const FragReport& r) {
   if (r.failed_requests.empty()) return "";
   HtmlTable t({"#", "event", "request", "stream", "in this replay"}, "nnnnl");
-  for (size_t i = 0; i < r.failed_requests.size(); ++i) {
+  for (size_t i = 0; i < r.failed_requests.size() && i < kOomsListed; ++i) {
     const replay::FailedRequest& f = r.failed_requests[i];
     t.row({std::to_string(i + 1), std::to_string(f.event), format_bytes(f.size), std::to_string(f.stream),
            failed_request_verdict(f)});
   }
-  return h2("Requests the recording failed (" + std::to_string(r.failed_requests.size()) + ")") + t.finish();
+  std::string out = h2("Requests the recording failed (" + std::to_string(r.failed_requests.size()) + ")") + t.finish();
+  const std::string more = sum_up(unlisted(r.failed_requests, [](const replay::FailedRequest& f) {
+    return Unlisted{f.event, f.size, f.served ? "served here" : "failed here too"};
+  }));
+  if (!more.empty()) out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
+  return out;
 }
 
 // Where the peak and the OOMs fall among the recording's annotated ranges,

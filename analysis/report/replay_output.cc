@@ -234,10 +234,14 @@ std::string render_text(const ReplayOutput& output) {
                 f.exact ? "" : "; a lower bound: the comparison was cut into parts to bound its work");
   }
   if (r.native.native_ooms) out += line("  the recording itself hit %llu OOM(s)\n", (unsigned long long)r.native.native_ooms);
+  size_t served = 0;
   for (const replay::FailedRequest& f : r.failed_requests)
-    if (f.served)
+    if (f.served && served++ < kOomsListed)
       out += line("  event %llu, %s on stream %llu: %s\n", (unsigned long long)f.event, format_bytes(f.size).c_str(),
                   (unsigned long long)f.stream, failed_request_verdict(f).c_str());
+  if (served > kOomsListed)
+    out += line("  ... and %llu more served here: see \"Requests the recording failed\" below\n",
+                (unsigned long long)(served - kOomsListed));
   if (r.oom_count > 0)
     out += line("  %llu OOM(s) in this replay: see \"Out of memory\" below\n", (unsigned long long)r.oom_count);
   else if (r.capacity)

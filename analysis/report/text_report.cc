@@ -158,19 +158,23 @@ void oom_section(std::ostream& out, const FragReport& r) {
     t.write(out, "     ");
     for (const std::string& a : o.advice) out << "     - " << a << '\n';
   }
-  if (std::string more = more_ooms(r.ooms, kOomsListed); !more.empty())
-    out << "  ... and " << more << " (--json lists every one)\n";
+  const std::string more = sum_up(unlisted(r.ooms, [](const OomReport& o) { return Unlisted{o.event, o.size, o.cause}; }));
+  if (!more.empty()) out << "  ... and " << more << " (--json lists every one)\n";
 }
 
 // Each request the recording failed: did this replay serve it?
 void failed_requests_section(std::ostream& out, const FragReport& r) {
   if (r.failed_requests.empty()) return;
   heading(out, "Requests the recording failed (" + std::to_string(r.failed_requests.size()) + ")");
-  for (size_t i = 0; i < r.failed_requests.size(); ++i) {
+  for (size_t i = 0; i < r.failed_requests.size() && i < kOomsListed; ++i) {
     const replay::FailedRequest& f = r.failed_requests[i];
     out << "  #" << i + 1 << " event " << f.event << ": request " << format_bytes(f.size) << " on stream "
         << f.stream << ": " << failed_request_verdict(f) << '\n';
   }
+  const std::string more = sum_up(unlisted(r.failed_requests, [](const replay::FailedRequest& f) {
+    return Unlisted{f.event, f.size, f.served ? "served here" : "failed here too"};
+  }));
+  if (!more.empty()) out << "  ... and " << more << " (--json lists every one)\n";
 }
 
 // Where the peak and the OOMs fall among the recording's annotated ranges,

@@ -188,6 +188,44 @@ TEST(ExplainCli, AFragmentationOomGetsALineAndNoOomIsExplainedAtThePeak) {
   EXPECT_EQ(j["ooms"][0]["cause"].get<std::string>(), "none");
 }
 
+// A job that catches each OOM and tries again records hundreds: explain and
+// replay write the first kOomsListed (16) out and sum the rest in a line;
+// --json keeps every one. With no device size told, the cause is unknown.
+TEST(ExplainCli, AJobRetryingAfterEachOomIsSummedPastTheFirst) {
+  const fs::path dir = hbmalloc::testing::scratch_dir("explain_retries");
+  const fs::path trace = dir / "retries.jsonl";
+  {
+    std::ofstream f(trace);
+    f << R"({"hbmalloc_trace": 1, "history": true})" << "\n";
+    for (int i = 1; i <= 300; ++i)
+      f << R"({"action": "alloc", "id": )" << i << R"(, "size": 4194304})" << "\n"
+        << R"({"action": "oom", "size": )" << (uint64_t(1) << 40) + i << "}\n"
+        << R"({"action": "free_completed", "id": )" << i << "}\n";
+  }
+  CliResult text = run_cli("explain " + trace.string());
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("OOM 16 at event"), std::string::npos);
+  EXPECT_EQ(text.out.find("OOM 17 at event"), std::string::npos);
+  EXPECT_NE(text.out.find("cause: unknown"), std::string::npos) << text.out.substr(0, 600);
+  EXPECT_NE(text.out.find("... and 284 more, events 49 to 898: unknown 284; requests of 1.00 TiB (--json lists every one)"),
+            std::string::npos)
+      << text.out;
+  CliResult j = run_cli("explain --json " + trace.string());
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(json::parse(j.out)["ooms"].size(), 300u);
+
+  CliResult replay = run_cli("replay " + trace.string());
+  ASSERT_EQ(replay.code, 0) << replay.err;
+  EXPECT_NE(replay.out.find("... and 284 more served here: see \"Requests the recording failed\" below"),
+            std::string::npos);
+  EXPECT_NE(replay.out.find("  ... and 284 more, events 49 to 898: served here 284; requests of 1.00 TiB"),
+            std::string::npos);
+  EXPECT_LT(std::count(replay.out.begin(), replay.out.end(), '\n'), 300);
+  CliResult replay_json = run_cli("replay --json " + trace.string());
+  ASSERT_EQ(replay_json.code, 0) << replay_json.err;
+  EXPECT_EQ(json::parse(replay_json.out)["failed_requests"].size(), 300u);
+}
+
 TEST(ExplainCli, BadInputIsOneLineAndExitCodeTwo) {
   expect_bad_input(run_cli("explain /no/such/trace.pickle"), "/no/such/trace.pickle");
   const fs::path stat = shared() / "static" / "docubox_dump_snapshot.pickle";

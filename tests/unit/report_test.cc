@@ -319,18 +319,17 @@ TEST(Report, ManyOomsPastTheFirstAreSummed) {
   EXPECT_EQ(nlohmann::json(report_from_json(j, "x")), j);
 }
 
-TEST(Report, MoreOomsSumsCausesAndSizes) {
-  std::vector<OomReport> ooms(5);
-  const char* causes[] = {"capacity", "fragmentation", "capacity", "fragmentation", "capacity"};
-  for (size_t i = 0; i < ooms.size(); ++i) {
-    ooms[i].event = 10 * (i + 1);
-    ooms[i].size = (i + 1) * kMiB;
-    ooms[i].cause = causes[i];
-  }
-  EXPECT_EQ(more_ooms(ooms, 5), "");
-  EXPECT_EQ(more_ooms(ooms, 9), "");
-  EXPECT_EQ(more_ooms(ooms, 2), "3 more, events 30 to 50: capacity 2, fragmentation 1; requests of 3.00 MiB to 5.00 MiB");
-  EXPECT_EQ(more_ooms(ooms, 4), "1 more, events 50 to 50: capacity 1; requests of 5.00 MiB");
+TEST(Report, UnlistedFailuresAreSummedUp) {
+  std::vector<Unlisted> rest;
+  const char* kinds[] = {"capacity", "fragmentation", "capacity"};
+  for (size_t i = 0; i < 3; ++i) rest.push_back({50 - 10 * i, (i + 3) * kMiB, kinds[i]});
+  EXPECT_EQ(sum_up({}), "");
+  EXPECT_EQ(sum_up(rest), "3 more, events 30 to 50: capacity 2, fragmentation 1; requests of 3.00 MiB to 5.00 MiB");
+  EXPECT_EQ(sum_up({rest[0]}), "1 more, events 50 to 50: capacity 1; requests of 3.00 MiB");
+  std::vector<int> all(kOomsListed + 2, 7);
+  const std::vector<Unlisted> past = unlisted(all, [](int v) { return Unlisted{uint64_t(v), 1, "x"}; });
+  EXPECT_EQ(past.size(), 2u);
+  EXPECT_TRUE(unlisted(std::vector<int>(kOomsListed, 1), [](int) { return Unlisted{}; }).empty());
 }
 
 TEST(Report, OomCausesAndTheirAdvice) {

@@ -71,6 +71,11 @@ bool Args::bytes(const std::string& name, std::optional<uint64_t>& out) const {
 
 bool Args::capacity(const std::string& name, std::optional<uint64_t>& out) const {
   if (!bytes(name, out)) return false;
+  // A device of 0 bytes would read as unlimited (capacity:0 in the settings).
+  if (out && *out == 0) {
+    fail("option '" + name + "' wants a size above 0 (leave it out for an unlimited device)");
+    return false;
+  }
   if (out && *out > kMaxDeviceBytes) {
     fail("option '" + name + "' wants at most 1 PiB (" + std::to_string(kMaxDeviceBytes) +
          " bytes), the largest device hbmalloc models; got " + std::to_string(*out));

@@ -41,7 +41,7 @@ class Args {
   // Typed values; false (after printing why) when the text does not parse.
   bool bytes(const std::string& name, std::optional<uint64_t>& out) const;
   bool integer(const std::string& name, long min, long max, long& out) const;
-  // A device capacity: a size no larger than the largest device hbmalloc models.
+  // A device capacity: a size above 0 and no larger than the largest device hbmalloc models.
   bool capacity(const std::string& name, std::optional<uint64_t>& out) const;
   // --max-input SIZE (a command that reads traces lists it among its options).
   bool input_limits(trace::InputLimits& out) const;

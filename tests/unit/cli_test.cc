@@ -95,6 +95,14 @@ TEST(Cli, BadSettingsNameTheOptionThatGaveThem) {
   }
 }
 
+TEST(Cli, ACapacityOfNothingIsRefused) {
+  const std::string trace = std::string(HBMALLOC_SOURCE_DIR) + "/examples/gpt_train.hbt";
+  for (const char* command : {"replay", "tune", "explain"})
+    expect_bad_input(run_cli(std::string(command) + " " + trace + " --capacity 0"),
+                     "option '--capacity' wants a size above 0 (leave it out for an unlimited device)");
+  expect_bad_input(run_cli("replay " + trace + " --capacity 0GiB"), "above 0");
+}
+
 TEST(Cli, DemoBadConfNamesTheKey) {
   expect_bad_input(run_cli("demo --conf capacity:lots"), "capacity: bad value 'lots'");
   expect_bad_input(run_cli("demo --steps zero"), "--steps");

@@ -44,10 +44,10 @@ int run_diff(int argc, char** argv) {
   if (!args.integer("--device", 0, 1023, device)) return 2;
   try {
     const Config a_config = config_of(args.value("--policy"), args.value("--conf"), "--conf");
-    const bool b_conf = args.value("--b-conf").has_value();
+    const std::string b_conf = args.value("--b-conf") ? "--b-conf" : "--conf";
     const Config b_config =
-        other_settings ? config_of(args.value("--b-policy").has_value() ? args.value("--b-policy") : args.value("--policy"),
-                                   args.value(b_conf ? "--b-conf" : "--conf"), b_conf ? "--b-conf" : "--conf")
+        other_settings ? config_of(args.value("--b-policy") ? args.value("--b-policy") : args.value("--policy"),
+                                   args.value(b_conf), b_conf)
                        : a_config;
     const trace::Trace ta = trace::read_trace_file(in[0], limits);
     const trace::Trace tb = in.size() == 2 ? trace::read_trace_file(in[1], limits) : ta;

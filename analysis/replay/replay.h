@@ -41,9 +41,9 @@ struct ReplayOptions {
   // Extras that cost time; off for min-capacity searches and benchmarks.
   size_t timeline_points = 0;   // keep at most this many timeline samples
   bool capture_layouts = false;  // segment map at the peak and at each OOM
-  // Of the OOMs, the first this many get a segment map: each walks every
-  // block, and a device far too small fails thousands of requests.
-  size_t oom_layouts = 16;
+  // Of the OOMs, the first this many get a segment map (each walks every
+  // block; a device far too small fails thousands): the report bounds it.
+  size_t oom_layouts = SIZE_MAX;
   bool stop_at_first_oom = false;  // a yes/no answer is enough (min-capacity search)
   // PyTorch snapshots record empty_cache() only as a run of segment frees;
   // replay each such run as an empty_cache() call. Ignored when the trace

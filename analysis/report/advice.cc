@@ -74,6 +74,16 @@ OomReport explain_oom(const replay::OomRecord& oom, std::optional<uint64_t> min_
   return r;
 }
 
+std::string unlisted_ooms(const std::vector<OomReport>& ooms) {
+  return sum_up(unlisted(ooms, [](const OomReport& o) { return Unlisted{o.event, o.size, o.cause}; }));
+}
+
+std::string unlisted_failed_requests(const std::vector<replay::FailedRequest>& failed) {
+  return sum_up(unlisted(failed, [](const replay::FailedRequest& f) {
+    return Unlisted{f.event, f.size, f.served ? "served here" : "failed here too"};
+  }));
+}
+
 std::string failed_request_verdict(const replay::FailedRequest& f) {
   return f.served ? "served here; the recording failed it (freed at once: the program never held it)"
                   : "failed here too (an OOM of this replay)";

@@ -23,6 +23,11 @@ bool fragmentation_matters(const MomentFigures& m);
 // "served here; the recording failed it" or "failed here too (an OOM of this replay)".
 std::string failed_request_verdict(const replay::FailedRequest& f);
 
+// The OOMs, and the requests the recording failed, past those the text and
+// HTML reports write out (kOomsListed), in one line ("" when none are left).
+std::string unlisted_ooms(const std::vector<OomReport>& ooms);
+std::string unlisted_failed_requests(const std::vector<replay::FailedRequest>& failed);
+
 // The closing recommendations, most important first; never empty.
 std::vector<std::string> what_to_do(const FragReport& report, std::optional<uint64_t> min_capacity);
 

@@ -139,8 +139,8 @@ std::string oom_section(const FragReport& r) {
     for (const std::string& a : o.advice) out += "<li>" + escape_html(a) + "</li>\n";
     out += "</ul></div>\n";
   }
-  const std::string more = sum_up(unlisted(r.ooms, [](const OomReport& o) { return Unlisted{o.event, o.size, o.cause}; }));
-  if (!more.empty()) out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
+  if (const std::string more = unlisted_ooms(r.ooms); !more.empty())
+    out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
   return out;
 }
 
@@ -153,10 +153,8 @@ std::string failed_requests_section(const FragReport& r) {
            failed_request_verdict(f)});
   }
   std::string out = h2("Requests the recording failed (" + std::to_string(r.failed_requests.size()) + ")") + t.finish();
-  const std::string more = sum_up(unlisted(r.failed_requests, [](const replay::FailedRequest& f) {
-    return Unlisted{f.event, f.size, f.served ? "served here" : "failed here too"};
-  }));
-  if (!more.empty()) out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
+  if (const std::string more = unlisted_failed_requests(r.failed_requests); !more.empty())
+    out += "<p class=\"note\">And " + escape_html(more) + ": the JSON report lists every one.</p>\n";
   return out;
 }
 

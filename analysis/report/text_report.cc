@@ -158,8 +158,8 @@ void oom_section(std::ostream& out, const FragReport& r) {
     t.write(out, "     ");
     for (const std::string& a : o.advice) out << "     - " << a << '\n';
   }
-  const std::string more = sum_up(unlisted(r.ooms, [](const OomReport& o) { return Unlisted{o.event, o.size, o.cause}; }));
-  if (!more.empty()) out << "  ... and " << more << " (--json lists every one)\n";
+  if (const std::string more = unlisted_ooms(r.ooms); !more.empty())
+    out << "  ... and " << more << " (--json lists every one)\n";
 }
 
 // Each request the recording failed: did this replay serve it?
@@ -171,10 +171,8 @@ void failed_requests_section(std::ostream& out, const FragReport& r) {
     out << "  #" << i + 1 << " event " << f.event << ": request " << format_bytes(f.size) << " on stream "
         << f.stream << ": " << failed_request_verdict(f) << '\n';
   }
-  const std::string more = sum_up(unlisted(r.failed_requests, [](const replay::FailedRequest& f) {
-    return Unlisted{f.event, f.size, f.served ? "served here" : "failed here too"};
-  }));
-  if (!more.empty()) out << "  ... and " << more << " (--json lists every one)\n";
+  if (const std::string more = unlisted_failed_requests(r.failed_requests); !more.empty())
+    out << "  ... and " << more << " (--json lists every one)\n";
 }
 
 // Where the peak and the OOMs fall among the recording's annotated ranges,

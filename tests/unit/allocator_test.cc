@@ -25,7 +25,7 @@ TEST(Allocator, ZeroSizeIsNullAndFreeingNullIsANoOp) {
 }
 
 TEST(Allocator, SmallRequestsShareOneSlabSegment) {
-  SimAllocator a;
+  SimAllocator a(0, kSegments);
   void* p = a->malloc(100);
   void* q = a->malloc(700);  // 704-byte class
   Stats s = a->stats();

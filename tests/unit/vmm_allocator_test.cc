@@ -574,33 +574,86 @@ TEST(VmmAllocator, ASmallRequestWithNoRoomForASlabUsesACachedLargeBlock) {
   }
 }
 
-// On a full device, a stream that needs a slab takes the room of an empty
-// slab another stream keeps (its spare), not the out-of-memory retry, which
-// gives back the whole cache (on synth gpt seed 8 at its least capacity, 43
-// slabs and every cached page, for one 4 B request).
-TEST(VmmAllocator, ASlabOnAFullDeviceTakesTheRoomOfAnotherStreamsEmptySlab) {
-  SimAllocator a(4 * MiB + 128 * 1024);
-  void* theirs = a->malloc(1000, 1);
-  a->free(theirs);  // stream 1's slab stays, empty, as its spare
-  void* big = a->malloc(4 * MiB, 0);  // the device is full
-  ASSERT_EQ(a->stats().reserved_bytes.all.current, int64_t(4 * MiB + 128 * 1024));
-  void* ours = a->malloc(1000, 0);
-  ASSERT_NE(ours, nullptr);
-  const Stats s = a->stats();
-  EXPECT_EQ(s.num_alloc_retries, 0);
-  EXPECT_EQ(s.num_ooms, 0);
-  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(4 * MiB + 128 * 1024));
-  EXPECT_EQ(s.vmm.create, 2) << "the arena's pages stay";
+// Slabs beside the arenas are blocks of the mid pool: small and mid-size
+// blocks share its pages, as in PyTorch's small pool. A 128 KiB plain segment
+// per slab sat beside them, partly used, and cost hbm a granule of least
+// capacity against expandable segments on NiuHuang forward 100.
+TEST(VmmAllocator, SlabsShareTheMidPoolsPagesWithMidSizeBlocks) {
+  SimAllocator a;
+  const uint64_t slab = Config{}.slab_size;
+  void* p = a->malloc(1000);
+  void* mid = a->malloc(200 * 1024);
+  void* q = a->malloc(100);  // another class: a second slab
+  Stats s = a->stats();
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(2 * MiB)) << "one granule holds them all";
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(2 * slab));
+  EXPECT_EQ(s.segment.small_pool.current, 0) << "no plain segment";
+  EXPECT_EQ(s.num_device_alloc, 0);
+  EXPECT_EQ(Addr(mid), Addr(p) + slab);
+  EXPECT_EQ(Addr(q), Addr(mid) + 200 * 1024);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
-  for (void* p : {ours, big}) a->free(p);
+  // Each slab shows as its slots within the mid pool's segment.
+  const Layout layout = a->layout();
+  ASSERT_EQ(layout.size(), 1u);
+  size_t live = 0;
+  for (const BlockLayout& b : layout[0].blocks) live += b.allocated;
+  EXPECT_EQ(live, 3u);
+  for (void* x : {p, mid, q}) a->free(x);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->empty_cache();
+  s = a->stats();
+  EXPECT_EQ(s.reserved_bytes.all.current, 0);
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, 0);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
-// On a full device, a small request whose slab (a plain 128 KiB segment,
-// beside the arenas) cannot grow, and whose best-fit large block lies on an
-// unmapped page, gets its room from one cached granule given back. Before,
-// the out-of-memory retry flushed the whole cache (here all 7 granules, on a
-// real job gigabytes), to create them again on the next large request.
+// An empty slab beyond its class's spare gives its block back at once: the
+// mid pool caches the memory for a request of any size.
+TEST(VmmAllocator, AnEmptySlabPastItsClassesSpareGoesBackToTheMidPool) {
+  SimAllocator a;
+  const uint64_t slab = Config{}.slab_size;
+  std::vector<void*> small;
+  for (int i = 0; i < 3 * 2; ++i) small.push_back(a->malloc(64 * 1024));  // three slabs of two slots
+  ASSERT_EQ(a->stats().reserved_bytes.small_pool.current, int64_t(3 * slab));
+  for (void* p : small) a->free(p);
+  Stats s = a->stats();
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(slab)) << "the spare stays";
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(2 * MiB));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  // The room of the two slabs given back serves a mid-size block, nothing grown.
+  void* mid = a->malloc(2 * slab);
+  EXPECT_EQ(Addr(mid), Addr(small[2]));
+  EXPECT_EQ(a->stats().reserved_bytes.all.current, int64_t(2 * MiB));
+  a->free(mid);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// On a full device a stream's new slab takes a block of the granule another
+// stream's slab holds, not a granule of its own nor the out-of-memory retry.
+TEST(VmmAllocator, ASlabOnAFullDeviceSharesTheGranuleOfAnotherStreamsSlab) {
+  SimAllocator a(4 * MiB);
+  void* theirs = a->malloc(1000, 1);  // stream 1's slab, in the mid pool's granule
+  void* big = a->malloc(2 * MiB, 0);  // the device is full
+  ASSERT_EQ(a->stats().reserved_bytes.all.current, int64_t(4 * MiB));
+  void* ours = a->malloc(1000, 0);
+  ASSERT_NE(ours, nullptr);
+  EXPECT_EQ(Addr(ours), Addr(theirs) + Config{}.slab_size);
+  const Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, 0);
+  EXPECT_EQ(s.num_ooms, 0);
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(4 * MiB));
+  EXPECT_EQ(s.vmm.create, 2);
+  EXPECT_EQ(s.vmm.unmap, 0);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  for (void* p : {ours, theirs, big}) a->free(p);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// On a full device, a small request whose slab needs a page of the mid pool
+// gets one cached granule remapped from the large pool. Before slabs were
+// mid blocks, the out-of-memory retry flushed the whole cache (here all 7
+// granules, on a real job gigabytes), to create them again on the next
+// large request.
 TEST(VmmAllocator, ASlabOnAFullDeviceTakesOneCachedGranuleNotTheWholeCache) {
   SimAllocator a(14 * MiB);
   void* head = a->malloc(3 * MiB - 512);  // pages 0-1
@@ -615,12 +668,14 @@ TEST(VmmAllocator, ASlabOnAFullDeviceTakesOneCachedGranuleNotTheWholeCache) {
   a->free(big);  // the device is full: pages 1-7 mapped, 2-7 cached; page 0 unmapped
   ASSERT_EQ(a->stats().reserved_bytes.all.current, int64_t(14 * MiB));
   const Stats before = a->stats();
-  void* small = a->malloc(1000);  // its best-fit large block would be on page 0
+  void* small = a->malloc(1000);
   ASSERT_NE(small, nullptr);
   Stats s = a->stats();
   EXPECT_EQ(s.num_alloc_retries, before.num_alloc_retries);
-  EXPECT_EQ(s.vmm.release - before.vmm.release, 1);
-  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(12 * MiB + 128 * 1024));
+  EXPECT_EQ(s.vmm.release, before.vmm.release);
+  EXPECT_EQ(s.vmm.unmap - before.vmm.unmap, 1) << "one granule remapped";
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(14 * MiB));
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(Config{}.slab_size));
   EXPECT_TRUE(InvariantsHold(*a.alloc));
   // The cache left serves a large request again without creating anything.
   void* again = a->malloc(10 * MiB);
@@ -632,28 +687,29 @@ TEST(VmmAllocator, ASlabOnAFullDeviceTakesOneCachedGranuleNotTheWholeCache) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
-// The other way round: a large block needs a new granule on a full device
-// where empty slabs (plain segments, which no remap can take) hold the room.
-// They go back to the device; the large cache is not flushed for it.
-TEST(VmmAllocator, EmptyPlainSlabsMakeRoomForAGranuleOnAFullDevice) {
-  SimAllocator a(4 * MiB);
-  void* big = a->malloc(2 * MiB);  // page 0
+// Where the device has room for a slab but not for a granule, the slab is a
+// plain segment as before slabs were mid blocks; it goes back to the device
+// with the cache.
+TEST(VmmAllocator, ASlabFallsBackToAPlainSegmentWhereNoGranuleFits) {
+  const uint64_t slab = Config{}.slab_size;
+  SimAllocator a(2 * MiB + 15 * slab);
+  void* big = a->malloc(2 * MiB);  // the only granule the device has room for
   std::vector<void*> small;
-  for (int i = 0; i < 32; ++i) small.push_back(a->malloc(64 * 1024));  // 16 slabs of 128 KiB
-  ASSERT_EQ(a->stats().reserved_bytes.all.current, int64_t(4 * MiB));
-  for (void* p : small) a->free(p);
-  a->free(big);
-  const Stats before = a->stats();
-  void* bigger = a->malloc(4 * MiB);  // page 0 cached, page 1 to create
-  ASSERT_EQ(bigger, big);
+  for (int i = 0; i < 30; ++i) small.push_back(a->malloc(64 * 1024));  // 15 plain slabs of two slots
   Stats s = a->stats();
-  EXPECT_EQ(s.num_alloc_retries, before.num_alloc_retries);
-  EXPECT_EQ(s.vmm.release, before.vmm.release);  // the large cache stayed
-  EXPECT_EQ(s.vmm.create - before.vmm.create, 1);
-  EXPECT_EQ(s.num_device_free - before.num_device_free, 16);
-  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(4 * MiB));
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(2 * MiB + 15 * slab));
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(15 * slab));
+  EXPECT_EQ(s.segment.small_pool.current, 15);
+  EXPECT_EQ(s.num_device_alloc, 15);
+  EXPECT_EQ(s.num_alloc_retries, 0);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
-  a->free(bigger);
+  for (void* p : small) a->free(p);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->free(big);
+  a->empty_cache();
+  s = a->stats();
+  EXPECT_EQ(s.num_device_free, 15);
+  EXPECT_EQ(s.reserved_bytes.all.current, 0);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 

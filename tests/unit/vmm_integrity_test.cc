@@ -6,9 +6,11 @@
 // before it is freed and at random checks of all live blocks; no two live
 // blocks may share a physical byte; memory freed on a stream with queued work
 // may not move, nor go to another stream, before that work is done. Slabs sit
-// on granules, or on plain segments beside the arenas (the default layout,
-// where only freeing a segment, which synchronizes as cudaFree does, lets
-// their memory go), and with vmm:off everything on plain segments.
+// on granules, or beside the arenas on mid pool blocks (the default layout:
+// an empty slab's block goes back to the mid pool fenced as any free, and
+// remapped only once its stream's work is done) or on plain segments where no
+// granule fits (only freeing a segment, which synchronizes as cudaFree does,
+// lets their memory go), and with vmm:off everything on plain segments.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -257,7 +259,7 @@ TEST(VmmIntegrity, UnderPressureOnly) {
   EXPECT_EQ(f.ops, 20'000u);
 }
 
-TEST(VmmIntegrity, SlabsOnPlainSegmentsBesideTheArenas) {
+TEST(VmmIntegrity, SlabsOnMidBlocksBesideTheArenas) {
   Figures f = RunIntegrity(20'000, 11, "granule_size:128KiB,slab_size:64KiB,small_size:16KiB,remap:always,remap_budget:off", 100);
   EXPECT_EQ(f.ops, 20'000u);
 }

@@ -42,7 +42,7 @@ HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)
       granules_(backend, source_),
       fences_(backend, stats),
       supply_(make_supply(config, backend, granules_, fences_)),
-      slabs_(config.small_size, config.slab_size, source_, supply_.get()),
+      slabs_(config.small_size, config.slab_size, source_, supply_.get(), this),
       mid_size_(config.mid_size),
       mid_(source_, config.segment_round, supply_.get(), mid_arena_size(backend), fences_),
       large_(source_, config.segment_round, supply_.get(), arena_size(backend), fences_) {
@@ -54,6 +54,16 @@ HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)
     supply_->add_reclaimer(&large_);
   }
 }
+
+// Hosted slabs go back before the mid pool gives its pages to the device.
+HbmPolicy::~HbmPolicy() { slabs_.give_back_hosted(); }
+
+uintptr_t HbmPolicy::take_slab(uint64_t bytes, StreamId stream) {
+  const Block* b = mid_.allocate(bytes, stream);
+  return b != nullptr ? b->addr : 0;
+}
+
+void HbmPolicy::give_slab(uintptr_t base) { mid_.free(const_cast<Block*>(mid_.block_at(base))); }
 
 LiveBlock HbmPolicy::describe(const Live& live) {
   if (live.pool == Pool::kSmall) {
@@ -109,11 +119,12 @@ Allocation HbmPolicy::allocate_at(uint64_t addr, uint64_t size, uint64_t request
       live_.insert(addr, Live{requested, slot.slab, slot.index, Pool::kSmall, false});
       return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
     }
-  } else if (Block* block = large_.take_at(addr, size)) {
-    return handed_out(block, requested, false);
-  } else if (Block* block = mid_.take_at(addr, size)) {
-    return handed_out(block, requested, true);
   }
+  // A mid block checkpointed where an empty slab now lies on the mid pool:
+  // the slab gives its block back first.
+  slabs_.give_back_empty_hosted(addr, size);
+  if (Block* block = large_.take_at(addr, size)) return handed_out(block, requested, false);
+  if (Block* block = mid_.take_at(addr, size)) return handed_out(block, requested, true);
   throw Error(ErrorCode::kInvalidArgument, "hbm: no free memory holds " + std::to_string(size) + " bytes at " +
                                                std::to_string(addr) + " (the checkpoint's segment is gone or in use)");
 }
@@ -168,6 +179,15 @@ Tally HbmPolicy::check() const {
   slabs_.check(tally.of(Pool::kSmall), granules);
   mid_.check(tally.of(Pool::kLarge), allocated, granules);
   large_.check(tally.of(Pool::kLarge), allocated, granules);
+  // A hosted slab is an allocated mid block whose bytes the small pool holds.
+  PoolTally& large = tally.of(Pool::kLarge);
+  slabs_.for_each_hosted([&](const Slab& slab) {
+    const Block* b = mid_.block_at(slab.base);
+    if (b == nullptr || b->addr != slab.base || b->size != slabs_.slab_size() || !b->allocated())
+      throw Error(ErrorCode::kInvariant, "slab at " + std::to_string(slab.base) + ": not an allocated mid block of its size");
+    --large.in_use;
+    large.reserved -= int64_t(b->size);
+  });
   std::sort(allocated.begin(), allocated.end(), [](const Block* a, const Block* b) { return a->addr < b->addr; });
   if (supply_) {
     // Each granule is mapped in one place only, so no two blocks share physical memory.
@@ -220,7 +240,18 @@ Layout HbmPolicy::layout() const {
   };
   Layout out;
   slabs_.append_layout(out, requested_of);
+  const size_t mid_from = out.size();
   mid_.append_layout(out, requested_of);
+  // A hosted slab shows as its slots, within the mid pool's segment.
+  for (size_t i = mid_from; i < out.size(); ++i) {
+    std::vector<BlockLayout> blocks;
+    for (const BlockLayout& b : out[i].blocks) {
+      const Slab* slab = b.allocated ? slabs_.slab_at(b.addr) : nullptr;
+      if (slab != nullptr && slab->hosted && slab->base == b.addr) slabs_.append_blocks(*slab, blocks, requested_of);
+      else blocks.push_back(b);
+    }
+    out[i].blocks = std::move(blocks);
+  }
   large_.append_layout(out, requested_of);
   std::sort(out.begin(), out.end(),
             [](const SegmentLayout& a, const SegmentLayout& b) { return a.addr < b.addr; });

@@ -1,9 +1,10 @@
 // hbmalloc's own policy: size-class slabs for small requests, best fit with
 // splitting and coalescing for larger ones (mid-size blocks, up to mid_size,
 // in a pool of their own), one map of live pointers. Where the
-// backend has VMM (and vmm:on), large blocks live on page-mapped arenas and
-// slabs on granules, all drawn from one GranuleSupply that remaps cached free
-// granules instead of growing.
+// backend has VMM (and vmm:on), large and mid-size blocks live on page-mapped
+// arenas, all drawn from one GranuleSupply that remaps cached free granules
+// instead of growing, and slabs on the mid pool's blocks (or on granules when
+// they are a granule's size).
 #pragma once
 
 #include <cstdint>
@@ -20,9 +21,10 @@
 
 namespace hbmalloc::hbm {
 
-class HbmPolicy final : public Policy {
+class HbmPolicy final : public Policy, private SlabHost {
  public:
   HbmPolicy(const Config& config, Backend& backend, LiveStats& stats);
+  ~HbmPolicy() override;
 
   Allocation allocate(uint64_t size, StreamId stream) override;
   FreeStatus free(void* ptr, int64_t expected_requested, LiveBlock& out) override;
@@ -55,6 +57,11 @@ class HbmPolicy final : public Policy {
   Allocation handed_out(Block* block, uint64_t size, bool mid);
   LargePool& pool_of(const Live& live) { return live.mid ? mid_ : large_; }
   Allocation from_cache(uint64_t size, StreamId stream);
+  // SlabHost: a slab's memory is a mid pool block, so small and mid-size
+  // blocks share pages as in PyTorch's small pool (a small_size slab beside
+  // them held a partly used segment of its own).
+  uintptr_t take_slab(uint64_t bytes, StreamId stream) override;
+  void give_slab(uintptr_t base) override;
 
   // The supply is built before and outlives the pools that draw from it.
   static std::unique_ptr<GranuleSupply> make_supply(const Config& config, Backend& backend, GranuleSource& granules,

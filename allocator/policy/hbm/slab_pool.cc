@@ -27,19 +27,23 @@ void unlink(Slab*& head, Slab* s) {
 
 }  // namespace
 
-SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source, GranuleSupply* supply)
+SlabPool::SlabPool(uint64_t max_size, uint64_t slab_size, SegmentSource& source, GranuleSupply* supply,
+                   SlabHost* host)
     : classes_(max_size),
       slab_size_(slab_size),
       source_(source),
       supply_(supply && supply->granule() == slab_size ? supply : nullptr),
-      arenas_(supply && supply->granule() != slab_size ? supply : nullptr) {}
+      arenas_(supply && supply->granule() != slab_size ? supply : nullptr),
+      host_(arenas_ != nullptr ? host : nullptr) {}
 
 SlabPool::~SlabPool() {
   if (supply_) {
     release_all_vmm();
     return;
   }
-  for (const auto& [base, slab] : by_base_) source_.release_at_exit(reinterpret_cast<void*>(base), slab_size_);
+  // Hosted slabs went back with give_back_hosted, before their host.
+  for (const auto& [base, slab] : by_base_)
+    if (!slab->hosted) source_.release_at_exit(reinterpret_cast<void*>(base), slab_size_);
 }
 
 void SlabPool::prepare(StreamSlabs& st) const {
@@ -66,12 +70,14 @@ Slab* SlabPool::new_slab(StreamId stream, int cls, StreamSlabs& st) {
     return empty;
   }
   GranuleId granule = 0;
-  uintptr_t base = new_memory(granule);
+  bool hosted = false;
+  uintptr_t base = new_memory(stream, granule, hosted);
   if (base == 0) return nullptr;
   Slab* slab = pool_.make();
   slab->base = base;
   slab->stream = stream;
   slab->granule = granule;
+  slab->hosted = hosted;
   format(slab, cls);
   by_base_[slab->base] = slab;
   return slab;
@@ -97,8 +103,16 @@ uintptr_t SlabPool::take_address() {
   return a;
 }
 
-uintptr_t SlabPool::new_memory(GranuleId& granule) {
+uintptr_t SlabPool::new_memory(StreamId stream, GranuleId& granule, bool& hosted) {
   if (supply_ == nullptr) {
+    // The host's pages first: a slab there shares them with mid-size blocks
+    // instead of holding a segment of its own beside them.
+    if (host_ != nullptr)
+      if (uintptr_t base = host_->take_slab(slab_size_, stream)) {
+        arenas_->source().transfer(slab_size_, Pool::kLarge, Pool::kSmall);
+        hosted = true;
+        return base;
+      }
     void* mem = source_.grow(slab_size_, Pool::kSmall);
     if (mem == nullptr && arenas_ != nullptr && arenas_->make_room(slab_size_))
       mem = source_.grow(slab_size_, Pool::kSmall);
@@ -126,7 +140,10 @@ uintptr_t SlabPool::new_memory(GranuleId& granule) {
 
 void SlabPool::drop(Slab* slab, std::vector<GranuleRun>* out) {
   by_base_.erase(slab->base);
-  if (supply_ == nullptr) {
+  if (slab->hosted) {
+    arenas_->source().transfer(slab_size_, Pool::kSmall, Pool::kLarge);
+    host_->give_slab(slab->base);
+  } else if (supply_ == nullptr) {
     source_.release(reinterpret_cast<void*>(slab->base), slab_size_, Pool::kSmall);
   } else {
     GranuleSource& source = supply_->source();
@@ -143,21 +160,26 @@ void SlabPool::drop(Slab* slab, std::vector<GranuleRun>* out) {
   pool_.recycle(slab);
 }
 
-size_t SlabPool::take_empty(size_t want, absl::FunctionRef<void(StreamId, Slab*)> give) {
+size_t SlabPool::take_empty(size_t want, absl::FunctionRef<bool(const Slab*)> which,
+                            absl::FunctionRef<void(StreamId, Slab*)> give) {
   size_t taken = 0;
   for (int pass = 0; pass < 2 && taken < want; ++pass)
     for (auto& [stream, owned] : streams_) {
       StreamSlabs& st = *owned;
       if (pass == 0) {
-        for (; taken < want && st.empty != nullptr; ++taken) {
-          Slab* s = st.empty;
-          unlink(st.empty, s);
-          give(stream, s);
+        for (Slab* s = st.empty; taken < want && s != nullptr;) {
+          Slab* next = s->next;  // give may recycle s
+          if (which(s)) {
+            unlink(st.empty, s);
+            give(stream, s);
+            ++taken;
+          }
+          s = next;
         }
       } else {
         for (Slab*& spare : st.spare) {
           if (taken >= want) break;
-          if (spare == nullptr) continue;
+          if (spare == nullptr || !which(spare)) continue;
           give(stream, std::exchange(spare, nullptr));
           ++taken;
         }
@@ -168,8 +190,18 @@ size_t SlabPool::take_empty(size_t want, absl::FunctionRef<void(StreamId, Slab*)
 }
 
 size_t SlabPool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
+  if (host_ != nullptr) {
+    // Empty hosted slabs hold no granule of their own. Where the limit leaves
+    // no room for what is wanted, their blocks go back to the host, whose
+    // reclaim comes next, rather than the out-of-memory retry flushing the
+    // cache; else each stays its class's spare.
+    if (arenas_->source().room(arenas_->granule()) < want)
+      take_empty(
+          SIZE_MAX, [](const Slab* s) { return s->hosted; }, [&](StreamId, Slab* s) { drop(s, nullptr); });
+    return 0;
+  }
   if (supply_ == nullptr) return 0;
-  return take_empty(want, [&](StreamId stream, Slab* s) {
+  return take_empty(want, [](const Slab*) { return true; }, [&](StreamId stream, Slab* s) {
     idle.ensure(stream);
     drop(s, &out);
   });
@@ -177,10 +209,46 @@ size_t SlabPool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& 
 
 uint64_t SlabPool::release_plain(uint64_t bytes, StreamIdle& idle) {
   if (arenas_ == nullptr) return 0;
-  return slab_size_ * take_empty(size_t((bytes + slab_size_ - 1) / slab_size_), [&](StreamId stream, Slab* s) {
-           idle.ensure(stream);
-           drop(s, nullptr);
-         });
+  // Hosted slabs hold no segment: their pages go back with the host's.
+  return slab_size_ * take_empty(
+                          size_t((bytes + slab_size_ - 1) / slab_size_), [](const Slab* s) { return !s->hosted; },
+                          [&](StreamId stream, Slab* s) {
+                            idle.ensure(stream);
+                            drop(s, nullptr);
+                          });
+}
+
+void SlabPool::give_back_empty_hosted(uintptr_t addr, uint64_t size) {
+  std::vector<Slab*> empty;
+  auto it = by_base_.upper_bound(addr);
+  if (it != by_base_.begin()) --it;
+  for (; it != by_base_.end() && it->first < addr + size; ++it) {
+    Slab* slab = it->second;
+    if (slab->hosted && slab->used == 0 && slab->base + slab_size_ > addr) empty.push_back(slab);
+  }
+  for (Slab* slab : empty) {
+    // An empty hosted slab is its class's spare (free() gives the others back).
+    Slab*& spare = slabs_of(slab->stream).spare[size_t(slab->cls)];
+    if (spare != slab) continue;
+    spare = nullptr;
+    drop(slab, nullptr);
+  }
+}
+
+void SlabPool::give_back_hosted() noexcept {
+  try {
+    for (auto it = by_base_.begin(); it != by_base_.end();) {
+      Slab* slab = it->second;
+      if (!slab->hosted) {
+        ++it;
+        continue;
+      }
+      it = by_base_.erase(it);
+      arenas_->source().transfer(slab_size_, Pool::kSmall, Pool::kLarge);
+      host_->give_slab(slab->base);
+    }
+  } catch (...) {
+  }
 }
 
 void SlabPool::release_all_vmm() noexcept {
@@ -245,6 +313,7 @@ void SlabPool::free(Slab* slab, uint32_t index) {
     unlink(head, slab);
     Slab*& spare = st.spare[size_t(slab->cls)];
     if (spare == nullptr) spare = slab;
+    else if (slab->hosted) drop(slab, nullptr);  // the host caches its memory, for any size
     else push_front(st.empty, slab);
   }
 }
@@ -260,8 +329,9 @@ uint64_t SlabPool::release_cached() {
   uint64_t released = 0;
   auto release = [&](StreamId stream, Slab* slab) {
     if (supply_) supply_->idle().ensure(stream);
+    // A hosted slab's bytes go back to the device with its host's pages.
+    if (!slab->hosted) released += slab_size_;
     drop(slab, nullptr);
-    released += slab_size_;
   };
   if (supply_) supply_->idle().reset();
   for (auto& [stream, owned] : streams_) {
@@ -308,7 +378,8 @@ void SlabPool::check(PoolTally& tally, std::vector<GranuleRun>& granules) const 
       if (slab->granule == 0) violated(where + ": no granule behind it");
       granules.push_back({slab->granule, 1});
     }
-    ++tally.segments;
+    if (slab->hosted && host_ == nullptr) violated(where + ": hosted, with no host");
+    if (!slab->hosted) ++tally.segments;
     tally.reserved += int64_t(slab_size_);
     tally.in_use += slab->used;
     if (slab->used > 0) {
@@ -342,34 +413,45 @@ void SlabPool::check(PoolTally& tally, std::vector<GranuleRun>& granules) const 
     violated(std::to_string(listed) + " slabs listed but " + std::to_string(expected) + " have free slots");
 }
 
+void SlabPool::for_each_hosted(absl::FunctionRef<void(const Slab&)> f) const {
+  for (const auto& [base, slab] : by_base_)
+    if (slab->hosted) f(*slab);
+}
+
 void SlabPool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const {
   for (const auto& [base, slab] : by_base_) {
+    if (slab->hosted) continue;  // within its host's segment
     SegmentLayout seg{base, slab_size_, Pool::kSmall, slab->stream, {}, supply_ != nullptr};
-    if (slab->used == 0) {  // reformattable into any class: one hole
-      seg.blocks.push_back({base, slab_size_, 0, false});
-      out.push_back(std::move(seg));
-      continue;
-    }
-    uint64_t free_run = 0;  // bytes of the free run ending at slot i
-    auto close_run = [&](uintptr_t end) {
-      if (free_run > 0) seg.blocks.push_back({end - free_run, free_run, 0, false});
-      free_run = 0;
-    };
-    for (uint32_t i = 0; i < slab->slots; ++i) {
-      uintptr_t addr = base + uint64_t(i) * slab->slot_size;
-      if (slab->free.is_free(i)) {
-        free_run += slab->slot_size;
-        continue;
-      }
-      close_run(addr);
-      seg.blocks.push_back({addr, slab->slot_size, requested_of(addr), true});
-    }
-    uintptr_t slots_end = base + uint64_t(slab->slots) * slab->slot_size;
-    close_run(slots_end);
-    // The tail no slot fits in stays its own block: it can never be handed out.
-    if (slots_end < base + slab_size_) seg.blocks.push_back({slots_end, base + slab_size_ - slots_end, 0, false});
+    append_blocks(*slab, seg.blocks, requested_of);
     out.push_back(std::move(seg));
   }
+}
+
+void SlabPool::append_blocks(const Slab& slab, std::vector<BlockLayout>& out,
+                             const std::function<uint64_t(uintptr_t)>& requested_of) const {
+  const uintptr_t base = slab.base;
+  if (slab.used == 0) {  // reformattable into any class: one hole
+    out.push_back({base, slab_size_, 0, false});
+    return;
+  }
+  uint64_t free_run = 0;  // bytes of the free run ending at slot i
+  auto close_run = [&](uintptr_t end) {
+    if (free_run > 0) out.push_back({end - free_run, free_run, 0, false});
+    free_run = 0;
+  };
+  for (uint32_t i = 0; i < slab.slots; ++i) {
+    uintptr_t addr = base + uint64_t(i) * slab.slot_size;
+    if (slab.free.is_free(i)) {
+      free_run += slab.slot_size;
+      continue;
+    }
+    close_run(addr);
+    out.push_back({addr, slab.slot_size, requested_of(addr), true});
+  }
+  uintptr_t slots_end = base + uint64_t(slab.slots) * slab.slot_size;
+  close_run(slots_end);
+  // The tail no slot fits in stays its own block: it can never be handed out.
+  if (slots_end < base + slab_size_) out.push_back({slots_end, base + slab_size_ - slots_end, 0, false});
 }
 
 }  // namespace hbmalloc::hbm

@@ -649,6 +649,29 @@ TEST(VmmAllocator, ASlabOnAFullDeviceSharesTheGranuleOfAnotherStreamsSlab) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+// On a full device an empty slab (its class's spare) gives its mid pool
+// block back when a large request wants more than the limit has room for:
+// the granule under it is remapped and the rest created, with no
+// out-of-memory retry (which would flush the whole cache).
+TEST(VmmAllocator, AnEmptySlabsGranuleServesALargeBlockOnAFullDevice) {
+  SimAllocator a(4 * MiB);
+  a->free(a->malloc(1000));  // its slab stays, empty, on a granule of the mid pool
+  ASSERT_EQ(a->stats().reserved_bytes.all.current, int64_t(2 * MiB));
+  const Stats before = a->stats();
+  void* big = a->malloc(4 * MiB);  // one granule to create, the slab's to remap
+  ASSERT_NE(big, nullptr);
+  const Stats s = a->stats();
+  EXPECT_EQ(s.num_alloc_retries, 0);
+  EXPECT_EQ(s.vmm.create - before.vmm.create, 1);
+  EXPECT_EQ(s.vmm.unmap - before.vmm.unmap, 1);
+  EXPECT_EQ(s.vmm.release, 0);
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, 0);
+  EXPECT_EQ(s.reserved_bytes.all.current, int64_t(4 * MiB));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->free(big);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
 // On a full device, a small request whose slab needs a page of the mid pool
 // gets one cached granule remapped from the large pool. Before slabs were
 // mid blocks, the out-of-memory retry flushed the whole cache (here all 7

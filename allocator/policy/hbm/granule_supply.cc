@@ -151,10 +151,15 @@ bool GranuleSupply::obtain(size_t n, Pool pool, std::vector<GranuleRun>& out, ui
   // Empty plain slabs hold memory no remap can take: given back when the
   // limit is short, rather than the whole cache at the out-of-memory retry.
   release_plain_for(rest);
-  const size_t made = rest > 0 && rest <= source_.room(granule_) ? source_.create_many(granule_, rest, pool, created) : 0;
-  // The device had less than the limit: remapping is the only way left.
-  if (reclaimed + made < n && config_.remap != VmmConfig::Remap::kNever)
+  size_t made = rest > 0 && rest <= source_.room(granule_) ? source_.create_many(granule_, rest, pool, created) : 0;
+  // The device had less than the limit, or the limit less than the rest:
+  // remapping is the only way left, and what it finds may leave a rest the
+  // limit has room for.
+  if (reclaimed + made < n && config_.remap != VmmConfig::Remap::kNever) {
     reclaimed += reclaim(n - reclaimed - made, remapped);
+    if (const size_t left = n - std::min(n, reclaimed + made); left > 0 && left <= source_.room(granule_))
+      made += source_.create_many(granule_, left, pool, created);
+  }
   if (reclaimed + made < n) {
     source_.release_runs(remapped, granule_, Pool::kLarge);
     source_.release_runs(created, granule_, pool);

@@ -26,6 +26,13 @@ class StatTracker {
     if (delta > 0) increase(pool, delta);
     else decrease(pool, -delta);
   }
+  // n moves from one pool to the other (memory held for one now serves the
+  // other): each pool's figures change, `all`'s totals do not.
+  void move(Pool from, Pool to, int64_t n) {
+    decrease(from, n);
+    increase(to, n);
+    moved_ += n;
+  }
 
   int64_t current(Pool pool) const { return current_[static_cast<int>(pool)]; }
   int64_t current_all() const { return current_[0] + current_[1]; }
@@ -42,7 +49,8 @@ class StatTracker {
       int i = static_cast<int>(pool);
       a.of(pool) = {current_[i], peak_[i], total_[i], total_[i] - current_[i]};
     }
-    a.all = {current_all(), all_peak_, total_[0] + total_[1], total_[0] + total_[1] - current_all()};
+    const int64_t total = total_[0] + total_[1] - moved_;
+    a.all = {current_all(), all_peak_, total, total - current_all()};
     return a;
   }
 
@@ -51,6 +59,7 @@ class StatTracker {
   int64_t total_[2] = {0, 0};
   int64_t peak_[2] = {0, 0};
   int64_t all_peak_ = 0;
+  int64_t moved_ = 0;  // increases that were moves between the pools
 };
 
 }  // namespace hbmalloc

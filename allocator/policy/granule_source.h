@@ -78,10 +78,7 @@ class GranuleSource {
     stats().reserved_bytes.decrease(pool, int64_t(n * bytes));
   }
   // A held granule now serves the other pool (reserved moves with it).
-  void transfer(uint64_t bytes, Pool from, Pool to) {
-    stats().reserved_bytes.decrease(from, int64_t(bytes));
-    stats().reserved_bytes.increase(to, int64_t(bytes));
-  }
+  void transfer(uint64_t bytes, Pool from, Pool to) { stats().reserved_bytes.move(from, to, int64_t(bytes)); }
 
   void map(void* addr, GranuleId granule, uint64_t bytes) {
     backend_.map(addr, granule);

@@ -604,6 +604,10 @@ TEST(VmmAllocator, SlabsShareTheMidPoolsPagesWithMidSizeBlocks) {
   s = a->stats();
   EXPECT_EQ(s.reserved_bytes.all.current, 0);
   EXPECT_EQ(s.reserved_bytes.small_pool.current, 0);
+  // The slabs' bytes moved between the pools; all the device gave is one granule.
+  EXPECT_EQ(s.reserved_bytes.all.allocated, int64_t(2 * MiB));
+  EXPECT_EQ(s.reserved_bytes.all.freed, int64_t(2 * MiB));
+  EXPECT_EQ(s.reserved_bytes.small_pool.allocated, int64_t(2 * slab));
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 

@@ -237,16 +237,10 @@ void SlabPool::give_back_empty_hosted(uintptr_t addr, uint64_t size) {
 
 void SlabPool::give_back_hosted() noexcept {
   try {
-    for (auto it = by_base_.begin(); it != by_base_.end();) {
-      Slab* slab = it->second;
-      if (!slab->hosted) {
-        ++it;
-        continue;
-      }
-      it = by_base_.erase(it);
-      arenas_->source().transfer(slab_size_, Pool::kSmall, Pool::kLarge);
-      host_->give_slab(slab->base);
-    }
+    std::vector<Slab*> hosted;
+    for (const auto& [base, slab] : by_base_)
+      if (slab->hosted) hosted.push_back(slab);
+    for (Slab* slab : hosted) drop(slab, nullptr);  // its lists die with the pool
   } catch (...) {
   }
 }
@@ -378,7 +372,6 @@ void SlabPool::check(PoolTally& tally, std::vector<GranuleRun>& granules) const 
       if (slab->granule == 0) violated(where + ": no granule behind it");
       granules.push_back({slab->granule, 1});
     }
-    if (slab->hosted && host_ == nullptr) violated(where + ": hosted, with no host");
     if (!slab->hosted) ++tally.segments;
     tally.reserved += int64_t(slab_size_);
     tally.in_use += slab->used;

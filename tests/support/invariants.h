@@ -11,6 +11,8 @@
 
 #include "backend/sim_backend.h"
 #include "hbmalloc/allocator.hpp"
+#include "hbmalloc/layout.hpp"
+#include "hbmalloc/stats.hpp"
 
 namespace hbmalloc::testing {
 
@@ -61,6 +63,35 @@ inline ::testing::AssertionResult InvariantsHold(const Allocator& a) {
   } catch (const std::exception& e) {
     return ::testing::AssertionFailure() << e.what();
   }
+}
+
+// The layout (what snapshots and reports show) agrees with the statistics,
+// pool by pool: its segments are the segments counted and hold the bytes
+// reserved, and its allocated blocks hold the bytes active (handed out or
+// waiting on other streams' work).
+inline ::testing::AssertionResult LayoutAgreesWithStats(const Allocator& a) {
+  const Layout layout = a.layout();
+  const Stats s = a.stats();
+  for (Pool pool : {Pool::kSmall, Pool::kLarge}) {
+    int64_t segments = 0, reserved = 0, allocated = 0;
+    for (const SegmentLayout& seg : layout) {
+      if (seg.pool != pool) continue;
+      ++segments;
+      reserved += int64_t(seg.size);
+      for (const BlockLayout& b : seg.blocks) allocated += b.allocated ? int64_t(b.size) : 0;
+    }
+    const char* name = pool == Pool::kSmall ? "small pool: " : "large pool: ";
+    if (segments != s.segment.of(pool).current)
+      return ::testing::AssertionFailure() << name << segments << " segments laid out, " << s.segment.of(pool).current
+                                           << " counted";
+    if (reserved != s.reserved_bytes.of(pool).current)
+      return ::testing::AssertionFailure() << name << reserved << " bytes in segments laid out, "
+                                           << s.reserved_bytes.of(pool).current << " reserved";
+    if (allocated != s.active_bytes.of(pool).current)
+      return ::testing::AssertionFailure() << name << allocated << " bytes in allocated blocks laid out, "
+                                           << s.active_bytes.of(pool).current << " active";
+  }
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace hbmalloc::testing

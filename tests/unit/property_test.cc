@@ -1,6 +1,7 @@
 // Long random operation sequences on the sim backend, checked against an
-// independent shadow (no two live blocks overlap, requested bytes add up) and
-// by the invariant checker at regular points.
+// independent shadow (no two live blocks overlap, requested bytes add up), by
+// the invariant checker and against the layout (what snapshots show agrees
+// with the statistics, pool by pool) at regular points.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@ namespace hbmalloc {
 namespace {
 
 using testing::InvariantsHold;
+using testing::LayoutAgreesWithStats;
 using testing::LiveRanges;
 using testing::SimAllocator;
 
@@ -88,6 +90,7 @@ void RunRandomOps(const Run& run) {
     }
     if (op % run.check_every == 0) {
       ASSERT_TRUE(InvariantsHold(*a.alloc)) << "after op " << op;
+      ASSERT_TRUE(LayoutAgreesWithStats(*a.alloc)) << "after op " << op;
       Stats s = a->stats();
       ASSERT_EQ(s.allocation.all.current, int64_t(live.size()));
       ASSERT_GE(s.requested_bytes.all.current, int64_t(requested));  // plus pending frees
@@ -136,6 +139,13 @@ TEST(Property, RemapAlwaysAndPlainSegments) {
   RunRandomOps({200'000, 11, 64ull << 30, 300, 2000, "remap:always,remap_budget:off"});
   RunRandomOps({200'000, 12, 64ull << 30, 300, 2000, "vmm:off"});
   for (uint64_t seed = 30; seed <= 40; ++seed) RunRandomOps({3000, seed, 8ull << 30, 30, 1, "remap:always,remap_budget:off"});
+}
+
+// PyTorch's rules on plain segments, checked every operation. (Under
+// expandable segments PyTorch counts no segment, only the bytes mapped, so
+// its layout and segment count differ by design.)
+TEST(Property, PyTorchsRulesOnPlainSegments) {
+  for (uint64_t seed = 30; seed <= 40; ++seed) RunRandomOps({3000, seed, 8ull << 30, 30, 1, "policy:cca"});
 }
 
 // A random step repeated, as a training loop repeats its step: the same

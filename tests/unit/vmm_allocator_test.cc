@@ -24,6 +24,7 @@ namespace hbmalloc {
 namespace {
 
 using testing::InvariantsHold;
+using testing::LayoutAgreesWithStats;
 using testing::SimAllocator;
 
 constexpr uint64_t MiB = 1ull << 20;
@@ -575,9 +576,10 @@ TEST(VmmAllocator, ASmallRequestWithNoRoomForASlabUsesACachedLargeBlock) {
 }
 
 // Slabs beside the arenas are blocks of the mid pool: small and mid-size
-// blocks share its pages, as in PyTorch's small pool. A 128 KiB plain segment
-// per slab sat beside them, partly used, and cost hbm a granule of least
-// capacity against expandable segments on NiuHuang forward 100.
+// blocks share its pages, as in PyTorch's small pool, and count in the small
+// pool's statistics as PyTorch's blocks of up to 1 MiB do. A 128 KiB plain
+// segment per slab sat beside them, partly used, and cost hbm a granule of
+// least capacity against expandable segments on NiuHuang forward 100.
 TEST(VmmAllocator, SlabsShareTheMidPoolsPagesWithMidSizeBlocks) {
   SimAllocator a;
   const uint64_t slab = Config{}.slab_size;
@@ -586,8 +588,10 @@ TEST(VmmAllocator, SlabsShareTheMidPoolsPagesWithMidSizeBlocks) {
   void* q = a->malloc(100);  // another class: a second slab
   Stats s = a->stats();
   EXPECT_EQ(s.reserved_bytes.all.current, int64_t(2 * MiB)) << "one granule holds them all";
-  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(2 * slab));
-  EXPECT_EQ(s.segment.small_pool.current, 0) << "no plain segment";
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(2 * MiB));
+  EXPECT_EQ(s.segment.small_pool.current, 1) << "the mid pool's run of pages";
+  EXPECT_EQ(s.segment.large_pool.current, 0);
+  EXPECT_EQ(s.allocated_bytes.small_pool.current, s.allocated_bytes.all.current) << "blocks of up to 1 MiB";
   EXPECT_EQ(s.num_device_alloc, 0);
   EXPECT_EQ(Addr(mid), Addr(p) + slab);
   EXPECT_EQ(Addr(q), Addr(mid) + 200 * 1024);
@@ -595,6 +599,8 @@ TEST(VmmAllocator, SlabsShareTheMidPoolsPagesWithMidSizeBlocks) {
   // Each slab shows as its slots within the mid pool's segment.
   const Layout layout = a->layout();
   ASSERT_EQ(layout.size(), 1u);
+  EXPECT_EQ(layout[0].pool, Pool::kSmall);
+  EXPECT_TRUE(LayoutAgreesWithStats(*a.alloc));
   size_t live = 0;
   for (const BlockLayout& b : layout[0].blocks) live += b.allocated;
   EXPECT_EQ(live, 3u);
@@ -604,10 +610,11 @@ TEST(VmmAllocator, SlabsShareTheMidPoolsPagesWithMidSizeBlocks) {
   s = a->stats();
   EXPECT_EQ(s.reserved_bytes.all.current, 0);
   EXPECT_EQ(s.reserved_bytes.small_pool.current, 0);
-  // The slabs' bytes moved between the pools; all the device gave is one granule.
+  // All the device gave is one granule, and no byte moved between the pools.
   EXPECT_EQ(s.reserved_bytes.all.allocated, int64_t(2 * MiB));
   EXPECT_EQ(s.reserved_bytes.all.freed, int64_t(2 * MiB));
-  EXPECT_EQ(s.reserved_bytes.small_pool.allocated, int64_t(2 * slab));
+  EXPECT_EQ(s.reserved_bytes.small_pool.allocated, int64_t(2 * MiB));
+  EXPECT_EQ(s.reserved_bytes.large_pool.allocated, 0);
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
@@ -618,10 +625,21 @@ TEST(VmmAllocator, AnEmptySlabPastItsClassesSpareGoesBackToTheMidPool) {
   const uint64_t slab = Config{}.slab_size;
   std::vector<void*> small;
   for (int i = 0; i < 3 * 2; ++i) small.push_back(a->malloc(64 * 1024));  // three slabs of two slots
-  ASSERT_EQ(a->stats().reserved_bytes.small_pool.current, int64_t(3 * slab));
   for (void* p : small) a->free(p);
+  // The first slab stays, its class's spare (laid out as one free block, no
+  // slot in use); the other two went back to the mid pool, one free block.
+  const Layout layout = a->layout();
+  ASSERT_EQ(layout.size(), 1u);
+  ASSERT_EQ(layout[0].blocks.size(), 2u);
+  EXPECT_EQ(layout[0].blocks[0].addr, Addr(small[0]));
+  EXPECT_EQ(layout[0].blocks[0].size, slab);
+  EXPECT_EQ(layout[0].blocks[1].addr, Addr(small[2]));
+  EXPECT_EQ(layout[0].blocks[1].size, 2 * MiB - slab);
+  // Its slots are served again from the spare, with nothing else taken.
+  void* again = a->malloc(64 * 1024);
+  EXPECT_EQ(again, small[0]);
+  a->free(again);
   Stats s = a->stats();
-  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(slab)) << "the spare stays";
   EXPECT_EQ(s.reserved_bytes.all.current, int64_t(2 * MiB));
   EXPECT_TRUE(InvariantsHold(*a.alloc));
   // The room of the two slabs given back serves a mid-size block, nothing grown.
@@ -702,7 +720,7 @@ TEST(VmmAllocator, ASlabOnAFullDeviceTakesOneCachedGranuleNotTheWholeCache) {
   EXPECT_EQ(s.vmm.release, before.vmm.release);
   EXPECT_EQ(s.vmm.unmap - before.vmm.unmap, 1) << "one granule remapped";
   EXPECT_EQ(s.reserved_bytes.all.current, int64_t(14 * MiB));
-  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(Config{}.slab_size));
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, int64_t(2 * MiB)) << "the mid pool's granule, the slab on it";
   EXPECT_TRUE(InvariantsHold(*a.alloc));
   // The cache left serves a large request again without creating anything.
   void* again = a->malloc(10 * MiB);

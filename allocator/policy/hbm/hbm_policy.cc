@@ -44,8 +44,8 @@ HbmPolicy::HbmPolicy(const Config& config, Backend& backend, LiveStats& stats)
       supply_(make_supply(config, backend, granules_, fences_)),
       slabs_(config.small_size, config.slab_size, source_, supply_.get(), this),
       mid_size_(config.mid_size),
-      mid_(source_, config.segment_round, supply_.get(), mid_arena_size(backend), fences_),
-      large_(source_, config.segment_round, supply_.get(), arena_size(backend), fences_) {
+      mid_(Pool::kSmall, source_, config.segment_round, supply_.get(), mid_arena_size(backend), fences_),
+      large_(Pool::kLarge, source_, config.segment_round, supply_.get(), arena_size(backend), fences_) {
   // Empty slabs go first: whole granules, no large block cut; then the mid
   // pool's free pages, which a burst of small blocks leaves behind.
   if (supply_) {
@@ -66,19 +66,20 @@ uintptr_t HbmPolicy::take_slab(uint64_t bytes, StreamId stream) {
 void HbmPolicy::give_slab(uintptr_t base) { mid_.free(const_cast<Block*>(mid_.block_at(base))); }
 
 LiveBlock HbmPolicy::describe(const Live& live) {
-  if (live.pool == Pool::kSmall) {
+  if (live.holder == Holder::kSlot) {
     const Slab* slab = static_cast<const Slab*>(live.owner);
     return {live.requested, slab->slot_size, Pool::kSmall, slab->stream};
   }
   const Block* block = static_cast<const Block*>(live.owner);
-  return {live.requested, block->size, Pool::kLarge, block->stream};
+  return {live.requested, block->size, live.pool(), block->stream};
 }
 
 // Inlined: it is the tail of every large allocation.
 [[gnu::always_inline]] inline Allocation HbmPolicy::handed_out(Block* block, uint64_t size, bool mid) {
   if (block == nullptr) return {};
-  live_.insert(block->addr, Live{size, block, 0, Pool::kLarge, mid});
-  return {reinterpret_cast<void*>(block->addr), block->size, Pool::kLarge};
+  const Live live{size, block, 0, mid ? Holder::kMid : Holder::kLarge};
+  live_.insert(block->addr, live);
+  return {reinterpret_cast<void*>(block->addr), block->size, live.pool()};
 }
 
 Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
@@ -87,7 +88,7 @@ Allocation HbmPolicy::allocate(uint64_t size, StreamId stream) {
     SlabPool::Slot slot = slabs_.allocate(slabs_.class_of(size), stream);
     if (slot.slab == nullptr) [[unlikely]] return from_cache(size, stream);
     uintptr_t addr = slot.addr();
-    live_.insert(addr, Live{size, slot.slab, slot.index, Pool::kSmall, false});
+    live_.insert(addr, Live{size, slot.slab, slot.index, Holder::kSlot});
     return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
   }
   if (size <= mid_size_) {
@@ -116,7 +117,7 @@ Allocation HbmPolicy::allocate_at(uint64_t addr, uint64_t size, uint64_t request
   if (slabs_.slab_at(addr) != nullptr) {
     SlabPool::Slot slot = slabs_.take_at(addr, size);
     if (slot.slab != nullptr) {
-      live_.insert(addr, Live{requested, slot.slab, slot.index, Pool::kSmall, false});
+      live_.insert(addr, Live{requested, slot.slab, slot.index, Holder::kSlot});
       return {reinterpret_cast<void*>(addr), slot.slab->slot_size, Pool::kSmall};
     }
   }
@@ -137,7 +138,7 @@ FreeStatus HbmPolicy::free(void* ptr, int64_t expected_requested, LiveBlock& out
   out = describe(live);
   if (expected_requested >= 0 && uint64_t(expected_requested) != live.requested) return FreeStatus::kSizeMismatch;
   live_.erase_found(found);
-  if (live.pool == Pool::kSmall) slabs_.free(static_cast<Slab*>(live.owner), live.slot);
+  if (live.holder == Holder::kSlot) slabs_.free(static_cast<Slab*>(live.owner), live.slot);
   else pool_of(live).free(static_cast<Block*>(live.owner));
   return FreeStatus::kOk;
 }
@@ -177,16 +178,17 @@ Tally HbmPolicy::check() const {
   std::vector<GranuleRun> granules;
   std::vector<const Block*> allocated;
   slabs_.check(tally.of(Pool::kSmall), granules);
-  mid_.check(tally.of(Pool::kLarge), allocated, granules);
+  mid_.check(tally.of(Pool::kSmall), allocated, granules);
   large_.check(tally.of(Pool::kLarge), allocated, granules);
-  // A hosted slab is an allocated mid block whose bytes the small pool holds.
-  PoolTally& large = tally.of(Pool::kLarge);
+  // A hosted slab is an allocated mid block, its bytes and slots already
+  // counted with the slab: not again as the mid pool's.
+  PoolTally& small = tally.of(Pool::kSmall);
   slabs_.for_each_hosted([&](const Slab& slab) {
     const Block* b = mid_.block_at(slab.base);
     if (b == nullptr || b->addr != slab.base || b->size != slabs_.slab_size() || !b->allocated())
       throw Error(ErrorCode::kInvariant, "slab at " + std::to_string(slab.base) + ": not an allocated mid block of its size");
-    --large.in_use;
-    large.reserved -= int64_t(b->size);
+    --small.in_use;
+    small.reserved -= int64_t(b->size);
   });
   std::sort(allocated.begin(), allocated.end(), [](const Block* a, const Block* b) { return a->addr < b->addr; });
   if (supply_) {
@@ -200,7 +202,7 @@ Tally HbmPolicy::check() const {
   // Every live pointer is an in-use slot or an allocated block at that address.
   live_.for_each([&](uintptr_t addr, const Live& live) {
     std::string at = "live pointer " + std::to_string(addr);
-    if (live.pool == Pool::kSmall) {
+    if (live.holder == Holder::kSlot) {
       const Slab* slab = static_cast<const Slab*>(live.owner);
       if (slabs_.slab_at(addr) != slab || slab->base + uint64_t(live.slot) * slab->slot_size != addr ||
           slab->free.is_free(live.slot))
@@ -212,12 +214,12 @@ Tally HbmPolicy::check() const {
                                  [](const Block* b, uintptr_t a) { return b->addr < a; });
       if (it == allocated.end() || *it != block || block->addr != addr || !block->allocated())
         throw Error(ErrorCode::kInvariant, at + ": not an allocated block at that address");
-      if ((mid_.block_at(addr) == block) != live.mid)
+      if ((mid_.block_at(addr) == block) != (live.holder == Holder::kMid))
         throw Error(ErrorCode::kInvariant, at + ": its block is not in the pool the pointer names");
       if (live.requested > block->size) throw Error(ErrorCode::kInvariant, at + ": block smaller than request");
     }
     LiveBlock d = describe(live);
-    PoolTally& t = tally.of(live.pool);
+    PoolTally& t = tally.of(live.pool());
     ++t.blocks;
     t.allocated_bytes += int64_t(d.allocated);
     t.requested_bytes += int64_t(d.requested);

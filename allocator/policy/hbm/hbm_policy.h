@@ -44,18 +44,21 @@ class HbmPolicy final : public Policy, private SlabHost {
   Layout layout() const override;
 
  private:
-  // A live pointer: its slab slot or its large block, and what was asked.
+  // What holds a live pointer.
+  enum class Holder : uint8_t { kSlot, kMid, kLarge };
+  // A live pointer: its slab slot, mid block or large block, and what was asked.
   struct Live {
     uint64_t requested;
-    void* owner;  // Slab* or Block*, by pool
+    void* owner;  // Slab* (a slot) or Block*
     uint32_t slot;
-    Pool pool;
-    bool mid;  // a block of mid_ (else of large_)
+    Holder holder;
+    // Slots and mid blocks, PyTorch's blocks of up to 1 MiB, are the small pool.
+    Pool pool() const { return holder == Holder::kLarge ? Pool::kLarge : Pool::kSmall; }
   };
   static LiveBlock describe(const Live& live);
   // A block of mid_ (mid) or large_ handed out for a request of `size` (nullptr: none).
   Allocation handed_out(Block* block, uint64_t size, bool mid);
-  LargePool& pool_of(const Live& live) { return live.mid ? mid_ : large_; }
+  LargePool& pool_of(const Live& live) { return live.holder == Holder::kMid ? mid_ : large_; }
   Allocation from_cache(uint64_t size, StreamId stream);
   // SlabHost: a slab's memory is a mid pool block, so small and mid-size
   // blocks share pages as in PyTorch's small pool (a small_size slab beside

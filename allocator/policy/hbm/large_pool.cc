@@ -12,15 +12,16 @@ namespace hbmalloc::hbm {
 namespace {
 }  // namespace
 
-LargePool::LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size,
-                     StreamFences& fences)
+LargePool::LargePool(Pool pool, SegmentSource& source, uint64_t segment_round, GranuleSupply* supply,
+                     uint64_t arena_size, StreamFences& fences)
     : segment_round_(segment_round),
       source_(source),
       supply_(supply),
       page_(supply ? supply->granule() : 0),
       page_shift_(std::countr_zero(page_)),
       arena_size_(supply ? round_up(arena_size, supply->granule()) : 0),
-      fences_(fences) {}
+      fences_(fences),
+      pool_(pool) {}
 
 LargePool::~LargePool() {
   if (vmm()) {
@@ -34,7 +35,7 @@ LargePool::~LargePool() {
 
 Block* LargePool::new_segment(uint64_t size, StreamId stream) {
   uint64_t bytes = round_up(size, segment_round_);
-  void* mem = source_.grow(bytes, Pool::kLarge);
+  void* mem = source_.grow(bytes, pool_);
   if (mem == nullptr) return nullptr;
   return new_head(reinterpret_cast<uintptr_t>(mem), bytes, stream, BlockState::kFree);
 }
@@ -302,8 +303,8 @@ uint64_t LargePool::release_cached() {
     StreamIdle& idle = supply_->idle();
     idle.reset();
     std::vector<GranuleRun> granules;
-    reclaim(SIZE_MAX, granules, idle);
-    supply_->source().release_runs(granules, page_, Pool::kLarge);
+    unmap_cached(SIZE_MAX, granules, idle);
+    supply_->source().release_runs(granules, page_, pool_);
     return granules_in(granules) * page_;
   }
   for (auto it = segment_heads_.begin(); it != segment_heads_.end();) {
@@ -314,7 +315,7 @@ uint64_t LargePool::release_cached() {
     }
     LargeSegment* seg = b->segment;
     free_.erase(b);
-    source_.release(reinterpret_cast<void*>(seg->base), seg->size, Pool::kLarge);
+    source_.release(reinterpret_cast<void*>(seg->base), seg->size, pool_);
     released += seg->size;
     blocks_.recycle(b);
     segments_.recycle(seg);
@@ -382,7 +383,7 @@ void LargePool::append_layout(Layout& out, const std::function<uint64_t(uintptr_
       append_arena(head, out, requested_of);
       continue;
     }
-    SegmentLayout seg{base, head->segment->size, Pool::kLarge, head->segment->stream, {}, false};
+    SegmentLayout seg{base, head->segment->size, pool_, head->segment->stream, {}, false};
     for (const Block* b = head; b; b = b->next)
       seg.blocks.push_back({b->addr, b->size, b->allocated() ? requested_of(b->addr) : 0, b->allocated()});
     out.push_back(std::move(seg));

@@ -48,8 +48,9 @@ class LargePool final : public GranuleReclaimer {
   static constexpr uint64_t kRound = 512;  // block sizes are multiples of this
 
   // Without a supply: plain segments rounded to segment_round. With one:
-  // page-mapped arenas of arena_size bytes (more for a larger request).
-  LargePool(SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size,
+  // page-mapped arenas of arena_size bytes (more for a larger request). Its
+  // memory counts in the statistics of `pool`.
+  LargePool(Pool pool, SegmentSource& source, uint64_t segment_round, GranuleSupply* supply, uint64_t arena_size,
             StreamFences& fences);
   ~LargePool() override;
   LargePool(const LargePool&) = delete;
@@ -160,8 +161,8 @@ class LargePool final : public GranuleReclaimer {
   void account_inactive(const Block* b, int sign) {
     if (b == nullptr || !b->is_free() || !b->is_split()) return;
     LiveStats& stats = source_.stats();
-    stats.inactive_split.add(Pool::kLarge, sign);
-    stats.inactive_split_bytes.add(Pool::kLarge, sign * int64_t(b->backed));
+    stats.inactive_split.add(pool_, sign);
+    stats.inactive_split_bytes.add(pool_, sign * int64_t(b->backed));
   }
   Block* split_off(Block* b, uint64_t first_size, BlockState rest_state);
   // Free block b, out of the index, serves a request: its inactive-split
@@ -208,8 +209,11 @@ class LargePool final : public GranuleReclaimer {
     uint64_t freed_at;  // the StreamFences stamp of the latest free these pages were part of
   };
   std::vector<Victim> victims_;  // scratch of reclaim()
+  // reclaim(), the granules in `out` still counted under pool_.
+  size_t unmap_cached(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle);
   absl::btree_map<uintptr_t, Block*> segment_heads_;  // segment (or arena) base -> its first block
   StreamFences& fences_;        // when another stream may take a free block
+  const Pool pool_;             // the statistics its memory counts in
   std::vector<Block*> fits_;    // scratch of best_fit_of_all()
 };
 

@@ -51,7 +51,7 @@ void LargePool::map_pages(LargeSegment* seg, uint64_t first, uint64_t count, std
     page += run.count;
   }
   // A run of mapped pages is a segment: this one may join one or two.
-  source_.stats().segment.add(Pool::kLarge, 1 - int(left) - int(right));
+  source_.stats().segment.add(pool_, 1 - int(left) - int(right));
 }
 
 void LargePool::unmap_pages(LargeSegment* seg, uint64_t first, uint64_t end, std::vector<GranuleRun>& out) {
@@ -59,7 +59,7 @@ void LargePool::unmap_pages(LargeSegment* seg, uint64_t first, uint64_t end, std
   supply_->source().unmap(ptr(seg->base + first * page_), (end - first) * page_);
   const bool left = first > 0 && seg->pages.is_mapped(first - 1);
   const bool right = seg->pages.is_mapped(end);
-  source_.stats().segment.add(Pool::kLarge, int(left) + int(right) - 1);
+  source_.stats().segment.add(pool_, int(left) + int(right) - 1);
 }
 
 // A free neighbour of a block being mapped: its inactive-split bytes out
@@ -87,7 +87,7 @@ bool LargePool::back(Block* b) {
   // b is allocated, so reclaim cannot take its pages, nor the pages it shares
   // with its free neighbours (they are not whole pages of a free block).
   scratch_.clear();
-  if (!supply_->obtain(wanted, Pool::kLarge, scratch_, b->size)) return false;
+  if (!supply_->obtain(wanted, pool_, scratch_, b->size)) return false;
   // Mapping the pages at b's ends also maps bytes of its free neighbours.
   settle_backed(b->prev, -1);
   settle_backed(b->next, -1);
@@ -122,7 +122,7 @@ bool LargePool::back(Block* b) {
       rest.push_back(GranuleRun{scratch_[run].first + used, scratch_[run].count - used});
       rest.insert(rest.end(), scratch_.begin() + std::ptrdiff_t(run) + 1, scratch_.end());
     }
-    supply_->source().release_runs(rest, page_, Pool::kLarge);
+    supply_->source().release_runs(rest, page_, pool_);
     b->backed = mapped_bytes(seg, b->addr, b->size);
     settle_backed(b->prev, +1);
     settle_backed(b->next, +1);
@@ -135,6 +135,13 @@ bool LargePool::back(Block* b) {
 }
 
 size_t LargePool::reclaim(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
+  const size_t got = unmap_cached(want, out, idle);
+  // Granules on their way to another pool count under the large pool.
+  if (pool_ != Pool::kLarge && got > 0) supply_->source().transfer(got * page_, pool_, Pool::kLarge);
+  return got;
+}
+
+size_t LargePool::unmap_cached(size_t want, std::vector<GranuleRun>& out, StreamIdle& idle) {
   if (!vmm() || want == 0) return 0;
   if (!history_) {  // free() keeps page histories from now on
     history_ = true;
@@ -239,7 +246,7 @@ void LargePool::append_arena(const Block* head, Layout& out,
   // Each stretch of mapped pages is a segment holding the parts of blocks on it.
   seg->pages.for_each_stretch([&](uint64_t first, uint64_t count) {
     const uintptr_t lo = seg->base + first * page_, hi = lo + count * page_;
-    SegmentLayout s{lo, hi - lo, Pool::kLarge, seg->stream, {}, true};
+    SegmentLayout s{lo, hi - lo, pool_, seg->stream, {}, true};
     while (b && b->addr + b->size <= lo) b = b->next;
     for (const Block* c = b; c && c->addr < hi; c = c->next) {
       const uintptr_t from = std::max<uintptr_t>(c->addr, lo), to = std::min<uintptr_t>(c->addr + c->size, hi);
@@ -261,7 +268,7 @@ void LargePool::release_all_vmm() noexcept {
           [&](uint64_t first, uint64_t n) { source.unmap(ptr(seg->base + first * page_), n * page_); });
       runs.clear();
       seg->pages.for_each_run([&](uint64_t, const GranuleRun& run) { runs.push_back(run); });
-      source.release_runs(runs, page_, Pool::kLarge);
+      source.release_runs(runs, page_, pool_);
       source.release_range(ptr(seg->base), seg->size);
     }
   } catch (...) {

@@ -109,7 +109,6 @@ uintptr_t SlabPool::new_memory(StreamId stream, GranuleId& granule, bool& hosted
     // instead of holding a segment of its own beside them.
     if (host_ != nullptr)
       if (uintptr_t base = host_->take_slab(slab_size_, stream)) {
-        arenas_->source().transfer(slab_size_, Pool::kLarge, Pool::kSmall);
         hosted = true;
         return base;
       }
@@ -141,7 +140,6 @@ uintptr_t SlabPool::new_memory(StreamId stream, GranuleId& granule, bool& hosted
 void SlabPool::drop(Slab* slab, std::vector<GranuleRun>* out) {
   by_base_.erase(slab->base);
   if (slab->hosted) {
-    arenas_->source().transfer(slab_size_, Pool::kSmall, Pool::kLarge);
     host_->give_slab(slab->base);
   } else if (supply_ == nullptr) {
     source_.release(reinterpret_cast<void*>(slab->base), slab_size_, Pool::kSmall);

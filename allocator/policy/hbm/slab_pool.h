@@ -40,8 +40,8 @@ struct Slab {
   SlotBitmap free;
 };
 
-// Memory for slabs inside another pool's pages. Its bytes count as the small
-// pool's reserved while a slab holds them.
+// Memory for slabs inside another pool's pages, a pool whose bytes count in
+// the small pool's statistics (hbm's mid pool), so a slab moves none.
 class SlabHost {
  public:
   virtual ~SlabHost() = default;

@@ -76,7 +76,8 @@ json device_calls_json(const ReplayRun& r) {
             {"segment_allocs", r.segment_allocs},
             {"segment_frees", r.segment_frees},
             {"device_syncs", r.device_syncs},
-            {"device_seconds", modeled_device_seconds(device_calls(r))}};
+            {"device_seconds", modeled_device_seconds(device_calls(r))},
+            {"floor_seconds", floor_device_seconds(r.peak_requested)}};
   if (seconds > 0) {
     j["modeled_share"] = v.modeled_seconds() / seconds;
     j["overhead_share"] = v.overhead_seconds() / seconds;

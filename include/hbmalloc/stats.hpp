@@ -106,6 +106,13 @@ inline double modeled_segment_seconds(const Stats& s, const DevicePrices& p = kD
   return double(s.device_alloc_calls) * p.malloc_call + double(s.device_alloc_bytes) * p.malloc_byte +
          double(s.device_free_calls) * p.free_call + double(s.device_free_bytes) * p.free_byte;
 }
+// The least device time of any allocator that holds `peak_requested` bytes
+// at once: each byte of that peak created, mapped and opened once (as
+// granules, or a plain segment priced as its granules). A replay that spends
+// no more than this serves the peak with no memory to spare, never remapping.
+inline double floor_device_seconds(uint64_t peak_requested, const DevicePrices& p = kDevicePrices) {
+  return double(peak_requested) / DevicePrices::kGranule * (p.create + p.map + p.set_access);
+}
 // Every device memory call of `s`, VMM and plain segments, by one price
 // table: so allocators with and without VMM (hbm, cca, vmm:off) compare.
 inline double modeled_device_seconds(const Stats& s, const DevicePrices& p = kDevicePrices) {

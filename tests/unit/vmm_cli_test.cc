@@ -59,6 +59,22 @@ TEST(VmmCli, ReplayJsonCountsVmmOperationsAndTheirModeledTime) {
   EXPECT_LT(off["efficiency"].get<double>(), j["efficiency"].get<double>());
 }
 
+// The floor: what creating the requested peak once takes, which no policy
+// that serves every request undercuts; remap:always pays it and more, plain
+// segments more still.
+TEST(VmmCli, ReplayJsonGivesTheDeviceTimeNoPolicyServingEveryRequestUndercuts) {
+  for (const char* conf : {"", "--conf remap:always,remap_budget:off", "--conf vmm:off", "--policy cca",
+                           "--policy cca --conf expandable_segments:True"}) {
+    SCOPED_TRACE(conf);
+    const nlohmann::json j = replay_json(conf);
+    ASSERT_EQ(j["oom_count"].get<int64_t>(), 0);
+    const double floor = j["vmm"]["floor_seconds"].get<double>();
+    EXPECT_NEAR(floor, double(j["peak_requested"].get<int64_t>()) / double(2 << 20) * (200e-6 + 1.5e-6 + 36e-6), 1e-12);
+    EXPECT_GT(floor, 0.0);
+    EXPECT_LE(floor, j["vmm"]["device_seconds"].get<double>());
+  }
+}
+
 // The remap budget in a replay: kept against the trace's clock, and told.
 TEST(VmmCli, ReplayKeepsTheRemapBudgetAgainstTheTracesClock) {
   const nlohmann::json always = replay_json("--conf remap:always,remap_budget:0.01,remap_window:1ms")["vmm"];

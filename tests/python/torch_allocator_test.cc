@@ -125,6 +125,26 @@ TEST(TorchAllocator, ExpandableSegmentSizesAreTheMappedRunsPerStream) {
   for (const auto& s : t.getExpandableSegmentSizes(0))
     EXPECT_NE(reinterpret_cast<uintptr_t>(s.stream), 5u) << s.total_size << " bytes still mapped";
 }
+
+// Blocks of up to 1 MiB are PyTorch's small pool: a slot and a mid-size block
+// share the mid pool's page, one small-pool run, as in memory_stats.
+TEST(TorchAllocator, SmallBlocksPagesAreASmallPoolExpandableSegment) {
+  TorchAllocator& t = torch_allocator();
+  t.emptyCache();
+  void* slot = t.allocate_on(0, 1000, stream(6));
+  void* mid = t.allocate_on(0, 300 * 1024, stream(6));
+  uint64_t small_on_6 = 0, large_on_6 = 0;
+  for (const auto& s : t.getExpandableSegmentSizes(0))
+    if (reinterpret_cast<uintptr_t>(s.stream) == 6u) (s.is_small_pool ? small_on_6 : large_on_6) += s.total_size;
+  EXPECT_EQ(small_on_6, 2 * MiB);
+  EXPECT_EQ(large_on_6, 0u);
+  const CCA::DeviceStats st = t.getDeviceStats(0);
+  EXPECT_GE(st.reserved_bytes[1].current, int64_t(2 * MiB));  // [1]: the small pool
+  EXPECT_GE(st.segment[1].current, 1);
+  t.raw_delete(slot);
+  t.raw_delete(mid);
+  t.emptyCache();
+}
 #endif
 
 TEST(TorchAllocator, HistoryRecordsAllocsFreesAndSegments) {

@@ -111,19 +111,35 @@ TEST(TorchAllocator, SnapshotSegmentsAndBlocksMirrorTheLayout) {
 
 #if HBMT_TORCH_VERSION >= 210
 // The page-mapped runs count as PyTorch's expandable segments: per stream and
-// pool, the bytes mapped; gone again once empty_cache unmaps them.
+// pool, the bytes mapped; gone again once empty_cache unmaps them. (The run
+// is its arena's stream's: a stream may take another's settled free block,
+// so the tests read the totals over every stream.)
+struct MappedRuns {
+  uint64_t small = 0, large = 0;
+  std::set<uintptr_t> streams;
+};
+MappedRuns mapped_runs(TorchAllocator& t) {
+  MappedRuns m;
+  for (const auto& s : t.getExpandableSegmentSizes(0)) {
+    (s.is_small_pool ? m.small : m.large) += s.total_size;
+    m.streams.insert(reinterpret_cast<uintptr_t>(s.stream));
+  }
+  return m;
+}
+
 TEST(TorchAllocator, ExpandableSegmentSizesAreTheMappedRunsPerStream) {
   TorchAllocator& t = torch_allocator();
   t.emptyCache();
+  const MappedRuns before = mapped_runs(t);
   void* p = t.allocate_on(0, 5 * MiB + 7, stream(5));
-  uint64_t large_on_5 = 0;
-  for (const auto& s : t.getExpandableSegmentSizes(0))
-    if (reinterpret_cast<uintptr_t>(s.stream) == 5u && !s.is_small_pool) large_on_5 += s.total_size;
-  EXPECT_EQ(large_on_5, 6 * MiB);  // three 2 MiB granules behind the 5 MiB block
+  const MappedRuns with = mapped_runs(t);
+  EXPECT_EQ(with.large - before.large, 6 * MiB);  // three 2 MiB granules behind the 5 MiB block
+  EXPECT_EQ(with.small, before.small);
   t.raw_delete(p);
   t.emptyCache();
-  for (const auto& s : t.getExpandableSegmentSizes(0))
-    EXPECT_NE(reinterpret_cast<uintptr_t>(s.stream), 5u) << s.total_size << " bytes still mapped";
+  const MappedRuns after = mapped_runs(t);
+  EXPECT_EQ(after.large, before.large) << "unmapped again";
+  EXPECT_EQ(after.streams, before.streams);
 }
 
 // Blocks of up to 1 MiB are PyTorch's small pool: a slot and a mid-size block
@@ -131,15 +147,15 @@ TEST(TorchAllocator, ExpandableSegmentSizesAreTheMappedRunsPerStream) {
 TEST(TorchAllocator, SmallBlocksPagesAreASmallPoolExpandableSegment) {
   TorchAllocator& t = torch_allocator();
   t.emptyCache();
+  const MappedRuns before = mapped_runs(t);
+  const int64_t small_reserved = t.getDeviceStats(0).reserved_bytes[1].current;  // [1]: the small pool
   void* slot = t.allocate_on(0, 1000, stream(6));
   void* mid = t.allocate_on(0, 300 * 1024, stream(6));
-  uint64_t small_on_6 = 0, large_on_6 = 0;
-  for (const auto& s : t.getExpandableSegmentSizes(0))
-    if (reinterpret_cast<uintptr_t>(s.stream) == 6u) (s.is_small_pool ? small_on_6 : large_on_6) += s.total_size;
-  EXPECT_EQ(small_on_6, 2 * MiB);
-  EXPECT_EQ(large_on_6, 0u);
+  const MappedRuns with = mapped_runs(t);
+  EXPECT_EQ(with.small - before.small, 2 * MiB);
+  EXPECT_EQ(with.large, before.large);
   const CCA::DeviceStats st = t.getDeviceStats(0);
-  EXPECT_GE(st.reserved_bytes[1].current, int64_t(2 * MiB));  // [1]: the small pool
+  EXPECT_EQ(st.reserved_bytes[1].current - small_reserved, int64_t(2 * MiB));
   EXPECT_GE(st.segment[1].current, 1);
   t.raw_delete(slot);
   t.raw_delete(mid);

@@ -86,7 +86,21 @@ void RunRandomOps(const Run& run) {
           held[s] = false;
         }
     } else if (r < 0.986) {
+      const Stats before = a->stats();
       a->empty_cache();
+      // Giving the cache back leaves exactly the inactive split
+      // ("non-releasable") memory, pool by pool.
+      const Stats s = a->stats();
+      for (Pool pool : {Pool::kSmall, Pool::kLarge})
+        ASSERT_EQ(s.reserved_bytes.of(pool).current - s.active_bytes.of(pool).current,
+                  s.inactive_split_bytes.of(pool).current)
+            << "op " << op << (pool == Pool::kSmall ? ", small pool" : ", large pool");
+      // And the large pool's said so beforehand, where no free waited on
+      // other streams' work (empty_cache completes those first). (The small
+      // pool's leaves out empty slabs, whose bytes go back to the mid pool.)
+      if (before.active_bytes.large_pool.current == before.allocated_bytes.large_pool.current)
+        ASSERT_EQ(before.inactive_split_bytes.large_pool.current, s.inactive_split_bytes.large_pool.current)
+            << "op " << op;
     }
     if (op % run.check_every == 0) {
       ASSERT_TRUE(InvariantsHold(*a.alloc)) << "after op " << op;

@@ -732,6 +732,55 @@ TEST(VmmAllocator, ASlabOnAFullDeviceTakesOneCachedGranuleNotTheWholeCache) {
   EXPECT_TRUE(InvariantsHold(*a.alloc));
 }
 
+// "Non-releasable" (inactive split) memory is what empty_cache cannot give
+// back: in an arena, a free block's bytes on a page it shares with a live
+// block, not its whole pages (which PyTorch's expandable segments, too,
+// release and count as none). It counted every mapped byte of the block.
+TEST(VmmAllocator, NonReleasableMemoryIsWhatEmptyCacheLeaves) {
+  SimAllocator a;
+  void* p = a->malloc(1 * MiB + 512);  // above mid_size: a large block, page 0
+  void* q = a->malloc(8 * MiB);        // right after it: pages 0-4
+  ASSERT_EQ(Addr(q), Addr(p) + 1 * MiB + 512);
+  a->free(q);  // joins the arena's free tail: page 0's rest is shared with p, pages 1-4 are whole
+  Stats s = a->stats();
+  EXPECT_EQ(s.reserved_bytes.large_pool.current, int64_t(10 * MiB));
+  EXPECT_EQ(s.inactive_split.large_pool.current, 1);
+  EXPECT_EQ(s.inactive_split_bytes.large_pool.current, int64_t(1 * MiB - 512));
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->empty_cache();
+  s = a->stats();
+  EXPECT_EQ(s.reserved_bytes.large_pool.current, int64_t(2 * MiB));
+  EXPECT_EQ(s.reserved_bytes.large_pool.current - s.allocated_bytes.large_pool.current,
+            s.inactive_split_bytes.large_pool.current);
+  EXPECT_EQ(s.inactive_split_bytes.large_pool.current, int64_t(1 * MiB - 512));
+  a->free(p);
+  s = a->stats();
+  EXPECT_EQ(s.inactive_split.large_pool.current, 0);
+  EXPECT_EQ(s.inactive_split_bytes.large_pool.current, 0);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
+// A slab's tail that no slot fits is non-releasable too while a slot is used,
+// as is the rest of the mid pool's page the slab lies on.
+TEST(VmmAllocator, ASlabsTailIsNonReleasableWhileASlotIsUsed) {
+  SimAllocator a;
+  const int64_t slab = int64_t(Config{}.slab_size), slot = 48 * 1024;
+  const int64_t rest = int64_t(2 * MiB) - slab;  // the page's free mid block beside the slab
+  void* p = a->malloc(uint64_t(slot));  // two 48 KiB slots and a 32 KiB tail in a 128 KiB slab
+  Stats s = a->stats();
+  EXPECT_EQ(s.inactive_split_bytes.small_pool.current, slot + (slab - 2 * slot) + rest);
+  EXPECT_EQ(s.inactive_split.small_pool.current, 2) << "the free slot and the mid block; the tail is bytes only";
+  a->free(p);  // the slab stays, its class's spare, on its mid block
+  s = a->stats();
+  EXPECT_EQ(s.inactive_split_bytes.small_pool.current, rest);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+  a->empty_cache();
+  s = a->stats();
+  EXPECT_EQ(s.inactive_split_bytes.small_pool.current, 0);
+  EXPECT_EQ(s.reserved_bytes.small_pool.current, 0);
+  EXPECT_TRUE(InvariantsHold(*a.alloc));
+}
+
 // Where the device has room for a slab but not for a granule, the slab is a
 // plain segment as before slabs were mid blocks; it goes back to the device
 // with the cache.

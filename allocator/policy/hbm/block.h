@@ -44,6 +44,9 @@ struct Block {
   // Free: the StreamFences stamp of its stream's free (0: no request used it yet).
   uint64_t freed_at = 0;
   BlockState state = BlockState::kFree;
+  // VMM arenas, free: the inactive-split bytes counted for it (on pages it
+  // shares; at most two pages of at most 1 GiB), taken back as counted.
+  uint32_t inactive = 0;
   LargeSegment* segment = nullptr;
   Block* prev = nullptr;  // address-order neighbours within the segment
   Block* next = nullptr;

@@ -30,6 +30,7 @@
 #include <functional>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -156,13 +157,46 @@ class LargePool final : public GranuleReclaimer {
   // Joins free neighbours left apart, synchronizing the device when their
   // streams' work is not known to be done.
   void rejoin_free();
-  // Free blocks next to an allocated one are "inactive split", as in PyTorch.
-  // In an arena, only the bytes on mapped pages count (the rest holds no memory).
-  void account_inactive(const Block* b, int sign) {
-    if (b == nullptr || !b->is_free() || !b->is_split()) return;
+  // Free blocks next to an allocated one are "inactive split", as in PyTorch:
+  // memory that giving the cache back cannot release. A plain segment's free
+  // bytes all count; in an arena only the mapped bytes on pages the block
+  // shares with its neighbours (its whole pages are released, as expandable
+  // segments' free pages are, which PyTorch counts as none).
+  void account_inactive(Block* b, int sign) {
+    if (b == nullptr) return;
+    uint64_t bytes;
+    if (vmm()) {
+      // What was counted is taken back, so no page state need be read again.
+      if (sign < 0) {
+        bytes = std::exchange(b->inactive, 0);
+      } else {
+        if (!b->is_free() || !b->is_split()) return;
+        b->inactive = uint32_t(bytes = shared_page_bytes(b));
+      }
+    } else {
+      if (!b->is_free() || !b->is_split()) return;
+      bytes = b->backed;
+    }
+    if (bytes == 0) return;
     LiveStats& stats = source_.stats();
     stats.inactive_split.add(pool_, sign);
-    stats.inactive_split_bytes.add(pool_, sign * int64_t(b->backed));
+    stats.inactive_split_bytes.add(pool_, sign * int64_t(bytes));
+  }
+  // Mapped bytes of free block b on the pages it shares with its neighbours
+  // (VMM): at most its first and last page. Inline: every free and split
+  // in an arena asks it.
+  uint64_t shared_page_bytes(const Block* b) const {
+    const LargeSegment* seg = b->segment;
+    const uint64_t lo = b->addr - seg->base, hi = lo + b->size;
+    const uint64_t first = (lo + page_ - 1) >> page_shift_, end = hi >> page_shift_;  // its whole pages
+    if (end <= first) return b->backed;  // none: every byte shares a page
+    // A page shared with an allocated neighbour is mapped; with a free one
+    // (kept apart for its stream), the page table says.
+    auto mapped = [&](const Block* n, uint64_t page) { return (n && n->allocated()) || seg->pages.is_mapped(page); };
+    uint64_t bytes = 0;
+    if (const uint64_t head = (first << page_shift_) - lo; head > 0 && mapped(b->prev, first - 1)) bytes += head;
+    if (const uint64_t tail = hi - (end << page_shift_); tail > 0 && mapped(b->next, end)) bytes += tail;
+    return bytes;
   }
   Block* split_off(Block* b, uint64_t first_size, BlockState rest_state);
   // Free block b, out of the index, serves a request: its inactive-split

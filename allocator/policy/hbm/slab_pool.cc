@@ -268,7 +268,8 @@ SlabPool::Slot SlabPool::allocate(int cls, StreamId stream) {
   }
   uint32_t index = slab->free.take_first();
   // The first used slot makes the others inactive; later ones take one each.
-  account_inactive(slab, ++slab->used == 1 ? int64_t(slab->slots) - 1 : -1);
+  ++slab->used;
+  account_use(slab, +1);
   if (!slab->free.any()) unlink(head, slab);  // full slabs sit in no list
   return {slab, index};
 }
@@ -290,7 +291,8 @@ SlabPool::Slot SlabPool::take_at(uintptr_t addr, uint64_t size) {
   if (slab->cls != cls || offset % slab->slot_size != 0 || index >= slab->slots || !slab->free.is_free(uint32_t(index)))
     return {};
   slab->free.take(uint32_t(index));
-  account_inactive(slab, ++slab->used == 1 ? int64_t(slab->slots) - 1 : -1);
+  ++slab->used;
+  account_use(slab, +1);
   if (!slab->free.any()) unlink(st.partial[size_t(cls)], slab);
   return {slab, uint32_t(index)};
 }
@@ -300,7 +302,8 @@ void SlabPool::free(Slab* slab, uint32_t index) {
   Slab*& head = st.partial[size_t(slab->cls)];
   if (!slab->free.any()) push_front(head, slab);
   slab->free.put(index);
-  account_inactive(slab, --slab->used == 0 ? 1 - int64_t(slab->slots) : 1);
+  --slab->used;
+  account_use(slab, -1);
   if (slab->used == 0) {
     unlink(head, slab);
     Slab*& spare = st.spare[size_t(slab->cls)];
@@ -375,7 +378,8 @@ void SlabPool::check(PoolTally& tally, std::vector<GranuleRun>& granules) const 
     tally.in_use += slab->used;
     if (slab->used > 0) {
       tally.inactive_split += slab->slots - slab->used;
-      tally.inactive_split_bytes += int64_t(slab->slots - slab->used) * int64_t(slab->slot_size);
+      tally.inactive_split_bytes +=
+          int64_t(slab->slots - slab->used) * int64_t(slab->slot_size) + int64_t(slab_size_ % slab->slot_size);
     }
   }
   // Every slab with free slots is in its class's partial list (or is the

@@ -140,11 +140,19 @@ class SlabPool final : public GranuleReclaimer {
   void release_all_vmm() noexcept;
   void format(Slab* slab, int cls);
   // A slab's free slots are "inactive split" while any of its slots is in
-  // use: they cannot be released, as PyTorch's split free blocks cannot.
-  void account_inactive(const Slab* slab, int64_t delta_slots) {
+  // use: they cannot be released, as PyTorch's split free blocks cannot. So
+  // is the tail no slot fits (its bytes only), counted as the slab's first
+  // slot is taken (tail +1) and its last given back (-1).
+  void account_inactive(const Slab* slab, int64_t delta_slots, int tail = 0) {
     LiveStats& stats = source_.stats();
     stats.inactive_split.add(Pool::kSmall, delta_slots);
-    stats.inactive_split_bytes.add(Pool::kSmall, delta_slots * int64_t(slab->slot_size));
+    stats.inactive_split_bytes.add(Pool::kSmall, delta_slots * int64_t(slab->slot_size) + tail * int64_t(tail_of(*slab)));
+  }
+  uint64_t tail_of(const Slab& slab) const { return slab_size_ - uint64_t(slab.slots) * slab.slot_size; }
+  // A slot taken (+1) or given back (-1) at slab, whose `used` is already updated.
+  void account_use(const Slab* slab, int sign) {
+    if (sign > 0) slab->used == 1 ? account_inactive(slab, int64_t(slab->slots) - 1, +1) : account_inactive(slab, -1);
+    else slab->used == 0 ? account_inactive(slab, 1 - int64_t(slab->slots), -1) : account_inactive(slab, 1);
   }
 
   SizeClasses classes_;

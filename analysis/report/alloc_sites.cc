@@ -4,6 +4,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "report/layout_figures.h"
+
 namespace hbmalloc::report {
 
 namespace {
@@ -175,7 +177,8 @@ SitesAt sites_of_picture(const trace::Trace& t, const trace::DeviceTrace& d, std
 }
 
 PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout& layout,
-               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top) {
+               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top,
+               uint64_t page) {
   struct Tally {
     uint64_t pinned = 0, blocks = 0, live = 0, segments = 0;
   };
@@ -189,7 +192,9 @@ PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout&
   out.moment = std::move(moment);
   for (const SegmentLayout& seg : layout) {
     uint64_t free = 0, live = 0;
-    for (const BlockLayout& b : seg.blocks) (b.allocated ? live : free) += b.size;
+    for (const BlockLayout& b : seg.blocks)
+      if (b.allocated) live += b.size;
+      else free += unreleasable_bytes(seg, b, page);
     if (free == 0 || live == 0) continue;
     out.pinned += free;
     // This segment's live bytes by site, then its free bytes shared out; the

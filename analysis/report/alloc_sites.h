@@ -55,13 +55,16 @@ struct Pin {
 };
 struct PinsAt {
   std::string moment;
-  uint64_t pinned = 0;  // every free byte of segments that hold live blocks (the pins add up to it)
+  uint64_t pinned = 0;  // the free bytes live blocks keep from empty_cache (the pins add up to it)
   std::vector<Pin> sites;  // most pinned first: the top ones, then "(other sites)"
 };
 // `layout` is a replay's picture and `ids` the trace block id of each live
-// block there, by address (ReplayResult::peak_block_ids).
+// block there, by address (ReplayResult::peak_block_ids). A segment's free
+// bytes are pinned by its live blocks, but for whole pages of `page` bytes of
+// an expandable segment, which empty_cache gives back (unreleasable_bytes).
 PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout& layout,
-               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top = 10);
+               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top = 10,
+               uint64_t page = 2ull << 20);
 
 // The innermost frame outside PyTorch and Python internals, as "file:line
 // name" (the file's last path component); the innermost Python frame when

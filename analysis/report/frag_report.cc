@@ -106,7 +106,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   f.efficiency = result.efficiency;
   f.peak_reserved_event = result.peak_reserved_event;
   if (!result.layout_at_peak.empty()) {
-    f.moments.push_back(moment_of(result.layout_at_peak, "peak reserved"));
+    f.moments.push_back(moment_of(result.layout_at_peak, "peak reserved", result.page_size));
     r.maps.push_back({"peak reserved", result.peak_reserved_event, result.layout_at_peak});
   }
   f.moments.push_back(moment_of_stats(result.final_stats, "end"));
@@ -129,7 +129,8 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   if (r.has_stacks) {
     r.sites.push_back(sites_at(trace, d, result.peak_reserved_event + 1, "peak reserved"));
     if (!result.layout_at_peak.empty())
-      r.pins.push_back(pins_at(trace, d, result.layout_at_peak, result.peak_block_ids, "peak reserved"));
+      r.pins.push_back(pins_at(trace, d, result.layout_at_peak, result.peak_block_ids, "peak reserved", 10,
+                               result.page_size));
     // What the replay held when each request failed: not the blocks it
     // failed before, nor, during its start, the start's blocks not reached.
     std::vector<char> failed(d.block_count, 0);
@@ -139,7 +140,8 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
       r.sites.push_back(sites_at(trace, d, at_start ? 0 : oom.event, "OOM " + std::to_string(i + 1),
                                  NotAllocated{&failed, at_start ? oom.block : trace::kNoBlock}));
       if (!oom.layout.empty())
-        r.pins.push_back(pins_at(trace, d, oom.layout, oom.block_ids, "OOM " + std::to_string(i + 1)));
+        r.pins.push_back(
+            pins_at(trace, d, oom.layout, oom.block_ids, "OOM " + std::to_string(i + 1), 10, result.page_size));
       if (oom.block != trace::kNoBlock && oom.block < failed.size()) failed[oom.block] = 1;
     }
   }

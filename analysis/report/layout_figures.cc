@@ -23,7 +23,14 @@ SegmentUse use_of(const SegmentLayout& segment) {
   return u;
 }
 
-MomentFigures moment_of(const Layout& layout, std::string moment) {
+uint64_t unreleasable_bytes(const SegmentLayout& seg, const BlockLayout& b, uint64_t page) {
+  if (!seg.expandable || page == 0) return b.size;
+  const uint64_t lo = b.addr - seg.addr, hi = lo + b.size;
+  const uint64_t first = (lo + page - 1) / page, end = hi / page;  // the pages b covers whole
+  return end > first ? b.size - (end - first) * page : b.size;
+}
+
+MomentFigures moment_of(const Layout& layout, std::string moment, uint64_t page) {
   MomentFigures m;
   m.moment = std::move(moment);
   m.segments = layout.size();
@@ -35,7 +42,7 @@ MomentFigures moment_of(const Layout& layout, std::string moment) {
     for (const BlockLayout& b : seg.blocks) {
       if (b.allocated) continue;
       m.largest_free_block = std::max(m.largest_free_block, b.size);
-      if (u.allocated > 0) m.inactive_split_bytes += b.size;
+      if (u.allocated > 0) m.inactive_split_bytes += unreleasable_bytes(seg, b, page);
     }
   }
   m.cached_free = m.reserved > m.allocated ? m.reserved - m.allocated : 0;

@@ -11,7 +11,14 @@
 
 namespace hbmalloc::report {
 
-MomentFigures moment_of(const Layout& layout, std::string moment);
+// Inactive split counts what empty_cache could not give back: every free
+// byte of a plain segment holding live blocks; of an expandable segment, the
+// free bytes outside whole free pages of `page` bytes.
+MomentFigures moment_of(const Layout& layout, std::string moment, uint64_t page = 2ull << 20);
+// Free block b's bytes that empty_cache cannot give back while seg holds live
+// blocks: all of them, but, in an expandable segment, those on pages of
+// `page` bytes (counted from its start) that b covers whole.
+uint64_t unreleasable_bytes(const SegmentLayout& seg, const BlockLayout& b, uint64_t page);
 SegmentUse use_of(const SegmentLayout& segment);
 // The `n` largest free blocks of segments that also hold allocated blocks.
 std::vector<Hole> worst_holes(const Layout& layout, size_t n);

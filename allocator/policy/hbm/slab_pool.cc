@@ -80,6 +80,7 @@ Slab* SlabPool::new_slab(StreamId stream, int cls, StreamSlabs& st) {
   slab->hosted = hosted;
   format(slab, cls);
   by_base_[slab->base] = slab;
+  account_empty_hosted(slab, +1);
   return slab;
 }
 
@@ -140,6 +141,7 @@ uintptr_t SlabPool::new_memory(StreamId stream, GranuleId& granule, bool& hosted
 void SlabPool::drop(Slab* slab, std::vector<GranuleRun>* out) {
   by_base_.erase(slab->base);
   if (slab->hosted) {
+    if (slab->used == 0) account_empty_hosted(slab, -1);  // at teardown it may still hold slots
     host_->give_slab(slab->base);
   } else if (supply_ == nullptr) {
     source_.release(reinterpret_cast<void*>(slab->base), slab_size_, Pool::kSmall);
@@ -376,6 +378,10 @@ void SlabPool::check(PoolTally& tally, std::vector<GranuleRun>& granules) const 
     if (!slab->hosted) ++tally.segments;
     tally.reserved += int64_t(slab_size_);
     tally.in_use += slab->used;
+    if (slab->used == 0 && slab->hosted) {  // one free block of its size, in the host's page
+      ++tally.inactive_split;
+      tally.inactive_split_bytes += int64_t(slab_size_);
+    }
     if (slab->used > 0) {
       tally.inactive_split += slab->slots - slab->used;
       tally.inactive_split_bytes +=

@@ -149,10 +149,30 @@ class SlabPool final : public GranuleReclaimer {
     stats.inactive_split_bytes.add(Pool::kSmall, delta_slots * int64_t(slab->slot_size) + tail * int64_t(tail_of(*slab)));
   }
   uint64_t tail_of(const Slab& slab) const { return slab_size_ - uint64_t(slab.slots) * slab.slot_size; }
+  // An empty slab on a mid pool block counts as one free block of its size:
+  // the layout shows it so beside the mid pool's blocks, and it holds its
+  // part of the host's page until given back (+1 while empty, -1 after).
+  void account_empty_hosted(const Slab* slab, int sign) {
+    if (!slab->hosted) return;
+    LiveStats& stats = source_.stats();
+    stats.inactive_split.add(Pool::kSmall, sign);
+    stats.inactive_split_bytes.add(Pool::kSmall, sign * int64_t(slab_size_));
+  }
   // A slot taken (+1) or given back (-1) at slab, whose `used` is already updated.
   void account_use(const Slab* slab, int sign) {
-    if (sign > 0) slab->used == 1 ? account_inactive(slab, int64_t(slab->slots) - 1, +1) : account_inactive(slab, -1);
-    else slab->used == 0 ? account_inactive(slab, 1 - int64_t(slab->slots), -1) : account_inactive(slab, 1);
+    if (sign > 0) {
+      if (slab->used == 1) {
+        account_empty_hosted(slab, -1);
+        account_inactive(slab, int64_t(slab->slots) - 1, +1);
+      } else {
+        account_inactive(slab, -1);
+      }
+    } else if (slab->used == 0) {
+      account_inactive(slab, 1 - int64_t(slab->slots), -1);
+      account_empty_hosted(slab, +1);
+    } else {
+      account_inactive(slab, 1);
+    }
   }
 
   SizeClasses classes_;

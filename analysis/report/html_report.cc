@@ -257,8 +257,9 @@ std::string sites_section(const FragReport& r) {
   for (const PinsAt& at : r.pins) {
     out += "<p class=\"note\">What pins the fragmentation at " + escape_html(at.moment) + ": " +
            escape_html(format_bytes(at.pinned)) +
-           " cached free in segments that also hold live blocks, neither releasable nor usable for a larger request "
-           "while these blocks live (each segment's free bytes charged to its blocks' sites by their bytes).</p>\n";
+           " cached free that live blocks keep from being released (in a page-mapped segment, the bytes on the pages "
+           "they share), nor usable for a larger request while these blocks live (each segment's such bytes charged "
+           "to its blocks' sites by their bytes).</p>\n";
     HtmlTable t({"site", "pins", "blocks", "their bytes", "segments"}, "-nnnn");
     for (const Pin& p : at.sites)
       t.row({p.where, format_bytes(p.pinned), std::to_string(p.blocks), format_bytes(p.live), std::to_string(p.segments)});

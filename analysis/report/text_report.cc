@@ -100,9 +100,10 @@ void sites_section(std::ostream& out, const FragReport& r) {
   }
   for (const PinsAt& at : r.pins) {
     out << "\n  what pins the fragmentation at " << at.moment << ": " << format_bytes(at.pinned)
-        << " cached free in segments that also hold live blocks, kept by\n";
+        << " cached free that live blocks keep\n"
+        << "  from being released (in a page-mapped segment, the bytes on the pages they share), kept by\n";
     if (at.sites.empty()) {
-      out << "  nothing: every cached free byte is in a wholly free segment\n";
+      out << "  nothing: every cached free byte could be released\n";
       continue;
     }
     Table t;

@@ -107,7 +107,12 @@ class LargePool final : public GranuleReclaimer {
     return {(addr - seg->base) >> page_shift_, ((addr + size - 1 - seg->base) >> page_shift_) + 1};
   }
   // Whole pages of a free block that no other block touches, as page indices [first, end) of its arena.
-  std::pair<uint64_t, uint64_t> inner_pages(const Block* b) const;
+  std::pair<uint64_t, uint64_t> inner_pages(const Block* b) const {
+    const uintptr_t base = b->segment->base;
+    // Pages count from the arena's base, as in touched_pages.
+    const uint64_t first = (b->addr - base + page_ - 1) >> page_shift_, end = (b->addr + b->size - base) >> page_shift_;
+    return end > first ? std::pair{first, end} : std::pair<uint64_t, uint64_t>{0, 0};
+  }
   // Bytes of [addr, addr + size) of seg on mapped pages, by the page table
   // (Block::backed keeps it for each block without a walk).
   uint64_t mapped_bytes(const LargeSegment* seg, uintptr_t addr, uint64_t size) const;
@@ -186,16 +191,16 @@ class LargePool final : public GranuleReclaimer {
   // (VMM): at most its first and last page. Inline: every free and split
   // in an arena asks it.
   uint64_t shared_page_bytes(const Block* b) const {
+    const auto [first, end] = inner_pages(b);
+    if (first == end) return b->backed;  // no whole page: every byte shares one
     const LargeSegment* seg = b->segment;
-    const uint64_t lo = b->addr - seg->base, hi = lo + b->size;
-    const uint64_t first = (lo + page_ - 1) >> page_shift_, end = hi >> page_shift_;  // its whole pages
-    if (end <= first) return b->backed;  // none: every byte shares a page
     // A page shared with an allocated neighbour is mapped; with a free one
     // (kept apart for its stream), the page table says.
     auto mapped = [&](const Block* n, uint64_t page) { return (n && n->allocated()) || seg->pages.is_mapped(page); };
+    const uintptr_t inner_lo = seg->base + (first << page_shift_), inner_hi = seg->base + (end << page_shift_);
     uint64_t bytes = 0;
-    if (const uint64_t head = (first << page_shift_) - lo; head > 0 && mapped(b->prev, first - 1)) bytes += head;
-    if (const uint64_t tail = hi - (end << page_shift_); tail > 0 && mapped(b->next, end)) bytes += tail;
+    if (b->addr < inner_lo && mapped(b->prev, first - 1)) bytes += inner_lo - b->addr;
+    if (b->addr + b->size > inner_hi && mapped(b->next, end)) bytes += b->addr + b->size - inner_hi;
     return bytes;
   }
   Block* split_off(Block* b, uint64_t first_size, BlockState rest_state);

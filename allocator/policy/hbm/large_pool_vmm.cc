@@ -22,13 +22,6 @@ Block* LargePool::new_arena(uint64_t size, StreamId stream) {
   return new_head(reinterpret_cast<uintptr_t>(base), bytes, stream, BlockState::kFree);
 }
 
-std::pair<uint64_t, uint64_t> LargePool::inner_pages(const Block* b) const {
-  const uintptr_t base = b->segment->base;
-  // Pages count from the arena's base, as in touched_pages.
-  const uint64_t first = (b->addr - base + page_ - 1) >> page_shift_, end = (b->addr + b->size - base) >> page_shift_;
-  return end > first ? std::pair{first, end} : std::pair<uint64_t, uint64_t>{0, 0};
-}
-
 uint64_t LargePool::mapped_bytes(const LargeSegment* seg, uintptr_t addr, uint64_t size) const {
   const uintptr_t end = addr + size;
   // No page unmapped below the last mapped one (no remap yet): no walk.

@@ -380,7 +380,6 @@ ReplayResult replay(const trace::Trace& trace, const ReplayOptions& options) {
   r.peak_reserved = uint64_t(s.reserved_bytes.all.peak);
   r.efficiency = r.peak_reserved > 0 ? double(r.peak_requested) / double(r.peak_reserved) : 0.0;
   r.events_per_second = r.seconds > 0 ? double(r.events) / r.seconds : 0.0;
-  r.page_size = options.config.vmm.granule_size;  // hbm's; PyTorch's expandable segments use the device's, 2 MiB
 
   // The peak is known only at the end; a second pass that stops there captures it.
   if (options.capture_layouts && r.peak_reserved > 0) {

@@ -110,9 +110,6 @@ struct ReplayResult {
   std::vector<TimelinePoint> timeline;
   uint64_t peak_reserved_event = 0;  // first event at which peak_reserved was reached
   Layout layout_at_peak;             // when capture_layouts
-  // The page of its expandable (page-mapped) segments: what empty_cache
-  // gives back whole.
-  uint64_t page_size = 2ull << 20;
   // With it, the trace's block id of each block live at the peak, by the
   // block's address in layout_at_peak (address order).
   std::vector<std::pair<uint64_t, uint32_t>> peak_block_ids;

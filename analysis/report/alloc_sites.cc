@@ -177,8 +177,7 @@ SitesAt sites_of_picture(const trace::Trace& t, const trace::DeviceTrace& d, std
 }
 
 PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout& layout,
-               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top,
-               uint64_t page) {
+               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top) {
   struct Tally {
     uint64_t pinned = 0, blocks = 0, live = 0, segments = 0;
   };
@@ -194,7 +193,7 @@ PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout&
     uint64_t free = 0, live = 0;
     for (const BlockLayout& b : seg.blocks)
       if (b.allocated) live += b.size;
-      else free += unreleasable_bytes(seg, b, page);
+      else free += unreleasable_bytes(seg, b);
     if (free == 0 || live == 0) continue;
     out.pinned += free;
     // This segment's live bytes by site, then its free bytes shared out; the

@@ -60,11 +60,10 @@ struct PinsAt {
 };
 // `layout` is a replay's picture and `ids` the trace block id of each live
 // block there, by address (ReplayResult::peak_block_ids). A segment's free
-// bytes are pinned by its live blocks, but for whole pages of `page` bytes of
-// an expandable segment, which empty_cache gives back (unreleasable_bytes).
+// bytes are pinned by its live blocks, but for the whole pages of an
+// expandable segment, which empty_cache gives back (unreleasable_bytes).
 PinsAt pins_at(const trace::Trace& t, const trace::DeviceTrace& d, const Layout& layout,
-               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top = 10,
-               uint64_t page = 2ull << 20);
+               const std::vector<std::pair<uint64_t, uint32_t>>& ids, std::string moment, size_t top = 10);
 
 // The innermost frame outside PyTorch and Python internals, as "file:line
 // name" (the file's last path component); the innermost Python frame when

@@ -106,7 +106,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   f.efficiency = result.efficiency;
   f.peak_reserved_event = result.peak_reserved_event;
   if (!result.layout_at_peak.empty()) {
-    f.moments.push_back(moment_of(result.layout_at_peak, "peak reserved", result.page_size));
+    f.moments.push_back(moment_of(result.layout_at_peak, "peak reserved"));
     r.maps.push_back({"peak reserved", result.peak_reserved_event, result.layout_at_peak});
   }
   f.moments.push_back(moment_of_stats(result.final_stats, "end"));
@@ -129,8 +129,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
   if (r.has_stacks) {
     r.sites.push_back(sites_at(trace, d, result.peak_reserved_event + 1, "peak reserved"));
     if (!result.layout_at_peak.empty())
-      r.pins.push_back(pins_at(trace, d, result.layout_at_peak, result.peak_block_ids, "peak reserved", 10,
-                               result.page_size));
+      r.pins.push_back(pins_at(trace, d, result.layout_at_peak, result.peak_block_ids, "peak reserved"));
     // What the replay held when each request failed: not the blocks it
     // failed before, nor, during its start, the start's blocks not reached.
     std::vector<char> failed(d.block_count, 0);
@@ -141,7 +140,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
                                  NotAllocated{&failed, at_start ? oom.block : trace::kNoBlock}));
       if (!oom.layout.empty())
         r.pins.push_back(
-            pins_at(trace, d, oom.layout, oom.block_ids, "OOM " + std::to_string(i + 1), 10, result.page_size));
+            pins_at(trace, d, oom.layout, oom.block_ids, "OOM " + std::to_string(i + 1)));
       if (oom.block != trace::kNoBlock && oom.block < failed.size()) failed[oom.block] = 1;
     }
   }
@@ -214,10 +213,13 @@ FragReport build_static_report(const trace::Trace& trace, int device, const Repo
     set(s.allocated_bytes, seg.pool, int64_t(u.allocated));
     set(s.active_bytes, seg.pool, int64_t(u.allocated));
     set(s.requested_bytes, seg.pool, int64_t(u.requested));
-    if (u.allocated > 0) {
-      set(s.inactive_split, seg.pool, int64_t(u.free_blocks));
-      set(s.inactive_split_bytes, seg.pool, int64_t(seg.size - u.allocated));
-    }
+    if (u.allocated == 0) continue;
+    // What empty_cache would leave, as the "snapshot" moment counts it.
+    for (const BlockLayout& b : seg.blocks)
+      if (uint64_t kept = b.allocated ? 0 : unreleasable_bytes(seg, b); kept > 0) {
+        set(s.inactive_split, seg.pool, 1);
+        set(s.inactive_split_bytes, seg.pool, int64_t(kept));
+      }
   }
   r.summary = summary_of(s, false);
 

@@ -23,14 +23,15 @@ SegmentUse use_of(const SegmentLayout& segment) {
   return u;
 }
 
-uint64_t unreleasable_bytes(const SegmentLayout& seg, const BlockLayout& b, uint64_t page) {
+uint64_t unreleasable_bytes(const SegmentLayout& seg, const BlockLayout& b) {
+  const uint64_t page = seg.page_size;
   if (!seg.expandable || page == 0) return b.size;
   const uint64_t lo = b.addr - seg.addr, hi = lo + b.size;
   const uint64_t first = (lo + page - 1) / page, end = hi / page;  // the pages b covers whole
   return end > first ? b.size - (end - first) * page : b.size;
 }
 
-MomentFigures moment_of(const Layout& layout, std::string moment, uint64_t page) {
+MomentFigures moment_of(const Layout& layout, std::string moment) {
   MomentFigures m;
   m.moment = std::move(moment);
   m.segments = layout.size();
@@ -42,7 +43,7 @@ MomentFigures moment_of(const Layout& layout, std::string moment, uint64_t page)
     for (const BlockLayout& b : seg.blocks) {
       if (b.allocated) continue;
       m.largest_free_block = std::max(m.largest_free_block, b.size);
-      if (u.allocated > 0) m.inactive_split_bytes += unreleasable_bytes(seg, b, page);
+      if (u.allocated > 0) m.inactive_split_bytes += unreleasable_bytes(seg, b);
     }
   }
   m.cached_free = m.reserved > m.allocated ? m.reserved - m.allocated : 0;

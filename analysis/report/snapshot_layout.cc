@@ -7,6 +7,10 @@
 
 namespace hbmalloc::report {
 
+// The pages PyTorch maps an expandable segment in (kSmallBuffer, and
+// kLargeBuffer, the default large segment size); a snapshot records neither.
+constexpr uint64_t kSmallPoolPage = 2ull << 20, kLargePoolPage = 20ull << 20;
+
 Layout layout_of_snapshot(const std::string& source, const trace::DeviceTrace& device) {
   const std::string where = source + ": device " + std::to_string(device.device);
   auto bad = [&](const std::string& what) -> Error { return Error(ErrorCode::kInvalidArgument, where + ": " + what); };
@@ -25,7 +29,8 @@ Layout layout_of_snapshot(const std::string& source, const trace::DeviceTrace& d
     const uint64_t end = s->addr + s->size;
     end_of_previous = end;
 
-    SegmentLayout seg{s->addr, s->size, s->small_pool ? Pool::kSmall : Pool::kLarge, s->stream, {}};
+    SegmentLayout seg{s->addr, s->size, s->small_pool ? Pool::kSmall : Pool::kLarge, s->stream, {}, s->expandable,
+                      s->expandable ? (s->small_pool ? kSmallPoolPage : kLargePoolPage) : 0};
     std::vector<const trace::BlockInfo*> blocks;
     for (const trace::BlockInfo& b : s->blocks) blocks.push_back(&b);
     std::stable_sort(blocks.begin(), blocks.end(), [](auto* a, auto* b) { return a->addr < b->addr; });

@@ -151,38 +151,69 @@ TEST(Report, ReplayReportHasTheReplayFigures) {
   write_sample("replay", r);
 }
 
+// A run of random mallocs and frees (2 B to 2^max_log2 B) on one stream of the
+// sim backend under `conf`, calling check(allocator, op) after every
+// `every`-th operation; returns how many checks ran.
+template <typename Check>
+int RandomRun(const char* conf, uint64_t seed, int ops, int max_log2, int every, Check check) {
+  Config c = Config::parse(conf);
+  c.backend = "sim";
+  auto backend = std::make_unique<SimBackend>(0, 0);
+  backend->set_trace_time(0);
+  Allocator a(c, std::move(backend));
+  std::mt19937_64 rng(seed);
+  std::vector<void*> live;
+  int checked = 0;
+  for (int op = 0; op < ops; ++op) {
+    if (live.empty() || rng() % 5 < 3) {
+      live.push_back(a.malloc(uint64_t(std::exp2(double(rng() % uint64_t(max_log2 * 100)) / 100.0)) + 1));
+    } else {
+      const size_t i = rng() % live.size();
+      a.free(live[i]);
+      live[i] = live.back();
+      live.pop_back();
+    }
+    if (op % every == every - 1) {
+      check(a, op);
+      if (::testing::Test::HasFatalFailure()) break;
+      ++checked;
+    }
+  }
+  for (void* p : live) a.free(p);
+  return checked;
+}
+
 // A moment's inactive split read off a layout is what the allocator's own
 // statistics say (what empty_cache could not give back), page-mapped or
 // plain: so the report's "peak reserved" and "end" columns mean one thing.
 TEST(Report, InactiveSplitOffALayoutIsTheAllocatorsOwn) {
   for (const char* conf : {"", "vmm:off", "granule_size:4MiB"}) {
     SCOPED_TRACE(conf);
-    Config c = Config::parse(conf);
-    c.backend = "sim";
-    auto backend = std::make_unique<SimBackend>(0, 0);
-    backend->set_trace_time(0);
-    Allocator a(c, std::move(backend));
-    std::mt19937_64 rng(7);
-    std::vector<void*> live;
-    int checked = 0;
-    for (int op = 0; op < 4000; ++op) {
-      if (live.empty() || rng() % 5 < 3) {
-        live.push_back(a.malloc(uint64_t(std::exp2(double(rng() % 2600) / 100.0)) + 1));  // 2 B .. 64 MiB
-      } else {
-        const size_t i = rng() % live.size();
-        a.free(live[i]);
-        live[i] = live.back();
-        live.pop_back();
-      }
-      if (op % 97 == 0) a.empty_cache();
-      if (op % 50 == 0) {
-        const MomentFigures m = report::moment_of(a.layout(), "now", c.vmm.granule_size);
-        ASSERT_EQ(int64_t(m.inactive_split_bytes), a.stats().inactive_split_bytes.all.current) << "op " << op;
-        ++checked;
-      }
-    }
+    const int checked = RandomRun(conf, 7, 4000, 26, 50, [](Allocator& a, int op) {
+      if (op % 97 < 50) a.empty_cache();  // now and then, between checks
+      const MomentFigures m = report::moment_of(a.layout(), "now");
+      ASSERT_EQ(int64_t(m.inactive_split_bytes), a.stats().inactive_split_bytes.all.current) << "op " << op;
+    });
     EXPECT_EQ(checked, 80);
-    for (void* p : live) a.free(p);
+  }
+}
+
+// What the layout says empty_cache cannot give back is what it leaves, under
+// every policy: so each segment's layout carries its own page (PyTorch's
+// expandable segments map the large pool in 20 MiB pages, hbm in granules).
+// One stream, so no free waits on another's work.
+TEST(Report, ALayoutsInactiveSplitIsWhatEmptyCacheLeaves) {
+  for (const char* conf : {"", "vmm:off", "remap:always", "policy:cca", "policy:cca,expandable_segments:True",
+                           "policy:cca,expandable_segments:True,large_segment_size_mb:40"}) {
+    SCOPED_TRACE(conf);
+    const int checked = RandomRun(conf, 11, 3000, 27, 60, [](Allocator& a, int op) {
+      const MomentFigures m = report::moment_of(a.layout(), "before");
+      a.empty_cache();
+      const Stats s = a.stats();
+      ASSERT_EQ(m.inactive_split_bytes, uint64_t(s.reserved_bytes.all.current - s.allocated_bytes.all.current))
+          << "op " << op;
+    });
+    EXPECT_EQ(checked, 50);
   }
 }
 
@@ -432,6 +463,37 @@ TEST(Report, StaticSnapshotReport) {
   EXPECT_EQ(count(html, "<svg"), 3u);  // the map and two histograms; no timeline
   EXPECT_EQ(nlohmann::json(report_from_json(nlohmann::json(r), "x")), nlohmann::json(r));
   write_sample("static", r);
+}
+
+// A snapshot recorded with expandable segments: empty_cache would unmap the
+// whole pages of free blocks (2 MiB in the small pool, 20 MiB in the large,
+// as PyTorch maps them), so those are not inactive split, in the moment or
+// in the memory summary.
+TEST(Report, StaticSnapshotOfExpandableSegments) {
+  trace::Trace t;
+  t.source = "es.pickle";
+  t.settings = {{"expandable_segments", "True"}};
+  trace::DeviceTrace& d = t.devices.emplace_back();
+  d.has_segment_picture = true;
+  using S = trace::BlockState;
+  const uint64_t a = 0x7f0000000000, b = a + 60 * kMiB;
+  // Three 20 MiB pages: 4 MiB live, then free; the last two pages are whole.
+  d.segments_at_end.push_back({a, 60 * kMiB, 0, false, true,
+                               {{0, a, 4 * kMiB, 4 * kMiB, 0, S::kActiveAllocated},
+                                {0, a + 4 * kMiB, 56 * kMiB, 0, 0, S::kInactive}}});
+  // Two 2 MiB pages: 512 B live, then free; the second page is whole.
+  d.segments_at_end.push_back({b, 4 * kMiB, 0, true, true, {{0, b, 512, 512, 0, S::kActiveAllocated}}});
+  FragReport r = build_static_report(t, 0);
+  const uint64_t kept = 16 * kMiB + 2 * kMiB - 512;
+  EXPECT_EQ(r.frag.moments.at(0).inactive_split_bytes, kept);
+  EXPECT_EQ(r.summary.rows.at(4).name, "inactive_split_bytes");
+  EXPECT_EQ(r.summary.rows[4].stat.all.current, int64_t(kept));
+  EXPECT_EQ(r.summary.rows[4].stat.small_pool.current, int64_t(2 * kMiB - 512));
+  EXPECT_EQ(r.summary.rows.at(8).name, "inactive_split");
+  EXPECT_EQ(r.summary.rows[8].stat.all.current, 2);
+  // The same picture with plain segments keeps every free byte.
+  for (trace::SegmentInfo& seg : d.segments_at_end) seg.expandable = false;
+  EXPECT_EQ(build_static_report(t, 0).summary.rows[4].stat.all.current, int64_t(56 * kMiB + 4 * kMiB - 512));
 }
 
 TEST(Report, BadSnapshotsAreErrorsNamingTheSource) {

@@ -11,7 +11,7 @@ void RecordingObserver::attached(const ObservedStart& start) {
   if (start.capacity != 0) setup.capacity = start.capacity;
   setup.settings = start.settings;
   for (const SegmentLayout& seg : start.layout) {
-    setup.segments.push_back(SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, seg.expandable, {}});
+    setup.segments.push_back(SegmentInfo{seg.addr, seg.size, seg.stream, seg.pool == Pool::kSmall, seg.expandable(), {}});
     for (const BlockLayout& b : seg.blocks) {
       if (!b.allocated) continue;
       const bool waiting = std::binary_search(start.pending_frees.begin(), start.pending_frees.end(), b.addr);

@@ -139,8 +139,7 @@ FragReport build_report(const trace::Trace& trace, const replay::ReplayResult& r
       r.sites.push_back(sites_at(trace, d, at_start ? 0 : oom.event, "OOM " + std::to_string(i + 1),
                                  NotAllocated{&failed, at_start ? oom.block : trace::kNoBlock}));
       if (!oom.layout.empty())
-        r.pins.push_back(
-            pins_at(trace, d, oom.layout, oom.block_ids, "OOM " + std::to_string(i + 1)));
+        r.pins.push_back(pins_at(trace, d, oom.layout, oom.block_ids, "OOM " + std::to_string(i + 1)));
       if (oom.block != trace::kNoBlock && oom.block < failed.size()) failed[oom.block] = 1;
     }
   }

@@ -25,7 +25,7 @@ SegmentUse use_of(const SegmentLayout& segment) {
 
 uint64_t unreleasable_bytes(const SegmentLayout& seg, const BlockLayout& b) {
   const uint64_t page = seg.page_size;
-  if (!seg.expandable || page == 0) return b.size;
+  if (!seg.expandable()) return b.size;
   const uint64_t lo = b.addr - seg.addr, hi = lo + b.size;
   const uint64_t first = (lo + page - 1) / page, end = hi / page;  // the pages b covers whole
   return end > first ? b.size - (end - first) * page : b.size;

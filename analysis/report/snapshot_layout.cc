@@ -29,7 +29,7 @@ Layout layout_of_snapshot(const std::string& source, const trace::DeviceTrace& d
     const uint64_t end = s->addr + s->size;
     end_of_previous = end;
 
-    SegmentLayout seg{s->addr, s->size, s->small_pool ? Pool::kSmall : Pool::kLarge, s->stream, {}, s->expandable,
+    SegmentLayout seg{s->addr, s->size, s->small_pool ? Pool::kSmall : Pool::kLarge, s->stream, {},
                       s->expandable ? (s->small_pool ? kSmallPoolPage : kLargePoolPage) : 0};
     std::vector<const trace::BlockInfo*> blocks;
     for (const trace::BlockInfo& b : s->blocks) blocks.push_back(&b);

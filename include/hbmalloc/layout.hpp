@@ -24,10 +24,13 @@ struct SegmentLayout {
   Pool pool = Pool::kLarge;
   uint64_t stream = 0;
   std::vector<BlockLayout> blocks;  // address order, covering [addr, addr + size)
-  bool expandable = false;          // a run of mapped pages (VMM) that grows and shrinks
-  uint64_t page_size = 0;           // an expandable run's mapping unit, counted from addr: empty_cache
-                                    // unmaps the pages a free block covers whole; 0 for a plain segment
-  PoolId private_pool{};            // {0, 0}: the default pool
+  // A run of mapped pages (VMM) that grows and shrinks, mapped in pages of
+  // this many bytes counted from addr (empty_cache unmaps the pages a free
+  // block covers whole); 0 for a plain segment.
+  uint64_t page_size = 0;
+  PoolId private_pool{};  // {0, 0}: the default pool
+
+  bool expandable() const { return page_size != 0; }
 };
 
 using Layout = std::vector<SegmentLayout>;

@@ -332,7 +332,7 @@ std::vector<CCA::StreamSegmentSize> TorchAllocator::getExpandableSegmentSizes(c1
   HbmAllocator* a = existing_allocator(d);
   if (a == nullptr) return sizes;
   for (const SegmentLayout& seg : a->layout()) {
-    if (!seg.expandable) continue;
+    if (!seg.expandable()) continue;
     auto stream = reinterpret_cast<cudaStream_t>(seg.stream);
     const bool small = seg.pool == Pool::kSmall;
     auto same = [&](const CCA::StreamSegmentSize& s) { return s.stream == stream && s.is_small_pool == small; };
@@ -361,7 +361,7 @@ CCA::SnapshotInfo TorchAllocator::snapshot(c10::cuda::MempoolId_t pool, bool inc
       s.total_size = seg.size;
       s.stream = reinterpret_cast<decltype(s.stream)>(seg.stream);
       s.is_large = seg.pool == Pool::kLarge;
-      s.is_expandable = seg.expandable;  // a page-mapped (VMM) run, as PyTorch marks its expandable segments
+      s.is_expandable = seg.expandable();  // a page-mapped (VMM) run, as PyTorch marks its expandable segments
       s.owner_private_pool_id = {seg.private_pool.first, seg.private_pool.second};
       for (const BlockLayout& b : seg.blocks) {
         auto& block = s.blocks.emplace_back();

@@ -240,13 +240,13 @@ TEST(CcaPolicy, ExpandableSegmentsMapPagesAndUnmapThem) {
   EXPECT_EQ(a->layout().size(), 2u) << "one segment per mapped range";
   // Marked as PyTorch's snapshots mark them, each with the page it maps
   // (what getExpandableSegmentSizes and the reports read).
-  EXPECT_TRUE(a.segment_of(p).expandable);
+  EXPECT_TRUE(a.segment_of(p).expandable());
   EXPECT_EQ(a.segment_of(p).page_size, 20 * kMiB);
-  EXPECT_TRUE(a.segment_of(s).expandable);
+  EXPECT_TRUE(a.segment_of(s).expandable());
   EXPECT_EQ(a.segment_of(s).page_size, 2 * kMiB);
   Cca plain;
   void* x = plain->malloc(1000);
-  EXPECT_FALSE(plain.segment_of(x).expandable);
+  EXPECT_FALSE(plain.segment_of(x).expandable());
   EXPECT_EQ(plain.segment_of(x).page_size, 0u);
   plain->free(x);
   EXPECT_TRUE(InvariantsHold(*a.alloc));

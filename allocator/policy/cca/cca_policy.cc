@@ -508,7 +508,7 @@ Layout CcaPolicy::layout() const {
       while (b != nullptr && !b->mapped) b = b->next;
       if (b == nullptr) break;
       const ExpandableSegment* es = b->segment->expandable;
-      SegmentLayout s{b->addr, 0, pool_of(*b->pool), b->stream, {}, es != nullptr, es != nullptr ? es->page() : 0};
+      SegmentLayout s{b->addr, 0, pool_of(*b->pool), b->stream, {}, es != nullptr ? es->page() : 0};
       for (; b != nullptr && b->mapped; b = b->next) {
         s.blocks.push_back({b->addr, b->size, b->allocated ? b->requested : 0, b->allocated});
         s.size += b->size;

@@ -397,7 +397,7 @@ void LargePool::append_layout(Layout& out, const std::function<uint64_t(uintptr_
       append_arena(head, out, requested_of);
       continue;
     }
-    SegmentLayout seg{base, head->segment->size, pool_, head->segment->stream, {}, false};
+    SegmentLayout seg{base, head->segment->size, pool_, head->segment->stream, {}};
     for (const Block* b = head; b; b = b->next)
       seg.blocks.push_back({b->addr, b->size, b->allocated() ? requested_of(b->addr) : 0, b->allocated()});
     out.push_back(std::move(seg));

@@ -239,7 +239,7 @@ void LargePool::append_arena(const Block* head, Layout& out,
   // Each stretch of mapped pages is a segment holding the parts of blocks on it.
   seg->pages.for_each_stretch([&](uint64_t first, uint64_t count) {
     const uintptr_t lo = seg->base + first * page_, hi = lo + count * page_;
-    SegmentLayout s{lo, hi - lo, pool_, seg->stream, {}, true, page_};
+    SegmentLayout s{lo, hi - lo, pool_, seg->stream, {}, page_};
     while (b && b->addr + b->size <= lo) b = b->next;
     for (const Block* c = b; c && c->addr < hi; c = c->next) {
       const uintptr_t from = std::max<uintptr_t>(c->addr, lo), to = std::min<uintptr_t>(c->addr + c->size, hi);

@@ -422,8 +422,7 @@ void SlabPool::for_each_hosted(absl::FunctionRef<void(const Slab&)> f) const {
 void SlabPool::append_layout(Layout& out, const std::function<uint64_t(uintptr_t)>& requested_of) const {
   for (const auto& [base, slab] : by_base_) {
     if (slab->hosted) continue;  // within its host's segment
-    SegmentLayout seg{base, slab_size_, Pool::kSmall, slab->stream, {}, supply_ != nullptr,
-                      supply_ != nullptr ? supply_->granule() : 0};
+    SegmentLayout seg{base, slab_size_, Pool::kSmall, slab->stream, {}, supply_ != nullptr ? supply_->granule() : 0};
     append_blocks(*slab, seg.blocks, requested_of);
     out.push_back(std::move(seg));
   }
